@@ -1,0 +1,66 @@
+/* conf: the daemon's configuration: defaults, the config file
+ * (conf/ctid.conf documents every key) and command-line overrides. A
+ * struct conf is filled once at start-up and read-only afterwards. */
+#ifndef CTID_CONF_H
+#define CTID_CONF_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_MAX_GATEWAYS 64
+#define CONF_HOST_MAX 256
+
+/* A VoIP gateway calls are sent to; matched by host and port of to_uri. */
+struct conf_gateway {
+    char name[64];              /* section name, for logs */
+    char host[CONF_HOST_MAX];   /* as written in to_uri */
+    uint16_t port;
+    unsigned max_calls;         /* concurrent calls; 0 = no per-gateway limit */
+    char username[128];         /* digest credentials; empty = none */
+    char password[128];
+};
+
+struct conf {
+    char listen_host[CONF_HOST_MAX]; /* JSON-RPC listener */
+    uint16_t listen_port;
+    char sip_host[CONF_HOST_MAX];    /* local SIP bind address (UDP) */
+    uint16_t sip_port;
+    char media_ip[CONF_HOST_MAX];    /* RTP bind + SDP c= address; "" = sip_host */
+    uint16_t rtp_port_min;           /* even ports in [min, max] are used */
+    uint16_t rtp_port_max;
+    char prompt_dir[PATH_MAX];
+    char state_dir[PATH_MAX];
+    char node_id[32];                /* area.station.instance */
+    char default_from[128];          /* user part of From when from_uri is null */
+    unsigned max_calls;              /* global concurrent calls */
+    unsigned max_line;               /* bytes per JSON-RPC line */
+    unsigned max_connections;
+    unsigned dial_timeout;           /* s from INVITE to a final response */
+    unsigned default_max_ring;       /* max_ring_seconds when not given */
+    char log_level[16];
+    char log_file[PATH_MAX];
+    struct conf_gateway gateways[CONF_MAX_GATEWAYS];
+    size_t n_gateways;
+};
+
+void conf_defaults(struct conf *c);
+/* Reads KEY = VALUE lines and [gateway NAME] sections. Returns 0, or -1
+ * with "FILE:LINE: reason" in err. */
+int conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
+/* Sets one top-level key (the same names as the file and the long
+ * command-line flags with '-' read as '_'). Returns 0 or -1 with err. */
+int conf_set(struct conf *c, const char *key, const char *value, char *err,
+             size_t errlen);
+/* Cross-field checks after everything is loaded. */
+int conf_validate(const struct conf *c, char *err, size_t errlen);
+/* The address RTP binds to and SDP advertises. */
+const char *conf_media_ip(const struct conf *c);
+/* The configured gateway at host:port, or NULL. */
+const struct conf_gateway *conf_find_gateway(const struct conf *c,
+                                             const char *host, uint16_t port);
+/* Writes the effective configuration as a config file would say it. */
+void conf_print(const struct conf *c, FILE *out);
+
+#endif

@@ -1,0 +1,45 @@
+/* media: RTP (RFC 3550) for calls. Owns the RTP port range, one UDP socket
+ * per call, and a ticker on the libevent loop that sends each stream's 20 ms
+ * frames at their due time on an absolute clock, so long prompts never
+ * drift. Incoming RTP is read and discarded. */
+#ifndef CTID_MEDIA_H
+#define CTID_MEDIA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "prompt.h"
+
+struct event_base;
+struct media;
+struct media_stream;
+
+/* Called on the loop when a stream has played its last frame (error 0) or
+ * cannot send (error -1). May close the stream. */
+typedef void (*media_done_fn)(void *owner, int error);
+
+struct media *media_new(struct event_base *base, const char *ip,
+                        uint16_t port_min, uint16_t port_max, char *err,
+                        size_t errlen);
+void media_free(struct media *m);
+
+/* Binds a free even port of the range. NULL with err when none is free. */
+struct media_stream *media_stream_open(struct media *m, void *owner,
+                                       media_done_fn on_done,
+                                       uint16_t *local_port, char *err,
+                                       size_t errlen);
+/* Starts sending clips, `plays` times over, to dest with payload type
+ * G711_PT_PCMA or G711_PT_PCMU. Takes its own references on the clips. */
+int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
+                      socklen_t dest_len, int payload_type,
+                      struct prompt_clip *const *clips, size_t n_clips,
+                      unsigned plays);
+/* Stops sending, closes the socket, frees the port. */
+void media_stream_close(struct media_stream *s);
+
+/* Writes a 12-byte RTP header; exposed for tests. */
+void media_rtp_header(uint8_t out[12], int marker, uint8_t payload_type,
+                      uint16_t seq, uint32_t timestamp, uint32_t ssrc);
+
+#endif

@@ -1,0 +1,43 @@
+/* playlist: play_content of contract §5 turned into typed items. */
+#ifndef CTID_PLAYLIST_H
+#define CTID_PLAYLIST_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "rpc.h"
+
+#define PLAYLIST_MAX_ITEMS 30
+
+enum play_type {
+    PLAY_FILE = 0,      /* one file name */
+    PLAY_DIGITS = 1,    /* spoken types 1-5: the spoken-prompts issue */
+    PLAY_NUMBER = 2,
+    PLAY_MONEY = 3,
+    PLAY_DATETIME = 4,
+    PLAY_DURATION = 5,
+    PLAY_FILES = 7,     /* file names joined by '|' */
+    PLAY_TTS = 10,
+};
+
+struct play_item {
+    int type;
+    char *content;  /* owned */
+    char *options;  /* owned; "" when not given */
+};
+
+struct playlist {
+    struct play_item items[PLAYLIST_MAX_ITEMS];
+    size_t n;       /* items kept; type < 0 items are skipped, not kept */
+};
+
+/* Accepts a string (one file) or an array of up to 30 items, each
+ * [content, type, options] with type and options optional. Types other than
+ * 0 and 7 (and < 0, skipped) are refused with -32602 naming the item. An
+ * empty result is refused too. Returns 0 or -1 with err; on -1 pl is
+ * empty. */
+int playlist_parse(json_t *play_content, struct playlist *pl,
+                   struct rpc_error *err);
+void playlist_free(struct playlist *pl);
+
+#endif

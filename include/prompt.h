@@ -1,0 +1,52 @@
+/* prompt: audio files from the prompt directory, loaded with libsndfile in
+ * any rate and channel count, converted once to 8 kHz mono, encoded to
+ * A-law and mu-law, and cached by path for every call to share. */
+#ifndef CTID_PROMPT_H
+#define CTID_PROMPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "playlist.h"
+#include "rpc.h"
+
+#define PROMPT_FRAME_SAMPLES 160 /* 20 ms at 8 kHz */
+#define PROMPT_MAX_CLIPS 256     /* clips in one call's play list */
+
+/* One decoded file. Reference counted: the cache holds one reference and
+ * each call playing it holds one. Main thread only. */
+struct prompt_clip {
+    char *path;        /* resolved absolute path, the cache key */
+    size_t n_frames;   /* 20 ms frames; the last one padded with silence */
+    int16_t *pcm;      /* n_frames * 160 samples, 8 kHz mono */
+    uint8_t *alaw;     /* pcm encoded, n_frames * 160 bytes */
+    uint8_t *ulaw;
+    time_t mtime;      /* of the file when loaded; a change reloads it */
+    off_t size;
+    unsigned refs;
+};
+
+struct prompt_cache;
+
+struct prompt_cache *prompt_cache_new(const char *prompt_dir);
+void prompt_cache_free(struct prompt_cache *pc);
+
+/* Resolves name inside the prompt directory (symlinks followed; anything
+ * resolving outside is -32602), loads it if not cached or changed on disk,
+ * and returns a new reference. A missing file is 404; an unreadable or
+ * undecodable one -32602. */
+int prompt_cache_get(struct prompt_cache *pc, const char *name,
+                     struct prompt_clip **out, struct rpc_error *err);
+void prompt_clip_unref(struct prompt_clip *clip);
+
+/* Loads every file of a play list (types 0 and 7) in order. On success
+ * *clips is a malloc'ed array of *n new references (free with
+ * prompt_clips_release). */
+int prompt_load_playlist(struct prompt_cache *pc, const struct playlist *pl,
+                         struct prompt_clip ***clips, size_t *n,
+                         struct rpc_error *err);
+void prompt_clips_release(struct prompt_clip **clips, size_t n);
+
+#endif

@@ -1,0 +1,58 @@
+/* server: the one struct server that holds the daemon's state, the
+ * JSON-RPC listener and its connections, method dispatch, and event
+ * delivery to creators and subscribers. Runs on the main libevent loop. */
+#ifndef CTID_SERVER_H
+#define CTID_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "idmap.h"
+
+struct event_base;
+struct evconnlistener;
+struct event;
+struct sip;
+struct media;
+struct prompt_cache;
+struct conn;
+
+struct server {
+    struct conf conf;              /* read-only after start-up */
+    struct event_base *base;       /* the main loop */
+    struct evconnlistener *listener;
+    struct event *sig_int;         /* SIGINT / SIGTERM: stop */
+    struct event *sig_term;
+    struct conn *conns;            /* open connections, a list */
+    unsigned n_conns;
+    uint64_t next_conn_id;
+    struct idmap calls;            /* process_id -> struct call * */
+    unsigned active_calls;
+    unsigned gateway_calls[CONF_MAX_GATEWAYS]; /* per conf gateway */
+    uint64_t next_process_id;      /* start second * 10^6 + counter */
+    struct sip *sip;
+    struct media *media;
+    struct prompt_cache *prompts;
+    bool stopping;
+};
+
+/* Builds everything from conf (listener, SIP thread, media, prompts).
+ * Returns 0 or -1 with err. */
+int server_init(struct server *srv, const struct conf *conf, char *err,
+                size_t errlen);
+/* Runs the loop until SIGINT/SIGTERM; returns the exit status. */
+int server_run(struct server *srv);
+void server_free(struct server *srv);
+
+/* Delivers an event line to the creator connection and every subscriber
+ * (once each). Steals params. */
+void server_emit_event(struct server *srv, uint64_t creator_conn,
+                       const char *method, json_t *params);
+
+/* Picks the next process_id: above every id this node handed out before,
+ * also across restarts (state_dir/process_id keeps the last start second). */
+int server_reserve_ids(struct server *srv, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,67 @@
+/* sip: outbound calls with sofia-sip's nua, on a thread of its own (see
+ * docs/architecture.md for why). The main loop sends commands through one
+ * queue and receives events through another; each queue wakes its reader
+ * with an eventfd. Calls are named by process_id on both sides, so no
+ * pointer crosses the thread boundary. */
+#ifndef CTID_SIP_H
+#define CTID_SIP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+
+struct event_base;
+struct sip;
+
+/* What the main loop asks for one outbound INVITE. */
+struct sip_invite {
+    uint64_t call_id;        /* the call's process_id */
+    char from_user[128];     /* "" for the configured default */
+    char from_host[256];     /* "" for the local SIP address */
+    bool anonymous;          /* anonymous From + Privacy: id */
+    char to_user[128];
+    char to_host[256];
+    uint16_t to_port;
+    uint16_t rtp_port;       /* our RTP port, for the SDP offer */
+    char username[128];      /* digest credentials, "" for none */
+    char password[128];
+};
+
+enum sip_event_type {
+    SIP_EV_PROGRESS,   /* provisional response (status 100-199) */
+    SIP_EV_ANSWERED,   /* 2xx with a usable SDP answer; ACK sent */
+    SIP_EV_FAILED,     /* the INVITE ended without a call */
+    SIP_EV_ENDED,      /* an established call ended (BYE either way) */
+};
+
+struct sip_event {
+    enum sip_event_type type;
+    uint64_t call_id;
+    int status;                       /* SIP status; for FAILED the final */
+    bool local;                       /* status made by our stack (timeout,
+                                         transport error), not the peer */
+    bool by_peer;                     /* ENDED: the callee sent BYE */
+    int payload_type;                 /* ANSWERED: 8 PCMA, 0 PCMU, -1 none */
+    struct sockaddr_storage media;    /* ANSWERED: where to send RTP */
+    socklen_t media_len;
+};
+
+typedef void (*sip_event_fn)(void *arg, const struct sip_event *ev);
+
+/* Starts the SIP thread bound to conf's sip address. Events are delivered
+ * on `base`'s loop through on_event. NULL with err on failure. */
+struct sip *sip_start(const struct conf *conf, struct event_base *base,
+                      sip_event_fn on_event, void *arg, char *err,
+                      size_t errlen);
+/* Ends every dialog it still has, stops and joins the thread. */
+void sip_stop(struct sip *s);
+
+/* Queue commands; both return 0 or -1 (out of memory). */
+int sip_invite(struct sip *s, const struct sip_invite *inv);
+/* CANCEL before a final response, BYE after 2xx; then forgets the call.
+ * No event follows. Unknown or finished ids are ignored. */
+int sip_hangup(struct sip *s, uint64_t call_id);
+
+#endif

@@ -1,0 +1,22 @@
+/* uri: the simplified SIP URI of contract §6, [[sip:]user@]host[:port].
+ * Anything outside the grammar is refused, never copied into SIP. */
+#ifndef CTID_URI_H
+#define CTID_URI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct uri {
+    char user[128];  /* dialled number; "" when absent */
+    char host[256];  /* hostname, IPv4, or IPv6 without brackets */
+    uint16_t port;   /* 5060 when absent */
+};
+
+/* Returns 0, or -1 with a reason in err. */
+int uri_parse(const char *text, struct uri *out, char *err, size_t errlen);
+/* Is every character of user allowed in a SIP user part? */
+int uri_user_valid(const char *user);
+/* "user@host:port" (IPv6 in brackets) into buf; returns snprintf's count. */
+int uri_format(const struct uri *u, char *buf, size_t len);
+
+#endif

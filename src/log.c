@@ -1,0 +1,69 @@
+/* log: formats one line per call of log_msg and writes it with a single
+ * write(2), so lines from the main and SIP threads never interleave. The
+ * level and destination are set once at start-up, before any thread. */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static struct {
+    enum log_level level;
+    int fd;
+} log_state = {LOGL_INFO, STDERR_FILENO};
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int log_level_parse(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(name, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int log_open(enum log_level level, const char *path)
+{
+    log_state.level = level;
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (log_state.fd != STDERR_FILENO)
+        close(log_state.fd);
+    log_state.fd = fd;
+    return 0;
+}
+
+void log_close(void)
+{
+    if (log_state.fd != STDERR_FILENO)
+        close(log_state.fd);
+    log_state.fd = STDERR_FILENO;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    if (level > log_state.level)
+        return;
+    int saved_errno = errno;
+    char line[2048];
+    int n = snprintf(line, sizeof line, "%s: ", level_names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    line[len++] = '\n';
+    /* A short or failed write of a log line has no better place to go. */
+    ssize_t ignored = write(log_state.fd, line, len);
+    (void)ignored;
+    errno = saved_errno;
+}
