@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "api.h"
@@ -85,10 +86,22 @@ struct call {
     unsigned plays;             /* play_repeat + 1 */
     unsigned max_ring_seconds;
     struct media_stream *media; /* owned; NULL once closed */
+    struct sockaddr_storage media_dest; /* callee's RTP address, from SDP */
+    socklen_t media_dest_len;
+    int payload_type;           /* 8 PCMA or 0 PCMU, as the answer chose */
     struct event *ring_timer;   /* owned */
     struct event *dial_timer;   /* owned */
     struct server *server;      /* back pointer, not owned */
 };
+
+/* Turns a validated construct into a call: loads the prompts, checks
+ * capacity (global and per gateway), opens the RTP port and hands the
+ * INVITE to the SIP thread. Takes a->user_data. NULL with err (404 prompt,
+ * 503 capacity, ...) and nothing changed otherwise. */
+struct call *call_start(struct server *srv, uint64_t creator_conn,
+                        struct api_construct *a, struct rpc_error *err);
+/* The live call with this process_id, or NULL. */
+struct call *call_find(struct server *srv, uint64_t process_id);
 
 /* Feeds one input to the state machine and carries out its actions. May
  * free the call (on release); do not touch it afterwards. */

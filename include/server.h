@@ -35,7 +35,8 @@ struct server {
     struct sip *sip;
     struct media *media;
     struct prompt_cache *prompts;
-    bool stopping;
+    bool stopping;                 /* SIGTERM seen: no new work */
+    unsigned flush_waited_ms;      /* shutdown: time spent flushing */
 };
 
 /* Builds everything from conf (listener, SIP thread, media, prompts).

@@ -18,6 +18,7 @@ struct sip;
 /* What the main loop asks for one outbound INVITE. */
 struct sip_invite {
     uint64_t call_id;        /* the call's process_id */
+    char res_id[96];         /* for log lines */
     char from_user[128];     /* "" for the configured default */
     char from_host[256];     /* "" for the local SIP address */
     bool anonymous;          /* anonymous From + Privacy: id */

@@ -1,1 +1,436 @@
-/* placeholder */
+/* call: notify-call resources and their state machine.
+ *
+ * call_transition() is the whole state machine of contract §1 and the
+ * outcome table of §4, top to bottom, with no side effects. call_input()
+ * feeds it one input and carries out the actions it asks for: timers, RTP,
+ * CANCEL/BYE, and on release the on_released event. call_start() turns a
+ * validated construct into a call: prompts, capacity, RTP port, INVITE.
+ *
+ * Every struct call is owned by the server's call table (keyed by
+ * process_id) from call_start until release, where call_release frees it. */
+#include "call.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "media.h"
+#include "server.h"
+#include "sip.h"
+
+#define ON_RELEASED "ext.notify_call.on_released"
+
+/* ---- the state machine --------------------------------------------------- */
+
+static struct call_step release(enum call_state from, unsigned extra,
+                                const char *error, const char *dropped_by,
+                                int cause)
+{
+    (void)from;
+    return (struct call_step){.next = CALL_RELEASED,
+                              .actions = CALL_ACT_RELEASE | extra,
+                              .error = error,
+                              .dropped_by = dropped_by,
+                              .cause = cause};
+}
+
+static struct call_step stay(enum call_state state, unsigned actions)
+{
+    return (struct call_step){.next = state, .actions = actions};
+}
+
+/* A final failure response before answer, by contract §4. */
+static struct call_step dial_failure(const struct call_facts *f)
+{
+    int st = f->status;
+    if (f->local)
+        /* Our own stack gave up: nothing ever answered is a dial error;
+         * provisionals but no final response is a call timeout. */
+        return f->responded ? release(CALL_INITIATED, 0, "call timeout",
+                                      "sys", st)
+                            : release(CALL_INITIATED, 0, "dial error", "sys",
+                                      st);
+    if (st == 486 || st == 600 || st == 603)
+        return release(CALL_INITIATED, 0, "call rejected", "usr", st);
+    return release(CALL_INITIATED, 0, "dial failed", "sys", st);
+}
+
+struct call_step call_transition(enum call_state state,
+                                 const struct call_facts *f,
+                                 enum call_input input)
+{
+    switch (state) {
+    case CALL_INITIATED:
+        switch (input) {
+        case CALL_IN_PROVISIONAL:
+            if (!f->ringing && (f->status == 180 || f->status == 183))
+                return stay(state, CALL_ACT_RING_TIMER);
+            return stay(state, 0);
+        case CALL_IN_ANSWERED:
+            return stay(CALL_ANSWERED, CALL_ACT_START_MEDIA);
+        case CALL_IN_NO_CODEC:
+            return release(state, CALL_ACT_HANGUP, "dial failed", "sys", 488);
+        case CALL_IN_FAILED:
+            return dial_failure(f);
+        case CALL_IN_RING_TIMEOUT:
+            return release(state, CALL_ACT_HANGUP, "ring timeout", "sys", 487);
+        case CALL_IN_DIAL_TIMEOUT:
+            return f->responded ? release(state, CALL_ACT_HANGUP,
+                                          "call timeout", "sys", 408)
+                                : release(state, CALL_ACT_HANGUP,
+                                          "dial error", "sys", 408);
+        case CALL_IN_DROP:
+            return release(state, CALL_ACT_HANGUP, "canceled", "sys", 487);
+        case CALL_IN_SHUTDOWN:
+            return release(state, CALL_ACT_HANGUP, "shutdown", "sys", 487);
+        case CALL_IN_PEER_BYE:   /* no dialog yet: cannot happen */
+        case CALL_IN_PLAY_DONE:  /* no media yet */
+        case CALL_IN_PLAY_ERROR:
+            return stay(state, 0);
+        }
+        break;
+    case CALL_ANSWERED:
+        switch (input) {
+        case CALL_IN_PLAY_DONE:
+            return release(state, CALL_ACT_HANGUP, NULL, "sys", 200);
+        case CALL_IN_PLAY_ERROR:
+            return release(state, CALL_ACT_HANGUP, "play error", "sys", 200);
+        case CALL_IN_PEER_BYE:
+            return release(state, 0, NULL, "usr", 200);
+        case CALL_IN_FAILED:     /* the dialog died under us */
+            return release(state, CALL_ACT_HANGUP, NULL, "usr", 200);
+        case CALL_IN_DROP:
+            return release(state, CALL_ACT_HANGUP, NULL, "sys", 200);
+        case CALL_IN_SHUTDOWN:
+            return release(state, CALL_ACT_HANGUP, "shutdown", "sys", 200);
+        case CALL_IN_PROVISIONAL: /* late or retransmitted responses */
+        case CALL_IN_ANSWERED:
+        case CALL_IN_NO_CODEC:
+        case CALL_IN_RING_TIMEOUT:
+        case CALL_IN_DIAL_TIMEOUT:
+            return stay(state, 0);
+        }
+        break;
+    case CALL_RELEASED:
+        break;
+    }
+    return stay(state, 0);
+}
+
+const char *call_state_name(enum call_state s)
+{
+    static const char *const names[] = {"Initiated", "Answered", "Released"};
+    return (unsigned)s < 3 ? names[s] : "?";
+}
+
+const char *call_input_name(enum call_input in)
+{
+    static const char *const names[] = {
+        "provisional",  "answered",     "no-codec",  "failed",
+        "peer-bye",     "ring-timeout", "dial-timeout", "play-done",
+        "play-error",   "drop",         "shutdown"};
+    return (unsigned)in < sizeof names / sizeof names[0] ? names[in] : "?";
+}
+
+/* ---- carrying out the actions ------------------------------------------ */
+
+void call_free(struct call *c)
+{
+    if (c == NULL)
+        return;
+    if (c->media != NULL)
+        media_stream_close(c->media);
+    if (c->ring_timer != NULL)
+        event_free(c->ring_timer);
+    if (c->dial_timer != NULL)
+        event_free(c->dial_timer);
+    prompt_clips_release(c->clips, c->n_clips);
+    free(c->user_data);
+    free(c);
+}
+
+static json_t *json_time_or_null(time_t t)
+{
+    return t ? json_integer((json_int_t)t) : json_null();
+}
+
+static void call_release(struct call *c, const struct call_step *st)
+{
+    struct server *srv = c->server;
+    time_t end = time(NULL);
+    log_info("%s: released error=%s dropped_by=%s cause=%d", c->res_id,
+             st->error ? st->error : "null", st->dropped_by, st->cause);
+
+    json_t *params = json_object();
+    json_object_set_new(params, "res_id", json_string(c->res_id));
+    json_object_set_new(params, "error",
+                        st->error ? json_string(st->error) : json_null());
+    json_object_set_new(params, "begin_time", json_time_or_null(c->begin_time));
+    json_object_set_new(params, "answer_time",
+                        json_time_or_null(c->answer_time));
+    json_object_set_new(params, "end_time", json_integer((json_int_t)end));
+    json_object_set_new(params, "dropped_by", json_string(st->dropped_by));
+    json_object_set_new(params, "user_data", c->user_data
+                                                 ? json_string(c->user_data)
+                                                 : json_null());
+    json_object_set_new(params, "cause", json_integer(st->cause));
+
+    idmap_del(&srv->calls, c->process_id);
+    srv->active_calls--;
+    if (c->gateway >= 0)
+        srv->gateway_calls[c->gateway]--;
+    server_emit_event(srv, c->creator_conn, ON_RELEASED, params);
+    call_free(c);
+}
+
+static void call_ring_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct call *c = arg;
+    log_info("%s: ringing longer than %us", c->res_id, c->max_ring_seconds);
+    call_input(c, CALL_IN_RING_TIMEOUT, 0, true);
+}
+
+static void call_dial_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct call *c = arg;
+    log_info("%s: no final response within %us", c->res_id,
+             c->server->conf.dial_timeout);
+    call_input(c, CALL_IN_DIAL_TIMEOUT, 0, true);
+}
+
+static void call_media_done(void *owner, int error)
+{
+    struct call *c = owner;
+    if (error)
+        log_warn("%s: RTP send failed", c->res_id);
+    else
+        log_info("%s: played %u time(s)", c->res_id, c->plays);
+    call_input(c, error ? CALL_IN_PLAY_ERROR : CALL_IN_PLAY_DONE, 0, true);
+}
+
+static void call_start_media(struct call *c)
+{
+    evtimer_del(c->ring_timer);
+    evtimer_del(c->dial_timer);
+    c->answer_time = time(NULL);
+    char addr[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (c->media_dest.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)&c->media_dest;
+        inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof addr);
+        port = ntohs(a->sin6_port);
+    } else {
+        const struct sockaddr_in *a = (const void *)&c->media_dest;
+        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
+        port = ntohs(a->sin_port);
+    }
+    log_info("%s: answered; playing %zu clip(s) x%u as %s to %s:%u",
+             c->res_id, c->n_clips, c->plays,
+             c->payload_type == 8 ? "PCMA" : "PCMU", addr, port);
+    if (media_stream_play(c->media, (const struct sockaddr *)&c->media_dest,
+                          c->media_dest_len, c->payload_type, c->clips,
+                          c->n_clips, c->plays) < 0) {
+        log_warn("%s: cannot start RTP", c->res_id);
+        call_input(c, CALL_IN_PLAY_ERROR, 0, true);
+    }
+}
+
+void call_input(struct call *c, enum call_input input, int status,
+                bool local)
+{
+    struct call_facts facts = {.ringing = c->ringing,
+                               .responded = c->responded,
+                               .status = status,
+                               .local = local};
+    struct call_step st = call_transition(c->state, &facts, input);
+    log_debug("%s: %s in %s -> %s", c->res_id, call_input_name(input),
+              call_state_name(c->state), call_state_name(st.next));
+
+    if (input == CALL_IN_PROVISIONAL || (input == CALL_IN_FAILED && !local))
+        c->responded = true;
+    c->state = st.next;
+
+    if (st.actions & CALL_ACT_RING_TIMER) {
+        c->ringing = true;
+        evtimer_del(c->dial_timer);
+        struct timeval tv = {.tv_sec = c->max_ring_seconds};
+        evtimer_add(c->ring_timer, &tv);
+    }
+    if (st.actions & CALL_ACT_HANGUP)
+        sip_hangup(c->server->sip, c->process_id);
+    if (st.actions & CALL_ACT_RELEASE) {
+        call_release(c, &st);
+        return;
+    }
+    if (st.actions & CALL_ACT_START_MEDIA)
+        call_start_media(c); /* may release c on error: nothing after */
+}
+
+void call_on_sip_event(struct server *srv, const struct sip_event *ev)
+{
+    struct call *c = idmap_get(&srv->calls, ev->call_id);
+    if (c == NULL)
+        return; /* released already; SIP was told to forget it */
+    switch (ev->type) {
+    case SIP_EV_PROGRESS:
+        call_input(c, CALL_IN_PROVISIONAL, ev->status, ev->local);
+        break;
+    case SIP_EV_ANSWERED:
+        if (ev->payload_type < 0) {
+            log_warn("%s: answer offers neither PCMA nor PCMU", c->res_id);
+            call_input(c, CALL_IN_NO_CODEC, ev->status, false);
+            break;
+        }
+        c->media_dest = ev->media;
+        c->media_dest_len = ev->media_len;
+        c->payload_type = ev->payload_type;
+        call_input(c, CALL_IN_ANSWERED, ev->status, false);
+        break;
+    case SIP_EV_FAILED:
+        call_input(c, CALL_IN_FAILED, ev->status, ev->local);
+        break;
+    case SIP_EV_ENDED:
+        call_input(c, CALL_IN_PEER_BYE, ev->status, ev->local);
+        break;
+    }
+}
+
+/* ---- creating a call ----------------------------------------------------- */
+
+/* The first to_uri whose gateway has a free slot; -1 when all are full. */
+static int pick_destination(struct server *srv, const struct api_construct *a,
+                            int *gateway)
+{
+    for (size_t i = 0; i < a->n_to; i++) {
+        const struct conf_gateway *g =
+            conf_find_gateway(&srv->conf, a->to[i].host, a->to[i].port);
+        if (g == NULL) {
+            *gateway = -1;
+            return (int)i;
+        }
+        int gi = (int)(g - srv->conf.gateways);
+        if (g->max_calls == 0 || srv->gateway_calls[gi] < g->max_calls) {
+            *gateway = gi;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+struct call *call_start(struct server *srv, uint64_t creator_conn,
+                        struct api_construct *a, struct rpc_error *err)
+{
+    struct prompt_clip **clips = NULL;
+    size_t n_clips = 0;
+    if (prompt_load_playlist(srv->prompts, &a->playlist, &clips, &n_clips,
+                             err) < 0)
+        return NULL;
+    if (srv->stopping) {
+        rpc_fail(err, RPC_UNAVAILABLE, "shutting down");
+        goto fail;
+    }
+    if (srv->active_calls >= srv->conf.max_calls) {
+        rpc_fail(err, RPC_UNAVAILABLE, "at capacity: %u calls in progress",
+                 srv->active_calls);
+        goto fail;
+    }
+    int gateway = -1;
+    int dest = pick_destination(srv, a, &gateway);
+    if (dest < 0) {
+        rpc_fail(err, RPC_UNAVAILABLE,
+                 "at capacity: every gateway in to_uri is full");
+        goto fail;
+    }
+
+    struct call *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+        goto fail;
+    }
+    c->server = srv;
+    c->process_id = srv->next_process_id;
+    api_format_res_id(srv->conf.node_id, c->process_id, c->res_id,
+                      sizeof c->res_id);
+    c->state = CALL_INITIATED;
+    c->creator_conn = creator_conn;
+    c->gateway = gateway;
+    c->begin_time = time(NULL);
+    c->clips = clips;
+    c->n_clips = n_clips;
+    clips = NULL;
+    c->plays = a->play_repeat + 1;
+    c->max_ring_seconds = a->max_ring_seconds;
+    c->user_data = a->user_data;
+    a->user_data = NULL;
+    uri_format(&a->to[dest], c->to_uri, sizeof c->to_uri);
+
+    char why[256];
+    uint16_t rtp_port = 0;
+    c->media = media_stream_open(srv->media, c, call_media_done, &rtp_port,
+                                 why, sizeof why);
+    if (c->media == NULL) {
+        log_warn("%s: no RTP port: %s", c->res_id, why);
+        rpc_fail(err, RPC_UNAVAILABLE, "at capacity: %s", why);
+        call_free(c);
+        return NULL;
+    }
+    c->ring_timer = evtimer_new(srv->base, call_ring_timeout, c);
+    c->dial_timer = evtimer_new(srv->base, call_dial_timeout, c);
+    if (c->ring_timer == NULL || c->dial_timer == NULL ||
+        idmap_put(&srv->calls, c->process_id, c) < 0) {
+        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+        call_free(c);
+        return NULL;
+    }
+
+    struct sip_invite inv = {0};
+    inv.call_id = c->process_id;
+    snprintf(inv.res_id, sizeof inv.res_id, "%s", c->res_id);
+    inv.anonymous = a->from_anonymous;
+    if (a->from_given && !a->from_anonymous) {
+        snprintf(inv.from_user, sizeof inv.from_user, "%s", a->from.user);
+        snprintf(inv.from_host, sizeof inv.from_host, "%s", a->from.host);
+    }
+    snprintf(inv.to_user, sizeof inv.to_user, "%s", a->to[dest].user);
+    snprintf(inv.to_host, sizeof inv.to_host, "%s", a->to[dest].host);
+    inv.to_port = a->to[dest].port;
+    inv.rtp_port = rtp_port;
+    if (gateway >= 0) {
+        const struct conf_gateway *g = &srv->conf.gateways[gateway];
+        snprintf(inv.username, sizeof inv.username, "%s", g->username);
+        snprintf(inv.password, sizeof inv.password, "%s", g->password);
+    }
+    if (sip_invite(srv->sip, &inv) < 0) {
+        idmap_del(&srv->calls, c->process_id);
+        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+        call_free(c);
+        return NULL;
+    }
+
+    srv->next_process_id++;
+    srv->active_calls++;
+    if (gateway >= 0)
+        srv->gateway_calls[gateway]++;
+    struct timeval tv = {.tv_sec = srv->conf.dial_timeout};
+    evtimer_add(c->dial_timer, &tv);
+    log_info("%s: constructed to %s, %zu clip(s), plays %u, max ring %us",
+             c->res_id, c->to_uri, c->n_clips, c->plays,
+             c->max_ring_seconds);
+    return c;
+
+fail:
+    prompt_clips_release(clips, n_clips);
+    return NULL;
+}
+
+struct call *call_find(struct server *srv, uint64_t process_id)
+{
+    return process_id ? idmap_get(&srv->calls, process_id) : NULL;
+}

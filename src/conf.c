@@ -1,1 +1,382 @@
-/* placeholder */
+/* conf: defaults, the config file parser and command-line overrides. The
+ * file is KEY = VALUE lines with [gateway NAME] sections; '#' starts a
+ * comment at the start of a line or after white space. */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static int conf_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int conf_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void conf_defaults(struct conf *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->listen_host, "127.0.0.1");
+    c->listen_port = 7010;
+    strcpy(c->sip_host, "127.0.0.1");
+    c->sip_port = 5060;
+    c->rtp_port_min = 20000;
+    c->rtp_port_max = 29999;
+    strcpy(c->prompt_dir, "/usr/share/ctid/prompts");
+    strcpy(c->state_dir, "/var/lib/ctid");
+    strcpy(c->node_id, "0.0.0");
+    strcpy(c->default_from, "ctid");
+    c->max_calls = 1000;
+    c->max_line = 65536;
+    c->max_connections = 1024;
+    c->dial_timeout = 30;
+    c->default_max_ring = 50;
+    strcpy(c->log_level, "info");
+}
+
+static int copy_str(char *dst, size_t size, const char *value,
+                    const char *key, char *err, size_t errlen)
+{
+    if (strlen(value) >= size)
+        return conf_err(err, errlen, "%s: longer than %zu bytes", key,
+                        size - 1);
+    strcpy(dst, value);
+    return 0;
+}
+
+static int parse_uint(const char *value, unsigned long min, unsigned long max,
+                      unsigned long *out, const char *key, char *err,
+                      size_t errlen)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)value[0]))
+        return conf_err(err, errlen, "%s: '%s' is not a number", key, value);
+    unsigned long v = strtoul(value, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return conf_err(err, errlen, "%s: '%s' is not a number", key, value);
+    if (v < min || v > max)
+        return conf_err(err, errlen, "%s: %lu is outside %lu..%lu", key, v,
+                        min, max);
+    *out = v;
+    return 0;
+}
+
+static int set_unsigned(unsigned *dst, const char *value, unsigned long min,
+                        unsigned long max, const char *key, char *err,
+                        size_t errlen)
+{
+    unsigned long v;
+    if (parse_uint(value, min, max, &v, key, err, errlen) < 0)
+        return -1;
+    *dst = (unsigned)v;
+    return 0;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" */
+static int parse_hostport(const char *value, char *host, size_t hostlen,
+                          uint16_t *port, const char *key, char *err,
+                          size_t errlen)
+{
+    const char *colon;
+    const char *h = value;
+    size_t hlen;
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (close == NULL || close[1] != ':')
+            return conf_err(err, errlen, "%s: expected [ADDR]:PORT, got '%s'",
+                            key, value);
+        h = value + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(value, ':');
+        if (colon == NULL || strchr(value, ':') != colon)
+            return conf_err(err, errlen, "%s: expected HOST:PORT, got '%s'",
+                            key, value);
+        hlen = (size_t)(colon - value);
+    }
+    if (hlen == 0 || hlen >= hostlen)
+        return conf_err(err, errlen, "%s: bad host in '%s'", key, value);
+    unsigned long p;
+    if (parse_uint(colon + 1, 1, 65535, &p, key, err, errlen) < 0)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int parse_port_range(struct conf *c, const char *value, char *err,
+                            size_t errlen)
+{
+    unsigned lo, hi;
+    char tail;
+    if (sscanf(value, "%u-%u%c", &lo, &hi, &tail) != 2 || lo < 1024 ||
+        hi > 65535 || lo > hi || hi - lo < 1)
+        return conf_err(err, errlen,
+                        "rtp_ports: expected LO-HI within 1024-65535 with at "
+                        "least two ports, got '%s'",
+                        value);
+    c->rtp_port_min = (uint16_t)lo;
+    c->rtp_port_max = (uint16_t)hi;
+    return 0;
+}
+
+static int valid_node_id(const char *s)
+{
+    unsigned a, b, d;
+    char tail;
+    return sscanf(s, "%u.%u.%u%c", &a, &b, &d, &tail) == 3 &&
+           strspn(s, "0123456789.") == strlen(s);
+}
+
+int conf_set(struct conf *c, const char *key, const char *value, char *err,
+             size_t errlen)
+{
+    if (strcmp(key, "listen") == 0)
+        return parse_hostport(value, c->listen_host, sizeof c->listen_host,
+                              &c->listen_port, key, err, errlen);
+    if (strcmp(key, "sip") == 0)
+        return parse_hostport(value, c->sip_host, sizeof c->sip_host,
+                              &c->sip_port, key, err, errlen);
+    if (strcmp(key, "media_ip") == 0)
+        return copy_str(c->media_ip, sizeof c->media_ip, value, key, err,
+                        errlen);
+    if (strcmp(key, "rtp_ports") == 0)
+        return parse_port_range(c, value, err, errlen);
+    if (strcmp(key, "prompt_dir") == 0)
+        return copy_str(c->prompt_dir, sizeof c->prompt_dir, value, key, err,
+                        errlen);
+    if (strcmp(key, "state_dir") == 0)
+        return copy_str(c->state_dir, sizeof c->state_dir, value, key, err,
+                        errlen);
+    if (strcmp(key, "node_id") == 0) {
+        if (!valid_node_id(value))
+            return conf_err(err, errlen,
+                            "node_id: expected area.station.instance like "
+                            "0.0.0, got '%s'",
+                            value);
+        return copy_str(c->node_id, sizeof c->node_id, value, key, err,
+                        errlen);
+    }
+    if (strcmp(key, "default_from") == 0)
+        return copy_str(c->default_from, sizeof c->default_from, value, key,
+                        err, errlen);
+    if (strcmp(key, "max_calls") == 0)
+        return set_unsigned(&c->max_calls, value, 1, 1000000, key, err,
+                            errlen);
+    if (strcmp(key, "max_line") == 0)
+        return set_unsigned(&c->max_line, value, 1024, 16 << 20, key, err,
+                            errlen);
+    if (strcmp(key, "max_connections") == 0)
+        return set_unsigned(&c->max_connections, value, 1, 1000000, key, err,
+                            errlen);
+    if (strcmp(key, "dial_timeout") == 0)
+        return set_unsigned(&c->dial_timeout, value, 1, 3600, key, err,
+                            errlen);
+    if (strcmp(key, "max_ring_seconds") == 0)
+        return set_unsigned(&c->default_max_ring, value, 1, 3600, key, err,
+                            errlen);
+    if (strcmp(key, "log_level") == 0) {
+        if (log_level_parse(value) < 0)
+            return conf_err(err, errlen,
+                            "log_level: expected error, warn, info or debug, "
+                            "got '%s'",
+                            value);
+        return copy_str(c->log_level, sizeof c->log_level, value, key, err,
+                        errlen);
+    }
+    if (strcmp(key, "log_file") == 0)
+        return copy_str(c->log_file, sizeof c->log_file, value, key, err,
+                        errlen);
+    return conf_err(err, errlen, "unknown key '%s'", key);
+}
+
+static int gateway_set(struct conf_gateway *g, const char *key,
+                       const char *value, char *err, size_t errlen)
+{
+    unsigned long v;
+    if (strcmp(key, "host") == 0)
+        return copy_str(g->host, sizeof g->host, value, key, err, errlen);
+    if (strcmp(key, "port") == 0) {
+        if (parse_uint(value, 1, 65535, &v, key, err, errlen) < 0)
+            return -1;
+        g->port = (uint16_t)v;
+        return 0;
+    }
+    if (strcmp(key, "max_calls") == 0)
+        return set_unsigned(&g->max_calls, value, 0, 1000000, key, err,
+                            errlen);
+    if (strcmp(key, "username") == 0)
+        return copy_str(g->username, sizeof g->username, value, key, err,
+                        errlen);
+    if (strcmp(key, "password") == 0)
+        return copy_str(g->password, sizeof g->password, value, key, err,
+                        errlen);
+    return conf_err(err, errlen, "unknown gateway key '%s'", key);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static void strip_comment(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+}
+
+static int start_gateway(struct conf *c, char *section, char *err,
+                         size_t errlen)
+{
+    char *name = trim(section + strlen("gateway"));
+    if (strncmp(section, "gateway", 7) != 0 || !isspace((unsigned char)section[7]) ||
+        name[0] == '\0')
+        return conf_err(err, errlen,
+                        "unknown section [%s]; expected [gateway NAME]",
+                        section);
+    if (c->n_gateways == CONF_MAX_GATEWAYS)
+        return conf_err(err, errlen, "more than %d gateways",
+                        CONF_MAX_GATEWAYS);
+    struct conf_gateway *g = &c->gateways[c->n_gateways++];
+    memset(g, 0, sizeof *g);
+    g->port = 5060;
+    return copy_str(g->name, sizeof g->name, name, "gateway name", err,
+                    errlen);
+}
+
+int conf_load_file(struct conf *c, const char *path, char *err,
+                   size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return conf_err(err, errlen, "%s: %s", path, strerror(errno));
+    char line[4096];
+    char why[512];
+    unsigned lineno = 0;
+    struct conf_gateway *gw = NULL;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        strip_comment(line);
+        char *s = trim(line);
+        if (*s == '\0')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (close == NULL || trim(close + 1)[0] != '\0') {
+                snprintf(why, sizeof why, "bad section header");
+                rc = -1;
+                break;
+            }
+            *close = '\0';
+            rc = start_gateway(c, trim(s + 1), why, sizeof why);
+            gw = rc == 0 ? &c->gateways[c->n_gateways - 1] : NULL;
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(why, sizeof why, "expected KEY = VALUE");
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s);
+        char *value = trim(eq + 1);
+        rc = gw ? gateway_set(gw, key, value, why, sizeof why)
+                : conf_set(c, key, value, why, sizeof why);
+    }
+    fclose(f);
+    if (rc < 0)
+        return conf_err(err, errlen, "%s:%u: %s", path, lineno, why);
+    return 0;
+}
+
+int conf_validate(const struct conf *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->n_gateways; i++) {
+        const struct conf_gateway *g = &c->gateways[i];
+        if (g->host[0] == '\0')
+            return conf_err(err, errlen, "[gateway %s]: host is required",
+                            g->name);
+        if ((g->username[0] == '\0') != (g->password[0] == '\0'))
+            return conf_err(err, errlen,
+                            "[gateway %s]: username and password go together",
+                            g->name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->gateways[j].host, g->host) == 0 &&
+                c->gateways[j].port == g->port)
+                return conf_err(err, errlen,
+                                "[gateway %s]: same host:port as [gateway %s]",
+                                g->name, c->gateways[j].name);
+    }
+    if (strcmp(conf_media_ip(c), "0.0.0.0") == 0 ||
+        strcmp(conf_media_ip(c), "::") == 0)
+        return conf_err(err, errlen,
+                        "media_ip must be set to a concrete address when sip "
+                        "binds a wildcard address: SDP must tell the callee "
+                        "where to send RTP");
+    return 0;
+}
+
+const char *conf_media_ip(const struct conf *c)
+{
+    return c->media_ip[0] ? c->media_ip : c->sip_host;
+}
+
+const struct conf_gateway *conf_find_gateway(const struct conf *c,
+                                             const char *host, uint16_t port)
+{
+    for (size_t i = 0; i < c->n_gateways; i++)
+        if (c->gateways[i].port == port &&
+            strcasecmp(c->gateways[i].host, host) == 0)
+            return &c->gateways[i];
+    return NULL;
+}
+
+void conf_print(const struct conf *c, FILE *out)
+{
+    fprintf(out, "listen = %s:%u\n", c->listen_host, c->listen_port);
+    fprintf(out, "sip = %s:%u\n", c->sip_host, c->sip_port);
+    fprintf(out, "media_ip = %s\n", conf_media_ip(c));
+    fprintf(out, "rtp_ports = %u-%u\n", c->rtp_port_min, c->rtp_port_max);
+    fprintf(out, "prompt_dir = %s\n", c->prompt_dir);
+    fprintf(out, "state_dir = %s\n", c->state_dir);
+    fprintf(out, "node_id = %s\n", c->node_id);
+    fprintf(out, "default_from = %s\n", c->default_from);
+    fprintf(out, "max_calls = %u\n", c->max_calls);
+    fprintf(out, "max_line = %u\n", c->max_line);
+    fprintf(out, "max_connections = %u\n", c->max_connections);
+    fprintf(out, "dial_timeout = %u\n", c->dial_timeout);
+    fprintf(out, "max_ring_seconds = %u\n", c->default_max_ring);
+    fprintf(out, "log_level = %s\n", c->log_level);
+    fprintf(out, "log_file = %s\n", c->log_file);
+    for (size_t i = 0; i < c->n_gateways; i++) {
+        const struct conf_gateway *g = &c->gateways[i];
+        /* The password stays out of anything printed. */
+        fprintf(out, "\n[gateway %s]\nhost = %s\nport = %u\nmax_calls = %u\n",
+                g->name, g->host, g->port, g->max_calls);
+        if (g->username[0])
+            fprintf(out, "username = %s\npassword = (set)\n", g->username);
+    }
+}

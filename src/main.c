@@ -1,1 +1,151 @@
-int main(void){return 0;}
+/* main: command line, configuration, and the daemon's life. ctid runs in
+ * the foreground (systemd or a terminal supervises it) and logs to stderr
+ * unless log_file is set. Flags override the config file. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "server.h"
+#include "version.h"
+
+#define DEFAULT_CONFIG "/etc/ctid/ctid.conf"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ctid [options]\n"
+            "\n"
+            "ctid places outbound notification calls: JSON-RPC requests in,\n"
+            "SIP calls and RTP prompts out, on_released events back.\n"
+            "\n"
+            "  --config FILE        config file (default " DEFAULT_CONFIG
+            " if it exists)\n"
+            "  --listen HOST:PORT   JSON-RPC listener (default 127.0.0.1:7010)\n"
+            "  --sip HOST:PORT      local SIP UDP address (default "
+            "127.0.0.1:5060)\n"
+            "  --rtp-ports LO-HI    RTP port range (default 20000-29999)\n"
+            "  --prompt-dir DIR     prompt files (default "
+            "/usr/share/ctid/prompts)\n"
+            "  --state-dir DIR      state (default /var/lib/ctid)\n"
+            "  --node-id A.B.C      node id in res_id (default 0.0.0)\n"
+            "  --log-level LEVEL    error, warn, info or debug (default info)\n"
+            "  --check-config       print the effective configuration and "
+            "exit\n"
+            "  --version            print the version and exit\n"
+            "  --help               this text\n"
+            "\n"
+            "Flags override the config file; conf/ctid.conf documents every "
+            "key.\n");
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_CHECK = 256, OPT_VERSION, OPT_HELP };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"sip", required_argument, NULL, 's'},
+        {"rtp-ports", required_argument, NULL, 'r'},
+        {"prompt-dir", required_argument, NULL, 'p'},
+        {"state-dir", required_argument, NULL, 'd'},
+        {"node-id", required_argument, NULL, 'n'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    /* Config keys of the override flags, indexed by their short code. */
+    static const struct { int code; const char *key; } overrides[] = {
+        {'l', "listen"},     {'s', "sip"},       {'r', "rtp_ports"},
+        {'p', "prompt_dir"}, {'d', "state_dir"}, {'n', "node_id"},
+        {'v', "log_level"},
+    };
+    const char *config = NULL;
+    bool check_only = false;
+    struct { const char *key, *value; } set[16];
+    size_t n_set = 0;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_CHECK:
+            check_only = true;
+            break;
+        case OPT_VERSION:
+            printf("ctid %s\n", CTID_VERSION);
+            return 0;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default: {
+            size_t i;
+            for (i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
+                if (overrides[i].code == opt)
+                    break;
+            if (i == sizeof overrides / sizeof overrides[0] ||
+                n_set == sizeof set / sizeof set[0]) {
+                usage(stderr);
+                return 2;
+            }
+            set[n_set].key = overrides[i].key;
+            set[n_set++].value = optarg;
+        }
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ctid: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    static struct conf conf; /* large; read-only once the server copies it */
+    char err[1024];
+    conf_defaults(&conf);
+    if (config == NULL && access(DEFAULT_CONFIG, R_OK) == 0)
+        config = DEFAULT_CONFIG;
+    if (config != NULL && conf_load_file(&conf, config, err, sizeof err) < 0) {
+        fprintf(stderr, "ctid: %s\n", err);
+        return 1;
+    }
+    for (size_t i = 0; i < n_set; i++)
+        if (conf_set(&conf, set[i].key, set[i].value, err, sizeof err) < 0) {
+            fprintf(stderr, "ctid: --%s: %s\n", set[i].key, err);
+            return 1;
+        }
+    if (conf_validate(&conf, err, sizeof err) < 0) {
+        fprintf(stderr, "ctid: %s\n", err);
+        return 1;
+    }
+    if (check_only) {
+        printf("# %s: configuration OK\n", config ? config : "(defaults)");
+        conf_print(&conf, stdout);
+        return 0;
+    }
+
+    if (log_open((enum log_level)log_level_parse(conf.log_level),
+                 conf.log_file) < 0) {
+        fprintf(stderr, "ctid: log_file %s: cannot open\n", conf.log_file);
+        return 1;
+    }
+    log_info("ctid %s starting%s%s", CTID_VERSION, config ? " with " : "",
+             config ? config : "");
+
+    static struct server srv; /* the one struct server */
+    int status = 1;
+    if (server_init(&srv, &conf, err, sizeof err) < 0)
+        log_error("cannot start: %s", err);
+    else
+        status = server_run(&srv);
+    server_free(&srv);
+    log_close();
+    return status;
+}

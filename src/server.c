@@ -1,1 +1,489 @@
-/* placeholder */
+/* server: the one struct server, the JSON-RPC listener and connections,
+ * method dispatch, and event delivery.
+ *
+ * A connection (struct conn) is owned by the server's list from accept to
+ * close. Bytes read go through its rpc_framer; each line is parsed, the
+ * method runs to completion, and its reply is queued on the connection's
+ * bufferevent before anything else can happen on the loop. That is what
+ * makes "the construct reply precedes the resource's events" hold: events
+ * only come from later loop iterations. */
+#include "server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "call.h"
+#include "log.h"
+#include "media.h"
+#include "prompt.h"
+#include "rpc.h"
+#include "sip.h"
+
+#define SHUTDOWN_FLUSH_MS 2000 /* longest wait for replies/events to flush */
+
+struct conn {
+    uint64_t id;              /* never reused; calls name their creator by it */
+    struct server *srv;
+    struct bufferevent *bev;  /* owned */
+    struct rpc_framer framer; /* owned */
+    char peer[64];            /* "ip:port", for logs */
+    bool subscribed;          /* sys.subscribe: receives every event */
+    bool closing;             /* close once the current read is handled */
+    struct conn *prev, *next; /* server's list */
+};
+
+/* ---- output ------------------------------------------------------------- */
+
+static void conn_write(struct conn *c, char *line, size_t len)
+{
+    if (line == NULL) {
+        log_error("%s: out of memory building a reply", c->peer);
+        c->closing = true;
+        return;
+    }
+    if (bufferevent_write(c->bev, line, len) < 0)
+        c->closing = true;
+    free(line);
+}
+
+static void reply_result(struct conn *c, json_t *id, json_t *result)
+{
+    size_t len;
+    if (id == NULL) { /* notification: run, never answer */
+        json_decref(result);
+        return;
+    }
+    char *line = rpc_result_line(id, result, &len);
+    conn_write(c, line, len);
+}
+
+static void reply_error(struct conn *c, json_t *id, const struct rpc_error *e)
+{
+    size_t len;
+    if (id == NULL)
+        return;
+    char *line = rpc_error_line(id, e, &len);
+    conn_write(c, line, len);
+}
+
+void server_emit_event(struct server *srv, uint64_t creator_conn,
+                       const char *method, json_t *params)
+{
+    size_t len;
+    char *line = rpc_event_line(method, params, &len);
+    if (line == NULL) {
+        log_error("out of memory building %s", method);
+        return;
+    }
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (c->id == creator_conn || c->subscribed)
+            if (bufferevent_write(c->bev, line, len) < 0)
+                log_warn("%s: cannot queue %s", c->peer, method);
+    free(line);
+}
+
+/* ---- methods --------------------------------------------------------- */
+
+static void do_construct(struct conn *c, struct rpc_request *req)
+{
+    struct server *srv = c->srv;
+    struct api_construct a;
+    struct rpc_error err;
+    if (api_parse_construct(req->params, srv->conf.default_max_ring, &a,
+                            &err) < 0) {
+        log_info("%s: construct refused: %s", c->peer, err.message);
+        api_construct_free(&a);
+        reply_error(c, req->id, &err);
+        return;
+    }
+    const char *user_data = a.user_data; /* moves into the call */
+    json_t *ud = user_data ? json_string(user_data) : json_null();
+    struct call *call = call_start(srv, c->id, &a, &err);
+    api_construct_free(&a);
+    if (call == NULL) {
+        json_decref(ud);
+        log_info("%s: construct refused: %d %s", c->peer, err.code,
+                 err.message);
+        reply_error(c, req->id, &err);
+        return;
+    }
+    json_t *result = json_pack("{s:s, s:o, s:s, s:{s:I}}", "res_id",
+                               call->res_id, "user_data", ud, "to_uri",
+                               call->to_uri, "ipsc_info", "process_id",
+                               (json_int_t)call->process_id);
+    reply_result(c, req->id, result);
+}
+
+static void do_exists(struct conn *c, struct rpc_request *req)
+{
+    uint64_t pid;
+    struct rpc_error err;
+    if (api_parse_res_id(req->params, c->srv->conf.node_id, &pid, &err) < 0) {
+        reply_error(c, req->id, &err);
+        return;
+    }
+    reply_result(c, req->id, json_boolean(call_find(c->srv, pid) != NULL));
+}
+
+static void do_drop(struct conn *c, struct rpc_request *req)
+{
+    uint64_t pid;
+    struct rpc_error err;
+    if (api_parse_res_id(req->params, c->srv->conf.node_id, &pid, &err) < 0) {
+        reply_error(c, req->id, &err);
+        return;
+    }
+    struct call *call = call_find(c->srv, pid);
+    if (call == NULL) {
+        rpc_fail(&err, RPC_NOT_FOUND, "unknown res_id");
+        reply_error(c, req->id, &err);
+        return;
+    }
+    log_info("%s: drop requested by %s", call->res_id, c->peer);
+    /* Reply first: the event that the drop causes must follow it. */
+    reply_result(c, req->id, json_true());
+    call_input(call, CALL_IN_DROP, 0, true);
+}
+
+static void dispatch(struct conn *c, struct rpc_request *req)
+{
+    const char *m = req->method;
+    struct rpc_error err;
+    if (strcmp(m, "ext.notify_call.construct") == 0)
+        do_construct(c, req);
+    else if (strcmp(m, "ext.notify_call.exists") == 0)
+        do_exists(c, req);
+    else if (strcmp(m, "ext.notify_call.drop") == 0)
+        do_drop(c, req);
+    else if (strcmp(m, "sys.subscribe") == 0) {
+        c->subscribed = true;
+        reply_result(c, req->id, json_true());
+    } else if (strcmp(m, "sys.ping") == 0)
+        reply_result(c, req->id, json_string("pong"));
+    else {
+        rpc_fail(&err, RPC_METHOD_NOT_FOUND, "method not found: %.200s", m);
+        reply_error(c, req->id, &err);
+    }
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void on_line(void *arg, char *line, size_t len)
+{
+    struct conn *c = arg;
+    struct rpc_request req;
+    struct rpc_error err;
+    json_t *id = NULL;
+    if (c->closing)
+        return;
+    if (rpc_parse_request(line, len, &req, &id, &err) < 0) {
+        log_info("%s: bad request: %s", c->peer, err.message);
+        /* Unparseable requests are answered even without an id: the
+         * sender cannot have meant a notification. */
+        json_t *null_id = json_null();
+        reply_error(c, id ? id : null_id, &err);
+        json_decref(null_id);
+        json_decref(id);
+        return;
+    }
+    log_debug("%s: %s", c->peer, req.method);
+    dispatch(c, &req);
+    rpc_request_free(&req);
+}
+
+static void on_oversize(void *arg)
+{
+    struct conn *c = arg;
+    struct rpc_error err;
+    rpc_fail(&err, RPC_INVALID_REQUEST, "line longer than %u bytes",
+             c->srv->conf.max_line);
+    log_info("%s: %s", c->peer, err.message);
+    json_t *null_id = json_null();
+    reply_error(c, null_id, &err);
+    json_decref(null_id);
+}
+
+static void conn_close(struct conn *c)
+{
+    struct server *srv = c->srv;
+    log_info("%s: connection closed", c->peer);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->n_conns--;
+    bufferevent_free(c->bev);
+    rpc_framer_free(&c->framer);
+    free(c);
+}
+
+static void conn_on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char buf[16384];
+    int n;
+    while (!c->closing && (n = evbuffer_remove(in, buf, sizeof buf)) > 0)
+        if (rpc_framer_feed(&c->framer, buf, (size_t)n, on_line, on_oversize,
+                            c) < 0)
+            c->closing = true;
+    if (c->closing)
+        conn_close(c);
+}
+
+static void conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (what & BEV_EVENT_ERROR)
+        log_info("%s: %s", c->peer, strerror(EVUTIL_SOCKET_ERROR()));
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        conn_close(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    struct server *srv = arg;
+    char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+    getnameinfo(sa, (socklen_t)salen, host, sizeof host, port, sizeof port,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    if (srv->n_conns >= srv->conf.max_connections || srv->stopping) {
+        log_warn("%s:%s: refused: %s", host, port,
+                 srv->stopping ? "shutting down" : "max_connections reached");
+        evutil_closesocket(fd);
+        return;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (c != NULL)
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c == NULL || c->bev == NULL) {
+        log_error("out of memory accepting a connection");
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    c->id = ++srv->next_conn_id;
+    c->srv = srv;
+    snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
+    rpc_framer_init(&c->framer, srv->conf.max_line);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    bufferevent_setcb(c->bev, conn_on_read, NULL, conn_on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    log_info("%s: connection accepted", c->peer);
+}
+
+/* ---- process ids ---------------------------------------------------------- */
+
+int server_reserve_ids(struct server *srv, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
+    snprintf(path, sizeof path, "%s/process_id", srv->conf.state_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (mkdir(srv->conf.state_dir, 0750) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "state_dir %s: %s", srv->conf.state_dir,
+                 strerror(errno));
+        return -1;
+    }
+    long long last = 0;
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lld", &last) != 1)
+            last = 0;
+        fclose(f);
+    }
+    long long now = (long long)time(NULL);
+    /* A restart within the same second must not reuse that second's ids. */
+    long long second = now > last ? now : last + 1;
+    f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%lld\n", second) < 0 || fflush(f) != 0 ||
+        fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    srv->next_process_id = (uint64_t)second * 1000000ULL + 1;
+    return 0;
+}
+
+/* ---- life ------------------------------------------------------------------ */
+
+static void on_sip_event(void *arg, const struct sip_event *ev)
+{
+    call_on_sip_event(arg, ev);
+}
+
+static bool output_pending(const struct server *srv)
+{
+    for (const struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            return true;
+    return false;
+}
+
+static void on_flush_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *srv = arg;
+    static const struct timeval tick = {0, 50000};
+    srv->flush_waited_ms += 50;
+    if (!output_pending(srv) || srv->flush_waited_ms >= SHUTDOWN_FLUSH_MS)
+        event_base_loopbreak(srv->base);
+    else
+        event_base_once(srv->base, -1, EV_TIMEOUT, on_flush_check, srv, &tick);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct server *srv = arg;
+    if (srv->stopping)
+        return;
+    log_info("signal %d: stopping; ending %u call(s)", (int)sig,
+             srv->active_calls);
+    srv->stopping = true;
+    if (srv->listener)
+        evconnlistener_disable(srv->listener);
+    /* Release every call: each sends its event ("shutdown") and its
+     * CANCEL or BYE. Collect first: release edits the table. */
+    size_t n = 0;
+    uint64_t *ids = malloc(srv->calls.count * sizeof *ids + 1);
+    for (size_t i = 0; ids && i < srv->calls.cap; i++)
+        if (srv->calls.keys[i] != 0)
+            ids[n++] = srv->calls.keys[i];
+    for (size_t i = 0; i < n; i++) {
+        struct call *c = call_find(srv, ids[i]);
+        if (c != NULL)
+            call_input(c, CALL_IN_SHUTDOWN, 0, true);
+    }
+    free(ids);
+    srv->flush_waited_ms = 0;
+    on_flush_check(-1, 0, srv);
+}
+
+static int listen_on(struct server *srv, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+    struct addrinfo *ai;
+    char port[8];
+    snprintf(port, sizeof port, "%u", srv->conf.listen_port);
+    int rc = getaddrinfo(srv->conf.listen_host, port, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen %s: %s", srv->conf.listen_host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    srv->listener = evconnlistener_new_bind(
+        srv->base, on_accept, srv,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        512, ai->ai_addr, (int)ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (srv->listener == NULL) {
+        snprintf(err, errlen, "listen %s:%u: %s", srv->conf.listen_host,
+                 srv->conf.listen_port, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int server_init(struct server *srv, const struct conf *conf, char *err,
+                size_t errlen)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->conf = *conf;
+    idmap_init(&srv->calls);
+    signal(SIGPIPE, SIG_IGN);
+    if (server_reserve_ids(srv, err, errlen) < 0)
+        return -1;
+    srv->base = event_base_new();
+    if (srv->base == NULL) {
+        snprintf(err, errlen, "cannot create the event loop");
+        return -1;
+    }
+    srv->prompts = prompt_cache_new(srv->conf.prompt_dir);
+    if (srv->prompts == NULL) {
+        snprintf(err, errlen, "prompt_dir %s: cannot open",
+                 srv->conf.prompt_dir);
+        return -1;
+    }
+    srv->media = media_new(srv->base, conf_media_ip(&srv->conf),
+                           srv->conf.rtp_port_min, srv->conf.rtp_port_max,
+                           err, errlen);
+    if (srv->media == NULL)
+        return -1;
+    srv->sip = sip_start(&srv->conf, srv->base, on_sip_event, srv, err,
+                         errlen);
+    if (srv->sip == NULL)
+        return -1;
+    if (listen_on(srv, err, errlen) < 0)
+        return -1;
+    srv->sig_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
+    if (srv->sig_int == NULL || srv->sig_term == NULL ||
+        evsignal_add(srv->sig_int, NULL) < 0 ||
+        evsignal_add(srv->sig_term, NULL) < 0) {
+        snprintf(err, errlen, "cannot install signal handlers");
+        return -1;
+    }
+    log_info("ctid listening on %s:%u (node %s), SIP udp %s:%u, RTP %s "
+             "ports %u-%u, prompts %s",
+             srv->conf.listen_host, srv->conf.listen_port, srv->conf.node_id,
+             srv->conf.sip_host, srv->conf.sip_port, conf_media_ip(&srv->conf),
+             srv->conf.rtp_port_min, srv->conf.rtp_port_max,
+             srv->conf.prompt_dir);
+    return 0;
+}
+
+int server_run(struct server *srv)
+{
+    if (event_base_dispatch(srv->base) < 0) {
+        log_error("event loop failed");
+        return 1;
+    }
+    log_info("stopped");
+    return 0;
+}
+
+void server_free(struct server *srv)
+{
+    while (srv->conns != NULL)
+        conn_close(srv->conns);
+    for (size_t i = 0; i < srv->calls.cap; i++)
+        if (srv->calls.keys[i] != 0)
+            call_free(srv->calls.values[i]);
+    idmap_free(&srv->calls);
+    /* The SIP thread goes first: it may still post events for calls. */
+    sip_stop(srv->sip);
+    if (srv->listener)
+        evconnlistener_free(srv->listener);
+    if (srv->sig_int)
+        event_free(srv->sig_int);
+    if (srv->sig_term)
+        event_free(srv->sig_term);
+    media_free(srv->media);
+    prompt_cache_free(srv->prompts);
+    if (srv->base)
+        event_base_free(srv->base);
+    memset(srv, 0, sizeof *srv);
+}

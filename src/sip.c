@@ -1,1 +1,606 @@
-/* placeholder */
+/* sip: outbound calls with sofia-sip's nua, on the SIP thread.
+ *
+ * sofia-sip runs its own su_root loop and offers libevent no descriptor to
+ * watch, so nua lives on a thread of its own (docs/architecture.md records
+ * the measurement behind that choice). Two struct queue carry everything
+ * across: commands (INVITE, HANGUP, STOP) from the main loop to this
+ * thread, watched by su_root through the queue's eventfd, and events
+ * (PROGRESS, ANSWERED, FAILED, ENDED) back, watched by libevent.
+ *
+ * This file owns the SIP thread, the nua stack and one struct sip_leg per
+ * INVITE dialog. A leg lives from the INVITE until nua reports the call
+ * terminated; the main loop only ever names it by call_id. */
+#include "sip.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "idmap.h"
+#include "log.h"
+#include "queue.h"
+#include "version.h"
+
+struct sip;
+struct sip_leg;
+#define NUA_MAGIC_T struct sip
+#define NUA_HMAGIC_T struct sip_leg
+#define SU_ROOT_MAGIC_T struct sip
+#define SU_WAKEUP_ARG_T void
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/sdp.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
+
+enum sip_cmd_type { SIP_CMD_INVITE, SIP_CMD_HANGUP, SIP_CMD_STOP };
+
+/* A command from the main loop; carries a whole sip_invite so one queue
+ * message type serves every command. */
+struct sip_cmd {
+    enum sip_cmd_type type;
+    struct sip_invite invite;  /* INVITE: everything; HANGUP: call_id */
+};
+
+/* Internal start-up result travels on the event queue before any call
+ * event, so sip_start can wait for the thread without a second channel. */
+#define SIP_EV_STARTED 100
+#define SIP_EV_START_FAILED 101
+
+/* One outbound INVITE dialog, owned by the SIP thread. */
+struct sip_leg {
+    uint64_t call_id;
+    char res_id[96];
+    nua_handle_t *nh;
+    char username[128];     /* digest credentials, copied from the command */
+    char password[128];
+    bool auth_tried;        /* one answer per challenge, never a loop */
+    bool answered;          /* a 2xx was received (ACK sent by nua) */
+    bool hangup;            /* main has forgotten the call: end it quietly */
+    bool bye_sent;
+    bool reported;          /* FAILED or ENDED has gone to main */
+};
+
+struct sip {
+    const struct conf *conf;    /* owned by struct server, read-only */
+    pthread_t thread;
+    struct queue *commands;     /* main -> SIP thread, struct sip_cmd */
+    struct queue *events;       /* SIP thread -> main, struct sip_event */
+    struct event *events_ev;    /* libevent watch on events' eventfd */
+    sip_event_fn on_event;
+    void *arg;
+    /* Below: touched by the SIP thread only. */
+    su_root_t *root;
+    nua_t *nua;
+    su_wait_t commands_wait;
+    int commands_index;         /* su_root registration of commands_wait */
+    struct idmap legs;          /* call_id -> struct sip_leg * */
+    bool shutting_down;
+    char start_error[256];
+};
+
+/* ---- SIP thread: helpers ------------------------------------------------ */
+
+static void sip_post(struct sip *s, const struct sip_event *ev)
+{
+    if (queue_push(s->events, ev) < 0)
+        log_error("sip: out of memory queueing an event for call %llu",
+                  (unsigned long long)ev->call_id);
+}
+
+static void sip_post_simple(struct sip *s, struct sip_leg *leg,
+                            enum sip_event_type type, int status, bool local,
+                            bool by_peer)
+{
+    struct sip_event ev = {0};
+    ev.type = type;
+    ev.call_id = leg->call_id;
+    ev.status = status;
+    ev.local = local;
+    ev.by_peer = by_peer;
+    ev.payload_type = -1;
+    sip_post(s, &ev);
+}
+
+static void leg_free(struct sip *s, struct sip_leg *leg)
+{
+    idmap_del(&s->legs, leg->call_id);
+    if (leg->nh != NULL) {
+        nua_handle_bind(leg->nh, NULL);
+        nua_handle_destroy(leg->nh);
+    }
+    free(leg);
+}
+
+/* host in a URI: IPv6 needs brackets. */
+static void uri_host(char *buf, size_t len, const char *host, unsigned port)
+{
+    if (strchr(host, ':') != NULL)
+        snprintf(buf, len, "[%s]:%u", host, port);
+    else
+        snprintf(buf, len, "%s:%u", host, port);
+}
+
+static void build_sdp(const struct sip *s, uint16_t rtp_port, char *buf,
+                      size_t len)
+{
+    const char *ip = conf_media_ip(s->conf);
+    const char *family = strchr(ip, ':') ? "IP6" : "IP4";
+    uint32_t session;
+    if (getrandom(&session, sizeof session, 0) != sizeof session)
+        session = (uint32_t)rtp_port;
+    session &= 0x7fffffff;
+    snprintf(buf, len,
+             "v=0\r\n"
+             "o=ctid %u %u IN %s %s\r\n"
+             "s=ctid\r\n"
+             "c=IN %s %s\r\n"
+             "t=0 0\r\n"
+             "m=audio %u RTP/AVP 8 0\r\n"
+             "a=rtpmap:8 PCMA/8000\r\n"
+             "a=rtpmap:0 PCMU/8000\r\n"
+             "a=ptime:20\r\n"
+             "a=sendrecv\r\n",
+             session, session, family, ip, family, ip, rtp_port);
+}
+
+/* Finds where to send RTP and with which payload type in a 2xx's SDP.
+ * Takes the answerer's first listed PCMA or PCMU. */
+static void parse_answer(struct sip_leg *leg, const sip_t *sip,
+                         struct sip_event *ev)
+{
+    ev->payload_type = -1;
+    if (sip == NULL || sip->sip_payload == NULL)
+        return;
+    su_home_t *home = su_home_new(sizeof(su_home_t));
+    if (home == NULL)
+        return;
+    sdp_parser_t *p = sdp_parse(home, sip->sip_payload->pl_data,
+                                (issize_t)sip->sip_payload->pl_len, 0);
+    sdp_session_t *sdp = p ? sdp_session(p) : NULL;
+    if (sdp == NULL) {
+        log_warn("%s: SDP answer does not parse: %s", leg->res_id,
+                 p ? sdp_parsing_error(p) : "out of memory");
+        goto done;
+    }
+    for (sdp_media_t *m = sdp->sdp_media; m != NULL; m = m->m_next) {
+        if (m->m_type != sdp_media_audio || m->m_port == 0 || m->m_rejected)
+            continue;
+        sdp_connection_t *c =
+            m->m_connections ? m->m_connections : sdp->sdp_connection;
+        if (c == NULL || c->c_address == NULL)
+            continue;
+        int pt = -1;
+        for (sdp_rtpmap_t *rm = m->m_rtpmaps; rm != NULL && pt < 0;
+             rm = rm->rm_next)
+            if (rm->rm_pt == 8 || rm->rm_pt == 0)
+                pt = rm->rm_pt;
+        if (pt < 0)
+            continue;
+        memset(&ev->media, 0, sizeof ev->media);
+        if (c->c_addrtype == sdp_addr_ip6) {
+            struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ev->media;
+            a6->sin6_family = AF_INET6;
+            a6->sin6_port = htons((uint16_t)m->m_port);
+            if (inet_pton(AF_INET6, c->c_address, &a6->sin6_addr) != 1)
+                continue;
+            ev->media_len = sizeof *a6;
+        } else {
+            struct sockaddr_in *a4 = (struct sockaddr_in *)&ev->media;
+            a4->sin_family = AF_INET;
+            a4->sin_port = htons((uint16_t)m->m_port);
+            if (inet_pton(AF_INET, c->c_address, &a4->sin_addr) != 1)
+                continue;
+            ev->media_len = sizeof *a4;
+        }
+        ev->payload_type = pt;
+        break;
+    }
+done:
+    if (p != NULL)
+        sdp_parser_free(p);
+    su_home_unref(home);
+}
+
+/* ---- SIP thread: commands ------------------------------------------------ */
+
+static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
+{
+    struct sip_leg *leg = calloc(1, sizeof *leg);
+    if (leg == NULL || idmap_put(&s->legs, inv->call_id, leg) < 0) {
+        free(leg);
+        struct sip_event ev = {.type = SIP_EV_FAILED, .call_id = inv->call_id,
+                               .status = 500, .local = true,
+                               .payload_type = -1};
+        sip_post(s, &ev);
+        return;
+    }
+    leg->call_id = inv->call_id;
+    snprintf(leg->res_id, sizeof leg->res_id, "%s", inv->res_id);
+    snprintf(leg->username, sizeof leg->username, "%s", inv->username);
+    snprintf(leg->password, sizeof leg->password, "%s", inv->password);
+
+    char local[300], target[300], from[600], to[600], sdp[512];
+    uri_host(local, sizeof local, s->conf->sip_host, s->conf->sip_port);
+    uri_host(target, sizeof target, inv->to_host, inv->to_port);
+    if (inv->anonymous)
+        snprintf(from, sizeof from,
+                 "\"Anonymous\" <sip:anonymous@anonymous.invalid>");
+    else
+        snprintf(from, sizeof from, "<sip:%s@%s>",
+                 inv->from_user[0] ? inv->from_user : s->conf->default_from,
+                 inv->from_host[0] ? inv->from_host : local);
+    if (inv->to_user[0])
+        snprintf(to, sizeof to, "<sip:%s@%s>", inv->to_user, target);
+    else
+        snprintf(to, sizeof to, "<sip:%s>", target);
+    build_sdp(s, inv->rtp_port, sdp, sizeof sdp);
+
+    leg->nh = nua_handle(s->nua, leg, SIPTAG_FROM_STR(from),
+                         SIPTAG_TO_STR(to), TAG_END());
+    if (leg->nh == NULL) {
+        sip_post_simple(s, leg, SIP_EV_FAILED, 500, true, false);
+        leg_free(s, leg);
+        return;
+    }
+    log_info("%s: INVITE %s from %s (rtp port %u)", leg->res_id, to, from,
+             inv->rtp_port);
+    nua_invite(leg->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+               SIPTAG_PAYLOAD_STR(sdp),
+               TAG_IF(inv->anonymous, SIPTAG_PRIVACY_STR("id")), TAG_END());
+}
+
+static void sip_do_hangup(struct sip *s, uint64_t call_id)
+{
+    struct sip_leg *leg = idmap_get(&s->legs, call_id);
+    if (leg == NULL || leg->hangup)
+        return;
+    leg->hangup = true;
+    leg->reported = true; /* main has released the call: no more events */
+    if (leg->answered) {
+        log_info("%s: BYE", leg->res_id);
+        leg->bye_sent = true;
+        nua_bye(leg->nh, TAG_END());
+    } else {
+        log_info("%s: CANCEL", leg->res_id);
+        nua_cancel(leg->nh, TAG_END());
+    }
+}
+
+static int sip_on_commands(struct sip *s, su_wait_t *w, void *arg)
+{
+    (void)w;
+    (void)arg;
+    struct sip_cmd cmd;
+    while (queue_pop(s->commands, &cmd)) {
+        switch (cmd.type) {
+        case SIP_CMD_INVITE:
+            if (s->shutting_down) {
+                struct sip_event ev = {.type = SIP_EV_FAILED,
+                                       .call_id = cmd.invite.call_id,
+                                       .status = 503, .local = true,
+                                       .payload_type = -1};
+                sip_post(s, &ev);
+            } else {
+                sip_do_invite(s, &cmd.invite);
+            }
+            break;
+        case SIP_CMD_HANGUP:
+            sip_do_hangup(s, cmd.invite.call_id);
+            break;
+        case SIP_CMD_STOP:
+            if (!s->shutting_down) {
+                s->shutting_down = true;
+                /* nua_shutdown ends every dialog it still holds. */
+                nua_shutdown(s->nua);
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+/* ---- SIP thread: nua callbacks ------------------------------------------- */
+
+/* Answers a 401/407 with the gateway's credentials, once. */
+static bool sip_try_auth(struct sip_leg *leg, const sip_t *sip)
+{
+    if (leg->auth_tried || leg->username[0] == '\0' || sip == NULL)
+        return false;
+    msg_auth_t const *au = sip->sip_proxy_authenticate
+                               ? sip->sip_proxy_authenticate
+                               : sip->sip_www_authenticate;
+    if (au == NULL)
+        return false;
+    const char *realm = msg_params_find(au->au_params, "realm=");
+    if (realm == NULL)
+        return false;
+    char cred[512];
+    snprintf(cred, sizeof cred, "%s:%s:%s:%s", au->au_scheme, realm,
+             leg->username, leg->password);
+    leg->auth_tried = true;
+    log_info("%s: answering %s challenge for realm %s as %s", leg->res_id,
+             au->au_scheme, realm, leg->username);
+    nua_authenticate(leg->nh, NUTAG_AUTH(cred), TAG_END());
+    return true;
+}
+
+static void sip_on_invite_response(struct sip *s, struct sip_leg *leg,
+                                   int status, const char *phrase,
+                                   const sip_t *sip)
+{
+    log_info("%s: %d %s%s", leg->res_id, status, phrase,
+             sip == NULL ? " (local)" : "");
+    if (status < 200) {
+        if (!leg->hangup)
+            sip_post_simple(s, leg, SIP_EV_PROGRESS, status, sip == NULL,
+                            false);
+        return;
+    }
+    if (status < 300) {
+        leg->answered = true;
+        if (leg->hangup) {
+            /* 200 crossed our CANCEL: the call exists, so end it. */
+            if (!leg->bye_sent) {
+                log_info("%s: BYE (answer crossed CANCEL)", leg->res_id);
+                leg->bye_sent = true;
+                nua_bye(leg->nh, TAG_END());
+            }
+            return;
+        }
+        struct sip_event ev = {0};
+        ev.type = SIP_EV_ANSWERED;
+        ev.call_id = leg->call_id;
+        ev.status = status;
+        parse_answer(leg, sip, &ev);
+        sip_post(s, &ev);
+        return;
+    }
+    if ((status == 401 || status == 407) && !leg->hangup &&
+        sip_try_auth(leg, sip))
+        return;
+    if (!leg->reported) {
+        leg->reported = true;
+        sip_post_simple(s, leg, SIP_EV_FAILED, status, sip == NULL, false);
+    }
+}
+
+static void sip_on_state(struct sip *s, struct sip_leg *leg, int status,
+                         tagi_t tags[])
+{
+    int state = nua_callstate_init;
+    tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+    if (state != nua_callstate_terminated)
+        return;
+    if (!leg->reported) {
+        leg->reported = true;
+        if (leg->answered)
+            sip_post_simple(s, leg, SIP_EV_ENDED, status, true, false);
+        else
+            sip_post_simple(s, leg, SIP_EV_FAILED, status ? status : 500,
+                            true, false);
+    }
+    log_debug("%s: dialog terminated", leg->res_id);
+    leg_free(s, leg);
+}
+
+static void sip_callback(nua_event_t event, int status, char const *phrase,
+                         nua_t *nua, struct sip *s, nua_handle_t *nh,
+                         struct sip_leg *leg, sip_t const *sip,
+                         tagi_t tags[])
+{
+    (void)nua;
+    switch (event) {
+    case nua_r_invite:
+        if (leg != NULL)
+            sip_on_invite_response(s, leg, status, phrase, sip);
+        break;
+    case nua_i_bye:
+        if (leg != NULL && !leg->reported) {
+            log_info("%s: BYE from callee", leg->res_id);
+            leg->reported = true;
+            sip_post_simple(s, leg, SIP_EV_ENDED, 200, false, true);
+        }
+        break;
+    case nua_i_state:
+        if (leg != NULL)
+            sip_on_state(s, leg, status, tags);
+        break;
+    case nua_i_invite:
+        /* ctid only calls out; an incoming call is refused. */
+        nua_respond(nh, SIP_403_FORBIDDEN, TAG_END());
+        nua_handle_destroy(nh);
+        break;
+    case nua_r_shutdown:
+        if (status >= 200)
+            su_root_break(s->root);
+        break;
+    case nua_r_bye:
+    case nua_r_cancel:
+        if (leg != NULL)
+            log_debug("%s: %s answered %d %s", leg->res_id,
+                      nua_event_name(event), status, phrase);
+        break;
+    default:
+        if (status >= 300 && leg != NULL)
+            log_debug("%s: %s %d %s", leg->res_id, nua_event_name(event),
+                      status, phrase);
+        break;
+    }
+}
+
+/* ---- SIP thread: life ----------------------------------------------------- */
+
+static void *sip_thread_main(void *arg)
+{
+    struct sip *s = arg;
+    struct sip_event ev = {.type = (enum sip_event_type)SIP_EV_START_FAILED};
+    char url[320], host[300];
+
+    su_init();
+    su_home_t *home = su_home_create();
+    s->root = su_root_create(s);
+    if (s->root == NULL) {
+        snprintf(s->start_error, sizeof s->start_error,
+                 "sofia-sip: su_root_create failed");
+        goto fail;
+    }
+    uri_host(host, sizeof host, s->conf->sip_host, s->conf->sip_port);
+    snprintf(url, sizeof url, "sip:%s;transport=udp", host);
+    s->nua = nua_create(s->root, sip_callback, s, NUTAG_URL(url),
+                        NUTAG_MEDIA_ENABLE(0),
+                        SIPTAG_USER_AGENT_STR("ctid/" CTID_VERSION),
+                        TAG_END());
+    if (s->nua == NULL) {
+        snprintf(s->start_error, sizeof s->start_error,
+                 "cannot bind SIP to udp %s (address in use or not local?)",
+                 host);
+        goto fail;
+    }
+    su_wait_create(&s->commands_wait, queue_fd(s->commands), SU_WAIT_IN);
+    s->commands_index = su_root_register(s->root, &s->commands_wait,
+                                         sip_on_commands, NULL, 0);
+    if (s->commands_index < 0) {
+        snprintf(s->start_error, sizeof s->start_error,
+                 "sofia-sip: cannot watch the command queue");
+        goto fail;
+    }
+    ev.type = (enum sip_event_type)SIP_EV_STARTED;
+    sip_post(s, &ev);
+    log_info("sip: listening on udp %s", host);
+
+    su_root_run(s->root);
+
+    /* nua_shutdown has ended every dialog; drop what is left. */
+    for (size_t i = 0; i < s->legs.cap; i++)
+        if (s->legs.keys[i] != 0) {
+            struct sip_leg *leg = s->legs.values[i];
+            leg->nh = NULL; /* nua_destroy frees the handles */
+            free(leg);
+        }
+    idmap_free(&s->legs);
+    su_root_deregister(s->root, s->commands_index);
+    nua_destroy(s->nua);
+    su_root_destroy(s->root);
+    su_home_unref(home);
+    su_deinit();
+    return NULL;
+
+fail:
+    if (s->nua != NULL)
+        nua_destroy(s->nua);
+    if (s->root != NULL)
+        su_root_destroy(s->root);
+    su_home_unref(home);
+    su_deinit();
+    sip_post(s, &ev);
+    return NULL;
+}
+
+/* ---- main loop side ----------------------------------------------------- */
+
+static void sip_on_events(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sip *s = arg;
+    struct sip_event ev;
+    while (queue_pop(s->events, &ev))
+        s->on_event(s->arg, &ev);
+}
+
+/* Waits for the thread's first event, the start-up result. */
+static int sip_wait_started(struct sip *s)
+{
+    struct sip_event ev;
+    for (;;) {
+        if (queue_pop(s->events, &ev))
+            return ev.type == (enum sip_event_type)SIP_EV_STARTED ? 0 : -1;
+        struct pollfd pfd = {.fd = queue_fd(s->events), .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+struct sip *sip_start(const struct conf *conf, struct event_base *base,
+                      sip_event_fn on_event, void *arg, char *err,
+                      size_t errlen)
+{
+    struct sip *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->conf = conf;
+    s->on_event = on_event;
+    s->arg = arg;
+    idmap_init(&s->legs);
+    s->commands = queue_new(sizeof(struct sip_cmd));
+    s->events = queue_new(sizeof(struct sip_event));
+    if (s->commands == NULL || s->events == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (pthread_create(&s->thread, NULL, sip_thread_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the SIP thread");
+        goto fail;
+    }
+    if (sip_wait_started(s) < 0) {
+        pthread_join(s->thread, NULL);
+        snprintf(err, errlen, "%s", s->start_error);
+        goto fail;
+    }
+    s->events_ev = event_new(base, queue_fd(s->events), EV_READ | EV_PERSIST,
+                             sip_on_events, s);
+    if (s->events_ev == NULL || event_add(s->events_ev, NULL) < 0) {
+        snprintf(err, errlen, "cannot watch the SIP event queue");
+        struct sip_cmd stop = {.type = SIP_CMD_STOP};
+        queue_push(s->commands, &stop);
+        pthread_join(s->thread, NULL);
+        goto fail;
+    }
+    return s;
+fail:
+    if (s->events_ev != NULL)
+        event_free(s->events_ev);
+    queue_free(s->commands);
+    queue_free(s->events);
+    free(s);
+    return NULL;
+}
+
+void sip_stop(struct sip *s)
+{
+    if (s == NULL)
+        return;
+    struct sip_cmd stop = {.type = SIP_CMD_STOP};
+    if (queue_push(s->commands, &stop) == 0)
+        pthread_join(s->thread, NULL);
+    event_free(s->events_ev);
+    queue_free(s->commands);
+    queue_free(s->events);
+    free(s);
+}
+
+int sip_invite(struct sip *s, const struct sip_invite *inv)
+{
+    struct sip_cmd cmd = {.type = SIP_CMD_INVITE, .invite = *inv};
+    return queue_push(s->commands, &cmd);
+}
+
+int sip_hangup(struct sip *s, uint64_t call_id)
+{
+    struct sip_cmd cmd = {.type = SIP_CMD_HANGUP};
+    cmd.invite.call_id = call_id;
+    return queue_push(s->commands, &cmd);
+}

@@ -1,0 +1,188 @@
+/* Unit tests of the call state machine: every (state, input) pair of
+ * call_transition against the outcome table of contract §4. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "call.h"
+
+static struct call_step step(enum call_state s, bool ringing, bool responded,
+                             enum call_input in, int status, bool local)
+{
+    struct call_facts f = {ringing, responded, status, local};
+    return call_transition(s, &f, in);
+}
+
+static void assert_release(struct call_step st, bool hangup, const char *error,
+                           const char *dropped_by, int cause)
+{
+    assert_int_equal(st.next, CALL_RELEASED);
+    assert_true(st.actions & CALL_ACT_RELEASE);
+    assert_int_equal(!!(st.actions & CALL_ACT_HANGUP), hangup);
+    assert_false(st.actions & CALL_ACT_START_MEDIA);
+    if (error == NULL)
+        assert_null(st.error);
+    else
+        assert_string_equal(st.error, error);
+    assert_string_equal(st.dropped_by, dropped_by);
+    assert_int_equal(st.cause, cause);
+}
+
+static void assert_stay(struct call_step st, enum call_state s,
+                        unsigned actions)
+{
+    assert_int_equal(st.next, s);
+    assert_int_equal(st.actions, actions);
+}
+
+static void test_initiated_provisional(void **state)
+{
+    (void)state;
+    /* 100 Trying neither rings nor releases. */
+    assert_stay(step(CALL_INITIATED, false, false, CALL_IN_PROVISIONAL, 100,
+                     false),
+                CALL_INITIATED, 0);
+    /* First 180 or 183 starts the ring timer; later ones do not. */
+    assert_stay(step(CALL_INITIATED, false, true, CALL_IN_PROVISIONAL, 180,
+                     false),
+                CALL_INITIATED, CALL_ACT_RING_TIMER);
+    assert_stay(step(CALL_INITIATED, false, true, CALL_IN_PROVISIONAL, 183,
+                     false),
+                CALL_INITIATED, CALL_ACT_RING_TIMER);
+    assert_stay(step(CALL_INITIATED, true, true, CALL_IN_PROVISIONAL, 180,
+                     false),
+                CALL_INITIATED, 0);
+    /* Other 1xx (181, 182) do not start ringing. */
+    assert_stay(step(CALL_INITIATED, false, true, CALL_IN_PROVISIONAL, 181,
+                     false),
+                CALL_INITIATED, 0);
+}
+
+static void test_initiated_answer(void **state)
+{
+    (void)state;
+    assert_stay(step(CALL_INITIATED, true, true, CALL_IN_ANSWERED, 200, false),
+                CALL_ANSWERED, CALL_ACT_START_MEDIA);
+    assert_release(step(CALL_INITIATED, true, true, CALL_IN_NO_CODEC, 200,
+                        false),
+                   true, "dial failed", "sys", 488);
+}
+
+static void test_initiated_failures(void **state)
+{
+    (void)state;
+    static const int rejected[] = {486, 600, 603};
+    for (size_t i = 0; i < 3; i++)
+        assert_release(step(CALL_INITIATED, true, true, CALL_IN_FAILED,
+                            rejected[i], false),
+                       false, "call rejected", "usr", rejected[i]);
+    static const int failed[] = {404, 480, 503, 488, 403, 500, 407, 408, 487};
+    for (size_t i = 0; i < sizeof failed / sizeof failed[0]; i++)
+        assert_release(step(CALL_INITIATED, false, true, CALL_IN_FAILED,
+                            failed[i], false),
+                       false, "dial failed", "sys", failed[i]);
+    /* Our stack's own 408/503 (no response, transport error). */
+    assert_release(step(CALL_INITIATED, false, false, CALL_IN_FAILED, 408,
+                        true),
+                   false, "dial error", "sys", 408);
+    assert_release(step(CALL_INITIATED, false, false, CALL_IN_FAILED, 503,
+                        true),
+                   false, "dial error", "sys", 503);
+    /* ... after a provisional: the call timed out. */
+    assert_release(step(CALL_INITIATED, false, true, CALL_IN_FAILED, 408,
+                        true),
+                   false, "call timeout", "sys", 408);
+}
+
+static void test_initiated_timers_and_requests(void **state)
+{
+    (void)state;
+    assert_release(step(CALL_INITIATED, true, true, CALL_IN_RING_TIMEOUT, 0,
+                        true),
+                   true, "ring timeout", "sys", 487);
+    assert_release(step(CALL_INITIATED, false, true, CALL_IN_DIAL_TIMEOUT, 0,
+                        true),
+                   true, "call timeout", "sys", 408);
+    assert_release(step(CALL_INITIATED, false, false, CALL_IN_DIAL_TIMEOUT, 0,
+                        true),
+                   true, "dial error", "sys", 408);
+    assert_release(step(CALL_INITIATED, true, true, CALL_IN_DROP, 0, true),
+                   true, "canceled", "sys", 487);
+    assert_release(step(CALL_INITIATED, false, false, CALL_IN_SHUTDOWN, 0,
+                        true),
+                   true, "shutdown", "sys", 487);
+}
+
+static void test_initiated_ignored(void **state)
+{
+    (void)state;
+    assert_stay(step(CALL_INITIATED, true, true, CALL_IN_PEER_BYE, 200, false),
+                CALL_INITIATED, 0);
+    assert_stay(step(CALL_INITIATED, true, true, CALL_IN_PLAY_DONE, 0, true),
+                CALL_INITIATED, 0);
+    assert_stay(step(CALL_INITIATED, true, true, CALL_IN_PLAY_ERROR, 0, true),
+                CALL_INITIATED, 0);
+}
+
+static void test_answered(void **state)
+{
+    (void)state;
+    assert_release(step(CALL_ANSWERED, true, true, CALL_IN_PLAY_DONE, 0, true),
+                   true, NULL, "sys", 200);
+    assert_release(step(CALL_ANSWERED, true, true, CALL_IN_PLAY_ERROR, 0,
+                        true),
+                   true, "play error", "sys", 200);
+    assert_release(step(CALL_ANSWERED, true, true, CALL_IN_PEER_BYE, 200,
+                        false),
+                   false, NULL, "usr", 200);
+    assert_release(step(CALL_ANSWERED, true, true, CALL_IN_FAILED, 408, true),
+                   true, NULL, "usr", 200);
+    assert_release(step(CALL_ANSWERED, true, true, CALL_IN_DROP, 0, true),
+                   true, NULL, "sys", 200);
+    assert_release(step(CALL_ANSWERED, true, true, CALL_IN_SHUTDOWN, 0, true),
+                   true, "shutdown", "sys", 200);
+    static const enum call_input ignored[] = {
+        CALL_IN_PROVISIONAL, CALL_IN_ANSWERED, CALL_IN_NO_CODEC,
+        CALL_IN_RING_TIMEOUT, CALL_IN_DIAL_TIMEOUT};
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
+        assert_stay(step(CALL_ANSWERED, true, true, ignored[i], 180, false),
+                    CALL_ANSWERED, 0);
+}
+
+static void test_released_is_terminal(void **state)
+{
+    (void)state;
+    for (int in = CALL_IN_PROVISIONAL; in <= CALL_IN_SHUTDOWN; in++)
+        assert_stay(step(CALL_RELEASED, true, true, (enum call_input)in, 200,
+                         false),
+                    CALL_RELEASED, 0);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(call_state_name(CALL_INITIATED), "Initiated");
+    assert_string_equal(call_state_name(CALL_ANSWERED), "Answered");
+    assert_string_equal(call_state_name(CALL_RELEASED), "Released");
+    assert_string_equal(call_input_name(CALL_IN_SHUTDOWN), "shutdown");
+    assert_string_equal(call_input_name(CALL_IN_PROVISIONAL), "provisional");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_initiated_provisional),
+        cmocka_unit_test(test_initiated_answer),
+        cmocka_unit_test(test_initiated_failures),
+        cmocka_unit_test(test_initiated_timers_and_requests),
+        cmocka_unit_test(test_initiated_ignored),
+        cmocka_unit_test(test_answered),
+        cmocka_unit_test(test_released_is_terminal),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
