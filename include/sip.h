@@ -20,7 +20,7 @@ struct sip_invite {
     uint64_t call_id;        /* the call's process_id */
     char res_id[96];         /* for log lines */
     char from_user[128];     /* "" for the configured default */
-    char from_host[256];     /* "" for the local SIP address */
+    char from_host[300];     /* host:port, "" for the local SIP address */
     bool anonymous;          /* anonymous From + Privacy: id */
     char to_user[128];
     char to_host[256];

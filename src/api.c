@@ -1,1 +1,224 @@
-/* placeholder */
+/* api: the params of the contract's methods (§3, §7). Checks every param of
+ * construct and turns it into C values, so that nothing past this point
+ * deals with JSON or with a bad value; formats and reads res_ids. Every
+ * refusal is -32602 with a message naming the param. */
+#include "api.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define API_MAX_REPEAT 100
+#define API_MAX_RING 3600
+#define API_MAX_USER_DATA 4096
+#define API_RES_ID_INFIX "-ext.notify_call-"
+
+static int api_bad(struct rpc_error *err, const char *param, const char *why)
+{
+    return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: %s", param,
+                    why);
+}
+
+/* Absent and null are the same to every optional param. */
+static int api_absent(json_t *v)
+{
+    return v == NULL || json_is_null(v);
+}
+
+/* A caller number without '@', such as "1001" or "+8613800000000": it is a
+ * user, never a host, as the line supplies the host of the From. */
+static int api_parse_from_user(const char *s, struct uri *u,
+                               struct rpc_error *err)
+{
+    if (strncasecmp(s, "sip:", 4) == 0)
+        s += 4;
+    if (s[0] == '\0')
+        return api_bad(err, "from_uri", "empty");
+    size_t len = strlen(s);
+    if (len >= sizeof u->user)
+        return api_bad(err, "from_uri", "user too long");
+    if (!uri_user_valid(s))
+        return api_bad(err, "from_uri", "invalid character in user");
+    memcpy(u->user, s, len + 1);
+    return 0;
+}
+
+static int api_parse_from(json_t *v, struct api_construct *out,
+                          struct rpc_error *err)
+{
+    if (api_absent(v))
+        return 0;
+    if (!json_is_string(v))
+        return api_bad(err, "from_uri", "must be a string or null");
+
+    const char *s = json_string_value(v);
+    out->from_given = true;
+    if (strcasecmp(s, "anonymous") == 0) {
+        out->from_anonymous = true;
+        return 0;
+    }
+    if (strchr(s, '@') == NULL)
+        return api_parse_from_user(s, &out->from, err);
+    char why[128];
+    if (uri_parse(s, &out->from, why, sizeof why) < 0)
+        return api_bad(err, "from_uri", why);
+    return 0;
+}
+
+/* One to_uri entry. The user may be empty: "192.168.5.10:5060" dials the
+ * gateway itself (contract §6). */
+static int api_parse_to_one(json_t *v, const char *label, struct uri *u,
+                            struct rpc_error *err)
+{
+    if (!json_is_string(v))
+        return api_bad(err, label, "must be a string");
+    char why[128];
+    if (uri_parse(json_string_value(v), u, why, sizeof why) < 0)
+        return api_bad(err, label, why);
+    return 0;
+}
+
+static int api_parse_to(json_t *v, struct api_construct *out,
+                        struct rpc_error *err)
+{
+    if (api_absent(v))
+        return api_bad(err, "to_uri", "missing");
+    if (json_is_string(v)) {
+        out->n_to = 1;
+        return api_parse_to_one(v, "to_uri", &out->to[0], err);
+    }
+    if (!json_is_array(v))
+        return api_bad(err, "to_uri", "must be a string or an array of "
+                       "strings");
+
+    size_t n = json_array_size(v);
+    if (n == 0)
+        return api_bad(err, "to_uri", "empty array");
+    if (n > API_MAX_TO_URIS)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: to_uri: "
+                        "more than %d entries", API_MAX_TO_URIS);
+    for (size_t i = 0; i < n; i++) {
+        char label[32];
+        snprintf(label, sizeof label, "to_uri[%zu]", i);
+        if (api_parse_to_one(json_array_get(v, i), label, &out->to[i],
+                             err) < 0)
+            return -1;
+    }
+    out->n_to = n;
+    return 0;
+}
+
+/* An optional integer param in [min, max]. */
+static int api_parse_uint(json_t *v, const char *name, json_int_t min,
+                          json_int_t max, unsigned dflt, unsigned *out,
+                          struct rpc_error *err)
+{
+    if (api_absent(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return api_bad(err, name, "must be an integer");
+    json_int_t n = json_integer_value(v);
+    if (n < min || n > max)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: must "
+                        "be between %" JSON_INTEGER_FORMAT " and %"
+                        JSON_INTEGER_FORMAT, name, min, max);
+    *out = (unsigned)n;
+    return 0;
+}
+
+static int api_parse_user_data(json_t *v, char **out, struct rpc_error *err)
+{
+    if (api_absent(v))
+        return 0;
+    if (!json_is_string(v))
+        return api_bad(err, "user_data", "must be a string or null");
+    if (json_string_length(v) > API_MAX_USER_DATA)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: user_data: "
+                        "longer than %d bytes", API_MAX_USER_DATA);
+    *out = strdup(json_string_value(v));
+    if (*out == NULL)
+        return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+    return 0;
+}
+
+int api_parse_construct(json_t *params, unsigned default_max_ring,
+                        struct api_construct *out, struct rpc_error *err)
+{
+    memset(out, 0, sizeof *out);
+
+    if (api_parse_from(rpc_param(params, "from_uri", 0), out, err) < 0
+        || api_parse_to(rpc_param(params, "to_uri", 1), out, err) < 0)
+        return -1;
+
+    json_t *play = rpc_param(params, "play_content", 2);
+    if (api_absent(play))
+        return api_bad(err, "play_content", "missing");
+    if (playlist_parse(play, &out->playlist, err) < 0)
+        return -1;
+
+    if (api_parse_uint(rpc_param(params, "play_repeat", 3), "play_repeat", 0,
+                       API_MAX_REPEAT, 1, &out->play_repeat, err) < 0
+        || api_parse_uint(rpc_param(params, "max_ring_seconds", 4),
+                          "max_ring_seconds", 1, API_MAX_RING,
+                          default_max_ring, &out->max_ring_seconds, err) < 0
+        || api_parse_user_data(rpc_param(params, "user_data", 5),
+                               &out->user_data, err) < 0)
+        return -1;
+    return 0;
+}
+
+void api_construct_free(struct api_construct *c)
+{
+    playlist_free(&c->playlist);
+    free(c->user_data);
+    c->user_data = NULL;
+}
+
+void api_format_res_id(const char *node_id, uint64_t process_id, char *buf,
+                       size_t len)
+{
+    snprintf(buf, len, "%s" API_RES_ID_INFIX "%" PRIu64, node_id, process_id);
+}
+
+/* The process_id in res_id if it is one of this node's, else 0. Only the
+ * form api_format_res_id writes is accepted: no sign, no leading zero, no
+ * overflow, nothing after the digits. */
+static uint64_t api_res_id_process(const char *res_id, const char *node_id)
+{
+    size_t n = strlen(node_id);
+    size_t m = strlen(API_RES_ID_INFIX);
+    if (strncmp(res_id, node_id, n) != 0
+        || strncmp(res_id + n, API_RES_ID_INFIX, m) != 0)
+        return 0;
+
+    const char *p = res_id + n + m;
+    if (*p == '0')
+        return 0;
+    uint64_t v = 0;
+    for (; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+int api_parse_res_id(json_t *params, const char *node_id,
+                     uint64_t *process_id, struct rpc_error *err)
+{
+    json_t *v = rpc_param(params, "res_id", 0);
+    *process_id = 0;
+    if (v == NULL)
+        return api_bad(err, "res_id", "missing");
+    if (!json_is_string(v))
+        return api_bad(err, "res_id", "must be a string");
+    *process_id = api_res_id_process(json_string_value(v), node_id);
+    return 0;
+}

@@ -396,7 +396,11 @@ struct call *call_start(struct server *srv, uint64_t creator_conn,
     inv.anonymous = a->from_anonymous;
     if (a->from_given && !a->from_anonymous) {
         snprintf(inv.from_user, sizeof inv.from_user, "%s", a->from.user);
-        snprintf(inv.from_host, sizeof inv.from_host, "%s", a->from.host);
+        if (a->from.host[0]) {
+            struct uri host_only = a->from;
+            host_only.user[0] = '\0';
+            uri_format(&host_only, inv.from_host, sizeof inv.from_host);
+        }
     }
     snprintf(inv.to_user, sizeof inv.to_user, "%s", a->to[dest].user);
     snprintf(inv.to_host, sizeof inv.to_host, "%s", a->to[dest].host);

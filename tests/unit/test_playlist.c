@@ -1,0 +1,254 @@
+/* Unit tests of playlist: play_content of contract §5. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "playlist.h"
+
+static json_t *json(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+    if (v == NULL)
+        fail_msg("bad test JSON %s: %s", text, jerr.text);
+    return v;
+}
+
+/* v must be refused with exactly message; v stays the caller's. */
+static void assert_refused_json(json_t *v, const char *message)
+{
+    struct playlist pl;
+    struct rpc_error err;
+    assert_int_equal(playlist_parse(v, &pl, &err), -1);
+    assert_int_equal(err.code, RPC_INVALID_PARAMS);
+    assert_string_equal(err.message, message);
+    assert_int_equal(pl.n, 0);
+}
+
+static void assert_refused(const char *text, const char *message)
+{
+    json_t *v = json(text);
+    assert_refused_json(v, message);
+    json_decref(v);
+}
+
+static void assert_item(const struct play_item *it, int type,
+                        const char *content, const char *options)
+{
+    assert_int_equal(it->type, type);
+    assert_string_equal(it->content, content);
+    assert_string_equal(it->options, options);
+}
+
+static void test_string(void **state)
+{
+    (void)state;
+    json_t *v = json("\"notice/welcome.wav\"");
+    struct playlist pl;
+    struct rpc_error err;
+    assert_int_equal(playlist_parse(v, &pl, &err), 0);
+    assert_int_equal(pl.n, 1);
+    assert_item(&pl.items[0], PLAY_FILE, "notice/welcome.wav", "");
+    playlist_free(&pl);
+    assert_int_equal(pl.n, 0);
+    json_decref(v);
+}
+
+static void test_array(void **state)
+{
+    (void)state;
+    json_t *v = json("[[\"a.wav\"], [\"b.wav\", 0], [\"skip\", -1, \"x\"],"
+                     " [\"c.wav|d/e.wav\", 7, \"opt\"],"
+                     " [\"f.wav\", null, null], [\"/abs\", -5]]");
+    struct playlist pl;
+    struct rpc_error err;
+    assert_int_equal(playlist_parse(v, &pl, &err), 0);
+    assert_int_equal(pl.n, 4);
+    assert_item(&pl.items[0], PLAY_FILE, "a.wav", "");
+    assert_item(&pl.items[1], PLAY_FILE, "b.wav", "");
+    assert_item(&pl.items[2], PLAY_FILES, "c.wav|d/e.wav", "opt");
+    assert_item(&pl.items[3], PLAY_FILE, "f.wav", "");
+    playlist_free(&pl);
+    json_decref(v);
+}
+
+static void test_unsupported_types(void **state)
+{
+    (void)state;
+    const int types[] = {1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 1000};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        char text[64], message[128];
+        snprintf(text, sizeof text, "[[\"a.wav\"], [\"123\", %d]]", types[i]);
+        snprintf(message, sizeof message, "invalid params: play_content[1]: "
+                 "type %d is not supported", types[i]);
+        assert_refused(text, message);
+    }
+    assert_refused("[[\"a\"], [\"b\"], [\"2024-01-01\", 4]]",
+                   "invalid params: play_content[2]: type 4 is not supported");
+    assert_refused("[[\"a\", 4294967296]]",
+                   "invalid params: play_content[0]: type 4294967296 is not "
+                   "supported");
+}
+
+static void test_empty(void **state)
+{
+    (void)state;
+    assert_refused("[]", "invalid params: play_content: nothing to play");
+    assert_refused("[[\"a\", -1], [\"b\", -2]]",
+                   "invalid params: play_content: nothing to play");
+}
+
+static void test_item_count(void **state)
+{
+    (void)state;
+    json_t *v = json_array();
+    for (int i = 0; i < PLAYLIST_MAX_ITEMS; i++)
+        json_array_append_new(v, json_pack("[s]", "a.wav"));
+    struct playlist pl;
+    struct rpc_error err;
+    assert_int_equal(playlist_parse(v, &pl, &err), 0);
+    assert_int_equal(pl.n, PLAYLIST_MAX_ITEMS);
+    playlist_free(&pl);
+
+    /* Skipped items count too: the limit is on what the client sends. */
+    json_array_append_new(v, json_pack("[s,i]", "a.wav", -1));
+    assert_refused_json(v, "invalid params: play_content: more than 30 "
+                           "items");
+    json_decref(v);
+}
+
+static void test_bad_shapes(void **state)
+{
+    (void)state;
+    const char *shape = "invalid params: play_content[0]: must be [content, "
+                        "type, options]";
+    assert_refused("[[]]", shape);
+    assert_refused("[\"a.wav\"]", shape);
+    assert_refused("[{\"content\":\"a\"}]", shape);
+    assert_refused("[[\"a\", 0, \"\", \"x\"]]", shape);
+    assert_refused("[[\"a\", \"0\"]]",
+                   "invalid params: play_content[0]: type must be an integer");
+    assert_refused("[[\"a\", 1.0]]",
+                   "invalid params: play_content[0]: type must be an integer");
+    assert_refused("[[\"a\", true]]",
+                   "invalid params: play_content[0]: type must be an integer");
+    assert_refused("[[\"a\", 0, 5]]",
+                   "invalid params: play_content[0]: options must be a "
+                   "string");
+    const char *wrong = "invalid params: play_content: must be a string or "
+                        "an array";
+    assert_refused("5", wrong);
+    assert_refused("null", wrong);
+    assert_refused("{}", wrong);
+    assert_refused("true", wrong);
+}
+
+static void test_bad_content(void **state)
+{
+    (void)state;
+    assert_refused("\"\"", "invalid params: play_content: content must be a "
+                           "non-empty string");
+    assert_refused("[[\"\"]]", "invalid params: play_content[0]: content must "
+                               "be a non-empty string");
+    assert_refused("[[\"a\"], [5]]", "invalid params: play_content[1]: content "
+                                     "must be a non-empty string");
+    assert_refused("[[null, 7]]", "invalid params: play_content[0]: content "
+                                  "must be a non-empty string");
+    assert_refused("[[\"\", 7]]", "invalid params: play_content[0]: content "
+                                  "must be a non-empty string");
+}
+
+static void test_bad_names(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "/etc/passwd", "..", "../x", "a/../../x", "a/..", "a/../b",
+        "a\nb", "a\rb", "a\tb", "a\x7f", "x\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *s = json_string(bad[i]);
+        assert_refused_json(s, "invalid params: play_content: invalid file "
+                               "name");
+        json_t *item = json_pack("[[s],[O,i]]", "ok.wav", s, 0);
+        assert_refused_json(item, "invalid params: play_content[1]: invalid "
+                                  "file name");
+        json_decref(item);
+        json_decref(s);
+    }
+
+    /* A NUL would cut the name short of what was checked. */
+    json_t *s = json_stringn("a.wav\0../../x", 13);
+    assert_refused_json(s, "invalid params: play_content: invalid file name");
+    json_decref(s);
+}
+
+static void test_good_names(void **state)
+{
+    (void)state;
+    const char *good[] = {"a/b.wav", "..a", "a..", "./a", "a/.../b", "a b.wav",
+                          "\xe9\x80\x9a\xe7\x9f\xa5.wav"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        json_t *s = json_string(good[i]);
+        struct playlist pl;
+        struct rpc_error err;
+        if (playlist_parse(s, &pl, &err) != 0)
+            fail_msg("\"%s\" refused: %s", good[i], err.message);
+        assert_string_equal(pl.items[0].content, good[i]);
+        playlist_free(&pl);
+        json_decref(s);
+    }
+}
+
+static void test_type7_parts(void **state)
+{
+    (void)state;
+    const char *msg = "invalid params: play_content[0]: invalid file name";
+    assert_refused("[[\"a||b\", 7]]", msg);
+    assert_refused("[[\"|a\", 7]]", msg);
+    assert_refused("[[\"a|\", 7]]", msg);
+    assert_refused("[[\"|\", 7]]", msg);
+    assert_refused("[[\"a|/b\", 7]]", msg);
+    assert_refused("[[\"a|../b\", 7]]", msg);
+    assert_refused("[[\"a|b/..\", 7]]", msg);
+    /* Type 0 takes '|' literally: one file with a bar in its name. */
+    json_t *v = json("[[\"a|b|c\", 7], [\"x|y\", 0]]");
+    struct playlist pl;
+    struct rpc_error err;
+    assert_int_equal(playlist_parse(v, &pl, &err), 0);
+    assert_int_equal(pl.n, 2);
+    assert_item(&pl.items[0], PLAY_FILES, "a|b|c", "");
+    assert_item(&pl.items[1], PLAY_FILE, "x|y", "");
+    playlist_free(&pl);
+    json_decref(v);
+}
+
+/* A refusal after good items leaves nothing allocated (ASan checks). */
+static void test_refusal_frees(void **state)
+{
+    (void)state;
+    assert_refused("[[\"a.wav\"], [\"b.wav\", 7, \"o\"], [\"../c\"]]",
+                   "invalid params: play_content[2]: invalid file name");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_string),
+        cmocka_unit_test(test_array),
+        cmocka_unit_test(test_unsupported_types),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_item_count),
+        cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_bad_content),
+        cmocka_unit_test(test_bad_names),
+        cmocka_unit_test(test_good_names),
+        cmocka_unit_test(test_type7_parts),
+        cmocka_unit_test(test_refusal_frees),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
