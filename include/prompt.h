@@ -23,7 +23,9 @@ struct prompt_clip {
     int16_t *pcm;      /* n_frames * 160 samples, 8 kHz mono */
     uint8_t *alaw;     /* pcm encoded, n_frames * 160 bytes */
     uint8_t *ulaw;
-    time_t mtime;      /* of the file when loaded; a change reloads it */
+    struct timespec mtime; /* of the file when loaded; a change reloads it
+                              (nanoseconds: a rewrite within the same second
+                              must be seen too) */
     off_t size;
     unsigned refs;
 };

@@ -1,0 +1,559 @@
+/* Unit tests for media: RTP headers, port allocation, and real playback
+ * over loopback to a socket the test binds: packet count, marker,
+ * sequence, timestamps, SSRC, payload and pacing; closing from on_done. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "g711.h"
+#include "media.h"
+
+#define NSTREAMS 4
+
+struct fixture {
+    struct event_base *base;
+    struct media *m;
+    uint16_t port_min;     /* range of m: 6 even ports */
+    int rx;                /* the test's receiving socket */
+    struct sockaddr_in rx_addr;
+    struct media_stream *streams[NSTREAMS];
+    int done_calls;
+    int done_error;
+    void *done_owner;
+    int close_all_on_done; /* on_done closes every stream */
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A clip built by hand, freeable by prompt_clip_unref. */
+static struct prompt_clip *make_clip(size_t n_frames, int seed)
+{
+    struct prompt_clip *c = calloc(1, sizeof *c);
+    size_t n = n_frames * PROMPT_FRAME_SAMPLES;
+
+    c->path = strdup("test");
+    c->n_frames = n_frames;
+    c->pcm = malloc(n * sizeof *c->pcm + 1);
+    c->alaw = malloc(n + 1);
+    c->ulaw = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        c->pcm[i] = (int16_t)((i * 7919 + (size_t)seed * 104729) * 31);
+        c->alaw[i] = g711_alaw_encode(c->pcm[i]);
+        c->ulaw[i] = g711_ulaw_encode(c->pcm[i]);
+    }
+    c->refs = 1;
+    return c;
+}
+
+/* A port range free right now: 12 ports from a pid-dependent base. */
+static uint16_t free_range(void)
+{
+    for (unsigned k = 0; k < 200; k++) {
+        uint16_t base = (uint16_t)(20000 + ((unsigned)getpid() * 12 + k * 12) %
+                                               30000);
+        int ok = 1;
+
+        base &= (uint16_t)~1u;
+        for (uint16_t p = base; p < base + 12 && ok; p++) {
+            int fd = socket(AF_INET, SOCK_DGRAM, 0);
+            struct sockaddr_in a = {.sin_family = AF_INET,
+                                    .sin_port = htons(p)};
+
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+            close(fd);
+        }
+        if (ok)
+            return base;
+    }
+    fail_msg("no free port range");
+    return 0;
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    socklen_t len = sizeof fx->rx_addr;
+    char err[128];
+    int buf = 1 << 20;
+
+    fx->base = event_base_new();
+    assert_non_null(fx->base);
+    fx->port_min = free_range();
+    fx->m = media_new(fx->base, "127.0.0.1", fx->port_min,
+                      (uint16_t)(fx->port_min + 11), err, sizeof err);
+    assert_non_null(fx->m);
+    fx->rx = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(fx->rx >= 0);
+    setsockopt(fx->rx, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    fx->rx_addr.sin_family = AF_INET;
+    fx->rx_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fx->rx, (struct sockaddr *)&fx->rx_addr,
+                          sizeof fx->rx_addr), 0);
+    assert_int_equal(getsockname(fx->rx, (struct sockaddr *)&fx->rx_addr,
+                                 &len), 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    for (int i = 0; i < NSTREAMS; i++)
+        media_stream_close(fx->streams[i]);
+    media_free(fx->m);
+    event_base_free(fx->base);
+    close(fx->rx);
+    free(fx);
+    return 0;
+}
+
+static void on_done(void *owner, int error)
+{
+    struct fixture *fx = *(struct fixture **)owner;
+
+    fx->done_calls++;
+    fx->done_error = error;
+    fx->done_owner = owner;
+    if (fx->close_all_on_done) {
+        for (int i = 0; i < NSTREAMS; i++) {
+            media_stream_close(fx->streams[i]);
+            fx->streams[i] = NULL;
+        }
+    }
+    event_base_loopbreak(fx->base);
+}
+
+/* Owners are slots holding the fixture pointer, one per stream. */
+static struct fixture *owners[NSTREAMS];
+
+static struct media_stream *open_stream(struct fixture *fx, int i,
+                                        uint16_t *port)
+{
+    char err[128];
+
+    owners[i] = fx;
+    fx->streams[i] = media_stream_open(fx->m, &owners[i], on_done, port, err,
+                                       sizeof err);
+    assert_non_null(fx->streams[i]);
+    return fx->streams[i];
+}
+
+static void run_until_done(struct fixture *fx)
+{
+    struct timeval limit = {5, 0};
+
+    fx->done_calls = 0;
+    /* A 5 s safety net so a broken ticker fails instead of hanging. */
+    event_base_loopexit(fx->base, &limit);
+    event_base_dispatch(fx->base);
+}
+
+/* Reads every datagram queued on the receiving socket. */
+static size_t receive_all(struct fixture *fx, uint8_t (*pkts)[512],
+                          ssize_t *lens, size_t max)
+{
+    size_t n = 0;
+
+    while (n < max) {
+        lens[n] = recv(fx->rx, pkts[n], sizeof pkts[n], 0);
+        if (lens[n] < 0)
+            break;
+        n++;
+    }
+    return n;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Checks a played sequence against the frames expected in order. */
+static void check_packets(uint8_t (*pkts)[512], const ssize_t *lens,
+                          size_t n, int pt, const uint8_t *const *frames)
+{
+    uint32_t ssrc = get32(pkts[0] + 8);
+
+    for (size_t k = 0; k < n; k++) {
+        const uint8_t *p = pkts[k];
+
+        assert_int_equal(lens[k], 12 + 160);
+        assert_int_equal(p[0], 0x80);
+        assert_int_equal(p[1] & 0x80, k == 0 ? 0x80 : 0);
+        assert_int_equal(p[1] & 0x7F, pt);
+        assert_int_equal(get16(p + 2), (uint16_t)(get16(pkts[0] + 2) + k));
+        assert_int_equal(get32(p + 4),
+                         (uint32_t)(get32(pkts[0] + 4) + 160 * k));
+        assert_int_equal(get32(p + 8), ssrc);
+        assert_memory_equal(p + 12, frames[k], 160);
+    }
+}
+
+static void test_rtp_header(void **state)
+{
+    uint8_t h[12];
+    const uint8_t want[12] = {0x80, 0x88, 0x12, 0x34, 0xDE, 0xAD,
+                              0xBE, 0xEF, 0x01, 0x02, 0x03, 0x04};
+
+    (void)state;
+    media_rtp_header(h, 1, 8, 0x1234, 0xDEADBEEF, 0x01020304);
+    assert_memory_equal(h, want, 12);
+    media_rtp_header(h, 0, 0, 0xFFFF, 0, 0xFFFFFFFF);
+    assert_int_equal(h[1], 0x00);
+    assert_int_equal(h[2], 0xFF);
+    assert_int_equal(h[11], 0xFF);
+}
+
+static void test_play_alaw_twice(void **state)
+{
+    struct fixture *fx = *state;
+    struct prompt_clip *clip = make_clip(3, 1);
+    uint8_t pkts[16][512];
+    ssize_t lens[16];
+    const uint8_t *frames[6];
+    uint16_t port;
+    uint64_t t0;
+
+    open_stream(fx, 0, &port);
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&fx->rx_addr,
+                                       sizeof fx->rx_addr, G711_PT_PCMA,
+                                       &clip, 1, 2), 0);
+    t0 = now_ms();
+    assert_int_equal(clip->refs, 2); /* the stream holds one */
+    run_until_done(fx);
+    /* Six packets due at 0..100 ms: the last one 100 ms after the first. */
+    assert_in_range(now_ms() - t0, 95, 1000);
+    assert_int_equal(fx->done_calls, 1);
+    assert_int_equal(fx->done_error, 0);
+    assert_ptr_equal(fx->done_owner, &owners[0]);
+    assert_int_equal(clip->refs, 1); /* dropped when done */
+
+    assert_int_equal(receive_all(fx, pkts, lens, 16), 6);
+    for (int k = 0; k < 6; k++)
+        frames[k] = clip->alaw + (k % 3) * 160;
+    check_packets(pkts, lens, 6, G711_PT_PCMA, frames);
+    prompt_clip_unref(clip);
+}
+
+static void test_play_ulaw_list(void **state)
+{
+    struct fixture *fx = *state;
+    struct prompt_clip *clips[3] = {make_clip(2, 2), make_clip(1, 3),
+                                    make_clip(2, 4)};
+    uint8_t pkts[16][512];
+    ssize_t lens[16];
+    const uint8_t *frames[5];
+    struct sockaddr_in from;
+    socklen_t flen = sizeof from;
+    uint16_t port;
+
+    open_stream(fx, 1, &port);
+    assert_int_equal(media_stream_play(fx->streams[1],
+                                       (struct sockaddr *)&fx->rx_addr,
+                                       sizeof fx->rx_addr, G711_PT_PCMU,
+                                       clips, 3, 1), 0);
+    run_until_done(fx);
+    assert_int_equal(fx->done_calls, 1);
+    assert_int_equal(fx->done_error, 0);
+    frames[0] = clips[0]->ulaw;
+    frames[1] = clips[0]->ulaw + 160;
+    frames[2] = clips[1]->ulaw;
+    frames[3] = clips[2]->ulaw;
+    frames[4] = clips[2]->ulaw + 160;
+    lens[0] = recvfrom(fx->rx, pkts[0], sizeof pkts[0], 0,
+                       (struct sockaddr *)&from, &flen);
+    assert_int_equal(ntohs(from.sin_port), port);
+    assert_int_equal(receive_all(fx, pkts + 1, lens + 1, 15), 4);
+    check_packets(pkts, lens, 5, G711_PT_PCMU, frames);
+
+    /* The stream can play again: a new SSRC and a new marker. */
+    uint32_t ssrc = get32(pkts[0] + 8);
+    assert_int_equal(media_stream_play(fx->streams[1],
+                                       (struct sockaddr *)&fx->rx_addr,
+                                       sizeof fx->rx_addr, G711_PT_PCMU,
+                                       clips + 1, 1, 1), 0);
+    run_until_done(fx);
+    assert_int_equal(fx->done_calls, 1);
+    assert_int_equal(receive_all(fx, pkts, lens, 16), 1);
+    assert_int_equal(pkts[0][1], 0x80 | G711_PT_PCMU);
+    assert_int_not_equal(get32(pkts[0] + 8), ssrc); /* 2^-32 flake */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(clips[i]->refs, 1);
+        prompt_clip_unref(clips[i]);
+    }
+}
+
+static void test_pacing_catches_up(void **state)
+{
+    struct fixture *fx = *state;
+    struct prompt_clip *clip = make_clip(10, 5);
+    uint8_t pkts[16][512];
+    ssize_t lens[16];
+    uint16_t port;
+    uint64_t t0;
+
+    open_stream(fx, 0, &port);
+    t0 = now_ms();
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&fx->rx_addr,
+                                       sizeof fx->rx_addr, G711_PT_PCMA,
+                                       &clip, 1, 1), 0);
+    /* The loop stalls for 100 ms: the overdue packets go out together and
+     * the stream still ends on schedule (packet 9 due at 180 ms). */
+    usleep(100 * 1000);
+    run_until_done(fx);
+    assert_in_range(now_ms() - t0, 178, 400);
+    assert_int_equal(receive_all(fx, pkts, lens, 16), 10);
+    prompt_clip_unref(clip);
+}
+
+static void test_ports(void **state)
+{
+    struct fixture *fx = *state;
+    struct media *m;
+    struct media_stream *s[4];
+    uint16_t port, ports[4];
+    char err[128] = "";
+    int blocker;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+
+    (void)fx;
+    /* An odd minimum starts at the next even port; 3 even ports. */
+    m = media_new(fx->base, "127.0.0.1", (uint16_t)(fx->port_min + 1),
+                  (uint16_t)(fx->port_min + 6), err, sizeof err);
+    assert_non_null(m);
+    for (int i = 0; i < 3; i++) {
+        s[i] = media_stream_open(m, NULL, on_done, &ports[i], err,
+                                 sizeof err);
+        assert_non_null(s[i]);
+        assert_int_equal(ports[i] % 2, 0);
+        assert_in_range(ports[i], fx->port_min + 1, fx->port_min + 6);
+    }
+    assert_int_equal(ports[0], fx->port_min + 2);
+    assert_int_equal(ports[1], fx->port_min + 4);
+    assert_int_equal(ports[2], fx->port_min + 6);
+    /* Exhausted. */
+    assert_null(media_stream_open(m, NULL, on_done, &port, err, sizeof err));
+    assert_non_null(strstr(err, "no free RTP port"));
+    /* A freed port is reused once it is the only one. */
+    media_stream_close(s[1]);
+    s[1] = media_stream_open(m, NULL, on_done, &port, err, sizeof err);
+    assert_non_null(s[1]);
+    assert_int_equal(port, fx->port_min + 4);
+    for (int i = 0; i < 3; i++)
+        media_stream_close(s[i]);
+    /* Round-robin: after +4 comes +6 even though +2 is free. */
+    s[0] = media_stream_open(m, NULL, on_done, &port, err, sizeof err);
+    assert_int_equal(port, fx->port_min + 6);
+    /* A port the OS refuses (taken by another socket) is skipped. */
+    blocker = socket(AF_INET, SOCK_DGRAM, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)(fx->port_min + 2));
+    assert_int_equal(bind(blocker, (struct sockaddr *)&a, sizeof a), 0);
+    s[1] = media_stream_open(m, NULL, on_done, &port, err, sizeof err);
+    assert_non_null(s[1]);
+    assert_int_equal(port, fx->port_min + 4);
+    assert_null(media_stream_open(m, NULL, on_done, &port, err, sizeof err));
+    close(blocker);
+    s[2] = media_stream_open(m, NULL, on_done, &port, err, sizeof err);
+    assert_int_equal(port, fx->port_min + 2);
+    for (int i = 0; i < 3; i++)
+        media_stream_close(s[i]);
+    media_free(m);
+
+    /* Bad configurations. */
+    assert_null(media_new(fx->base, "127.0.0.1", 40001, 40001, err,
+                          sizeof err));
+    assert_null(media_new(fx->base, "127.0.0.1", 40010, 40000, err,
+                          sizeof err));
+    assert_null(media_new(fx->base, "not-an-ip", 40000, 40010, err,
+                          sizeof err));
+    assert_non_null(strstr(err, "not-an-ip"));
+    m = media_new(fx->base, "::1", 40000, 40010, err, sizeof err);
+    assert_non_null(m);
+    media_free(m);
+}
+
+static void test_close_from_on_done(void **state)
+{
+    struct fixture *fx = *state;
+    struct prompt_clip *one = make_clip(1, 6), *three = make_clip(3, 7);
+    uint16_t port;
+
+    /* A single-frame play ends at once; its on_done closes it and the
+     * other, still playing, stream. */
+    fx->close_all_on_done = 1;
+    open_stream(fx, 0, &port);
+    open_stream(fx, 1, &port);
+    assert_int_equal(media_stream_play(fx->streams[1],
+                                       (struct sockaddr *)&fx->rx_addr,
+                                       sizeof fx->rx_addr, G711_PT_PCMA,
+                                       &three, 1, 1), 0);
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&fx->rx_addr,
+                                       sizeof fx->rx_addr, G711_PT_PCMA,
+                                       &one, 1, 1), 0);
+    run_until_done(fx);
+    assert_int_equal(fx->done_calls, 1);
+    assert_ptr_equal(fx->done_owner, &owners[0]);
+    /* Two streams done in the same tick: the first callback closes both,
+     * the second stream's never runs. */
+    open_stream(fx, 2, &port);
+    open_stream(fx, 3, &port);
+    for (int i = 2; i < 4; i++)
+        assert_int_equal(media_stream_play(fx->streams[i],
+                                           (struct sockaddr *)&fx->rx_addr,
+                                           sizeof fx->rx_addr, G711_PT_PCMU,
+                                           &one, 1, 1), 0);
+    run_until_done(fx);
+    assert_int_equal(fx->done_calls, 1);
+    /* Let the loop run on: nothing fires for closed streams. */
+    struct timeval tv = {0, 60000};
+    event_base_loopexit(fx->base, &tv);
+    event_base_dispatch(fx->base);
+    assert_int_equal(fx->done_calls, 1);
+    assert_int_equal(one->refs, 1);
+    assert_int_equal(three->refs, 1);
+    prompt_clip_unref(one);
+    prompt_clip_unref(three);
+}
+
+static void test_send_errors(void **state)
+{
+    struct fixture *fx = *state;
+    struct prompt_clip *clip = make_clip(3, 8);
+    struct sockaddr_in bad = {.sin_family = AF_INET}, gone;
+    socklen_t len = sizeof gone;
+    uint16_t port;
+    int fd;
+
+    /* Port 0 cannot be sent to: the stream reports an error. */
+    bad.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    open_stream(fx, 0, &port);
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&bad, sizeof bad,
+                                       G711_PT_PCMA, &clip, 1, 1), 0);
+    run_until_done(fx);
+    assert_int_equal(fx->done_calls, 1);
+    assert_int_equal(fx->done_error, -1);
+    assert_int_equal(clip->refs, 1);
+
+    /* Nobody listening (ICMP port unreachable) is not an error. */
+    fd = socket(AF_INET, SOCK_DGRAM, 0);
+    gone.sin_family = AF_INET;
+    gone.sin_port = 0;
+    gone.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&gone, sizeof gone), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&gone, &len), 0);
+    close(fd);
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&gone, sizeof gone,
+                                       G711_PT_PCMA, &clip, 1, 1), 0);
+    run_until_done(fx);
+    assert_int_equal(fx->done_calls, 1);
+    assert_int_equal(fx->done_error, 0);
+
+    /* Refused up front: nothing to play, unknown payload type, wrong
+     * address family. */
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&gone, sizeof gone,
+                                       G711_PT_PCMA, &clip, 1, 0), -1);
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&gone, sizeof gone,
+                                       G711_PT_PCMA, &clip, 0, 1), -1);
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&gone, sizeof gone,
+                                       18, &clip, 1, 1), -1);
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&v6, sizeof v6,
+                                       G711_PT_PCMA, &clip, 1, 1), -1);
+    assert_int_equal(clip->refs, 1);
+    prompt_clip_unref(clip);
+}
+
+/* Bytes queued for a local UDP port, from /proc/net/udp. */
+static long rx_queue(uint16_t port)
+{
+    FILE *f = fopen("/proc/net/udp", "r");
+    char line[512];
+    unsigned lport, rxq;
+    long found = -1;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, " %*d: %*x:%x %*x:%*x %*x %*x:%x", &lport, &rxq) ==
+                2 &&
+            lport == port)
+            found = rxq;
+    fclose(f);
+    return found;
+}
+
+static void test_incoming_drained(void **state)
+{
+    struct fixture *fx = *state;
+    struct sockaddr_in to = {.sin_family = AF_INET};
+    uint8_t junk[200] = {0};
+    struct timeval tv = {0, 50000};
+    uint16_t port;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+    open_stream(fx, 0, &port);
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(sendto(fd, junk, sizeof junk, 0,
+                                (struct sockaddr *)&to, sizeof to),
+                         (ssize_t)sizeof junk);
+    assert_true(rx_queue(port) > 0);
+    event_base_loopexit(fx->base, &tv);
+    event_base_dispatch(fx->base);
+    assert_int_equal(rx_queue(port), 0);
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rtp_header),
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_play_alaw_twice),
+        T(test_play_ulaw_list),
+        T(test_pacing_catches_up),
+        T(test_ports),
+        T(test_close_from_on_done),
+        T(test_send_errors),
+        T(test_incoming_drained),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
