@@ -34,7 +34,9 @@ struct sip_leg;
 #define NUA_HMAGIC_T struct sip_leg
 #define SU_ROOT_MAGIC_T struct sip
 #define SU_WAKEUP_ARG_T void
+#define SU_TIMER_ARG_T void
 
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/sdp.h>
@@ -56,6 +58,8 @@ struct sip_cmd {
  * event, so sip_start can wait for the thread without a second channel. */
 #define SIP_EV_STARTED 100
 #define SIP_EV_START_FAILED 101
+
+#define SIP_STOP_GRACE_MS 2000
 
 /* One outbound INVITE dialog, owned by the SIP thread. */
 struct sip_leg {
@@ -86,6 +90,7 @@ struct sip {
     int commands_index;         /* su_root registration of commands_wait */
     struct idmap legs;          /* call_id -> struct sip_leg * */
     bool shutting_down;
+    su_timer_t *stop_timer;     /* bounds the wait for nua_shutdown */
     char start_error[256];
 };
 
@@ -277,6 +282,15 @@ static void sip_do_hangup(struct sip *s, uint64_t call_id)
     }
 }
 
+static void sip_stop_deadline(struct sip *s, su_timer_t *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    log_warn("sip: dialogs still open %d ms after shutdown; closing anyway",
+             SIP_STOP_GRACE_MS);
+    su_root_break(s->root);
+}
+
 static int sip_on_commands(struct sip *s, su_wait_t *w, void *arg)
 {
     (void)w;
@@ -301,8 +315,15 @@ static int sip_on_commands(struct sip *s, su_wait_t *w, void *arg)
         case SIP_CMD_STOP:
             if (!s->shutting_down) {
                 s->shutting_down = true;
-                /* nua_shutdown ends every dialog it still holds. */
+                /* nua_shutdown ends every dialog it still holds, but waits
+                 * for transactions a silent peer never answers (32 s):
+                 * a stopping daemon gives them SIP_STOP_GRACE_MS. */
                 nua_shutdown(s->nua);
+                s->stop_timer = su_timer_create(su_root_task(s->root), 0);
+                if (s->stop_timer == NULL ||
+                    su_timer_set_interval(s->stop_timer, sip_stop_deadline,
+                                          NULL, SIP_STOP_GRACE_MS) < 0)
+                    su_root_break(s->root);
             }
             break;
         }
@@ -335,16 +356,34 @@ static bool sip_try_auth(struct sip_leg *leg, const sip_t *sip)
     return true;
 }
 
+/* Did our own stack make this response (timeout, ICMP error, DNS failure)
+ * rather than the peer? nta synthesises those complete with headers and a
+ * To tag; what they lack is the transport the tport layer records on every
+ * message it reads from the network (ai_protocol stays 0). */
+static bool response_is_local(nua_t *nua, const sip_t *sip)
+{
+    if (sip == NULL)
+        return true;
+    nua_saved_event_t saved[1];
+    if (!nua_save_event(nua, saved))
+        return false;
+    const nua_event_data_t *data = nua_event_data(saved);
+    su_addrinfo_t *ai = data && data->e_msg ? msg_addrinfo(data->e_msg) : NULL;
+    bool local = ai == NULL || ai->ai_protocol == 0;
+    nua_destroy_event(saved);
+    return local;
+}
+
 static void sip_on_invite_response(struct sip *s, struct sip_leg *leg,
                                    int status, const char *phrase,
                                    const sip_t *sip)
 {
+    bool local = response_is_local(s->nua, sip);
     log_info("%s: %d %s%s", leg->res_id, status, phrase,
-             sip == NULL ? " (local)" : "");
+             local ? " (from our stack)" : "");
     if (status < 200) {
         if (!leg->hangup)
-            sip_post_simple(s, leg, SIP_EV_PROGRESS, status, sip == NULL,
-                            false);
+            sip_post_simple(s, leg, SIP_EV_PROGRESS, status, local, false);
         return;
     }
     if (status < 300) {
@@ -371,7 +410,7 @@ static void sip_on_invite_response(struct sip *s, struct sip_leg *leg,
         return;
     if (!leg->reported) {
         leg->reported = true;
-        sip_post_simple(s, leg, SIP_EV_FAILED, status, sip == NULL, false);
+        sip_post_simple(s, leg, SIP_EV_FAILED, status, local, false);
     }
 }
 
@@ -459,6 +498,9 @@ static void *sip_thread_main(void *arg)
     snprintf(url, sizeof url, "sip:%s;transport=udp", host);
     s->nua = nua_create(s->root, sip_callback, s, NUTAG_URL(url),
                         NUTAG_MEDIA_ENABLE(0),
+                        /* 100 Trying tells "call timeout" from "dial
+                         * error"; nta hides it unless asked. */
+                        NTATAG_PASS_100(1),
                         SIPTAG_USER_AGENT_STR("ctid/" CTID_VERSION),
                         TAG_END());
     if (s->nua == NULL) {
@@ -489,6 +531,8 @@ static void *sip_thread_main(void *arg)
             free(leg);
         }
     idmap_free(&s->legs);
+    if (s->stop_timer != NULL)
+        su_timer_destroy(s->stop_timer);
     su_root_deregister(s->root, s->commands_index);
     nua_destroy(s->nua);
     su_root_destroy(s->root);
