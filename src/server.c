@@ -416,7 +416,14 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
     signal(SIGPIPE, SIG_IGN);
     if (server_reserve_ids(srv, err, errlen) < 0)
         return -1;
-    srv->base = event_base_new();
+    /* libevent's default monotonic clock is the coarse one, which ticks
+     * every 4 ms on some kernels: RTP pacing needs the precise one. */
+    struct event_config *cfg = event_config_new();
+    if (cfg != NULL) {
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+        srv->base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
     if (srv->base == NULL) {
         snprintf(err, errlen, "cannot create the event loop");
         return -1;

@@ -494,6 +494,9 @@ static void *sip_thread_main(void *arg)
                  "sofia-sip: su_root_create failed");
         goto fail;
     }
+    /* Without this nua_create starts a stack thread of its own and talks
+     * to it through su_msg: a third thread with no work of its own. */
+    su_root_threading(s->root, 0);
     uri_host(host, sizeof host, s->conf->sip_host, s->conf->sip_port);
     snprintf(url, sizeof url, "sip:%s;transport=udp", host);
     s->nua = nua_create(s->root, sip_callback, s, NUTAG_URL(url),
