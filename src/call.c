@@ -78,10 +78,9 @@ struct call_step call_transition(enum call_state state,
         case CALL_IN_RING_TIMEOUT:
             return release(state, CALL_ACT_HANGUP, "ring timeout", "sys", 487);
         case CALL_IN_DIAL_TIMEOUT:
-            return f->responded ? release(state, CALL_ACT_HANGUP,
-                                          "call timeout", "sys", 408)
-                                : release(state, CALL_ACT_HANGUP,
-                                          "dial error", "sys", 408);
+            /* The SIP stack fails an unanswered INVITE (Timer B) before
+             * dial_timeout, so reaching it means provisionals came. */
+            return release(state, CALL_ACT_HANGUP, "call timeout", "sys", 408);
         case CALL_IN_DROP:
             return release(state, CALL_ACT_HANGUP, "canceled", "sys", 487);
         case CALL_IN_SHUTDOWN:

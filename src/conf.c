@@ -39,7 +39,7 @@ void conf_defaults(struct conf *c)
     c->max_calls = 1000;
     c->max_line = 65536;
     c->max_connections = 1024;
-    c->dial_timeout = 30;
+    c->dial_timeout = 60;
     c->default_max_ring = 50;
     strcpy(c->log_level, "info");
 }
@@ -183,7 +183,7 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
         return set_unsigned(&c->max_connections, value, 1, 1000000, key, err,
                             errlen);
     if (strcmp(key, "dial_timeout") == 0)
-        return set_unsigned(&c->dial_timeout, value, 1, 3600, key, err,
+        return set_unsigned(&c->dial_timeout, value, 2, 3600, key, err,
                             errlen);
     if (strcmp(key, "max_ring_seconds") == 0)
         return set_unsigned(&c->default_max_ring, value, 1, 3600, key, err,

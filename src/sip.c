@@ -359,26 +359,22 @@ static bool sip_try_auth(struct sip_leg *leg, const sip_t *sip)
 /* Did our own stack make this response (timeout, ICMP error, DNS failure)
  * rather than the peer? nta synthesises those complete with headers and a
  * To tag; what they lack is the transport the tport layer records on every
- * message it reads from the network (ai_protocol stays 0). */
+ * message it reads from the network (ai_protocol stays 0). Inside a nua
+ * callback, nua_current_request() is the message of the event at hand,
+ * here the response. */
 static bool response_is_local(nua_t *nua, const sip_t *sip)
 {
     if (sip == NULL)
         return true;
-    nua_saved_event_t saved[1];
-    if (!nua_save_event(nua, saved))
-        return false;
-    const nua_event_data_t *data = nua_event_data(saved);
-    su_addrinfo_t *ai = data && data->e_msg ? msg_addrinfo(data->e_msg) : NULL;
-    bool local = ai == NULL || ai->ai_protocol == 0;
-    nua_destroy_event(saved);
-    return local;
+    msg_t *msg = nua_current_request(nua);
+    su_addrinfo_t *ai = msg ? msg_addrinfo(msg) : NULL;
+    return ai == NULL || ai->ai_protocol == 0;
 }
 
-static void sip_on_invite_response(struct sip *s, struct sip_leg *leg,
-                                   int status, const char *phrase,
-                                   const sip_t *sip)
+static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
+                                       int status, const char *phrase,
+                                       const sip_t *sip, bool local)
 {
-    bool local = response_is_local(s->nua, sip);
     log_info("%s: %d %s%s", leg->res_id, status, phrase,
              local ? " (from our stack)" : "");
     if (status < 200) {
@@ -412,6 +408,14 @@ static void sip_on_invite_response(struct sip *s, struct sip_leg *leg,
         leg->reported = true;
         sip_post_simple(s, leg, SIP_EV_FAILED, status, local, false);
     }
+}
+
+static void sip_on_invite_response(struct sip *s, struct sip_leg *leg,
+                                   int status, const char *phrase,
+                                   const sip_t *sip)
+{
+    sip_handle_invite_response(s, leg, status, phrase, sip,
+                               response_is_local(s->nua, sip));
 }
 
 static void sip_on_state(struct sip *s, struct sip_leg *leg, int status,
@@ -478,6 +482,13 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
     }
 }
 
+/* Timer B: how long an INVITE that gets no response at all may live. */
+static unsigned sip_timer_b_ms(const struct conf *c)
+{
+    unsigned ms = c->dial_timeout * 1000 * 3 / 4;
+    return ms < 32000 ? ms : 32000; /* RFC 3261's 64 * T1 */
+}
+
 /* ---- SIP thread: life ----------------------------------------------------- */
 
 static void *sip_thread_main(void *arg)
@@ -501,9 +512,13 @@ static void *sip_thread_main(void *arg)
     snprintf(url, sizeof url, "sip:%s;transport=udp", host);
     s->nua = nua_create(s->root, sip_callback, s, NUTAG_URL(url),
                         NUTAG_MEDIA_ENABLE(0),
-                        /* 100 Trying tells "call timeout" from "dial
-                         * error"; nta hides it unless asked. */
-                        NTATAG_PASS_100(1),
+                        /* A silent peer must fail the INVITE (local 408,
+                         * "dial error") before dial_timeout can fire, which
+                         * then means provisionals came but no final
+                         * response ("call timeout"). Passing 100 Trying up
+                         * instead (NTATAG_PASS_100) leaks each 100's
+                         * message in nua 1.12.11. */
+                        NTATAG_SIP_T1X64(sip_timer_b_ms(s->conf)),
                         SIPTAG_USER_AGENT_STR("ctid/" CTID_VERSION),
                         TAG_END());
     if (s->nua == NULL) {

@@ -109,7 +109,7 @@ static void test_initiated_timers_and_requests(void **state)
                    true, "call timeout", "sys", 408);
     assert_release(step(CALL_INITIATED, false, false, CALL_IN_DIAL_TIMEOUT, 0,
                         true),
-                   true, "dial error", "sys", 408);
+                   true, "call timeout", "sys", 408);
     assert_release(step(CALL_INITIATED, true, true, CALL_IN_DROP, 0, true),
                    true, "canceled", "sys", 487);
     assert_release(step(CALL_INITIATED, false, false, CALL_IN_SHUTDOWN, 0,
