@@ -52,6 +52,10 @@ void server_free(struct server *srv);
 void server_emit_event(struct server *srv, uint64_t creator_conn,
                        const char *method, json_t *params);
 
+/* A call released: its creator connection owes one event less (a peer
+ * that has sent EOF is closed once nothing more is owed). */
+void server_call_released(struct server *srv, uint64_t creator_conn);
+
 /* Picks the next process_id: above every id this node handed out before,
  * also across restarts (state_dir/process_id keeps the last start second). */
 int server_reserve_ids(struct server *srv, char *err, size_t errlen);

@@ -182,6 +182,7 @@ static void call_release(struct call *c, const struct call_step *st)
     if (c->gateway >= 0)
         srv->gateway_calls[c->gateway]--;
     server_emit_event(srv, c->creator_conn, ON_RELEASED, params);
+    server_call_released(srv, c->creator_conn);
     call_free(c);
 }
 

@@ -41,6 +41,8 @@ struct conn {
     char peer[64];            /* "ip:port", for logs */
     bool subscribed;          /* sys.subscribe: receives every event */
     bool closing;             /* close once the current read is handled */
+    bool peer_done;           /* peer sent EOF: still owed replies/events */
+    unsigned calls;           /* calls it constructed not yet released */
     struct conn *prev, *next; /* server's list */
 };
 
@@ -94,6 +96,37 @@ void server_emit_event(struct server *srv, uint64_t creator_conn,
     free(line);
 }
 
+static void conn_close(struct conn *c);
+
+static void conn_on_drained(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_close(arg);
+}
+
+/* A peer that has sent EOF (say `printf ... | nc`) may still be reading:
+ * it keeps its connection until its calls' events are written, or for
+ * good if it subscribed (a write error closes it then). */
+static void conn_maybe_finish(struct conn *c)
+{
+    if (!c->peer_done || c->calls > 0 || c->subscribed)
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_close(c);
+    else
+        bufferevent_setcb(c->bev, NULL, conn_on_drained, NULL, c);
+}
+
+void server_call_released(struct server *srv, uint64_t creator_conn)
+{
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (c->id == creator_conn) {
+            c->calls--;
+            conn_maybe_finish(c);
+            return;
+        }
+}
+
 /* ---- methods --------------------------------------------------------- */
 
 static void do_construct(struct conn *c, struct rpc_request *req)
@@ -119,6 +152,7 @@ static void do_construct(struct conn *c, struct rpc_request *req)
         reply_error(c, req->id, &err);
         return;
     }
+    c->calls++;
     json_t *result = json_pack("{s:s, s:o, s:s, s:{s:I}}", "res_id",
                                call->res_id, "user_data", ud, "to_uri",
                                call->to_uri, "ipsc_info", "process_id",
@@ -247,12 +281,18 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
 
 static void conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct conn *c = arg;
-    if (what & BEV_EVENT_ERROR)
+    if (what & BEV_EVENT_ERROR) {
         log_info("%s: %s", c->peer, strerror(EVUTIL_SOCKET_ERROR()));
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
         conn_close(c);
+    } else if (what & BEV_EVENT_EOF) {
+        c->peer_done = true;
+        bufferevent_disable(bev, EV_READ);
+        if (c->calls > 0 || c->subscribed)
+            log_info("%s: peer finished sending; kept open for %u call(s)%s",
+                     c->peer, c->calls, c->subscribed ? " and events" : "");
+        conn_maybe_finish(c);
+    }
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,

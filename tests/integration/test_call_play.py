@@ -13,6 +13,8 @@ C  defaults (play_repeat 1, user_data null), to_uri as an array, play_content
    as an item list, from_uri "anonymous" (anonymous From + Privacy: id).
 D  process_id keeps increasing across a restart with the same state_dir.
 """
+import json
+import socket
 import os
 import sys
 import time
@@ -40,7 +42,7 @@ with t:
     t.check(len(g711_of(prompt, 8)) == 52 * FRAME,
             "harness: 1.03 s prompt is 51.5 frames, padded to 52")
 
-    ports = {k: free_port("udp") for k in ("A", "B", "C", "D")}
+    ports = {k: free_port("udp") for k in ("A", "B", "C", "D", "E")}
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()])
     d.start()
     node = d.node_id
@@ -178,6 +180,38 @@ with t:
             t.check((header(inv[0], "Privacy") or "").lower().find("id") >= 0,
                     "from_uri anonymous: Privacy: id", repr(header(inv[0], "Privacy")))
     t.run("C: defaults, array to_uri, item list, anonymous", call_c)
+
+    def call_e():
+        # `printf REQUEST | nc host port`: the client half-closes right after
+        # its request and still reads. ctid must answer, deliver the event,
+        # and only then close the connection.
+        sp = t.sipp("uas_answer_wait_bye.xml", port=ports["E"]).start()
+        sock = socket.create_connection(("127.0.0.1", d.listen_port), timeout=30)
+        req = {"id": 7, "method": "ext.notify_call.construct",
+               "params": {"to_uri": d.uri(ports["E"]), "play_content": "notice.wav",
+                          "play_repeat": 0, "user_data": "nc"}}
+        sock.sendall((json.dumps(req) + "\n").encode())
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+        lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+        t.check(len(lines) == 2, "half-closed client got 2 lines, then EOF",
+                repr(lines))
+        if len(lines) == 2:
+            t.check(lines[0].get("id") == 7 and "result" in lines[0],
+                    "first line: the construct result", repr(lines[0]))
+            ev = lines[1]
+            t.check(ev.get("method") == "ext.notify_call.on_released" and
+                    ev["params"]["res_id"] == lines[0].get("result", {}).get("res_id")
+                    and ev["params"]["error"] is None,
+                    "second line: its on_released, error null", repr(ev))
+        sp.check_exit(t, "sipp received the daemon's BYE")
+    t.run("E: nc-style client half-closes after its request", call_e)
 
     t.check(pids == sorted(pids) and len(set(pids)) == len(pids),
             "process_ids strictly increase across calls", repr(pids))
