@@ -59,7 +59,7 @@ struct sip_cmd {
 #define SIP_EV_STARTED 100
 #define SIP_EV_START_FAILED 101
 
-#define SIP_STOP_GRACE_MS 2000
+#define SIP_STOP_GRACE_MS 5000
 
 /* One outbound INVITE dialog, owned by the SIP thread. */
 struct sip_leg {
@@ -316,8 +316,10 @@ static int sip_on_commands(struct sip *s, su_wait_t *w, void *arg)
             if (!s->shutting_down) {
                 s->shutting_down = true;
                 /* nua_shutdown ends every dialog it still holds, but waits
-                 * for transactions a silent peer never answers (32 s):
-                 * a stopping daemon gives them SIP_STOP_GRACE_MS. */
+                 * for transactions a silent peer never answers (Timer B,
+                 * up to 32 s): a stopping daemon gives them
+                 * SIP_STOP_GRACE_MS, then exits without freeing the stack
+                 * (nua_destroy refuses before shutdown completes). */
                 nua_shutdown(s->nua);
                 s->stop_timer = su_timer_create(su_root_task(s->root), 0);
                 if (s->stop_timer == NULL ||

@@ -414,10 +414,12 @@ class Sipp:
 
     Always passes -key rtp_sink_port/codec/codec_name (harmless for scenarios
     that do not use them). ring_ms is sipp's -d (scenarios use <pause/>
-    between 180 and the final response)."""
+    between 180 and the final response). Never 0: a call paused for 0 ms
+    was seen to sleep in sipp 3.6.1 until the test gave up (once in a
+    loaded ASan run), so the default is 20 ms."""
 
     def __init__(self, t, scenario, port=None, rtp_sink_port=9, codec=8,
-                 calls=1, timeout=60, ring_ms=0, extra=()):
+                 calls=1, timeout=60, ring_ms=20, extra=()):
         self.t = t
         self.scenario = scenario
         self.port = port or free_port("udp")
