@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -138,6 +139,17 @@ int main(int argc, char **argv)
     }
     log_info("ctid %s starting%s%s", CTID_VERSION, config ? " with " : "",
              config ? config : "");
+
+    /* Every call holds an RTP socket: thousands of calls need thousands of
+     * descriptors, and the soft limit (often 1024) is only a default. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+        nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) == 0)
+            log_info("open files limit raised to %llu",
+                     (unsigned long long)nofile.rlim_cur);
+    }
 
     static struct server srv; /* the one struct server */
     int status = 1;

@@ -1,35 +1,57 @@
 /* media: the RTP engine. Owns the RTP port range (a bitmap of even ports
- * handed out round-robin), one UDP socket per stream, and the single ticker
- * on the libevent loop that sends every playing stream's frames.
+ * handed out round-robin), one UDP socket per stream, and the media thread
+ * that sends every playing stream's 20 ms frames.
  *
- * Pacing is on an absolute clock: packet k of a stream is due at
- * t0 + k * 20 ms (CLOCK_MONOTONIC). A tick sends every packet whose time
- * has come, so a late wakeup catches up instead of drifting. The ticker is
- * a one-shot timer re-armed for the earliest due packet.
+ * Why a thread: RTP must leave on time whatever the main loop is doing
+ * (parsing requests, loading prompts, SIP events), and on a loaded machine
+ * only the scheduler can promise that; the media thread asks for real-time
+ * priority when it may (docs/performance.md has the measurements).
  *
- * on_done callbacks may close any stream, so a tick never calls out while
- * walking the play list: finished streams move to a done list, which is
- * drained (one head pop at a time) after the walk. */
+ * Pacing: a wheel of MEDIA_SLOTS one-millisecond slots turning every 20 ms
+ * on CLOCK_MONOTONIC. A stream joins the least loaded slot and sends one
+ * packet each time its slot comes round, so packet k leaves at
+ * t0 + 20 ms * k; a late wake-up processes every slot it missed (catching
+ * up, never drifting), and streams are spread over the 20 ms instead of
+ * bursting together. The thread sleeps on a timerfd armed for the next
+ * non-empty slot, so an idle daemon never wakes.
+ *
+ * Ownership: a stream belongs to the main thread except while it plays.
+ * media_stream_play hands it to the media thread through the command
+ * queue; the thread hands it back through the event queue when it played
+ * out (DONE), failed, or was stopped (STOPPED, the answer to every STOP).
+ * The main thread frees a stream only once it is back. Clips are shared
+ * read-only; the stream's references keep them alive while it plays.
+ *
+ * Incoming RTP is never used: a socket filter drops it in the kernel, so
+ * it costs no system call and never fills a socket buffer. */
 
 #include "media.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "g711.h"
+#include "log.h"
+#include "queue.h"
 
-#define MEDIA_PTIME_NS 20000000ULL  /* one 160-sample frame */
-#define MEDIA_MIN_WAIT_NS 1000000ULL /* coalesces wakeups of many streams */
-#define MEDIA_RX_BURST 64            /* datagrams drained per read event */
+#define MEDIA_PTIME_NS 20000000ULL /* one 160-sample frame */
+#define MEDIA_SLOTS 20             /* one per millisecond of a frame */
+#define MEDIA_SLOT_NS (MEDIA_PTIME_NS / MEDIA_SLOTS)
+#define MEDIA_RT_PRIORITY 10       /* SCHED_FIFO, when permitted */
 
 union media_addr {
     struct sockaddr sa;
@@ -38,50 +60,77 @@ union media_addr {
 };
 
 enum media_state {
-    MEDIA_IDLE,    /* open, not sending */
-    MEDIA_PLAYING, /* on m->playing */
-    MEDIA_DONE,    /* on m->done, on_done not yet called */
+    MEDIA_IDLE,    /* main thread's; not sending */
+    MEDIA_PLAYING, /* handed to the media thread */
 };
 
 struct media_stream {
     struct media *m;
     void *owner;
     media_done_fn on_done;
-    struct media_stream *prev, *next; /* links of m->playing or m->done */
-    struct event *rx;                 /* reads and discards incoming RTP */
     struct prompt_clip **clips;       /* our references while playing */
-    uint64_t t0;                      /* ns, when packet 0 was due */
-    uint64_t sent;                    /* packets sent (or dropped) so far */
-    union media_addr dest;
-    socklen_t dest_len;
-    int fd;
+    int fd;                           /* connected to the callee once playing */
+    uint16_t port;
+    uint8_t state;                    /* enum media_state, main thread */
+    bool closing;                     /* closed while playing: free on return */
+    /* Below: the media thread's while playing. */
+    struct media_stream *prev, *next; /* links of the slot's list */
     uint32_t n_clips;
-    uint32_t clip_idx; /* position: clip, frame within it, play */
+    uint32_t clip_idx;                /* position: clip, frame within it, play */
     uint32_t frame_idx;
     uint32_t plays;
     uint32_t play_idx;
     uint32_t ts;
     uint32_t ssrc;
     uint16_t seq;
-    uint16_t port;
     uint8_t pt;
-    uint8_t state;  /* enum media_state */
-    int8_t result;  /* for on_done: 0 played out, -1 send error */
+    uint8_t slot;                     /* index into the wheel */
+    bool first;                       /* marker bit on the next packet */
+    bool on_wheel;
+};
+
+enum media_cmd_type { MEDIA_CMD_PLAY, MEDIA_CMD_STOP, MEDIA_CMD_QUIT };
+
+struct media_cmd {
+    enum media_cmd_type type;
+    struct media_stream *s;
+};
+
+enum media_result { MEDIA_DONE_OK = 0, MEDIA_DONE_ERROR = -1, MEDIA_STOPPED = 1 };
+
+struct media_evt {
+    struct media_stream *s;
+    int result; /* enum media_result */
+};
+
+/* The media thread's own state. */
+struct media_wheel {
+    struct media_stream *head[MEDIA_SLOTS]; /* streams of each slot, in order */
+    struct media_stream *tail[MEDIA_SLOTS];
+    uint32_t count[MEDIA_SLOTS];
+    uint32_t total;
+    uint64_t next_due;  /* ns: when slot next_slot is due */
+    unsigned next_slot;
 };
 
 struct media {
-    struct event_base *base;
+    /* Main thread. */
     union media_addr addr; /* bind address, port 0 */
     socklen_t addr_len;
     uint16_t port_first;   /* first even port of the range */
     uint32_t n_ports;      /* even ports in the range */
     uint32_t cursor;       /* next port index to try: round-robin */
     uint64_t *used;        /* bitmap over port indexes */
-    struct event *ticker;
-    bool ticker_armed;
-    uint64_t ticker_due;   /* ns, valid while armed */
-    struct media_stream *playing;
-    struct media_stream *done;
+    struct event *events_ev;
+    /* Shared only through the queues. */
+    struct queue *commands; /* main -> media thread, struct media_cmd */
+    struct queue *events;   /* media thread -> main, struct media_evt */
+    pthread_t thread;
+    bool thread_started;
+    /* Media thread. */
+    int epfd;
+    int timerfd;
+    struct media_wheel wheel;
 };
 
 static uint64_t media_now(void)
@@ -122,7 +171,255 @@ void media_rtp_header(uint8_t out[12], int marker, uint8_t payload_type,
     out[11] = (uint8_t)ssrc;
 }
 
-static void media_tick(evutil_socket_t fd, short what, void *arg);
+/* ---- media thread ------------------------------------------------------ */
+
+static void wheel_add(struct media_wheel *w, struct media_stream *s)
+{
+    unsigned best = 0;
+    for (unsigned i = 1; i < MEDIA_SLOTS; i++)
+        if (w->count[i] < w->count[best])
+            best = i;
+    s->slot = (uint8_t)best;
+    s->next = NULL;
+    s->prev = w->tail[best];
+    if (s->prev)
+        s->prev->next = s;
+    else
+        w->head[best] = s;
+    w->tail[best] = s;
+    w->count[best]++;
+    w->total++;
+    s->on_wheel = true;
+}
+
+static void wheel_remove(struct media_wheel *w, struct media_stream *s)
+{
+    unsigned i = s->slot;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->head[i] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        w->tail[i] = s->prev;
+    s->prev = s->next = NULL;
+    w->count[i]--;
+    w->total--;
+    s->on_wheel = false;
+}
+
+static void media_hand_back(struct media *m, struct media_stream *s,
+                            int result)
+{
+    if (s->on_wheel)
+        wheel_remove(&m->wheel, s);
+    struct media_evt ev = {s, result};
+    if (queue_push(m->events, &ev) < 0)
+        log_error("media: out of memory handing a stream back");
+}
+
+/* Sends the stream's next packet. Returns false when it is finished. */
+static bool media_send_one(struct media *m, struct media_stream *s)
+{
+    uint8_t pkt[12 + PROMPT_FRAME_SAMPLES];
+    const struct prompt_clip *c = s->clips[s->clip_idx];
+    const uint8_t *pay = s->pt == G711_PT_PCMA ? c->alaw : c->ulaw;
+
+    media_rtp_header(pkt, s->first, s->pt, s->seq, s->ts, s->ssrc);
+    memcpy(pkt + 12, pay + (size_t)s->frame_idx * PROMPT_FRAME_SAMPLES,
+           PROMPT_FRAME_SAMPLES);
+    if (send(s->fd, pkt, sizeof pkt, 0) < 0 && errno != EAGAIN &&
+        errno != EWOULDBLOCK && errno != ENOBUFS && errno != ECONNREFUSED &&
+        errno != EINTR) {
+        /* A full buffer or an ICMP error loses one packet; anything else
+         * (no route, bad address) is for good. */
+        media_hand_back(m, s, MEDIA_DONE_ERROR);
+        return false;
+    }
+    s->first = false;
+    s->seq++;
+    s->ts += PROMPT_FRAME_SAMPLES;
+    if (++s->frame_idx < c->n_frames)
+        return true;
+    s->frame_idx = 0;
+    do { /* empty clips contribute no packets */
+        if (++s->clip_idx == s->n_clips) {
+            s->clip_idx = 0;
+            if (++s->play_idx == s->plays) {
+                media_hand_back(m, s, MEDIA_DONE_OK);
+                return false;
+            }
+        }
+    } while (s->clips[s->clip_idx]->n_frames == 0);
+    return true;
+}
+
+/* Processes every slot whose time has come, oldest first. */
+static void media_turn(struct media *m)
+{
+    struct media_wheel *w = &m->wheel;
+    uint64_t now = media_now();
+
+    while (w->total > 0 && w->next_due <= now) {
+        struct media_stream *s = w->head[w->next_slot], *next;
+        for (; s != NULL; s = next) {
+            next = s->next; /* sending may take s off the wheel */
+            media_send_one(m, s);
+        }
+        w->next_slot = (w->next_slot + 1) % MEDIA_SLOTS;
+        w->next_due += MEDIA_SLOT_NS;
+    }
+}
+
+/* Arms the timer for the next slot holding streams; disarms when none. */
+static void media_arm(struct media *m)
+{
+    struct media_wheel *w = &m->wheel;
+    struct itimerspec its = {0};
+
+    if (w->total > 0) {
+        /* Skip empty slots: they have nothing to send. */
+        while (w->head[w->next_slot] == NULL) {
+            w->next_slot = (w->next_slot + 1) % MEDIA_SLOTS;
+            w->next_due += MEDIA_SLOT_NS;
+        }
+        its.it_value.tv_sec = (time_t)(w->next_due / 1000000000ULL);
+        its.it_value.tv_nsec = (long)(w->next_due % 1000000000ULL);
+    }
+    timerfd_settime(m->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void media_start_stream(struct media *m, struct media_stream *s)
+{
+    struct media_wheel *w = &m->wheel;
+    if (w->total == 0) {
+        /* The wheel stood still: set it turning from now. */
+        w->next_due = media_now();
+    }
+    wheel_add(w, s);
+}
+
+/* Returns false on QUIT. */
+static bool media_on_commands(struct media *m)
+{
+    struct media_cmd cmd;
+    while (queue_pop(m->commands, &cmd)) {
+        switch (cmd.type) {
+        case MEDIA_CMD_PLAY:
+            media_start_stream(m, cmd.s);
+            break;
+        case MEDIA_CMD_STOP:
+            /* Answered even when the stream already played out: the main
+             * thread frees it only after this answer. */
+            media_hand_back(m, cmd.s, MEDIA_STOPPED);
+            break;
+        case MEDIA_CMD_QUIT:
+            return false;
+        }
+    }
+    return true;
+}
+
+static void media_try_realtime(void)
+{
+    struct sched_param sp = {.sched_priority = MEDIA_RT_PRIORITY};
+    int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+    if (rc == 0)
+        log_info("media: thread runs SCHED_FIFO priority %d",
+                 MEDIA_RT_PRIORITY);
+    else
+        log_info("media: thread runs at normal priority (SCHED_FIFO: %s)",
+                 strerror(rc));
+}
+
+static void *media_thread_main(void *arg)
+{
+    struct media *m = arg;
+    struct epoll_event evs[2];
+
+    pthread_setname_np(pthread_self(), "ctid-media");
+    media_try_realtime();
+    for (;;) {
+        int n = epoll_wait(m->epfd, evs, 2, -1);
+        if (n < 0 && errno != EINTR) {
+            log_error("media: epoll_wait: %s", strerror(errno));
+            break;
+        }
+        bool quit = false;
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == m->timerfd) {
+                uint64_t expirations;
+                ssize_t ignored = read(m->timerfd, &expirations,
+                                       sizeof expirations);
+                (void)ignored;
+            } else if (!media_on_commands(m)) {
+                quit = true;
+            }
+        }
+        if (quit)
+            break;
+        media_turn(m);
+        media_arm(m);
+    }
+    /* Give back whatever still plays: the main thread owns it again. */
+    for (unsigned i = 0; i < MEDIA_SLOTS; i++)
+        while (m->wheel.head[i] != NULL)
+            media_hand_back(m, m->wheel.head[i], MEDIA_STOPPED);
+    return NULL;
+}
+
+/* ---- main thread ----------------------------------------------------- */
+
+static bool media_port_used(const struct media *m, uint32_t i)
+{
+    return m->used[i / 64] >> (i % 64) & 1;
+}
+
+static void media_port_mark(struct media *m, uint32_t i, bool used)
+{
+    if (used)
+        m->used[i / 64] |= 1ULL << (i % 64);
+    else
+        m->used[i / 64] &= ~(1ULL << (i % 64));
+}
+
+static void media_stream_free(struct media_stream *s)
+{
+    prompt_clips_release(s->clips, s->n_clips);
+    close(s->fd);
+    media_port_mark(s->m, (uint32_t)(s->port - s->m->port_first) / 2, false);
+    free(s);
+}
+
+/* A stream came back from the media thread. */
+static void media_on_return(struct media_stream *s, int result)
+{
+    if (s->closing) {
+        /* Its owner is gone; only the STOP's answer may free it, since the
+         * media thread still reads the stream until it sends that. */
+        if (result == MEDIA_STOPPED)
+            media_stream_free(s);
+        return;
+    }
+    s->state = MEDIA_IDLE;
+    prompt_clips_release(s->clips, s->n_clips);
+    s->clips = NULL;
+    s->n_clips = 0;
+    if (result != MEDIA_STOPPED)
+        s->on_done(s->owner, result);
+}
+
+static void media_on_events(evutil_socket_t fd, short what, void *arg)
+{
+    struct media *m = arg;
+    struct media_evt ev;
+
+    (void)fd;
+    (void)what;
+    while (queue_pop(m->events, &ev))
+        media_on_return(ev.s, ev.result);
+}
 
 struct media *media_new(struct event_base *base, const char *ip,
                         uint16_t port_min, uint16_t port_max, char *err,
@@ -141,7 +438,7 @@ struct media *media_new(struct event_base *base, const char *ip,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    m->base = base;
+    m->epfd = m->timerfd = -1;
     if (inet_pton(AF_INET, ip, &m->addr.in4.sin_addr) == 1) {
         m->addr.in4.sin_family = AF_INET;
         m->addr_len = sizeof m->addr.in4;
@@ -157,50 +454,68 @@ struct media *media_new(struct event_base *base, const char *ip,
     m->port_first = (uint16_t)first;
     m->n_ports = (port_max - first) / 2 + 1;
     m->used = calloc((m->n_ports + 63) / 64, sizeof *m->used);
-    m->ticker = evtimer_new(base, media_tick, m);
-    if (!m->used || !m->ticker) {
-        snprintf(err, errlen, "out of memory");
+    m->commands = queue_new(sizeof(struct media_cmd));
+    m->events = queue_new(sizeof(struct media_evt));
+    m->epfd = epoll_create1(EPOLL_CLOEXEC);
+    m->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (!m->used || !m->commands || !m->events || m->epfd < 0 ||
+        m->timerfd < 0) {
+        snprintf(err, errlen, "media: %s", strerror(errno ? errno : ENOMEM));
         media_free(m);
         return NULL;
     }
+    struct epoll_event tev = {.events = EPOLLIN, .data.fd = m->timerfd};
+    struct epoll_event cev = {.events = EPOLLIN,
+                              .data.fd = queue_fd(m->commands)};
+    m->events_ev = event_new(base, queue_fd(m->events), EV_READ | EV_PERSIST,
+                             media_on_events, m);
+    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->timerfd, &tev) < 0 ||
+        epoll_ctl(m->epfd, EPOLL_CTL_ADD, queue_fd(m->commands), &cev) < 0 ||
+        !m->events_ev || event_add(m->events_ev, NULL) < 0) {
+        snprintf(err, errlen, "media: cannot watch timer and queues");
+        media_free(m);
+        return NULL;
+    }
+    if (pthread_create(&m->thread, NULL, media_thread_main, m) != 0) {
+        snprintf(err, errlen, "media: cannot start the media thread");
+        media_free(m);
+        return NULL;
+    }
+    m->thread_started = true;
     return m;
 }
 
-/* Streams must all be closed first; they point at m. */
+/* Streams must all be closed first; closing a playing stream completes
+ * here, when the media thread hands it back. */
 void media_free(struct media *m)
 {
     if (!m)
         return;
-    if (m->ticker)
-        event_free(m->ticker);
+    if (m->thread_started) {
+        struct media_cmd quit = {.type = MEDIA_CMD_QUIT};
+        if (queue_push(m->commands, &quit) == 0)
+            pthread_join(m->thread, NULL);
+        media_on_events(-1, 0, m);
+    }
+    if (m->events_ev)
+        event_free(m->events_ev);
+    if (m->timerfd >= 0)
+        close(m->timerfd);
+    if (m->epfd >= 0)
+        close(m->epfd);
+    queue_free(m->commands);
+    queue_free(m->events);
     free(m->used);
     free(m);
 }
 
-static bool media_port_used(const struct media *m, uint32_t i)
+/* A one-instruction classic BPF program that accepts no packet: incoming
+ * RTP is dropped before it is queued. */
+static int media_drop_incoming(int fd)
 {
-    return m->used[i / 64] >> (i % 64) & 1;
-}
-
-static void media_port_mark(struct media *m, uint32_t i, bool used)
-{
-    if (used)
-        m->used[i / 64] |= 1ULL << (i % 64);
-    else
-        m->used[i / 64] &= ~(1ULL << (i % 64));
-}
-
-/* Incoming RTP/RTCP is not used; draining it keeps the buffer from filling
- * and the kernel from doing needless work. */
-static void media_rx(evutil_socket_t fd, short what, void *arg)
-{
-    uint8_t buf[2048];
-
-    (void)what;
-    (void)arg;
-    for (int i = 0; i < MEDIA_RX_BURST; i++)
-        if (recv(fd, buf, sizeof buf, 0) < 0)
-            break;
+    static struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {.len = 1, .filter = drop_all};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
 }
 
 struct media_stream *media_stream_open(struct media *m, void *owner,
@@ -222,6 +537,10 @@ struct media_stream *media_stream_open(struct media *m, void *owner,
         free(s);
         return NULL;
     }
+    if (media_drop_incoming(s->fd) < 0) {
+        snprintf(err, errlen, "RTP socket filter: %s", strerror(errno));
+        goto fail;
+    }
     for (uint32_t k = 0; k < m->n_ports; k++) {
         uint32_t i = (m->cursor + k) % m->n_ports;
         uint16_t port = (uint16_t)(m->port_first + 2 * i);
@@ -239,11 +558,6 @@ struct media_stream *media_stream_open(struct media *m, void *owner,
                      strerror(errno));
             goto fail;
         }
-        s->rx = event_new(m->base, s->fd, EV_READ | EV_PERSIST, media_rx, s);
-        if (!s->rx || event_add(s->rx, NULL) < 0) {
-            snprintf(err, errlen, "out of memory");
-            goto fail;
-        }
         media_port_mark(m, i, true);
         m->cursor = (i + 1) % m->n_ports;
         s->m = m;
@@ -256,137 +570,16 @@ struct media_stream *media_stream_open(struct media *m, void *owner,
     snprintf(err, errlen, "no free RTP port in %u-%u", m->port_first,
              m->port_first + 2 * (m->n_ports - 1));
 fail:
-    if (s->rx)
-        event_free(s->rx);
     close(s->fd);
     free(s);
     return NULL;
 }
 
-static void media_unlink(struct media_stream *s)
+static uint16_t media_port_of(const struct sockaddr *sa)
 {
-    struct media_stream **head = s->state == MEDIA_PLAYING ? &s->m->playing
-                                                           : &s->m->done;
-
-    if (s->state == MEDIA_IDLE)
-        return;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        *head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-    s->state = MEDIA_IDLE;
-}
-
-static void media_push(struct media_stream **head, struct media_stream *s)
-{
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    *head = s;
-}
-
-/* Unlinks s and drops its clips. */
-static void media_stop(struct media_stream *s)
-{
-    media_unlink(s);
-    prompt_clips_release(s->clips, s->n_clips);
-    s->clips = NULL;
-    s->n_clips = 0;
-}
-
-/* Arms the ticker for `due` unless it already fires sooner. */
-static void media_schedule(struct media *m, uint64_t due)
-{
-    uint64_t now = media_now(), wait = due > now ? due - now : 0;
-    struct timeval tv = {(time_t)(wait / 1000000000ULL),
-                         (suseconds_t)(wait % 1000000000ULL / 1000)};
-
-    if (m->ticker_armed && m->ticker_due <= due)
-        return;
-    if (evtimer_add(m->ticker, &tv) == 0) {
-        m->ticker_armed = true;
-        m->ticker_due = due;
-    }
-}
-
-static void media_finish(struct media_stream *s, int result)
-{
-    media_unlink(s);
-    s->result = (int8_t)result;
-    s->state = MEDIA_DONE;
-    media_push(&s->m->done, s);
-}
-
-/* Sends every packet of s due by now, then moves s to the done list if it
- * played out or failed. Never calls out. */
-static void media_pump(struct media_stream *s, uint64_t now)
-{
-    uint8_t pkt[12 + PROMPT_FRAME_SAMPLES];
-
-    while (s->t0 + s->sent * MEDIA_PTIME_NS <= now) {
-        const struct prompt_clip *c = s->clips[s->clip_idx];
-        const uint8_t *pay = s->pt == G711_PT_PCMA ? c->alaw : c->ulaw;
-
-        media_rtp_header(pkt, s->sent == 0, s->pt, s->seq, s->ts, s->ssrc);
-        memcpy(pkt + 12, pay + (size_t)s->frame_idx * PROMPT_FRAME_SAMPLES,
-               PROMPT_FRAME_SAMPLES);
-        if (sendto(s->fd, pkt, sizeof pkt, 0, &s->dest.sa, s->dest_len) < 0 &&
-            errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS &&
-            errno != ECONNREFUSED && errno != EINTR) {
-            /* A full buffer loses one packet; anything else is for good. */
-            media_finish(s, -1);
-            return;
-        }
-        s->sent++;
-        s->seq++;
-        s->ts += PROMPT_FRAME_SAMPLES;
-        if (++s->frame_idx < c->n_frames)
-            continue;
-        s->frame_idx = 0;
-        do { /* empty clips contribute no packets */
-            if (++s->clip_idx == s->n_clips) {
-                s->clip_idx = 0;
-                if (++s->play_idx == s->plays) {
-                    media_finish(s, 0);
-                    return;
-                }
-            }
-        } while (s->clips[s->clip_idx]->n_frames == 0);
-    }
-}
-
-static void media_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct media *m = arg;
-    struct media_stream *s, *next;
-    uint64_t now = media_now(), due = UINT64_MAX;
-
-    (void)fd;
-    (void)what;
-    m->ticker_armed = false;
-    for (s = m->playing; s; s = next) {
-        next = s->next; /* pump may move s to the done list */
-        media_pump(s, now);
-        if (s->state == MEDIA_PLAYING &&
-            s->t0 + s->sent * MEDIA_PTIME_NS < due)
-            due = s->t0 + s->sent * MEDIA_PTIME_NS;
-    }
-    /* The callbacks may close or restart any stream, so take the head
-     * afresh each time. */
-    while ((s = m->done) != NULL) {
-        int result = s->result;
-
-        media_stop(s);
-        s->on_done(s->owner, result);
-    }
-    if (due != UINT64_MAX)
-        media_schedule(m, due > now + MEDIA_MIN_WAIT_NS
-                              ? due
-                              : now + MEDIA_MIN_WAIT_NS);
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
 }
 
 int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
@@ -403,14 +596,17 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
 
     for (size_t i = 0; i < n_clips; i++)
         frames += clips[i]->n_frames;
-    if (frames == 0 || plays == 0 || n_clips > UINT32_MAX ||
+    if (s->state != MEDIA_IDLE || frames == 0 || plays == 0 ||
+        n_clips > UINT32_MAX ||
         (payload_type != G711_PT_PCMA && payload_type != G711_PT_PCMU) ||
         dest->sa_family != m->addr.sa.sa_family ||
-        dest_len > sizeof s->dest) {
+        media_port_of(dest) == 0) {
         errno = EINVAL;
         return -1;
     }
-    media_stop(s);
+    /* Connected: the kernel keeps the route, and send() needs no address. */
+    if (connect(s->fd, dest, dest_len) < 0)
+        return -1;
     s->clips = malloc(n_clips * sizeof *s->clips);
     if (!s->clips)
         return -1;
@@ -419,8 +615,6 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
         clips[i]->refs++;
     }
     s->n_clips = (uint32_t)n_clips;
-    memcpy(&s->dest, dest, dest_len);
-    s->dest_len = dest_len;
     s->pt = (uint8_t)payload_type;
     s->plays = plays;
     s->play_idx = s->clip_idx = s->frame_idx = 0;
@@ -430,13 +624,15 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     s->ssrc = rnd.ssrc;
     s->ts = rnd.ts;
     s->seq = rnd.seq;
-    s->sent = 0;
-    s->t0 = media_now();
+    s->first = true;
+    struct media_cmd cmd = {.type = MEDIA_CMD_PLAY, .s = s};
+    if (queue_push(m->commands, &cmd) < 0) {
+        prompt_clips_release(s->clips, s->n_clips);
+        s->clips = NULL;
+        s->n_clips = 0;
+        return -1;
+    }
     s->state = MEDIA_PLAYING;
-    media_push(&m->playing, s);
-    media_pump(s, s->t0); /* the first packet goes out now */
-    media_schedule(m, s->state == MEDIA_PLAYING ? s->t0 + MEDIA_PTIME_NS
-                                                : s->t0);
     return 0;
 }
 
@@ -444,9 +640,14 @@ void media_stream_close(struct media_stream *s)
 {
     if (!s)
         return;
-    media_stop(s);
-    event_free(s->rx);
-    close(s->fd);
-    media_port_mark(s->m, (uint32_t)(s->port - s->m->port_first) / 2, false);
-    free(s);
+    if (s->state == MEDIA_IDLE) {
+        media_stream_free(s);
+        return;
+    }
+    if (s->closing)
+        return;
+    s->closing = true;
+    struct media_cmd cmd = {.type = MEDIA_CMD_STOP, .s = s};
+    if (queue_push(s->m->commands, &cmd) < 0)
+        log_error("media: out of memory stopping a stream; it leaks");
 }
