@@ -11,7 +11,7 @@
 
 enum play_type {
     PLAY_FILE = 0,      /* one file name */
-    PLAY_DIGITS = 1,    /* spoken types 1-5: the spoken-prompts issue */
+    PLAY_DIGITS = 1,    /* spoken types 1-5: see speech.h */
     PLAY_NUMBER = 2,
     PLAY_MONEY = 3,
     PLAY_DATETIME = 4,
@@ -32,9 +32,10 @@ struct playlist {
 };
 
 /* Accepts a string (one file) or an array of up to 30 items, each
- * [content, type, options] with type and options optional. Types other than
- * 0 and 7 (and < 0, skipped) are refused with -32602 naming the item. An
- * empty result is refused too. Returns 0 or -1 with err; on -1 pl is
+ * [content, type, options] with type and options optional. Types 0, 7 and
+ * the spoken 1-5 (text and options checked by speech_) are kept, < 0
+ * skipped, any other refused with -32602 naming the item. An empty result
+ * is refused too. Returns 0 or -1 with err; on -1 pl is
  * empty. */
 int playlist_parse(json_t *play_content, struct playlist *pl,
                    struct rpc_error *err);

@@ -43,7 +43,10 @@ int prompt_cache_get(struct prompt_cache *pc, const char *name,
                      struct prompt_clip **out, struct rpc_error *err);
 void prompt_clip_unref(struct prompt_clip *clip);
 
-/* Loads every file of a play list (types 0 and 7) in order. On success
+/* Loads every file of a play list in order: types 0 and 7 name files, the
+ * spoken types 1-5 the recordings of their pack, <lang>/<name>.wav (see
+ * speech.h and docs/prompts.md). More than PROMPT_MAX_CLIPS in all is
+ * -32602; a missing recording is 404 like a missing file. On success
  * *clips is a malloc'ed array of *n new references (free with
  * prompt_clips_release). */
 int prompt_load_playlist(struct prompt_cache *pc, const struct playlist *pl,

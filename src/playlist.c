@@ -1,12 +1,15 @@
 /* playlist: turns play_content (contract §5) into a list of typed items
  * and refuses, before anything is dialled, what cannot be played: unknown
- * or unimplemented types, and file names that could leave the prompt
- * directory or corrupt a path. Owns the strings of the items it keeps. */
+ * or unimplemented types, file names that could leave the prompt
+ * directory or corrupt a path, and spoken items (types 1-5) whose text or
+ * options speech_ refuses. Owns the strings of the items it keeps. */
 #include "playlist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "speech.h"
 
 /* A name relative to the prompt directory that stays inside it: not
  * absolute, no ".." component, no control characters (NUL, CR, LF, ...). */
@@ -41,6 +44,22 @@ static int playlist_names_valid(const char *names, size_t len)
     return 1;
 }
 
+/* Types 1-5: the text must be speakable in the language the options ask
+ * for, so a bad date fails the construct rather than the call. */
+static int playlist_speech_valid(int type, const char *s, size_t len,
+                                 const char *options, struct rpc_error *err)
+{
+    enum speech_lang lang;
+    struct speech sp;
+
+    if (strlen(s) != len)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "type %d: NUL in text",
+                        type);
+    if (speech_options(options, &lang, err) < 0)
+        return -1;
+    return speech_say(type, s, lang, &sp, err);
+}
+
 /* Keeps one item of a type already accepted; label names it in errors. */
 static int playlist_add(struct playlist *pl, int type, json_t *content,
                         const char *options, const char *label,
@@ -51,11 +70,17 @@ static int playlist_add(struct playlist *pl, int type, json_t *content,
                         "must be a non-empty string", label);
     const char *s = json_string_value(content);
     size_t len = json_string_length(content);
-    int ok = type == PLAY_FILES ? playlist_names_valid(s, len)
-                                : playlist_name_valid(s, len);
-    if (!ok)
+    if (speech_is_spoken(type)) {
+        if (playlist_speech_valid(type, s, len, options, err) < 0) {
+            struct rpc_error why = *err;
+            return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: %s",
+                            label, why.message);
+        }
+    } else if (!(type == PLAY_FILES ? playlist_names_valid(s, len)
+                                    : playlist_name_valid(s, len))) {
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: invalid "
                         "file name", label);
+    }
 
     struct play_item *it = &pl->items[pl->n];
     it->type = type;
@@ -91,7 +116,8 @@ static int playlist_parse_item(struct playlist *pl, json_t *item, size_t i,
     json_int_t t = json_is_integer(type) ? json_integer_value(type) : 0;
     if (t < 0)
         return 0;
-    if (t != PLAY_FILE && t != PLAY_FILES)
+    if (t != PLAY_FILE && t != PLAY_FILES &&
+        !(t >= PLAY_DIGITS && t <= PLAY_DURATION))
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: type %"
                         JSON_INTEGER_FORMAT " is not supported", label, t);
     return playlist_add(pl, (int)t, json_array_get(item, 0),

@@ -3,7 +3,8 @@
  * downmix and resampling to 8 kHz mono with libsamplerate, padding to whole
  * 20 ms frames, G.711 encoding, and reload when a file changes on disk.
  * Clips are reference counted so a reload never pulls audio from under a
- * call that is playing it. */
+ * call that is playing it. Spoken items (types 1-5) become the clips of
+ * the prompt pack, <prompt_dir>/<lang>/<name>.wav, through the same cache. */
 
 #include "prompt.h"
 
@@ -13,11 +14,13 @@
 #include <samplerate.h>
 #include <sndfile.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "g711.h"
+#include "speech.h"
 
 #define PROMPT_RATE 8000
 
@@ -409,9 +412,35 @@ int prompt_cache_get(struct prompt_cache *pc, const char *name,
 
 /* Calls fn for each file name of the list, in play order; stops at the
  * first non-zero return. Names of a type 7 item are copied out of the
- * '|'-joined string into a buffer. */
+ * '|'-joined string into a buffer; a spoken item names its pack's files. */
 typedef int (*prompt_name_fn)(void *arg, const char *name,
                               struct rpc_error *err);
+
+static int prompt_each_spoken(const struct play_item *it, size_t i,
+                              prompt_name_fn fn, void *arg,
+                              struct rpc_error *err)
+{
+    enum speech_lang lang;
+    struct speech sp;
+    char name[64];
+
+    /* playlist_parse accepted the item, so this fails only if the two
+     * disagree; say which item anyway. */
+    if (speech_options(it->options, &lang, err) < 0 ||
+        speech_say(it->type, it->content, lang, &sp, err) < 0) {
+        struct rpc_error why = *err;
+
+        return rpc_fail(err, RPC_INVALID_PARAMS, "play_content: item %zu: %s",
+                        i, why.message);
+    }
+    for (size_t k = 0; k < sp.n; k++) {
+        snprintf(name, sizeof name, "%s/%s.wav", speech_lang_dir(lang),
+                 sp.names[k]);
+        if (fn(arg, name, err) < 0)
+            return -1;
+    }
+    return 0;
+}
 
 static int prompt_each_name(const struct playlist *pl, prompt_name_fn fn,
                             void *arg, struct rpc_error *err)
@@ -427,9 +456,14 @@ static int prompt_each_name(const struct playlist *pl, prompt_name_fn fn,
                 return -1;
             continue;
         }
+        if (speech_is_spoken(it->type)) {
+            if (prompt_each_spoken(it, i, fn, arg, err) < 0)
+                return -1;
+            continue;
+        }
         if (it->type != PLAY_FILES)
             return rpc_fail(err, RPC_INVALID_PARAMS,
-                            "play_content: item %zu: type %d is not a file",
+                            "play_content: item %zu: type %d is not playable",
                             i, it->type);
         for (;;) {
             size_t len = strcspn(p, "|");
@@ -463,7 +497,8 @@ static int prompt_gather_one(void *arg, const char *name,
 
     if (g->n >= PROMPT_MAX_CLIPS)
         return rpc_fail(err, RPC_INVALID_PARAMS,
-                        "play_content: more than %d files",
+                        "play_content: more than %d prompts (files and "
+                        "spoken words) in one play list",
                         PROMPT_MAX_CLIPS);
     if (g->clips && prompt_cache_get(g->pc, name, &g->clips[g->n], err) < 0)
         return -1;

@@ -116,7 +116,7 @@ with t:
             ("to_uri empty string", dict(base, to_uri=""), -32602, "to_uri"),
             ("play_content missing", {"to_uri": to_uri}, -32602, "play_content"),
             ("play_content type 4 item", dict(base, play_content=[
-                ["2025-01-02 03:04:05", 4, ""]]), -32602, "play_content"),
+                ["2025-13-02 03:04:05", 4, ""]]), -32602, "play_content"),
             ("play_content ../../etc/passwd", dict(base, play_content="../../etc/passwd"),
              -32602, "play_content"),
             ("play_content %s (exists, outside)" % rel_passwd,

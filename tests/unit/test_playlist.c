@@ -80,7 +80,7 @@ static void test_array(void **state)
 static void test_unsupported_types(void **state)
 {
     (void)state;
-    const int types[] = {1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 1000};
+    const int types[] = {6, 8, 9, 10, 11, 1000};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         char text[64], message[128];
         snprintf(text, sizeof text, "[[\"a.wav\"], [\"123\", %d]]", types[i]);
@@ -88,11 +88,68 @@ static void test_unsupported_types(void **state)
                  "type %d is not supported", types[i]);
         assert_refused(text, message);
     }
-    assert_refused("[[\"a\"], [\"b\"], [\"2024-01-01\", 4]]",
-                   "invalid params: play_content[2]: type 4 is not supported");
     assert_refused("[[\"a\", 4294967296]]",
                    "invalid params: play_content[0]: type 4294967296 is not "
                    "supported");
+    assert_refused("[[\"a\", 4294967297]]",
+                   "invalid params: play_content[0]: type 4294967297 is not "
+                   "supported");
+}
+
+/* Types 1-5 are kept with their text and options; a file list may mix
+ * them with files, and type < 0 items are dropped. */
+static void test_spoken(void **state)
+{
+    (void)state;
+    json_t *v = json("[[\"intro.wav\"], [\"4815\", 1], [\"skip\", -1],"
+                     " [\"1086.30\", 2, \"lang=en\"], [\"0.05\", 3],"
+                     " [\"2024-02-29 00:00\", 4, \"x=1;lang=zh\"],"
+                     " [\"99:99\", 5], [\"a.wav|b.wav\", 7]]");
+    struct playlist pl;
+    struct rpc_error err;
+    assert_int_equal(playlist_parse(v, &pl, &err), 0);
+    assert_int_equal(pl.n, 7);
+    assert_item(&pl.items[0], PLAY_FILE, "intro.wav", "");
+    assert_item(&pl.items[1], PLAY_DIGITS, "4815", "");
+    assert_item(&pl.items[2], PLAY_NUMBER, "1086.30", "lang=en");
+    assert_item(&pl.items[3], PLAY_MONEY, "0.05", "");
+    assert_item(&pl.items[4], PLAY_DATETIME, "2024-02-29 00:00", "x=1;lang=zh");
+    assert_item(&pl.items[5], PLAY_DURATION, "99:99", "");
+    assert_item(&pl.items[6], PLAY_FILES, "a.wav|b.wav", "");
+    playlist_free(&pl);
+    json_decref(v);
+}
+
+/* Bad spoken text is refused at construct, naming the item and why. */
+static void test_spoken_refused(void **state)
+{
+    (void)state;
+    assert_refused("[[\"a\"], [\"b\"], [\"2024-13-01\", 4]]",
+                   "invalid params: play_content[2]: type 4: month 13 out of "
+                   "range");
+    assert_refused("[[\"48a5\", 1]]", "invalid params: play_content[0]: "
+                   "type 1: 'a' is not a digit, * or #");
+    assert_refused("[[\"a.wav\"], [\"2023-02-29\", 4]]",
+                   "invalid params: play_content[1]: type 4: day 29 out of "
+                   "range for 2023-02");
+    assert_refused("[[\"99:99\", 4]]", "invalid params: play_content[0]: "
+                   "type 4: hour 99 out of range");
+    assert_refused("[[\"100:00\", 5]]", "invalid params: play_content[0]: "
+                   "type 5: field 100 over 99");
+    assert_refused("[[\"\", 2]]", "invalid params: play_content[0]: "
+                   "content must be a non-empty string");
+    assert_refused("[[\"1.234\", 3]]", "invalid params: play_content[0]: "
+                   "type 3: more than 2 decimals");
+    assert_refused("[[\"12\", 1, \"lang=fr\"]]", "invalid params: "
+                   "play_content[0]: options: unknown language \"fr\" "
+                   "(zh or en)");
+    /* A NUL would hide the rest of the text from the rules. */
+    json_t *s = json_stringn("12\0x", 4);
+    json_t *v = json_pack("[[O,i]]", s, 1);
+    assert_refused_json(v, "invalid params: play_content[0]: type 1: NUL in "
+                           "text");
+    json_decref(v);
+    json_decref(s);
 }
 
 static void test_empty(void **state)
@@ -241,6 +298,8 @@ int main(void)
         cmocka_unit_test(test_string),
         cmocka_unit_test(test_array),
         cmocka_unit_test(test_unsupported_types),
+        cmocka_unit_test(test_spoken),
+        cmocka_unit_test(test_spoken_refused),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_item_count),
         cmocka_unit_test(test_bad_shapes),

@@ -20,6 +20,7 @@
 
 #include "g711.h"
 #include "prompt.h"
+#include "speech.h"
 
 struct fixture {
     char base[64];     /* temp dir; holds x.wav, outside the prompts */
@@ -451,7 +452,7 @@ static void test_playlist(void **state)
 
     pl.n = 0;
     set_item(&pl, PLAY_FILE, "a.wav");
-    set_item(&pl, PLAY_DIGITS, "123");
+    set_item(&pl, 6, "123");
     assert_int_equal(prompt_load_playlist(fx->pc, &pl, &clips, &n, &err), -1);
     assert_int_equal(err.code, RPC_INVALID_PARAMS);
     assert_int_equal(a->refs, 2);
@@ -478,6 +479,109 @@ static void test_playlist(void **state)
     prompt_clip_unref(c);
 }
 
+/* Spoken items expand into their pack's recordings, <lang>/<name>.wav,
+ * taken from the same cache as files, mixed with files in list order. */
+static void test_spoken(void **state)
+{
+    struct fixture *fx = *state;
+    struct playlist pl = {0};
+    struct prompt_clip **clips, *a, *d[10], *yuan, *and, *cents;
+    struct rpc_error err;
+    char dir[PATH_MAX], name[64];
+    size_t n;
+
+    path_of(dir, sizeof dir, fx->dir, "zh");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "digit_%d.wav", i);
+        write_wav(dir, name, 8000, 1, 100 + 10 * (size_t)i, noise);
+    }
+    path_of(dir, sizeof dir, fx->dir, "en");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    write_wav(dir, "digit_1.wav", 8000, 1, 50, noise);
+    write_wav(dir, "yuan.wav", 8000, 1, 50, noise);
+    write_wav(dir, "and.wav", 8000, 1, 50, noise);
+    write_wav(dir, "n_50.wav", 8000, 1, 50, noise);
+    write_wav(dir, "cents.wav", 8000, 1, 50, noise);
+
+    assert_int_equal(prompt_cache_get(fx->pc, "a.wav", &a, &err), 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "zh/digit_%d.wav", i);
+        assert_int_equal(prompt_cache_get(fx->pc, name, &d[i], &err), 0);
+    }
+    assert_int_equal(prompt_cache_get(fx->pc, "en/yuan.wav", &yuan, &err), 0);
+    assert_int_equal(prompt_cache_get(fx->pc, "en/and.wav", &and, &err), 0);
+    assert_int_equal(prompt_cache_get(fx->pc, "en/cents.wav", &cents, &err),
+                     0);
+
+    set_item(&pl, PLAY_FILE, "a.wav");
+    set_item(&pl, PLAY_DIGITS, "4815");
+    set_item(&pl, PLAY_FILES, "a.wav");
+    set_item(&pl, PLAY_MONEY, "1.50");
+    pl.items[pl.n - 1].options = (char *)"lang=en";
+    assert_int_equal(prompt_load_playlist(fx->pc, &pl, &clips, &n, &err), 0);
+    assert_int_equal(n, 11);
+    assert_ptr_equal(clips[0], a);
+    assert_ptr_equal(clips[1], d[4]);
+    assert_ptr_equal(clips[2], d[8]);
+    assert_ptr_equal(clips[3], d[1]);
+    assert_ptr_equal(clips[4], d[5]);
+    assert_ptr_equal(clips[5], a);
+    assert_string_equal(clips[6]->path + strlen(clips[6]->path) - 15,
+                        "/en/digit_1.wav");
+    assert_ptr_equal(clips[7], yuan);
+    assert_ptr_equal(clips[8], and);
+    assert_string_equal(clips[9]->path + strlen(clips[9]->path) - 12,
+                        "/en/n_50.wav");
+    assert_ptr_equal(clips[10], cents);
+    assert_int_equal(d[4]->refs, 3); /* cache, ours, the list's */
+    prompt_clips_release(clips, n);
+    assert_int_equal(d[4]->refs, 2);
+
+    /* A recording missing from the pack is a 404 naming it. */
+    pl.n = 0;
+    set_item(&pl, PLAY_FILE, "a.wav");
+    set_item(&pl, PLAY_NUMBER, "10");
+    assert_int_equal(prompt_load_playlist(fx->pc, &pl, &clips, &n, &err), -1);
+    assert_int_equal(err.code, RPC_NOT_FOUND);
+    assert_string_equal(err.message, "prompt not found: zh/ten.wav");
+    assert_int_equal(a->refs, 2);
+
+    /* Text playlist_parse would refuse is refused here too. */
+    pl.n = 0;
+    set_item(&pl, PLAY_DATETIME, "2023-02-29");
+    assert_int_equal(prompt_load_playlist(fx->pc, &pl, &clips, &n, &err), -1);
+    assert_int_equal(err.code, RPC_INVALID_PARAMS);
+    assert_string_equal(err.message, "play_content: item 0: type 4: day 29 "
+                                     "out of range for 2023-02");
+
+    /* PROMPT_MAX_CLIPS counts spoken words: 4 x 64 digits fit, one more
+     * does not. */
+    char digits[SPEECH_MAX_DIGITS + 1];
+    memset(digits, '7', SPEECH_MAX_DIGITS);
+    digits[SPEECH_MAX_DIGITS] = '\0';
+    pl.n = 0;
+    for (int i = 0; i < PROMPT_MAX_CLIPS / SPEECH_MAX_DIGITS; i++)
+        set_item(&pl, PLAY_DIGITS, digits);
+    assert_int_equal(prompt_load_playlist(fx->pc, &pl, &clips, &n, &err), 0);
+    assert_int_equal(n, PROMPT_MAX_CLIPS);
+    prompt_clips_release(clips, n);
+    set_item(&pl, PLAY_DIGITS, "7");
+    assert_int_equal(prompt_load_playlist(fx->pc, &pl, &clips, &n, &err), -1);
+    assert_int_equal(err.code, RPC_INVALID_PARAMS);
+    assert_string_equal(err.message, "play_content: more than 256 prompts "
+                                     "(files and spoken words) in one play "
+                                     "list");
+    assert_int_equal(d[7]->refs, 2);
+
+    prompt_clip_unref(a);
+    for (int i = 0; i < 10; i++)
+        prompt_clip_unref(d[i]);
+    prompt_clip_unref(yuan);
+    prompt_clip_unref(and);
+    prompt_clip_unref(cents);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +596,7 @@ int main(void)
         T(test_bad_files),
         T(test_missing_dir),
         T(test_playlist),
+        T(test_spoken),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

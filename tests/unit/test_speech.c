@@ -1,0 +1,463 @@
+/* Unit tests of speech: the reading rules of play_content types 1-5 and
+ * their validation. Mandarin results are compared as the characters the
+ * recordings say (digit_4 is 四), English ones as the names themselves. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "speech.h"
+
+/* What each zh recording says: the pack's word list, as the test sees it. */
+static const struct {
+    const char *name, *text;
+} zh_words[] = {
+    {"digit_0", "零"}, {"digit_1", "一"}, {"digit_2", "二"},
+    {"digit_3", "三"}, {"digit_4", "四"}, {"digit_5", "五"},
+    {"digit_6", "六"}, {"digit_7", "七"}, {"digit_8", "八"},
+    {"digit_9", "九"}, {"star", "*"}, {"hash", "#"}, {"ten", "十"},
+    {"hundred", "百"}, {"thousand", "千"}, {"ten_thousand", "万"},
+    {"hundred_million", "亿"}, {"point", "点"}, {"minus", "负"},
+    {"yuan", "元"}, {"jiao", "角"}, {"fen", "分"}, {"year", "年"},
+    {"month", "月"}, {"day", "日"}, {"oclock", "点"}, {"minute", "分"},
+    {"second", "秒"}, {"hours", "小时"}, {"minutes", "分钟"},
+};
+
+static void spoken(int type, const char *text, enum speech_lang lang,
+                   char *out, size_t len)
+{
+    struct speech sp;
+    struct rpc_error err;
+
+    if (speech_say(type, text, lang, &sp, &err) != 0)
+        fail_msg("type %d \"%s\" refused: %s", type, text, err.message);
+    assert_true(sp.n > 0 && sp.n <= SPEECH_MAX_NAMES);
+    out[0] = '\0';
+    for (size_t i = 0; i < sp.n; i++) {
+        const char *w = NULL;
+
+        for (size_t k = 0; lang == SPEECH_ZH && k < sizeof zh_words /
+                                                        sizeof zh_words[0];
+             k++)
+            if (strcmp(zh_words[k].name, sp.names[i]) == 0)
+                w = zh_words[k].text;
+        if (lang == SPEECH_ZH && w == NULL)
+            fail_msg("type %d \"%s\": %s is not a zh word", type, text,
+                     sp.names[i]);
+        if (lang == SPEECH_EN && i > 0)
+            strncat(out, " ", len - strlen(out) - 1);
+        strncat(out, w ? w : sp.names[i], len - strlen(out) - 1);
+    }
+}
+
+static void assert_zh(int type, const char *text, const char *expected)
+{
+    char got[1024];
+
+    spoken(type, text, SPEECH_ZH, got, sizeof got);
+    if (strcmp(got, expected) != 0)
+        fail_msg("type %d \"%s\": got %s, expected %s", type, text, got,
+                 expected);
+}
+
+static void assert_en(int type, const char *text, const char *expected)
+{
+    char got[2048];
+
+    spoken(type, text, SPEECH_EN, got, sizeof got);
+    if (strcmp(got, expected) != 0)
+        fail_msg("type %d \"%s\": got \"%s\", expected \"%s\"", type, text,
+                 got, expected);
+}
+
+static void assert_refused(int type, const char *text, const char *message)
+{
+    struct speech sp;
+    struct rpc_error err;
+
+    for (int lang = SPEECH_ZH; lang <= SPEECH_EN; lang++) {
+        if (speech_say(type, text, (enum speech_lang)lang, &sp, &err) == 0)
+            fail_msg("type %d \"%s\" accepted", type, text);
+        assert_int_equal(err.code, RPC_INVALID_PARAMS);
+        if (strcmp(err.message, message) != 0)
+            fail_msg("type %d \"%s\": message \"%s\", expected \"%s\"", type,
+                     text, err.message, message);
+        assert_int_equal(sp.n, 0);
+    }
+}
+
+static void test_digits(void **state)
+{
+    (void)state;
+    assert_zh(1, "4815", "四八一五");
+    assert_zh(1, "0", "零");
+    assert_zh(1, "0012", "零零一二");
+    assert_zh(1, "*10#", "*一零#");
+    assert_en(1, "4815", "digit_4 digit_8 digit_1 digit_5");
+    assert_en(1, "#*", "hash star");
+    char max[SPEECH_MAX_DIGITS + 2];
+    memset(max, '9', SPEECH_MAX_DIGITS);
+    max[SPEECH_MAX_DIGITS] = '\0';
+    struct speech sp;
+    struct rpc_error err;
+    assert_int_equal(speech_say(1, max, SPEECH_ZH, &sp, &err), 0);
+    assert_int_equal(sp.n, SPEECH_MAX_DIGITS);
+    strcat(max, "9");
+    assert_refused(1, max, "type 1: 1 to 64 digits");
+    assert_refused(1, "", "type 1: 1 to 64 digits");
+    assert_refused(1, "48a5", "type 1: 'a' is not a digit, * or #");
+    assert_refused(1, "48 5", "type 1: only digits, * and #");
+    assert_refused(1, "4-8", "type 1: '-' is not a digit, * or #");
+    assert_refused(1, "\xe4\xb8\x80", "type 1: only digits, * and #");
+}
+
+static void test_number_zh(void **state)
+{
+    (void)state;
+    assert_zh(2, "0", "零");
+    assert_zh(2, "7", "七");
+    assert_zh(2, "10", "十");
+    assert_zh(2, "11", "十一");
+    assert_zh(2, "19", "十九");
+    assert_zh(2, "20", "二十");
+    assert_zh(2, "21", "二十一");
+    assert_zh(2, "100", "一百");
+    assert_zh(2, "101", "一百零一");
+    assert_zh(2, "110", "一百一十");
+    assert_zh(2, "111", "一百一十一");
+    assert_zh(2, "1000", "一千");
+    assert_zh(2, "1001", "一千零一");
+    assert_zh(2, "1010", "一千零一十");
+    assert_zh(2, "1086", "一千零八十六");
+    assert_zh(2, "1100", "一千一百");
+    assert_zh(2, "10000", "一万");
+    assert_zh(2, "10010", "一万零一十");
+    assert_zh(2, "10100", "一万零一百");
+    assert_zh(2, "11000", "一万一千");
+    assert_zh(2, "100000", "十万");
+    assert_zh(2, "150000", "十五万");
+    assert_zh(2, "1000000", "一百万");
+    assert_zh(2, "10001000", "一千万一千");
+    assert_zh(2, "100000000", "一亿");
+    assert_zh(2, "100000001", "一亿零一");
+    assert_zh(2, "100001000", "一亿零一千");
+    assert_zh(2, "100010000", "一亿零一万");
+    assert_zh(2, "1000000000", "十亿");
+    assert_zh(2, "123456789012", "一千二百三十四亿五千六百七十八万九千零一十二");
+    assert_zh(2, "999999999999", "九千九百九十九亿九千九百九十九万九千九百九十九");
+    /* Leading zeros are dropped: a quantity, not a code. */
+    assert_zh(2, "007", "七");
+    assert_zh(2, "000", "零");
+    assert_zh(2, "0010", "十");
+    /* Decimals digit by digit, as given. */
+    assert_zh(2, "0.05", "零点零五");
+    assert_zh(2, "0.5", "零点五");
+    assert_zh(2, "10.5", "十点五");
+    assert_zh(2, "3.14159265", "三点一四一五九二六五");
+    assert_zh(2, "20.00", "二十点零零");
+    /* Negative numbers read 负; zero has no sign. */
+    assert_zh(2, "-5", "负五");
+    assert_zh(2, "-10.25", "负十点二五");
+    assert_zh(2, "-0", "零");
+    assert_zh(2, "-0.00", "零点零零");
+}
+
+static void test_number_refused(void **state)
+{
+    (void)state;
+    const char *nan = "type 2: not a number (digits, optionally '.' and "
+                      "decimals)";
+    const char *bad[] = {"", "-", "+5", "1.", ".5", "1.2.3", "1,000", " 1",
+                         "1 ", "1e3", "0x10", "--1", "1-", "五", "1.-5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_refused(2, bad[i], nan);
+    assert_refused(2, "1234567890123", "type 2: more than 12 integer digits");
+    /* Leading zeros do not count towards the limit. */
+    assert_zh(2, "0001234567890", "十二亿三千四百五十六万七千八百九十");
+    assert_refused(2, "1.123456789", "type 2: more than 8 decimals");
+}
+
+static void test_money_zh(void **state)
+{
+    (void)state;
+    assert_zh(3, "1086.30", "一千零八十六元三角");
+    assert_zh(3, "1086.3", "一千零八十六元三角");
+    assert_zh(3, "1086.35", "一千零八十六元三角五分");
+    assert_zh(3, "1086.05", "一千零八十六元零五分");
+    assert_zh(3, "0.50", "五角");
+    assert_zh(3, "0.05", "五分");
+    assert_zh(3, "0.55", "五角五分");
+    assert_zh(3, "10.00", "十元");
+    assert_zh(3, "20.00", "二十元");
+    assert_zh(3, "20", "二十元");
+    assert_zh(3, "0", "零元");
+    assert_zh(3, "0.00", "零元");
+    assert_zh(3, "100000000", "一亿元");
+    assert_zh(3, "10010.01", "一万零一十元零一分");
+    assert_zh(3, "007.10", "七元一角");
+    assert_refused(3, "1.234", "type 3: more than 2 decimals");
+    assert_refused(3, "-5", "type 3: not an unsigned number (digits, "
+                            "optionally '.' and decimals)");
+    assert_refused(3, "5元", "type 3: not an unsigned number (digits, "
+                             "optionally '.' and decimals)");
+    assert_refused(3, "", "type 3: not an unsigned number (digits, "
+                          "optionally '.' and decimals)");
+}
+
+static void test_datetime_zh(void **state)
+{
+    (void)state;
+    assert_zh(4, "2012-9-8 1:5:3", "二零一二年九月八日一点五分三秒");
+    assert_zh(4, "2012-09-08 01:05:03", "二零一二年九月八日一点五分三秒");
+    assert_zh(4, "2025-12-31 23:59:59",
+              "二零二五年十二月三十一日二十三点五十九分五十九秒");
+    assert_zh(4, "2025-10-10 10:10", "二零二五年十月十日十点十分");
+    assert_zh(4, "2000-01-01", "二零零零年一月一日");
+    assert_zh(4, "2024-02-29", "二零二四年二月二十九日");
+    assert_zh(4, "2000-02-29", "二零零零年二月二十九日");
+    assert_zh(4, "2024-11", "二零二四年十一月");
+    assert_zh(4, "00:00", "零点零分");
+    assert_zh(4, "0:00:00", "零点零分零秒");
+    assert_zh(4, "12:30", "十二点三十分");
+    assert_zh(4, "23:59:59", "二十三点五十九分五十九秒");
+}
+
+static void test_datetime_refused(void **state)
+{
+    (void)state;
+    const char *fmt = "type 4: not YYYY-mm-dd HH:MM:SS, YYYY-mm-dd HH:MM, "
+                      "YYYY-mm-dd, YYYY-mm, HH:MM:SS or HH:MM";
+    assert_refused(4, "2023-02-29", "type 4: day 29 out of range for "
+                                    "2023-02");
+    assert_refused(4, "1900-02-29", "type 4: day 29 out of range for "
+                                    "1900-02");
+    assert_refused(4, "2025-04-31", "type 4: day 31 out of range for "
+                                    "2025-04");
+    assert_refused(4, "2025-4-0", "type 4: day 0 out of range for 2025-04");
+    assert_refused(4, "2025-13-01", "type 4: month 13 out of range");
+    assert_refused(4, "2025-0", "type 4: month 0 out of range");
+    assert_refused(4, "0000-01-01", "type 4: year 0 out of range");
+    assert_refused(4, "24:00", "type 4: hour 24 out of range");
+    assert_refused(4, "99:99", "type 4: hour 99 out of range");
+    assert_refused(4, "12:60", "type 4: minute 60 out of range");
+    assert_refused(4, "12:00:60", "type 4: second 60 out of range");
+    assert_refused(4, "2025-01-01 25:00", "type 4: hour 25 out of range");
+    const char *bad[] = {
+        "", "12", "12:", ":12", "1:2:3:4", "12-01-01", "2025", "2025-",
+        "2025-1-", "2025-01-01 ", "2025-01-01  12:00", "2025-01-01T12:00",
+        "2025-01 12:00", "2025/01/01", " 12:00", "12:00 ", "12:00:00:",
+        "12345:00", "20250-01-01", "2025-01-01 12", "a:b", "12:0a",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_refused(4, bad[i], fmt);
+}
+
+static void test_duration_zh(void **state)
+{
+    (void)state;
+    assert_zh(5, "01:23:35", "一小时二十三分钟三十五秒");
+    assert_zh(5, "1:23:35", "一小时二十三分钟三十五秒");
+    assert_zh(5, "99:99:99", "九十九小时九十九分钟九十九秒");
+    assert_zh(5, "99:99", "九十九小时九十九分钟");
+    assert_zh(5, "00:00:00", "零秒");
+    assert_zh(5, "00:00", "零分钟");
+    assert_zh(5, "00:10:00", "十分钟");
+    assert_zh(5, "01:00:05", "一小时五秒");
+    assert_zh(5, "0:0:10", "十秒");
+    assert_refused(5, "100:00", "type 5: field 100 over 99");
+    assert_refused(5, "00:00:100", "type 5: field 100 over 99");
+    const char *fmt = "type 5: not HH:MM:SS or HH:MM";
+    const char *bad[] = {"", "5", "1:2:3:4", "1::2", "01:23:", "1h", "-1:00",
+                         "1:00 ", "10000:00"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_refused(5, bad[i], fmt);
+}
+
+static void test_english(void **state)
+{
+    (void)state;
+    assert_en(2, "0", "digit_0");
+    assert_en(2, "10", "n_10");
+    assert_en(2, "11", "n_11");
+    assert_en(2, "20", "n_20");
+    assert_en(2, "21", "n_20 digit_1");
+    assert_en(2, "100", "digit_1 hundred");
+    assert_en(2, "101", "digit_1 hundred digit_1");
+    assert_en(2, "1000", "digit_1 thousand");
+    assert_en(2, "1001", "digit_1 thousand digit_1");
+    assert_en(2, "10010", "n_10 thousand n_10");
+    assert_en(2, "100000000", "digit_1 hundred million");
+    assert_en(2, "1000000001", "digit_1 billion digit_1");
+    assert_en(2, "-0.05", "minus digit_0 point digit_0 digit_5");
+    assert_en(3, "1086.30", "digit_1 thousand n_80 digit_6 yuan and n_30 "
+                            "cents");
+    assert_en(3, "0.01", "digit_1 cent");
+    assert_en(3, "0.50", "n_50 cents");
+    assert_en(3, "10.00", "n_10 yuan");
+    assert_en(3, "0", "digit_0 yuan");
+    assert_en(4, "2012-9-8 1:5:3", "month_9 ord_8 n_20 n_12 digit_1 oh "
+                                   "digit_5 and digit_3 seconds");
+    assert_en(4, "2000-01-01", "month_1 ord_1 digit_2 thousand");
+    assert_en(4, "2005-12", "month_12 digit_2 thousand digit_5");
+    assert_en(4, "1999-02-28", "month_2 ord_28 n_19 n_90 digit_9");
+    assert_en(4, "1905-03-31", "month_3 ord_31 n_19 oh digit_5");
+    assert_en(4, "1900-03-01", "month_3 ord_1 n_19 hundred");
+    assert_en(4, "00:00", "digit_0 oclock");
+    assert_en(4, "13:45:01", "n_13 n_40 digit_5 and digit_1 second");
+    assert_en(5, "01:23:35", "digit_1 hour n_20 digit_3 minutes n_30 digit_5 "
+                             "seconds");
+    assert_en(5, "02:01", "digit_2 hours digit_1 minute");
+    assert_en(5, "00:00:00", "digit_0 seconds");
+}
+
+static void test_options(void **state)
+{
+    (void)state;
+    struct rpc_error err;
+    enum speech_lang lang;
+    const struct {
+        const char *options;
+        enum speech_lang lang;
+    } good[] = {
+        {"", SPEECH_ZH}, {"lang=zh", SPEECH_ZH}, {"lang=en", SPEECH_EN},
+        {"voice=x;lang=en", SPEECH_EN}, {"lang=en,speed=2", SPEECH_EN},
+        {" lang=en ; x=1", SPEECH_EN}, {"lang=en;lang=zh", SPEECH_ZH},
+        {";;,", SPEECH_ZH}, {"x", SPEECH_ZH}, {"language=fr", SPEECH_ZH},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (speech_options(good[i].options, &lang, &err) != 0)
+            fail_msg("\"%s\" refused: %s", good[i].options, err.message);
+        assert_int_equal(lang, good[i].lang);
+    }
+    assert_int_equal(speech_options("lang=fr", &lang, &err), -1);
+    assert_int_equal(err.code, RPC_INVALID_PARAMS);
+    assert_string_equal(err.message, "options: unknown language \"fr\" "
+                                     "(zh or en)");
+    assert_int_equal(speech_options("x=1,lang=", &lang, &err), -1);
+    assert_string_equal(err.message, "options: unknown language \"\" "
+                                     "(zh or en)");
+    assert_int_equal(speech_options("lang=ZH", &lang, &err), -1);
+    assert_string_equal(speech_lang_dir(SPEECH_ZH), "zh");
+    assert_string_equal(speech_lang_dir(SPEECH_EN), "en");
+}
+
+static void test_not_spoken(void **state)
+{
+    (void)state;
+    struct speech sp;
+    struct rpc_error err;
+    const int types[] = {-1, 0, 6, 7, 10};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        assert_false(speech_is_spoken(types[i]));
+        assert_int_equal(speech_say(types[i], "1", SPEECH_ZH, &sp, &err), -1);
+    }
+    for (int t = 1; t <= 5; t++)
+        assert_true(speech_is_spoken(t));
+}
+
+/* The longest text of every type fits SPEECH_MAX_NAMES. */
+static void test_bounds(void **state)
+{
+    (void)state;
+    struct speech sp;
+    struct rpc_error err;
+    const struct {
+        int type;
+        const char *text;
+    } longest[] = {
+        {2, "-999999999999.99999999"}, {2, "-101010101010.10101010"},
+        {3, "999999999999.99"}, {4, "2027-12-27 23:57:57"},
+        {5, "99:99:99"}, {2, "-777777777777.77777777"},
+    };
+    for (size_t i = 0; i < sizeof longest / sizeof longest[0]; i++)
+        for (int lang = SPEECH_ZH; lang <= SPEECH_EN; lang++) {
+            assert_int_equal(speech_say(longest[i].type, longest[i].text,
+                                        (enum speech_lang)lang, &sp, &err),
+                             0);
+            assert_true(sp.n <= SPEECH_MAX_NAMES);
+            for (size_t k = 0; k < sp.n; k++)
+                assert_non_null(sp.names[k]);
+        }
+}
+
+/* Every name the rules produce has a recording in the pack the build made
+ * with conf/prompts/make-prompt-pack.sh, in both languages. */
+static void check_in_pack(int type, const char *text, int *checked)
+{
+    char path[512];
+    struct speech sp;
+    struct rpc_error err;
+
+    for (int lang = SPEECH_ZH; lang <= SPEECH_EN; lang++) {
+        if (speech_say(type, text, (enum speech_lang)lang, &sp, &err) != 0)
+            fail_msg("type %d \"%s\" refused: %s", type, text, err.message);
+        for (size_t k = 0; k < sp.n; k++) {
+            snprintf(path, sizeof path, "%s/%s/%s.wav", TEST_PACK_DIR,
+                     speech_lang_dir((enum speech_lang)lang), sp.names[k]);
+            if (access(path, R_OK) != 0)
+                fail_msg("type %d \"%s\": no %s", type, text, path);
+            (*checked)++;
+        }
+    }
+}
+
+static void test_pack_complete(void **state)
+{
+    (void)state;
+    char text[64];
+    int checked = 0;
+
+    if (access(TEST_PACK_DIR "/zh", R_OK) != 0)
+        skip(); /* no espeak-ng or sox at build time */
+    check_in_pack(1, "0123456789*#", &checked);
+    for (int i = 0; i <= 120; i++) {
+        snprintf(text, sizeof text, "-%d.%d", i, i % 10);
+        check_in_pack(2, text, &checked);
+        snprintf(text, sizeof text, "%d.%02d", i, i % 100);
+        check_in_pack(3, text, &checked);
+        snprintf(text, sizeof text, "%02d:%02d:%02d", i % 100, i % 60, i % 3);
+        check_in_pack(5, text, &checked);
+    }
+    check_in_pack(2, "123456789012", &checked);
+    check_in_pack(2, "1001001001", &checked);
+    check_in_pack(3, "0", &checked);
+    check_in_pack(5, "00:00", &checked);
+    for (int m = 1; m <= 12; m++)
+        for (int d = 1; d <= 31; d++) {
+            snprintf(text, sizeof text, "%d-%d-%d %d:%d:%d",
+                     1900 + 5 * d, m, d <= 28 ? d : 28, d % 24, d % 12, d % 3);
+            check_in_pack(4, text, &checked);
+            snprintf(text, sizeof text, "2024-%d-%d", m, d <= 29 ? d : 29);
+            check_in_pack(4, text, &checked);
+        }
+    for (int d = 29; d <= 31; d++) {
+        snprintf(text, sizeof text, "2024-12-%d", d);
+        check_in_pack(4, text, &checked);
+    }
+    check_in_pack(4, "2000-01", &checked);
+    assert_true(checked > 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_digits),
+        cmocka_unit_test(test_number_zh),
+        cmocka_unit_test(test_number_refused),
+        cmocka_unit_test(test_money_zh),
+        cmocka_unit_test(test_datetime_zh),
+        cmocka_unit_test(test_datetime_refused),
+        cmocka_unit_test(test_duration_zh),
+        cmocka_unit_test(test_english),
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_not_spoken),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_pack_complete),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
