@@ -44,6 +44,7 @@ struct sip_leg;
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
+#include <sofia-sip/tport_tag.h>
 
 enum sip_cmd_type { SIP_CMD_INVITE, SIP_CMD_HANGUP, SIP_CMD_STOP };
 
@@ -60,6 +61,7 @@ struct sip_cmd {
 #define SIP_EV_START_FAILED 101
 
 #define SIP_STOP_GRACE_MS 5000
+#define SIP_SOCKET_BUFFER (4u << 20)
 
 /* One outbound INVITE dialog, owned by the SIP thread. */
 struct sip_leg {
@@ -521,6 +523,11 @@ static void *sip_thread_main(void *arg)
                          * instead (NTATAG_PASS_100) leaks each 100's
                          * message in nua 1.12.11. */
                         NTATAG_SIP_T1X64(sip_timer_b_ms(s->conf)),
+                        /* Bursts of hundreds of responses must wait in
+                         * the socket, not be dropped, while the thread
+                         * is busy (the kernel caps this at rmem_max). */
+                        TPTAG_UDP_RMEM(SIP_SOCKET_BUFFER),
+                        TPTAG_UDP_WMEM(SIP_SOCKET_BUFFER),
                         SIPTAG_USER_AGENT_STR("ctid/" CTID_VERSION),
                         TAG_END());
     if (s->nua == NULL) {
