@@ -16,6 +16,8 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,6 +320,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
         evutil_closesocket(fd);
         return;
     }
+    /* Replies and events are small writes: Nagle would hold one back
+     * until the client's (delayed) ACK of the previous one. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->id = ++srv->next_conn_id;
     c->srv = srv;
     snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
