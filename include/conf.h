@@ -30,6 +30,7 @@ struct conf {
     char media_ip[CONF_HOST_MAX];    /* RTP bind + SDP c= address; "" = sip_host */
     uint16_t rtp_port_min;           /* even ports in [min, max] are used */
     uint16_t rtp_port_max;
+    unsigned media_threads;          /* threads sending RTP */
     char prompt_dir[PATH_MAX];
     char state_dir[PATH_MAX];
     char node_id[32];                /* area.station.instance */

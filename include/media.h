@@ -19,9 +19,11 @@ struct media_stream;
  * cannot send (error -1). May close the stream. */
 typedef void (*media_done_fn)(void *owner, int error);
 
+/* Starts `threads` media threads (1..16); streams go to the one with the
+ * fewest. */
 struct media *media_new(struct event_base *base, const char *ip,
-                        uint16_t port_min, uint16_t port_max, char *err,
-                        size_t errlen);
+                        uint16_t port_min, uint16_t port_max,
+                        unsigned threads, char *err, size_t errlen);
 void media_free(struct media *m);
 
 /* Binds a free even port of the range. NULL with err when none is free. */

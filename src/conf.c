@@ -32,6 +32,7 @@ void conf_defaults(struct conf *c)
     c->sip_port = 5060;
     c->rtp_port_min = 20000;
     c->rtp_port_max = 29999;
+    c->media_threads = 1;
     strcpy(c->prompt_dir, "/usr/share/ctid/prompts");
     strcpy(c->state_dir, "/var/lib/ctid");
     strcpy(c->node_id, "0.0.0");
@@ -155,6 +156,9 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
                         errlen);
     if (strcmp(key, "rtp_ports") == 0)
         return parse_port_range(c, value, err, errlen);
+    if (strcmp(key, "media_threads") == 0)
+        return set_unsigned(&c->media_threads, value, 1, 16, key, err,
+                            errlen);
     if (strcmp(key, "prompt_dir") == 0)
         return copy_str(c->prompt_dir, sizeof c->prompt_dir, value, key, err,
                         errlen);
@@ -360,6 +364,7 @@ void conf_print(const struct conf *c, FILE *out)
     fprintf(out, "sip = %s:%u\n", c->sip_host, c->sip_port);
     fprintf(out, "media_ip = %s\n", conf_media_ip(c));
     fprintf(out, "rtp_ports = %u-%u\n", c->rtp_port_min, c->rtp_port_max);
+    fprintf(out, "media_threads = %u\n", c->media_threads);
     fprintf(out, "prompt_dir = %s\n", c->prompt_dir);
     fprintf(out, "state_dir = %s\n", c->state_dir);
     fprintf(out, "node_id = %s\n", c->node_id);

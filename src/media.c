@@ -52,6 +52,7 @@
 #define MEDIA_SLOTS 20             /* one per millisecond of a frame */
 #define MEDIA_SLOT_NS (MEDIA_PTIME_NS / MEDIA_SLOTS)
 #define MEDIA_RT_PRIORITY 10       /* SCHED_FIFO, when permitted */
+#define MEDIA_MAX_THREADS 16
 
 union media_addr {
     struct sockaddr sa;
@@ -66,6 +67,7 @@ enum media_state {
 
 struct media_stream {
     struct media *m;
+    struct media_worker *w;           /* its thread while playing */
     void *owner;
     media_done_fn on_done;
     struct prompt_clip **clips;       /* our references while playing */
@@ -103,7 +105,7 @@ struct media_evt {
     int result; /* enum media_result */
 };
 
-/* The media thread's own state. */
+/* One media thread's own state. */
 struct media_wheel {
     struct media_stream *head[MEDIA_SLOTS]; /* streams of each slot, in order */
     struct media_stream *tail[MEDIA_SLOTS];
@@ -111,6 +113,19 @@ struct media_wheel {
     uint32_t total;
     uint64_t next_due;  /* ns: when slot next_slot is due */
     unsigned next_slot;
+};
+
+/* A media thread. */
+struct media_worker {
+    struct media *m;
+    struct queue *commands; /* main -> this thread, struct media_cmd */
+    pthread_t thread;
+    bool started;
+    unsigned playing;       /* main thread's count, to spread streams */
+    /* Below: the thread's own. */
+    int epfd;
+    int timerfd;
+    struct media_wheel wheel;
 };
 
 struct media {
@@ -122,15 +137,9 @@ struct media {
     uint32_t cursor;       /* next port index to try: round-robin */
     uint64_t *used;        /* bitmap over port indexes */
     struct event *events_ev;
-    /* Shared only through the queues. */
-    struct queue *commands; /* main -> media thread, struct media_cmd */
-    struct queue *events;   /* media thread -> main, struct media_evt */
-    pthread_t thread;
-    bool thread_started;
-    /* Media thread. */
-    int epfd;
-    int timerfd;
-    struct media_wheel wheel;
+    struct queue *events;  /* every media thread -> main, struct media_evt */
+    struct media_worker workers[MEDIA_MAX_THREADS];
+    unsigned n_workers;
 };
 
 static uint64_t media_now(void)
@@ -209,18 +218,18 @@ static void wheel_remove(struct media_wheel *w, struct media_stream *s)
     s->on_wheel = false;
 }
 
-static void media_hand_back(struct media *m, struct media_stream *s,
+static void media_hand_back(struct media_worker *w, struct media_stream *s,
                             int result)
 {
     if (s->on_wheel)
-        wheel_remove(&m->wheel, s);
+        wheel_remove(&w->wheel, s);
     struct media_evt ev = {s, result};
-    if (queue_push(m->events, &ev) < 0)
+    if (queue_push(w->m->events, &ev) < 0)
         log_error("media: out of memory handing a stream back");
 }
 
 /* Sends the stream's next packet. Returns false when it is finished. */
-static bool media_send_one(struct media *m, struct media_stream *s)
+static bool media_send_one(struct media_worker *w, struct media_stream *s)
 {
     uint8_t pkt[12 + PROMPT_FRAME_SAMPLES];
     const struct prompt_clip *c = s->clips[s->clip_idx];
@@ -234,7 +243,7 @@ static bool media_send_one(struct media *m, struct media_stream *s)
         errno != EINTR) {
         /* A full buffer or an ICMP error loses one packet; anything else
          * (no route, bad address) is for good. */
-        media_hand_back(m, s, MEDIA_DONE_ERROR);
+        media_hand_back(w, s, MEDIA_DONE_ERROR);
         return false;
     }
     s->first = false;
@@ -247,7 +256,7 @@ static bool media_send_one(struct media *m, struct media_stream *s)
         if (++s->clip_idx == s->n_clips) {
             s->clip_idx = 0;
             if (++s->play_idx == s->plays) {
-                media_hand_back(m, s, MEDIA_DONE_OK);
+                media_hand_back(w, s, MEDIA_DONE_OK);
                 return false;
             }
         }
@@ -256,16 +265,16 @@ static bool media_send_one(struct media *m, struct media_stream *s)
 }
 
 /* Processes every slot whose time has come, oldest first. */
-static void media_turn(struct media *m)
+static void media_turn(struct media_worker *mw)
 {
-    struct media_wheel *w = &m->wheel;
+    struct media_wheel *w = &mw->wheel;
     uint64_t now = media_now();
 
     while (w->total > 0 && w->next_due <= now) {
         struct media_stream *s = w->head[w->next_slot], *next;
         for (; s != NULL; s = next) {
             next = s->next; /* sending may take s off the wheel */
-            media_send_one(m, s);
+            media_send_one(mw, s);
         }
         w->next_slot = (w->next_slot + 1) % MEDIA_SLOTS;
         w->next_due += MEDIA_SLOT_NS;
@@ -273,9 +282,9 @@ static void media_turn(struct media *m)
 }
 
 /* Arms the timer for the next slot holding streams; disarms when none. */
-static void media_arm(struct media *m)
+static void media_arm(struct media_worker *mw)
 {
-    struct media_wheel *w = &m->wheel;
+    struct media_wheel *w = &mw->wheel;
     struct itimerspec its = {0};
 
     if (w->total > 0) {
@@ -287,12 +296,13 @@ static void media_arm(struct media *m)
         its.it_value.tv_sec = (time_t)(w->next_due / 1000000000ULL);
         its.it_value.tv_nsec = (long)(w->next_due % 1000000000ULL);
     }
-    timerfd_settime(m->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+    timerfd_settime(mw->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-static void media_start_stream(struct media *m, struct media_stream *s)
+static void media_start_stream(struct media_worker *mw,
+                               struct media_stream *s)
 {
-    struct media_wheel *w = &m->wheel;
+    struct media_wheel *w = &mw->wheel;
     if (w->total == 0) {
         /* The wheel stood still: set it turning from now. */
         w->next_due = media_now();
@@ -301,18 +311,18 @@ static void media_start_stream(struct media *m, struct media_stream *s)
 }
 
 /* Returns false on QUIT. */
-static bool media_on_commands(struct media *m)
+static bool media_on_commands(struct media_worker *w)
 {
     struct media_cmd cmd;
-    while (queue_pop(m->commands, &cmd)) {
+    while (queue_pop(w->commands, &cmd)) {
         switch (cmd.type) {
         case MEDIA_CMD_PLAY:
-            media_start_stream(m, cmd.s);
+            media_start_stream(w, cmd.s);
             break;
         case MEDIA_CMD_STOP:
             /* Answered even when the stream already played out: the main
              * thread frees it only after this answer. */
-            media_hand_back(m, cmd.s, MEDIA_STOPPED);
+            media_hand_back(w, cmd.s, MEDIA_STOPPED);
             break;
         case MEDIA_CMD_QUIT:
             return false;
@@ -335,37 +345,40 @@ static void media_try_realtime(void)
 
 static void *media_thread_main(void *arg)
 {
-    struct media *m = arg;
+    struct media_worker *w = arg;
     struct epoll_event evs[2];
+    char name[16];
 
-    pthread_setname_np(pthread_self(), "ctid-media");
+    snprintf(name, sizeof name, "ctid-media%u",
+             (unsigned)(w - w->m->workers));
+    pthread_setname_np(pthread_self(), name);
     media_try_realtime();
     for (;;) {
-        int n = epoll_wait(m->epfd, evs, 2, -1);
+        int n = epoll_wait(w->epfd, evs, 2, -1);
         if (n < 0 && errno != EINTR) {
             log_error("media: epoll_wait: %s", strerror(errno));
             break;
         }
         bool quit = false;
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.fd == m->timerfd) {
+            if (evs[i].data.fd == w->timerfd) {
                 uint64_t expirations;
-                ssize_t ignored = read(m->timerfd, &expirations,
+                ssize_t ignored = read(w->timerfd, &expirations,
                                        sizeof expirations);
                 (void)ignored;
-            } else if (!media_on_commands(m)) {
+            } else if (!media_on_commands(w)) {
                 quit = true;
             }
         }
         if (quit)
             break;
-        media_turn(m);
-        media_arm(m);
+        media_turn(w);
+        media_arm(w);
     }
     /* Give back whatever still plays: the main thread owns it again. */
     for (unsigned i = 0; i < MEDIA_SLOTS; i++)
-        while (m->wheel.head[i] != NULL)
-            media_hand_back(m, m->wheel.head[i], MEDIA_STOPPED);
+        while (w->wheel.head[i] != NULL)
+            media_hand_back(w, w->wheel.head[i], MEDIA_STOPPED);
     return NULL;
 }
 
@@ -395,6 +408,8 @@ static void media_stream_free(struct media_stream *s)
 /* A stream came back from the media thread. */
 static void media_on_return(struct media_stream *s, int result)
 {
+    if (result == MEDIA_STOPPED || !s->closing)
+        s->w->playing--; /* once per play: DONE, or the STOP's answer */
     if (s->closing) {
         /* Its owner is gone; only the STOP's answer may free it, since the
          * media thread still reads the stream until it sends that. */
@@ -421,9 +436,43 @@ static void media_on_events(evutil_socket_t fd, short what, void *arg)
         media_on_return(ev.s, ev.result);
 }
 
+static int media_worker_start(struct media *m, struct media_worker *w)
+{
+    w->m = m;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    w->commands = queue_new(sizeof(struct media_cmd));
+    if (w->epfd < 0 || w->timerfd < 0 || !w->commands)
+        return -1;
+    struct epoll_event tev = {.events = EPOLLIN, .data.fd = w->timerfd};
+    struct epoll_event cev = {.events = EPOLLIN,
+                              .data.fd = queue_fd(w->commands)};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &tev) < 0 ||
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, queue_fd(w->commands), &cev) < 0 ||
+        pthread_create(&w->thread, NULL, media_thread_main, w) != 0)
+        return -1;
+    w->started = true;
+    return 0;
+}
+
+static void media_worker_stop(struct media_worker *w)
+{
+    if (w->started) {
+        struct media_cmd quit = {.type = MEDIA_CMD_QUIT};
+        if (queue_push(w->commands, &quit) == 0)
+            pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+    if (w->timerfd >= 0)
+        close(w->timerfd);
+    if (w->epfd >= 0)
+        close(w->epfd);
+    queue_free(w->commands);
+}
+
 struct media *media_new(struct event_base *base, const char *ip,
-                        uint16_t port_min, uint16_t port_max, char *err,
-                        size_t errlen)
+                        uint16_t port_min, uint16_t port_max,
+                        unsigned threads, char *err, size_t errlen)
 {
     struct media *m;
     uint32_t first = port_min + (port_min & 1u);
@@ -433,12 +482,18 @@ struct media *media_new(struct event_base *base, const char *ip,
                  port_min, port_max);
         return NULL;
     }
+    if (threads < 1 || threads > MEDIA_MAX_THREADS) {
+        snprintf(err, errlen, "media threads: %u is outside 1..%d", threads,
+                 MEDIA_MAX_THREADS);
+        return NULL;
+    }
     m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    m->epfd = m->timerfd = -1;
+    for (unsigned i = 0; i < MEDIA_MAX_THREADS; i++)
+        m->workers[i].epfd = m->workers[i].timerfd = -1;
     if (inet_pton(AF_INET, ip, &m->addr.in4.sin_addr) == 1) {
         m->addr.in4.sin_family = AF_INET;
         m->addr_len = sizeof m->addr.in4;
@@ -454,56 +509,39 @@ struct media *media_new(struct event_base *base, const char *ip,
     m->port_first = (uint16_t)first;
     m->n_ports = (port_max - first) / 2 + 1;
     m->used = calloc((m->n_ports + 63) / 64, sizeof *m->used);
-    m->commands = queue_new(sizeof(struct media_cmd));
     m->events = queue_new(sizeof(struct media_evt));
-    m->epfd = epoll_create1(EPOLL_CLOEXEC);
-    m->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (!m->used || !m->commands || !m->events || m->epfd < 0 ||
-        m->timerfd < 0) {
-        snprintf(err, errlen, "media: %s", strerror(errno ? errno : ENOMEM));
+    m->events_ev = m->events ? event_new(base, queue_fd(m->events),
+                                         EV_READ | EV_PERSIST,
+                                         media_on_events, m)
+                             : NULL;
+    if (!m->used || !m->events_ev || event_add(m->events_ev, NULL) < 0) {
+        snprintf(err, errlen, "media: out of memory");
         media_free(m);
         return NULL;
     }
-    struct epoll_event tev = {.events = EPOLLIN, .data.fd = m->timerfd};
-    struct epoll_event cev = {.events = EPOLLIN,
-                              .data.fd = queue_fd(m->commands)};
-    m->events_ev = event_new(base, queue_fd(m->events), EV_READ | EV_PERSIST,
-                             media_on_events, m);
-    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->timerfd, &tev) < 0 ||
-        epoll_ctl(m->epfd, EPOLL_CTL_ADD, queue_fd(m->commands), &cev) < 0 ||
-        !m->events_ev || event_add(m->events_ev, NULL) < 0) {
-        snprintf(err, errlen, "media: cannot watch timer and queues");
-        media_free(m);
-        return NULL;
-    }
-    if (pthread_create(&m->thread, NULL, media_thread_main, m) != 0) {
-        snprintf(err, errlen, "media: cannot start the media thread");
-        media_free(m);
-        return NULL;
-    }
-    m->thread_started = true;
+    for (m->n_workers = 0; m->n_workers < threads; m->n_workers++)
+        if (media_worker_start(m, &m->workers[m->n_workers]) < 0) {
+            snprintf(err, errlen, "media: cannot start media thread %u: %s",
+                     m->n_workers, strerror(errno));
+            m->n_workers++; /* so media_free stops what it has */
+            media_free(m);
+            return NULL;
+        }
     return m;
 }
 
 /* Streams must all be closed first; closing a playing stream completes
- * here, when the media thread hands it back. */
+ * here, when its media thread hands it back. */
 void media_free(struct media *m)
 {
     if (!m)
         return;
-    if (m->thread_started) {
-        struct media_cmd quit = {.type = MEDIA_CMD_QUIT};
-        if (queue_push(m->commands, &quit) == 0)
-            pthread_join(m->thread, NULL);
+    for (unsigned i = 0; i < m->n_workers; i++)
+        media_worker_stop(&m->workers[i]);
+    if (m->events)
         media_on_events(-1, 0, m);
-    }
     if (m->events_ev)
         event_free(m->events_ev);
-    if (m->timerfd >= 0)
-        close(m->timerfd);
-    if (m->epfd >= 0)
-        close(m->epfd);
-    queue_free(m->commands);
     queue_free(m->events);
     free(m->used);
     free(m);
@@ -625,14 +663,20 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     s->ts = rnd.ts;
     s->seq = rnd.seq;
     s->first = true;
+    /* The media thread with the fewest streams takes it. */
+    s->w = &m->workers[0];
+    for (unsigned i = 1; i < m->n_workers; i++)
+        if (m->workers[i].playing < s->w->playing)
+            s->w = &m->workers[i];
     struct media_cmd cmd = {.type = MEDIA_CMD_PLAY, .s = s};
-    if (queue_push(m->commands, &cmd) < 0) {
+    if (queue_push(s->w->commands, &cmd) < 0) {
         prompt_clips_release(s->clips, s->n_clips);
         s->clips = NULL;
         s->n_clips = 0;
         return -1;
     }
     s->state = MEDIA_PLAYING;
+    s->w->playing++;
     return 0;
 }
 
@@ -648,6 +692,6 @@ void media_stream_close(struct media_stream *s)
         return;
     s->closing = true;
     struct media_cmd cmd = {.type = MEDIA_CMD_STOP, .s = s};
-    if (queue_push(s->m->commands, &cmd) < 0)
+    if (queue_push(s->w->commands, &cmd) < 0)
         log_error("media: out of memory stopping a stream; it leaks");
 }

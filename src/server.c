@@ -482,7 +482,7 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
     }
     srv->media = media_new(srv->base, conf_media_ip(&srv->conf),
                            srv->conf.rtp_port_min, srv->conf.rtp_port_max,
-                           err, errlen);
+                           srv->conf.media_threads, err, errlen);
     if (srv->media == NULL)
         return -1;
     srv->sip = sip_start(&srv->conf, srv->base, on_sip_event, srv, err,

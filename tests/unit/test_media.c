@@ -21,6 +21,9 @@
 #include "g711.h"
 #include "media.h"
 
+/* Two media threads, so hand-over across several threads is exercised. */
+#define MEDIA_TEST_THREADS 2
+
 #define NSTREAMS 4
 
 struct fixture {
@@ -100,7 +103,8 @@ static int setup(void **state)
     assert_non_null(fx->base);
     fx->port_min = free_range();
     fx->m = media_new(fx->base, "127.0.0.1", fx->port_min,
-                      (uint16_t)(fx->port_min + 11), err, sizeof err);
+                      (uint16_t)(fx->port_min + 11), MEDIA_TEST_THREADS, err,
+                      sizeof err);
     assert_non_null(fx->m);
     fx->rx = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     assert_true(fx->rx >= 0);
@@ -348,7 +352,8 @@ static void test_ports(void **state)
     (void)fx;
     /* An odd minimum starts at the next even port; 3 even ports. */
     m = media_new(fx->base, "127.0.0.1", (uint16_t)(fx->port_min + 1),
-                  (uint16_t)(fx->port_min + 6), err, sizeof err);
+                  (uint16_t)(fx->port_min + 6), MEDIA_TEST_THREADS, err,
+                  sizeof err);
     assert_non_null(m);
     for (int i = 0; i < 3; i++) {
         s[i] = media_stream_open(m, NULL, on_done, &ports[i], err,
@@ -390,14 +395,23 @@ static void test_ports(void **state)
     media_free(m);
 
     /* Bad configurations. */
-    assert_null(media_new(fx->base, "127.0.0.1", 40001, 40001, err,
+    assert_null(media_new(fx->base, "127.0.0.1", 40001, 40001,
+                          MEDIA_TEST_THREADS, err,
                           sizeof err));
-    assert_null(media_new(fx->base, "127.0.0.1", 40010, 40000, err,
+    assert_null(media_new(fx->base, "127.0.0.1", 40010, 40000,
+                          MEDIA_TEST_THREADS, err,
                           sizeof err));
-    assert_null(media_new(fx->base, "not-an-ip", 40000, 40010, err,
+    assert_null(media_new(fx->base, "not-an-ip", 40000, 40010,
+                          MEDIA_TEST_THREADS, err,
                           sizeof err));
     assert_non_null(strstr(err, "not-an-ip"));
-    m = media_new(fx->base, "::1", 40000, 40010, err, sizeof err);
+    m = media_new(fx->base, "::1", 40000, 40010, MEDIA_TEST_THREADS, err,
+                  sizeof err);
+    /* 1..16 media threads. */
+    assert_null(media_new(fx->base, "127.0.0.1", 40000, 40010, 0, err,
+                          sizeof err));
+    assert_null(media_new(fx->base, "127.0.0.1", 40000, 40010, 17, err,
+                          sizeof err));
     assert_non_null(m);
     media_free(m);
 }
