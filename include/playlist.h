@@ -17,7 +17,7 @@ enum play_type {
     PLAY_DATETIME = 4,
     PLAY_DURATION = 5,
     PLAY_FILES = 7,     /* file names joined by '|' */
-    PLAY_TTS = 10,
+    PLAY_TTS = 10,      /* text to speech: see tts.h */
 };
 
 struct play_item {
@@ -32,9 +32,10 @@ struct playlist {
 };
 
 /* Accepts a string (one file) or an array of up to 30 items, each
- * [content, type, options] with type and options optional. Types 0, 7 and
- * the spoken 1-5 (text and options checked by speech_) are kept, < 0
- * skipped, any other refused with -32602 naming the item. An empty result
+ * [content, type, options] with type and options optional. Types 0, 7,
+ * the spoken 1-5 (text and options checked by speech_) and 10 (text
+ * checked by tts_, options by speech_) are kept, < 0 skipped, any other
+ * refused with -32602 naming the item. An empty result
  * is refused too. Returns 0 or -1 with err; on -1 pl is
  * empty. */
 int playlist_parse(json_t *play_content, struct playlist *pl,

@@ -1,8 +1,9 @@
 /* playlist: turns play_content (contract §5) into a list of typed items
  * and refuses, before anything is dialled, what cannot be played: unknown
  * or unimplemented types, file names that could leave the prompt
- * directory or corrupt a path, and spoken items (types 1-5) whose text or
- * options speech_ refuses. Owns the strings of the items it keeps. */
+ * directory or corrupt a path, spoken items (types 1-5) whose text or
+ * options speech_ refuses, and type 10 texts tts_ refuses. Owns the
+ * strings of the items it keeps. */
 #include "playlist.h"
 
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "speech.h"
+#include "tts.h"
 
 /* A name relative to the prompt directory that stays inside it: not
  * absolute, no ".." component, no control characters (NUL, CR, LF, ...). */
@@ -60,6 +62,19 @@ static int playlist_speech_valid(int type, const char *s, size_t len,
     return speech_say(type, s, lang, &sp, err);
 }
 
+/* Type 10: text espeak-ng may be given, in a language it is given in. */
+static int playlist_tts_valid(const char *s, size_t len, const char *options,
+                              struct rpc_error *err)
+{
+    enum speech_lang lang;
+
+    if (strlen(s) != len)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "type 10: NUL in text");
+    if (tts_text_check(s, len, err) < 0)
+        return -1;
+    return speech_options(options, &lang, err);
+}
+
 /* Keeps one item of a type already accepted; label names it in errors. */
 static int playlist_add(struct playlist *pl, int type, json_t *content,
                         const char *options, const char *label,
@@ -70,8 +85,10 @@ static int playlist_add(struct playlist *pl, int type, json_t *content,
                         "must be a non-empty string", label);
     const char *s = json_string_value(content);
     size_t len = json_string_length(content);
-    if (speech_is_spoken(type)) {
-        if (playlist_speech_valid(type, s, len, options, err) < 0) {
+    if (speech_is_spoken(type) || type == PLAY_TTS) {
+        if ((type == PLAY_TTS
+                 ? playlist_tts_valid(s, len, options, err)
+                 : playlist_speech_valid(type, s, len, options, err)) < 0) {
             struct rpc_error why = *err;
             return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: %s",
                             label, why.message);
@@ -116,7 +133,7 @@ static int playlist_parse_item(struct playlist *pl, json_t *item, size_t i,
     json_int_t t = json_is_integer(type) ? json_integer_value(type) : 0;
     if (t < 0)
         return 0;
-    if (t != PLAY_FILE && t != PLAY_FILES &&
+    if (t != PLAY_FILE && t != PLAY_FILES && t != PLAY_TTS &&
         !(t >= PLAY_DIGITS && t <= PLAY_DURATION))
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: type %"
                         JSON_INTEGER_FORMAT " is not supported", label, t);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "playlist.h"
+#include "tts.h"
 
 static json_t *json(const char *text)
 {
@@ -80,7 +81,7 @@ static void test_array(void **state)
 static void test_unsupported_types(void **state)
 {
     (void)state;
-    const int types[] = {6, 8, 9, 10, 11, 1000};
+    const int types[] = {6, 8, 9, 11, 1000};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         char text[64], message[128];
         snprintf(text, sizeof text, "[[\"a.wav\"], [\"123\", %d]]", types[i]);
@@ -284,6 +285,69 @@ static void test_type7_parts(void **state)
     json_decref(v);
 }
 
+/* Type 10 keeps its text as given (blanks, punctuation, any script) and
+ * its options; nothing is synthesised here. */
+static void test_tts(void **state)
+{
+    (void)state;
+    json_t *v = json("[[\"您的包裹已到\", 10], [\" Your parcel, order 42. \", 10,"
+                     " \"lang=en\"], [\"a.wav\"], [\"x\", 10, \"x=1; lang=zh\"]]");
+    struct playlist pl;
+    struct rpc_error err;
+    assert_int_equal(playlist_parse(v, &pl, &err), 0);
+    assert_int_equal(pl.n, 4);
+    assert_item(&pl.items[0], PLAY_TTS, "您的包裹已到", "");
+    assert_item(&pl.items[1], PLAY_TTS, " Your parcel, order 42. ", "lang=en");
+    assert_item(&pl.items[2], PLAY_FILE, "a.wav", "");
+    assert_item(&pl.items[3], PLAY_TTS, "x", "x=1; lang=zh");
+    playlist_free(&pl);
+    json_decref(v);
+
+    /* exactly TTS_MAX_TEXT bytes is fine, one more is not */
+    char text[TTS_MAX_TEXT + 2];
+    memset(text, 'a', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    v = json_pack("[[s, i]]", text, 10);
+    assert_refused_json(v, "invalid params: play_content[0]: type 10: text "
+                        "longer than 1000 bytes");
+    json_decref(v);
+    text[TTS_MAX_TEXT] = '\0';
+    v = json_pack("[[s, i]]", text, 10);
+    assert_int_equal(playlist_parse(v, &pl, &err), 0);
+    assert_int_equal(strlen(pl.items[0].content), TTS_MAX_TEXT);
+    playlist_free(&pl);
+    json_decref(v);
+}
+
+static void test_tts_refused(void **state)
+{
+    (void)state;
+    assert_refused("[[\"a.wav\"], [\"hello\", 10, \"lang=fr\"]]",
+                   "invalid params: play_content[1]: options: unknown "
+                   "language \"fr\" (zh or en)");
+    assert_refused("[[\"\", 10]]", "invalid params: play_content[0]: "
+                   "content must be a non-empty string");
+    assert_refused("[[\"   \", 10]]", "invalid params: play_content[0]: "
+                   "type 10: nothing to say");
+    assert_refused("[[\"line\\none\", 10]]", "invalid params: "
+                   "play_content[0]: type 10: control character at byte 4");
+    assert_refused("[[\"tab\\t\", 10]]", "invalid params: "
+                   "play_content[0]: type 10: control character at byte 3");
+    /* 0x01 starts an espeak-ng embedded command: never passed on */
+    assert_refused("[[\"\\u00015S loud\", 10]]", "invalid params: "
+                   "play_content[0]: type 10: control character at byte 0");
+    assert_refused("[[\"del\\u007f\", 10]]", "invalid params: "
+                   "play_content[0]: type 10: control character at byte 3");
+    assert_refused("[[\"c1\\u0085\", 10]]", "invalid params: "
+                   "play_content[0]: type 10: control character at byte 2");
+    json_t *v = json_pack("[[o, i]]", json_stringn("nul\0x", 5), 10);
+    assert_refused_json(v, "invalid params: play_content[0]: type 10: NUL in "
+                        "text");
+    json_decref(v);
+    assert_refused("[[42, 10]]", "invalid params: play_content[0]: content "
+                   "must be a non-empty string");
+}
+
 /* A refusal after good items leaves nothing allocated (ASan checks). */
 static void test_refusal_frees(void **state)
 {
@@ -300,6 +364,8 @@ int main(void)
         cmocka_unit_test(test_unsupported_types),
         cmocka_unit_test(test_spoken),
         cmocka_unit_test(test_spoken_refused),
+        cmocka_unit_test(test_tts),
+        cmocka_unit_test(test_tts_refused),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_item_count),
         cmocka_unit_test(test_bad_shapes),
