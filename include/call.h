@@ -78,6 +78,9 @@ struct call {
     uint64_t creator_conn;      /* connection id that sent construct */
     char *user_data;            /* owned; NULL for null */
     char to_uri[400];           /* the entry dialled, user@host:port */
+    char uuid[37];              /* for the CDR */
+    char sip_call_id[96];       /* the INVITE's Call-ID, for the CDR */
+    char caller[128];           /* From user as sent, for the CDR */
     int gateway;                /* index into conf gateways, -1 none */
     time_t begin_time;
     time_t answer_time;         /* 0 until answered */

@@ -42,6 +42,9 @@ struct conf {
     unsigned default_max_ring;       /* max_ring_seconds when not given */
     char log_level[16];
     char log_file[PATH_MAX];
+    char cdr_file[PATH_MAX];         /* "" = no CDRs */
+    char metrics_host[CONF_HOST_MAX]; /* metrics_listen; "" = off (default) */
+    uint16_t metrics_port;
     struct conf_gateway gateways[CONF_MAX_GATEWAYS];
     size_t n_gateways;
 };

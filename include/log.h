@@ -11,6 +11,9 @@ int log_level_parse(const char *name);
  * be opened; logging then stays on stderr. */
 int log_open(enum log_level level, const char *path);
 void log_close(void);
+/* Reopens the log file (after logrotate moved it). No-op on stderr.
+ * Returns 0, or -1 (logging goes on to the old file). */
+int log_reopen(void);
 
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -40,6 +40,11 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
 /* Stops sending, closes the socket, frees the port. */
 void media_stream_close(struct media_stream *s);
 
+/* RTP packets sent, and of those sent more than 2 ms after their due
+ * time, by every stream the media threads have handed back (main thread;
+ * a stream still playing is counted when it finishes or is stopped). */
+void media_stats(const struct media *m, uint64_t *sent, uint64_t *late);
+
 /* Writes a 12-byte RTP header; exposed for tests. */
 void media_rtp_header(uint8_t out[12], int marker, uint8_t payload_type,
                       uint16_t seq, uint32_t timestamp, uint32_t ssrc);

@@ -8,8 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cdr.h"
 #include "conf.h"
 #include "idmap.h"
+#include "metrics.h"
 
 struct event_base;
 struct evconnlistener;
@@ -35,6 +37,10 @@ struct server {
     struct sip *sip;
     struct media *media;
     struct prompt_cache *prompts;
+    struct cdr cdr;                /* call detail records, may be off */
+    struct event *sig_hup;         /* SIGHUP: reopen log and CDR files */
+    struct event *watchdog;        /* systemd WATCHDOG=1 pings, if asked */
+    struct metrics metrics;        /* counters, the metrics HTTP server */
     bool stopping;                 /* SIGTERM seen: no new work */
     unsigned flush_waited_ms;      /* shutdown: time spent flushing */
 };
@@ -48,9 +54,9 @@ int server_run(struct server *srv);
 void server_free(struct server *srv);
 
 /* Delivers an event line to the creator connection and every subscriber
- * (once each). Steals params. */
-void server_emit_event(struct server *srv, uint64_t creator_conn,
-                       const char *method, json_t *params);
+ * (once each). Steals params. Returns the connections it was queued on. */
+unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
+                           const char *method, json_t *params);
 
 /* A call released: its creator connection owes one event less (a peer
  * that has sent EOF is closed once nothing more is owed). */

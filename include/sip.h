@@ -19,6 +19,7 @@ struct sip;
 struct sip_invite {
     uint64_t call_id;        /* the call's process_id */
     char res_id[96];         /* for log lines */
+    char sip_call_id[96];    /* Call-ID to use, chosen by the main thread */
     char from_user[128];     /* "" for the configured default */
     char from_host[300];     /* host:port, "" for the local SIP address */
     bool anonymous;          /* anonymous From + Privacy: id */

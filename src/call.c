@@ -11,11 +11,14 @@
 #include "call.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <uuid/uuid.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cdr.h"
 #include "log.h"
 #include "media.h"
 #include "server.h"
@@ -177,11 +180,28 @@ static void call_release(struct call *c, const struct call_step *st)
                                                  : json_null());
     json_object_set_new(params, "cause", json_integer(st->cause));
 
+    /* The CDR goes first: a billing record must exist for every event an
+     * application has seen. */
+    struct cdr_record rec = {
+        .uuid = c->uuid, .node_id = srv->conf.node_id,
+        .process_id = c->process_id, .call_id = c->sip_call_id,
+        .caller = c->caller, .callee = c->to_uri,
+        .answered = c->answer_time != 0, .end_type = st->dropped_by,
+        .error = st->error, .cause = st->cause,
+        .begin_time = c->begin_time, .answer_time = c->answer_time,
+        .end_time = end, .res_id = c->res_id, .user_data = c->user_data};
+    if (cdr_write(&srv->cdr, &rec) < 0)
+        log_error("%s: CDR not written to %s: %s", c->res_id, srv->cdr.path,
+                  strerror(errno));
+
     idmap_del(&srv->calls, c->process_id);
     srv->active_calls--;
+    metrics_on_released(&srv->metrics, st->error);
     if (c->gateway >= 0)
         srv->gateway_calls[c->gateway]--;
-    server_emit_event(srv, c->creator_conn, ON_RELEASED, params);
+    unsigned sent = server_emit_event(srv, c->creator_conn, ON_RELEASED,
+                                      params);
+    log_info("%s: on_released sent to %u connection(s)", c->res_id, sent);
     server_call_released(srv, c->creator_conn);
     call_free(c);
 }
@@ -220,6 +240,7 @@ static void call_start_media(struct call *c)
     evtimer_del(c->ring_timer);
     evtimer_del(c->dial_timer);
     c->answer_time = time(NULL);
+    metrics_on_answered(&c->server->metrics);
     char addr[INET6_ADDRSTRLEN] = "?";
     uint16_t port = 0;
     if (c->media_dest.ss_family == AF_INET6) {
@@ -370,6 +391,14 @@ struct call *call_start(struct server *srv, uint64_t creator_conn,
     c->user_data = a->user_data;
     a->user_data = NULL;
     uri_format(&a->to[dest], c->to_uri, sizeof c->to_uri);
+    uuid_t uu;
+    uuid_generate_random(uu);
+    uuid_unparse_lower(uu, c->uuid);
+    snprintf(c->sip_call_id, sizeof c->sip_call_id, "%s@ctid", c->uuid);
+    snprintf(c->caller, sizeof c->caller, "%s",
+             a->from_anonymous ? "anonymous"
+             : a->from_given   ? a->from.user
+                               : srv->conf.default_from);
 
     char why[256];
     uint16_t rtp_port = 0;
@@ -393,6 +422,7 @@ struct call *call_start(struct server *srv, uint64_t creator_conn,
     struct sip_invite inv = {0};
     inv.call_id = c->process_id;
     snprintf(inv.res_id, sizeof inv.res_id, "%s", c->res_id);
+    snprintf(inv.sip_call_id, sizeof inv.sip_call_id, "%s", c->sip_call_id);
     inv.anonymous = a->from_anonymous;
     if (a->from_given && !a->from_anonymous) {
         snprintf(inv.from_user, sizeof inv.from_user, "%s", a->from.user);

@@ -201,9 +201,21 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
         return copy_str(c->log_level, sizeof c->log_level, value, key, err,
                         errlen);
     }
+    if (strcmp(key, "cdr_file") == 0)
+        return copy_str(c->cdr_file, sizeof c->cdr_file, value, key, err,
+                        errlen);
     if (strcmp(key, "log_file") == 0)
         return copy_str(c->log_file, sizeof c->log_file, value, key, err,
                         errlen);
+    if (strcmp(key, "metrics_listen") == 0) {
+        if (value[0] == '\0') { /* empty: no metrics endpoint */
+            c->metrics_host[0] = '\0';
+            c->metrics_port = 0;
+            return 0;
+        }
+        return parse_hostport(value, c->metrics_host, sizeof c->metrics_host,
+                              &c->metrics_port, key, err, errlen);
+    }
     return conf_err(err, errlen, "unknown key '%s'", key);
 }
 
@@ -376,6 +388,15 @@ void conf_print(const struct conf *c, FILE *out)
     fprintf(out, "max_ring_seconds = %u\n", c->default_max_ring);
     fprintf(out, "log_level = %s\n", c->log_level);
     fprintf(out, "log_file = %s\n", c->log_file);
+    fprintf(out, "cdr_file = %s\n", c->cdr_file);
+    if (c->metrics_host[0] == '\0')
+        fprintf(out, "metrics_listen = \n");
+    else if (strchr(c->metrics_host, ':') != NULL) /* IPv6: brackets */
+        fprintf(out, "metrics_listen = [%s]:%u\n", c->metrics_host,
+                c->metrics_port);
+    else
+        fprintf(out, "metrics_listen = %s:%u\n", c->metrics_host,
+                c->metrics_port);
     for (size_t i = 0; i < c->n_gateways; i++) {
         const struct conf_gateway *g = &c->gateways[i];
         /* The password stays out of anything printed. */

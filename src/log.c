@@ -14,7 +14,8 @@
 static struct {
     enum log_level level;
     int fd;
-} log_state = {LOGL_INFO, STDERR_FILENO};
+    char path[4096]; /* "" for stderr */
+} log_state = {LOGL_INFO, STDERR_FILENO, ""};
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -31,12 +32,25 @@ int log_open(enum log_level level, const char *path)
     log_state.level = level;
     if (path == NULL || path[0] == '\0')
         return 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    snprintf(log_state.path, sizeof log_state.path, "%s", path);
+    return log_reopen();
+}
+
+int log_reopen(void)
+{
+    if (log_state.path[0] == '\0')
+        return 0;
+    int fd = open(log_state.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                  0640);
     if (fd < 0)
         return -1;
-    if (log_state.fd != STDERR_FILENO)
-        close(log_state.fd);
-    log_state.fd = fd;
+    /* dup2 swaps the file under any thread mid-log_msg atomically. */
+    if (log_state.fd == STDERR_FILENO) {
+        log_state.fd = fd;
+        return 0;
+    }
+    dup2(fd, log_state.fd);
+    close(fd);
     return 0;
 }
 

@@ -53,6 +53,9 @@
 #define MEDIA_SLOT_NS (MEDIA_PTIME_NS / MEDIA_SLOTS)
 #define MEDIA_RT_PRIORITY 10       /* SCHED_FIFO, when permitted */
 #define MEDIA_MAX_THREADS 16
+/* A packet is late, for the metrics, when its slot starts being sent more
+ * than this after the slot's due time. Pacing itself never looks at it. */
+#define MEDIA_LATE_NS 2000000ULL
 
 union media_addr {
     struct sockaddr sa;
@@ -89,6 +92,10 @@ struct media_stream {
     uint8_t slot;                     /* index into the wheel */
     bool first;                       /* marker bit on the next packet */
     bool on_wheel;
+    /* Written by the media thread while playing, read by the main thread
+     * once the stream is back: the queue's hand-over orders the two. */
+    uint64_t sent;                    /* packets sent this play */
+    uint64_t late;                    /* ... of which late (MEDIA_LATE_NS) */
 };
 
 enum media_cmd_type { MEDIA_CMD_PLAY, MEDIA_CMD_STOP, MEDIA_CMD_QUIT };
@@ -140,6 +147,8 @@ struct media {
     struct queue *events;  /* every media thread -> main, struct media_evt */
     struct media_worker workers[MEDIA_MAX_THREADS];
     unsigned n_workers;
+    uint64_t sent_total;   /* RTP packets of streams handed back */
+    uint64_t late_total;
 };
 
 static uint64_t media_now(void)
@@ -229,7 +238,8 @@ static void media_hand_back(struct media_worker *w, struct media_stream *s,
 }
 
 /* Sends the stream's next packet. Returns false when it is finished. */
-static bool media_send_one(struct media_worker *w, struct media_stream *s)
+static bool media_send_one(struct media_worker *w, struct media_stream *s,
+                           bool late)
 {
     uint8_t pkt[12 + PROMPT_FRAME_SAMPLES];
     const struct prompt_clip *c = s->clips[s->clip_idx];
@@ -246,6 +256,8 @@ static bool media_send_one(struct media_worker *w, struct media_stream *s)
         media_hand_back(w, s, MEDIA_DONE_ERROR);
         return false;
     }
+    s->sent++;
+    s->late += late;
     s->first = false;
     s->seq++;
     s->ts += PROMPT_FRAME_SAMPLES;
@@ -270,11 +282,13 @@ static void media_turn(struct media_worker *mw)
     struct media_wheel *w = &mw->wheel;
     uint64_t now = media_now();
 
-    while (w->total > 0 && w->next_due <= now) {
+    for (bool first = true; w->total > 0 && w->next_due <= now; first = false) {
+        /* Lateness (metrics only): when the slot's sending starts. */
+        bool late = (first ? now : media_now()) - w->next_due > MEDIA_LATE_NS;
         struct media_stream *s = w->head[w->next_slot], *next;
         for (; s != NULL; s = next) {
             next = s->next; /* sending may take s off the wheel */
-            media_send_one(mw, s);
+            media_send_one(mw, s, late);
         }
         w->next_slot = (w->next_slot + 1) % MEDIA_SLOTS;
         w->next_due += MEDIA_SLOT_NS;
@@ -408,6 +422,10 @@ static void media_stream_free(struct media_stream *s)
 /* A stream came back from the media thread. */
 static void media_on_return(struct media_stream *s, int result)
 {
+    /* Its packet counts are ours now; take them once. */
+    s->m->sent_total += s->sent;
+    s->m->late_total += s->late;
+    s->sent = s->late = 0;
     if (result == MEDIA_STOPPED || !s->closing)
         s->w->playing--; /* once per play: DONE, or the STOP's answer */
     if (s->closing) {
@@ -528,6 +546,12 @@ struct media *media_new(struct event_base *base, const char *ip,
             return NULL;
         }
     return m;
+}
+
+void media_stats(const struct media *m, uint64_t *sent, uint64_t *late)
+{
+    *sent = m ? m->sent_total : 0;
+    *late = m ? m->late_total : 0;
 }
 
 /* Streams must all be closed first; closing a playing stream completes

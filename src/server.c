@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -82,20 +83,27 @@ static void reply_error(struct conn *c, json_t *id, const struct rpc_error *e)
     conn_write(c, line, len);
 }
 
-void server_emit_event(struct server *srv, uint64_t creator_conn,
-                       const char *method, json_t *params)
+unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
+                           const char *method, json_t *params)
 {
     size_t len;
+    unsigned sent = 0;
     char *line = rpc_event_line(method, params, &len);
     if (line == NULL) {
         log_error("out of memory building %s", method);
-        return;
+        return 0;
     }
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
-        if (c->id == creator_conn || c->subscribed)
-            if (bufferevent_write(c->bev, line, len) < 0)
+        if (c->id == creator_conn || c->subscribed) {
+            if (bufferevent_write(c->bev, line, len) < 0) {
                 log_warn("%s: cannot queue %s", c->peer, method);
+            } else {
+                sent++;
+                metrics_on_event_delivered(&srv->metrics);
+            }
+        }
     free(line);
+    return sent;
 }
 
 static void conn_close(struct conn *c);
@@ -134,6 +142,7 @@ void server_call_released(struct server *srv, uint64_t creator_conn)
 static void do_construct(struct conn *c, struct rpc_request *req)
 {
     struct server *srv = c->srv;
+    double t0 = metrics_now(); /* construct latency, for metrics */
     struct api_construct a;
     struct rpc_error err;
     if (api_parse_construct(req->params, srv->conf.default_max_ring, &a,
@@ -141,6 +150,7 @@ static void do_construct(struct conn *c, struct rpc_request *req)
         log_info("%s: construct refused: %s", c->peer, err.message);
         api_construct_free(&a);
         reply_error(c, req->id, &err);
+        metrics_on_construct(&srv->metrics, metrics_now() - t0, err.code);
         return;
     }
     const char *user_data = a.user_data; /* moves into the call */
@@ -152,6 +162,7 @@ static void do_construct(struct conn *c, struct rpc_request *req)
         log_info("%s: construct refused: %d %s", c->peer, err.code,
                  err.message);
         reply_error(c, req->id, &err);
+        metrics_on_construct(&srv->metrics, metrics_now() - t0, err.code);
         return;
     }
     c->calls++;
@@ -160,6 +171,7 @@ static void do_construct(struct conn *c, struct rpc_request *req)
                                call->to_uri, "ipsc_info", "process_id",
                                (json_int_t)call->process_id);
     reply_result(c, req->id, result);
+    metrics_on_construct(&srv->metrics, metrics_now() - t0, 0);
 }
 
 static void do_exists(struct conn *c, struct rpc_request *req)
@@ -333,6 +345,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
         srv->conns->prev = c;
     srv->conns = c;
     srv->n_conns++;
+    metrics_on_connection(&srv->metrics);
     bufferevent_setcb(c->bev, conn_on_read, NULL, conn_on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     log_info("%s: connection accepted", c->peer);
@@ -398,6 +411,48 @@ static void on_flush_check(evutil_socket_t fd, short what, void *arg)
         event_base_once(srv->base, -1, EV_TIMEOUT, on_flush_check, srv, &tick);
 }
 
+/* SIGHUP: logrotate has moved the log and CDR files; open new ones. */
+static void on_hup_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct server *srv = arg;
+    if (log_reopen() < 0)
+        log_error("SIGHUP: cannot reopen log_file %s: %s",
+                  srv->conf.log_file, strerror(errno));
+    if (cdr_reopen(&srv->cdr) < 0)
+        log_error("SIGHUP: cannot reopen cdr_file %s: %s", srv->cdr.path,
+                  strerror(errno));
+    log_info("SIGHUP: log and CDR files reopened");
+}
+
+/* The ping comes from the main loop itself, so a loop that hangs stops
+ * pinging and systemd restarts the daemon. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/* Tells systemd (Type=notify) that ctid is ready, and starts watchdog
+ * pings at half of WatchdogSec. Outside systemd both are no-ops. */
+static void server_notify_ready(struct server *srv)
+{
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+        struct timeval tv = {.tv_sec = (time_t)(usec / 2 / 1000000),
+                             .tv_usec = (suseconds_t)(usec / 2 % 1000000)};
+        srv->watchdog = event_new(srv->base, -1, EV_PERSIST, on_watchdog, srv);
+        if (srv->watchdog == NULL || event_add(srv->watchdog, &tv) < 0)
+            log_warn("systemd watchdog requested but cannot be armed");
+    }
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s:%u, SIP %s:%u",
+               srv->conf.listen_host, srv->conf.listen_port,
+               srv->conf.sip_host, srv->conf.sip_port);
+}
+
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -407,6 +462,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: stopping; ending %u call(s)", (int)sig,
              srv->active_calls);
     srv->stopping = true;
+    sd_notify(0, "STOPPING=1");
     if (srv->listener)
         evconnlistener_disable(srv->listener);
     /* Release every call: each sends its event ("shutdown") and its
@@ -462,6 +518,8 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
     signal(SIGPIPE, SIG_IGN);
     if (server_reserve_ids(srv, err, errlen) < 0)
         return -1;
+    if (cdr_open(&srv->cdr, srv->conf.cdr_file, err, errlen) < 0)
+        return -1;
     /* libevent's default monotonic clock is the coarse one, which ticks
      * every 4 ms on some kernels: RTP pacing needs the precise one. */
     struct event_config *cfg = event_config_new();
@@ -491,11 +549,15 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
         return -1;
     if (listen_on(srv, err, errlen) < 0)
         return -1;
+    if (metrics_http_start(srv, err, errlen) < 0)
+        return -1;
     srv->sig_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
+    srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup_signal, srv);
     if (srv->sig_int == NULL || srv->sig_term == NULL ||
         evsignal_add(srv->sig_int, NULL) < 0 ||
-        evsignal_add(srv->sig_term, NULL) < 0) {
+        evsignal_add(srv->sig_term, NULL) < 0 || srv->sig_hup == NULL ||
+        evsignal_add(srv->sig_hup, NULL) < 0) {
         snprintf(err, errlen, "cannot install signal handlers");
         return -1;
     }
@@ -510,6 +572,7 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
 
 int server_run(struct server *srv)
 {
+    server_notify_ready(srv);
     if (event_base_dispatch(srv->base) < 0) {
         log_error("event loop failed");
         return 1;
@@ -534,6 +597,12 @@ void server_free(struct server *srv)
         event_free(srv->sig_int);
     if (srv->sig_term)
         event_free(srv->sig_term);
+    if (srv->sig_hup)
+        event_free(srv->sig_hup);
+    if (srv->watchdog)
+        event_free(srv->watchdog);
+    cdr_close(&srv->cdr);
+    metrics_http_stop(&srv->metrics);
     media_free(srv->media);
     prompt_cache_free(srv->prompts);
     if (srv->base)

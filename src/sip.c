@@ -254,7 +254,8 @@ static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
     build_sdp(s, inv->rtp_port, sdp, sizeof sdp);
 
     leg->nh = nua_handle(s->nua, leg, SIPTAG_FROM_STR(from),
-                         SIPTAG_TO_STR(to), TAG_END());
+                         SIPTAG_TO_STR(to),
+                         SIPTAG_CALL_ID_STR(inv->sip_call_id), TAG_END());
     if (leg->nh == NULL) {
         sip_post_simple(s, leg, SIP_EV_FAILED, 500, true, false);
         leg_free(s, leg);

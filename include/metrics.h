@@ -1,0 +1,81 @@
+/* metrics: the daemon's operational counters and their HTTP endpoint.
+ * Owns struct metrics (counters and the construct latency histogram, all
+ * updated on the main thread by one-line hooks), the Prometheus text
+ * rendering, and the optional evhttp server on metrics_listen that serves
+ * GET /metrics and GET /healthz from the main loop. */
+#ifndef CTID_METRICS_H
+#define CTID_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct evhttp;
+struct server;
+struct conf_gateway;
+
+/* Finite upper bounds of the construct latency histogram, in seconds; the
+ * +Inf bucket comes after them. */
+#define METRICS_N_BUCKETS 11
+/* Release outcomes: "none" (error null), the contract's error texts, and
+ * "other" for a text this table does not know. */
+#define METRICS_N_ERRORS 10
+/* Construct error codes: the ones construct can answer, then "other". */
+#define METRICS_N_CODES 5
+
+struct metrics {
+    uint64_t constructed;                      /* construct results sent */
+    uint64_t answered;                         /* calls that entered Answered */
+    uint64_t released[METRICS_N_ERRORS];       /* by metrics_error_label */
+    uint64_t refused[METRICS_N_CODES];         /* by metrics_code_label */
+    uint64_t latency[METRICS_N_BUCKETS + 1];   /* per bucket, last is +Inf */
+    uint64_t latency_count;
+    double latency_sum;                        /* seconds */
+    uint64_t connections_total;                /* RPC connections accepted */
+    uint64_t events_delivered;                 /* event lines queued, per conn */
+    uint64_t events_journaled;                 /* 0 until the journal exists */
+    double started;                            /* metrics_now() at start-up */
+    struct evhttp *http;                       /* NULL: metrics_listen empty */
+};
+
+/* Values the daemon holds elsewhere, read when a scrape comes in. */
+struct metrics_view {
+    unsigned active_calls;
+    unsigned connections;                   /* RPC connections open */
+    uint64_t rtp_sent;                      /* media_stats() */
+    uint64_t rtp_late;
+    double uptime;                          /* seconds */
+    const struct conf_gateway *gateways;    /* conf order */
+    const unsigned *gateway_calls;          /* active calls of each */
+    size_t n_gateways;
+};
+
+/* CLOCK_MONOTONIC in seconds: for measuring a construct's latency. */
+double metrics_now(void);
+
+/* A construct was answered after `seconds`: code 0 for a result (a call
+ * was constructed), else the JSON-RPC error code of the refusal. */
+void metrics_on_construct(struct metrics *m, double seconds, int code);
+void metrics_on_answered(struct metrics *m);
+/* A call was released with this on_released error (NULL: none). */
+void metrics_on_released(struct metrics *m, const char *error);
+void metrics_on_connection(struct metrics *m);
+void metrics_on_event_delivered(struct metrics *m);
+
+/* The label value of index i of released[] / refused[]. */
+const char *metrics_error_label(size_t i);
+const char *metrics_code_label(size_t i);
+
+/* Appends the Prometheus text exposition (format 0.0.4). 0, or -1 when
+ * out of memory. */
+int metrics_render(const struct metrics *m, const struct metrics_view *v,
+                   struct evbuffer *out);
+
+/* Records the start time and, when conf.metrics_listen is set, serves
+ * HTTP there on the server's loop. 0, or -1 with err. */
+int metrics_http_start(struct server *srv, char *err, size_t errlen);
+/* Closes the HTTP server and its connections (before the loop is freed). */
+void metrics_http_stop(struct metrics *m);
+
+#endif

@@ -1,0 +1,367 @@
+/* metrics: operational counters in Prometheus text, and GET /healthz.
+ *
+ * Counters live in server.metrics and change only on the main thread,
+ * through the metrics_on_* hooks that server.c and call.c call at the
+ * moment something happens; nothing here takes a lock. Values the daemon
+ * already keeps (active calls, per-gateway calls, open connections) are
+ * read from struct server at scrape time instead of being mirrored, so
+ * they can never disagree with it. RTP counts come from the media threads
+ * by the stream hand-back (media_stats): a stream still playing shows up
+ * when it finishes.
+ *
+ * The HTTP server is libevent's evhttp on the main loop: a scrape is a
+ * few kilobytes of text written at once, cheaper than any hand-off to
+ * another thread. It is off unless metrics_listen is set. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf.h"
+#include "log.h"
+#include "media.h"
+#include "server.h"
+#include "version.h"
+
+#define METRICS_HTTP_TIMEOUT_S 10      /* idle scrape connections */
+#define METRICS_HTTP_MAX_HEADERS 8192  /* a scraper sends a few lines */
+#define METRICS_HTTP_MAX_BODY 1024     /* GET has none */
+
+/* Bucket upper bounds in seconds: construct takes about 0.2 ms (p50) to
+ * 1 ms (p99) on the benchmark machine (docs/performance.md), so the
+ * buckets are dense there and reach 250 ms for a stalled loop. */
+static const double metrics_bounds[METRICS_N_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01,   0.025,   0.05,   0.1,   0.25};
+
+/* on_released error texts (contract §4, docs/protocol.md); index 0 is
+ * error null, the last catches a text added later but not here. */
+static const char *const metrics_errors[METRICS_N_ERRORS] = {
+    "none",         "call rejected", "dial failed", "dial error",
+    "call timeout", "ring timeout",  "canceled",    "shutdown",
+    "play error",   "other"};
+
+/* Codes construct answers with (docs/protocol.md), then "other". */
+static const int metrics_codes[METRICS_N_CODES - 1] = {-32602, -32603, 404,
+                                                       503};
+
+double metrics_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- hooks --------------------------------------------------------------- */
+
+void metrics_on_construct(struct metrics *m, double seconds, int code)
+{
+    size_t i;
+    if (seconds < 0)
+        seconds = 0;
+    for (i = 0; i < METRICS_N_BUCKETS; i++)
+        if (seconds <= metrics_bounds[i]) /* Prometheus' le is inclusive */
+            break;
+    m->latency[i]++;
+    m->latency_count++;
+    m->latency_sum += seconds;
+    if (code == 0) {
+        m->constructed++;
+        return;
+    }
+    for (i = 0; i < METRICS_N_CODES - 1; i++)
+        if (metrics_codes[i] == code)
+            break;
+    m->refused[i]++;
+}
+
+void metrics_on_answered(struct metrics *m)
+{
+    m->answered++;
+}
+
+void metrics_on_released(struct metrics *m, const char *error)
+{
+    size_t i = 0;
+    if (error != NULL)
+        for (i = 1; i < METRICS_N_ERRORS - 1; i++)
+            if (strcmp(metrics_errors[i], error) == 0)
+                break;
+    m->released[i]++;
+}
+
+void metrics_on_connection(struct metrics *m)
+{
+    m->connections_total++;
+}
+
+void metrics_on_event_delivered(struct metrics *m)
+{
+    m->events_delivered++;
+}
+
+const char *metrics_error_label(size_t i)
+{
+    return i < METRICS_N_ERRORS ? metrics_errors[i] : NULL;
+}
+
+const char *metrics_code_label(size_t i)
+{
+    static const char *const labels[METRICS_N_CODES] = {"-32602", "-32603",
+                                                        "404", "503", "other"};
+    return i < METRICS_N_CODES ? labels[i] : NULL;
+}
+
+/* ---- text exposition ------------------------------------------------------ */
+
+/* A label value: backslash, double quote and newline escaped, as the text
+ * format requires (gateway names come from the config file). */
+static int add_label_value(struct evbuffer *out, const char *s)
+{
+    int rc = 0;
+    for (; *s && rc == 0; s++) {
+        if (*s == '\\')
+            rc = evbuffer_add(out, "\\\\", 2);
+        else if (*s == '"')
+            rc = evbuffer_add(out, "\\\"", 2);
+        else if (*s == '\n')
+            rc = evbuffer_add(out, "\\n", 2);
+        else
+            rc = evbuffer_add(out, s, 1);
+    }
+    return rc;
+}
+
+static int add_head(struct evbuffer *out, const char *name, const char *type,
+                    const char *help)
+{
+    return evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name,
+                               help, name, type) < 0
+               ? -1
+               : 0;
+}
+
+static int add_u64(struct evbuffer *out, const char *name, const char *type,
+                   const char *help, uint64_t v)
+{
+    if (add_head(out, name, type, help) < 0)
+        return -1;
+    return evbuffer_add_printf(out, "%s %" PRIu64 "\n", name, v) < 0 ? -1 : 0;
+}
+
+static int add_gateways(struct evbuffer *out, const struct metrics_view *v)
+{
+    static const char name[] = "ctid_gateway_active_calls";
+    unsigned configured = 0;
+    int rc = add_head(out, name, "gauge",
+                      "Calls in progress per configured gateway; \"(none)\" "
+                      "counts calls to a to_uri no gateway matches.");
+    for (size_t i = 0; i < v->n_gateways && rc == 0; i++) {
+        configured += v->gateway_calls[i];
+        if (evbuffer_add_printf(out, "%s{gateway=\"", name) < 0 ||
+            add_label_value(out, v->gateways[i].name) < 0 ||
+            evbuffer_add_printf(out, "\"} %u\n", v->gateway_calls[i]) < 0)
+            rc = -1;
+    }
+    /* Unsigned, so never below 0 even if the two were read mid-update. */
+    unsigned none = v->active_calls > configured ? v->active_calls - configured
+                                                 : 0;
+    if (rc == 0 &&
+        evbuffer_add_printf(out, "%s{gateway=\"(none)\"} %u\n", name, none) < 0)
+        rc = -1;
+    return rc;
+}
+
+static int add_histogram(struct evbuffer *out, const struct metrics *m)
+{
+    static const char name[] = "ctid_construct_duration_seconds";
+    uint64_t cum = 0;
+    int rc = add_head(out, name, "histogram",
+                      "Time from dispatching a construct request to its "
+                      "reply being queued, accepted or refused.");
+    for (size_t i = 0; i < METRICS_N_BUCKETS && rc == 0; i++) {
+        cum += m->latency[i];
+        if (evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n",
+                                name, metrics_bounds[i], cum) < 0)
+            rc = -1;
+    }
+    cum += m->latency[METRICS_N_BUCKETS];
+    if (rc == 0 &&
+        evbuffer_add_printf(out,
+                            "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                            "%s_sum %.9g\n"
+                            "%s_count %" PRIu64 "\n",
+                            name, cum, name, m->latency_sum, name,
+                            m->latency_count) < 0)
+        rc = -1;
+    return rc;
+}
+
+int metrics_render(const struct metrics *m, const struct metrics_view *v,
+                   struct evbuffer *out)
+{
+    int rc = 0;
+
+    rc |= add_head(out, "ctid_build_info", "gauge",
+                   "Always 1; the version is the label.");
+    rc |= evbuffer_add_printf(out, "ctid_build_info{version=\"%s\"} 1\n",
+                              CTID_VERSION) < 0;
+    rc |= add_u64(out, "ctid_calls_constructed_total", "counter",
+                  "Construct requests that started a call.", m->constructed);
+    rc |= add_head(out, "ctid_construct_refused_total", "counter",
+                   "Construct requests answered with an error, by JSON-RPC "
+                   "error code.");
+    for (size_t i = 0; i < METRICS_N_CODES; i++)
+        rc |= evbuffer_add_printf(out,
+                                  "ctid_construct_refused_total{code=\"%s\"} "
+                                  "%" PRIu64 "\n",
+                                  metrics_code_label(i), m->refused[i]) < 0;
+    rc |= add_u64(out, "ctid_calls_answered_total", "counter",
+                  "Calls the callee answered.", m->answered);
+    rc |= add_head(out, "ctid_calls_released_total", "counter",
+                   "Calls released, by the error of their on_released event "
+                   "(\"none\": error null).");
+    for (size_t i = 0; i < METRICS_N_ERRORS; i++)
+        rc |= evbuffer_add_printf(out,
+                                  "ctid_calls_released_total{error=\"%s\"} "
+                                  "%" PRIu64 "\n",
+                                  metrics_errors[i], m->released[i]) < 0;
+    rc |= add_u64(out, "ctid_active_calls", "gauge",
+                  "Calls constructed and not yet released.", v->active_calls);
+    rc |= add_gateways(out, v);
+    rc |= add_histogram(out, m);
+    rc |= add_u64(out, "ctid_rtp_packets_sent_total", "counter",
+                  "RTP packets sent, counted when each stream finishes "
+                  "playing.", v->rtp_sent);
+    rc |= add_u64(out, "ctid_rtp_packets_late_total", "counter",
+                  "RTP packets sent more than 2 ms after their due time, "
+                  "counted when each stream finishes playing.", v->rtp_late);
+    rc |= add_u64(out, "ctid_rpc_connections", "gauge",
+                  "JSON-RPC connections open.", v->connections);
+    rc |= add_u64(out, "ctid_rpc_connections_total", "counter",
+                  "JSON-RPC connections accepted.", m->connections_total);
+    rc |= add_u64(out, "ctid_events_delivered_total", "counter",
+                  "Event lines queued to connections (one per receiving "
+                  "connection).", m->events_delivered);
+    rc |= add_u64(out, "ctid_events_journaled_total", "counter",
+                  "Events written to the durable journal; always 0 until "
+                  "the journal exists.", m->events_journaled);
+    rc |= add_head(out, "ctid_uptime_seconds", "gauge",
+                   "Seconds since ctid started.");
+    rc |= evbuffer_add_printf(out, "ctid_uptime_seconds %.3f\n",
+                              v->uptime) < 0;
+    return rc ? -1 : 0;
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static void reply_text(struct evhttp_request *req, int code,
+                       const char *reason, const char *content_type,
+                       struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (code == 405)
+        evhttp_add_header(h, "Allow", "GET, HEAD");
+    evhttp_send_reply(req, code, reason, body);
+}
+
+static void serve_metrics(struct server *srv, struct evbuffer *body)
+{
+    struct metrics_view v = {
+        .active_calls = srv->active_calls,
+        .connections = srv->n_conns,
+        .uptime = metrics_now() - srv->metrics.started,
+        .gateways = srv->conf.gateways,
+        .gateway_calls = srv->gateway_calls,
+        .n_gateways = srv->conf.n_gateways,
+    };
+    media_stats(srv->media, &v.rtp_sent, &v.rtp_late);
+    if (metrics_render(&srv->metrics, &v, body) < 0)
+        log_error("metrics: out of memory rendering a scrape");
+}
+
+static void metrics_on_request(struct evhttp_request *req, void *arg)
+{
+    struct server *srv = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    struct evbuffer *body = evbuffer_new();
+    static const char text[] = "text/plain; charset=utf-8";
+
+    if (body == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    bool is_metrics = path && strcmp(path, "/metrics") == 0;
+    bool is_health = path && strcmp(path, "/healthz") == 0;
+    if (!is_metrics && !is_health) {
+        evbuffer_add_printf(body, "not found\n");
+        reply_text(req, 404, "Not Found", text, body);
+    } else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        evbuffer_add_printf(body, "method not allowed\n");
+        reply_text(req, 405, "Method Not Allowed", text, body);
+    } else if (is_health) {
+        /* 503 from SIGTERM on, so a balancer stops sending work while
+         * calls are being ended and events flushed. */
+        evbuffer_add_printf(body, srv->stopping ? "stopping\n" : "ok\n");
+        reply_text(req, srv->stopping ? 503 : 200,
+                   srv->stopping ? "Service Unavailable" : "OK", text, body);
+    } else {
+        serve_metrics(srv, body);
+        reply_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+                   body);
+    }
+    evbuffer_free(body);
+}
+
+int metrics_http_start(struct server *srv, char *err, size_t errlen)
+{
+    struct metrics *m = &srv->metrics;
+    const struct conf *c = &srv->conf;
+
+    m->started = metrics_now();
+    if (c->metrics_host[0] == '\0')
+        return 0;
+    m->http = evhttp_new(srv->base);
+    if (m->http == NULL) {
+        snprintf(err, errlen, "metrics: cannot create the HTTP server");
+        return -1;
+    }
+    /* Every method reaches the handler, which answers 405 to all but GET
+     * and HEAD (evhttp itself would say 501). */
+    evhttp_set_allowed_methods(
+        m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                     EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_timeout(m->http, METRICS_HTTP_TIMEOUT_S);
+    evhttp_set_max_headers_size(m->http, METRICS_HTTP_MAX_HEADERS);
+    evhttp_set_max_body_size(m->http, METRICS_HTTP_MAX_BODY);
+    evhttp_set_gencb(m->http, metrics_on_request, srv);
+    errno = 0;
+    if (evhttp_bind_socket_with_handle(m->http, c->metrics_host,
+                                       c->metrics_port) == NULL) {
+        snprintf(err, errlen, "metrics_listen %s:%u: %s", c->metrics_host,
+                 c->metrics_port,
+                 errno ? strerror(errno) : "cannot listen");
+        return -1;
+    }
+    log_info("metrics on http://%s%s%s:%u/metrics",
+             strchr(c->metrics_host, ':') ? "[" : "", c->metrics_host,
+             strchr(c->metrics_host, ':') ? "]" : "", c->metrics_port);
+    return 0;
+}
+
+void metrics_http_stop(struct metrics *m)
+{
+    if (m->http != NULL)
+        evhttp_free(m->http);
+    m->http = NULL;
+}
