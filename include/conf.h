@@ -45,6 +45,8 @@ struct conf {
     char cdr_file[PATH_MAX];         /* "" = no CDRs */
     char metrics_host[CONF_HOST_MAX]; /* metrics_listen; "" = off (default) */
     uint16_t metrics_port;
+    uint64_t journal_max_bytes;      /* event journal: total size kept */
+    unsigned journal_max_age;        /* event journal: seconds kept */
     struct conf_gateway gateways[CONF_MAX_GATEWAYS];
     size_t n_gateways;
 };

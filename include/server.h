@@ -11,6 +11,7 @@
 #include "cdr.h"
 #include "conf.h"
 #include "idmap.h"
+#include "journal.h"
 #include "metrics.h"
 
 struct event_base;
@@ -41,6 +42,7 @@ struct server {
     struct event *sig_hup;         /* SIGHUP: reopen log and CDR files */
     struct event *watchdog;        /* systemd WATCHDOG=1 pings, if asked */
     struct metrics metrics;        /* counters, the metrics HTTP server */
+    struct journal journal;        /* every event, by seq, before it is sent */
     bool stopping;                 /* SIGTERM seen: no new work */
     unsigned flush_waited_ms;      /* shutdown: time spent flushing */
 };
@@ -53,8 +55,11 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
 int server_run(struct server *srv);
 void server_free(struct server *srv);
 
-/* Delivers an event line to the creator connection and every subscriber
- * (once each). Steals params. Returns the connections it was queued on. */
+/* Gives the event the next seq (added to params, which must be an
+ * object), appends it to the journal (synced), then delivers it to the
+ * creator connection and every subscriber (once each); a connection still
+ * replaying the journal gets it from there. Steals params. Returns the
+ * connections it was queued on. */
 unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
                            const char *method, json_t *params);
 

@@ -43,6 +43,8 @@ void conf_defaults(struct conf *c)
     c->dial_timeout = 60;
     c->default_max_ring = 50;
     strcpy(c->log_level, "info");
+    c->journal_max_bytes = 256ULL << 20;
+    c->journal_max_age = 7 * 24 * 3600;
 }
 
 static int copy_str(char *dst, size_t size, const char *value,
@@ -216,6 +218,17 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
         return parse_hostport(value, c->metrics_host, sizeof c->metrics_host,
                               &c->metrics_port, key, err, errlen);
     }
+    if (strcmp(key, "journal_max_bytes") == 0) {
+        unsigned long v;
+        /* At least 1 MiB: a few segments' worth, so rotation can work. */
+        if (parse_uint(value, 1UL << 20, 1UL << 40, &v, key, err, errlen) < 0)
+            return -1;
+        c->journal_max_bytes = v;
+        return 0;
+    }
+    if (strcmp(key, "journal_max_age") == 0)
+        return set_unsigned(&c->journal_max_age, value, 60, 3650U * 86400,
+                            key, err, errlen);
     return conf_err(err, errlen, "unknown key '%s'", key);
 }
 
@@ -397,6 +410,9 @@ void conf_print(const struct conf *c, FILE *out)
     else
         fprintf(out, "metrics_listen = %s:%u\n", c->metrics_host,
                 c->metrics_port);
+    fprintf(out, "journal_max_bytes = %llu\n",
+            (unsigned long long)c->journal_max_bytes);
+    fprintf(out, "journal_max_age = %u\n", c->journal_max_age);
     for (size_t i = 0; i < c->n_gateways; i++) {
         const struct conf_gateway *g = &c->gateways[i];
         /* The password stays out of anything printed. */

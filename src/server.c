@@ -6,7 +6,12 @@
  * method runs to completion, and its reply is queued on the connection's
  * bufferevent before anything else can happen on the loop. That is what
  * makes "the construct reply precedes the resource's events" hold: events
- * only come from later loop iterations. */
+ * only come from later loop iterations.
+ *
+ * Every event is numbered and journaled before it is written anywhere
+ * (journal_, docs/reliability.md); sys.subscribe with since replays the
+ * journal to the connection in chunks, paced by its write buffer, and only
+ * then marks it subscribed, so live events never overtake the replay. */
 #include "server.h"
 
 #include <errno.h>
@@ -35,6 +40,9 @@
 #include "sip.h"
 
 #define SHUTDOWN_FLUSH_MS 2000 /* longest wait for replies/events to flush */
+#define JOURNAL_SEGMENT_BYTES (16u << 20) /* rotate segments at this size */
+#define REPLAY_CHUNK (64u << 10) /* journal bytes read per replay step */
+#define REPLAY_HIGH (256u << 10) /* replay pauses while this much is queued */
 
 struct conn {
     uint64_t id;              /* never reused; calls name their creator by it */
@@ -43,6 +51,9 @@ struct conn {
     struct rpc_framer framer; /* owned */
     char peer[64];            /* "ip:port", for logs */
     bool subscribed;          /* sys.subscribe: receives every event */
+    bool replaying;           /* sys.subscribe since: journal not yet sent */
+    bool replay_failed;       /* a replayed record could not be queued */
+    struct journal_cursor replay; /* where the replay is */
     bool closing;             /* close once the current read is handled */
     bool peer_done;           /* peer sent EOF: still owed replies/events */
     unsigned calls;           /* calls it constructed not yet released */
@@ -88,13 +99,23 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
 {
     size_t len;
     unsigned sent = 0;
+    uint64_t seq = journal_next_seq(&srv->journal);
+    /* seq goes after the contract's fields, which keep their order. */
+    if (json_is_object(params))
+        json_object_set_new(params, "seq", json_integer((json_int_t)seq));
     char *line = rpc_event_line(method, params, &len);
     if (line == NULL) {
         log_error("out of memory building %s", method);
         return 0;
     }
+    /* On disk first: a connection may read the event and then the daemon
+     * crash, and since-replay after a restart must still have it. */
+    if (journal_append(&srv->journal, (int64_t)time(NULL), seq, line, len) <
+        0)
+        log_error("journal: %s seq %llu not written (%s): sent live only",
+                  method, (unsigned long long)seq, strerror(errno));
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
-        if (c->id == creator_conn || c->subscribed) {
+        if ((c->id == creator_conn || c->subscribed) && !c->replaying) {
             if (bufferevent_write(c->bev, line, len) < 0) {
                 log_warn("%s: cannot queue %s", c->peer, method);
             } else {
@@ -119,7 +140,7 @@ static void conn_on_drained(struct bufferevent *bev, void *arg)
  * good if it subscribed (a write error closes it then). */
 static void conn_maybe_finish(struct conn *c)
 {
-    if (!c->peer_done || c->calls > 0 || c->subscribed)
+    if (!c->peer_done || c->calls > 0 || c->subscribed || c->replaying)
         return;
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         conn_close(c);
@@ -205,6 +226,99 @@ static void do_drop(struct conn *c, struct rpc_request *req)
     call_input(call, CALL_IN_DROP, 0, true);
 }
 
+/* ---- sys.subscribe and journal replay ----------------------------------- */
+
+static void conn_on_read(struct bufferevent *bev, void *arg);
+static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+static int conn_replay(struct conn *c);
+
+static void replay_record(void *arg, uint64_t seq, int64_t t,
+                          const char *data, size_t len)
+{
+    (void)seq;
+    (void)t;
+    struct conn *c = arg;
+    if (bufferevent_write(c->bev, data, len) < 0)
+        c->replay_failed = true;
+    else
+        metrics_on_event_delivered(&c->srv->metrics);
+}
+
+/* The write buffer fell below the low watermark: send the next chunk. */
+static void conn_on_replay_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (conn_replay(c) < 0)
+        conn_close(c);
+}
+
+/* Queues journal records after the cursor until the connection's write
+ * buffer holds REPLAY_HIGH bytes, then waits for it to drain; at the end
+ * of the journal the connection becomes a live subscriber. All on the main
+ * loop, so no event can be appended between the last record read and the
+ * switch: nothing is skipped or sent twice. Returns -1 when the
+ * connection must be closed. */
+static int conn_replay(struct conn *c)
+{
+    struct server *srv = c->srv;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    while (evbuffer_get_length(out) < REPLAY_HIGH) {
+        int n = journal_read(&srv->journal, &c->replay, REPLAY_CHUNK,
+                             replay_record, c);
+        if (n < 0 || c->replay_failed) {
+            log_error("%s: journal replay failed after seq %llu", c->peer,
+                      (unsigned long long)c->replay.after);
+            return -1;
+        }
+        if (n == 0) {
+            c->replaying = false;
+            c->subscribed = true;
+            bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+            bufferevent_setcb(c->bev, conn_on_read, NULL, conn_on_event, c);
+            log_info("%s: replay done up to seq %llu; live from here",
+                     c->peer, (unsigned long long)c->replay.after);
+            return 0;
+        }
+    }
+    bufferevent_setwatermark(c->bev, EV_WRITE, REPLAY_HIGH / 4, 0);
+    bufferevent_setcb(c->bev, conn_on_read, conn_on_replay_write,
+                      conn_on_event, c);
+    return 0;
+}
+
+/* sys.subscribe, sys.subscribe {"since": N} or [N]: N an integer >= 0. */
+static void do_subscribe(struct conn *c, struct rpc_request *req)
+{
+    struct rpc_error err;
+    json_t *since = req->params ? rpc_param(req->params, "since", 0) : NULL;
+    if (since != NULL && !json_is_null(since) &&
+        (!json_is_integer(since) || json_integer_value(since) < 0)) {
+        rpc_fail(&err, RPC_INVALID_PARAMS,
+                 "invalid params: since: expected an integer >= 0");
+        reply_error(c, req->id, &err);
+        return;
+    }
+    if (c->subscribed || c->replaying) { /* already getting everything */
+        reply_result(c, req->id, json_true());
+        return;
+    }
+    reply_result(c, req->id, json_true());
+    if (since == NULL || json_is_null(since)) {
+        c->subscribed = true;
+        return;
+    }
+    uint64_t n = (uint64_t)json_integer_value(since);
+    uint64_t first = journal_first_seq(&c->srv->journal);
+    log_info("%s: subscribe since %llu (journal holds %llu..%llu)", c->peer,
+             (unsigned long long)n, (unsigned long long)first,
+             (unsigned long long)c->srv->journal.last_seq);
+    journal_cursor_init(&c->replay, n);
+    c->replaying = true;
+    if (conn_replay(c) < 0)
+        c->closing = true;
+}
+
 static void dispatch(struct conn *c, struct rpc_request *req)
 {
     const char *m = req->method;
@@ -215,10 +329,9 @@ static void dispatch(struct conn *c, struct rpc_request *req)
         do_exists(c, req);
     else if (strcmp(m, "ext.notify_call.drop") == 0)
         do_drop(c, req);
-    else if (strcmp(m, "sys.subscribe") == 0) {
-        c->subscribed = true;
-        reply_result(c, req->id, json_true());
-    } else if (strcmp(m, "sys.ping") == 0)
+    else if (strcmp(m, "sys.subscribe") == 0)
+        do_subscribe(c, req);
+    else if (strcmp(m, "sys.ping") == 0)
         reply_result(c, req->id, json_string("pong"));
     else {
         rpc_fail(&err, RPC_METHOD_NOT_FOUND, "method not found: %.200s", m);
@@ -302,7 +415,7 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
     } else if (what & BEV_EVENT_EOF) {
         c->peer_done = true;
         bufferevent_disable(bev, EV_READ);
-        if (c->calls > 0 || c->subscribed)
+        if (c->calls > 0 || c->subscribed || c->replaying)
             log_info("%s: peer finished sending; kept open for %u call(s)%s",
                      c->peer, c->calls, c->subscribed ? " and events" : "");
         conn_maybe_finish(c);
@@ -514,10 +627,26 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
 {
     memset(srv, 0, sizeof *srv);
     srv->conf = *conf;
+    srv->journal.fd = -1; /* so server_free after an early failure is safe */
     idmap_init(&srv->calls);
     signal(SIGPIPE, SIG_IGN);
     if (server_reserve_ids(srv, err, errlen) < 0)
         return -1;
+    char jdir[PATH_MAX + 16];
+    snprintf(jdir, sizeof jdir, "%s/journal", srv->conf.state_dir);
+    /* Segments of at most a quarter of the size limit, so size retention
+     * can delete something before the total is far over. */
+    uint64_t seg = srv->conf.journal_max_bytes / 4;
+    if (seg > JOURNAL_SEGMENT_BYTES)
+        seg = JOURNAL_SEGMENT_BYTES;
+    if (journal_open(&srv->journal, jdir, srv->conf.journal_max_bytes,
+                     srv->conf.journal_max_age, seg, (int64_t)time(NULL), err,
+                     errlen) < 0)
+        return -1;
+    log_info("journal %s: events %llu..%llu retained, next seq %llu", jdir,
+             (unsigned long long)journal_first_seq(&srv->journal),
+             (unsigned long long)srv->journal.last_seq,
+             (unsigned long long)journal_next_seq(&srv->journal));
     if (cdr_open(&srv->cdr, srv->conf.cdr_file, err, errlen) < 0)
         return -1;
     /* libevent's default monotonic clock is the coarse one, which ticks
@@ -602,6 +731,7 @@ void server_free(struct server *srv)
     if (srv->watchdog)
         event_free(srv->watchdog);
     cdr_close(&srv->cdr);
+    journal_close(&srv->journal);
     metrics_http_stop(&srv->metrics);
     media_free(srv->media);
     prompt_cache_free(srv->prompts);

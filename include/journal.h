@@ -1,0 +1,92 @@
+/* journal: the durable event journal in state_dir/journal/. Owns the
+ * segment files (named by their first seq, e.g. 00000000000000000001.log),
+ * the append descriptor of the newest one, the next sequence number and
+ * retention (whole old segments deleted by total size and by age).
+ *
+ * A record is a 32-byte header (magic, payload length, seq, unix time,
+ * CRC32, reserved; little-endian) followed by the payload: one event's JSON
+ * line with its '\n'. The CRC covers length, seq, time and payload. Each
+ * append is written with one write(2) and fdatasync'ed before it returns, so
+ * an event is on disk before any connection can see it (docs/reliability.md
+ * has the measurement behind syncing per event). A torn or corrupt tail
+ * found on open is truncated away with a warning, never fatal.
+ *
+ * Main loop only; the caller passes the clock in (unit tests age records). */
+#ifndef CTID_JOURNAL_H
+#define CTID_JOURNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define JOURNAL_HEADER_BYTES 32
+#define JOURNAL_MAX_RECORD (1u << 20) /* payload bytes; events are small */
+
+struct journal_seg {
+    uint64_t first;  /* seq of its first record (its file name) */
+    uint64_t bytes;  /* file size */
+    int64_t newest;  /* unix time of its last append (mtime on open) */
+};
+
+struct journal {
+    char dir[PATH_MAX];
+    int fd;                    /* newest segment, O_APPEND; -1 when closed */
+    uint64_t last_seq;         /* last seq handed out (0: none yet) */
+    uint64_t max_bytes;        /* retention: total size of all segments */
+    uint64_t max_age;          /* retention: seconds since a segment's last append */
+    uint64_t seg_max;          /* rotate once the newest segment reaches this */
+    struct journal_seg *segs;  /* sorted by first; the last one is open */
+    size_t n_segs, cap_segs;
+};
+
+/* Where a reader is: the next record it wants has seq > after. */
+struct journal_cursor {
+    uint64_t after;     /* last seq delivered (or the requested since) */
+    uint64_t seg_first; /* segment being read (0: find from after) */
+    uint64_t off;       /* byte offset of the next record in it */
+};
+
+/* Called per record by journal_read; data is the payload (the event line). */
+typedef void (*journal_record_fn)(void *arg, uint64_t seq, int64_t time,
+                                  const char *data, size_t len);
+
+/* Opens (creating) dir, recovers the last seq from the newest segment,
+ * truncating a torn tail, and applies retention at now. Returns 0 or -1
+ * with err. */
+int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
+                 uint64_t max_age, uint64_t seg_max, int64_t now, char *err,
+                 size_t errlen);
+void journal_close(struct journal *j);
+
+/* The seq the next append must carry (the caller puts it in the line). */
+uint64_t journal_next_seq(const struct journal *j);
+
+/* Appends one record with seq = journal_next_seq() and syncs it. The seq
+ * is used up even on failure (never handed out twice). Rotates first
+ * and applies retention after. Returns 0 or -1 (errno set; the file is cut
+ * back so no partial record stays). */
+int journal_append(struct journal *j, int64_t now, uint64_t seq,
+                   const char *data, size_t len);
+
+/* Deletes whole old segments (never the newest) while the total exceeds
+ * max_bytes or their last append is older than max_age at now. */
+void journal_retain(struct journal *j, int64_t now);
+
+/* Oldest retained seq, or 0 when the journal is empty. */
+uint64_t journal_first_seq(const struct journal *j);
+
+void journal_cursor_init(struct journal_cursor *cur, uint64_t after);
+/* Calls fn for records with seq > cur->after in seq order until about
+ * max_bytes of payload are delivered or the end is reached, advancing
+ * cur. Survives retention deleting the segment under the cursor. Returns
+ * the number of records delivered (0: caught up) or -1 on an I/O error. */
+int journal_read(struct journal *j, struct journal_cursor *cur,
+                 size_t max_bytes, journal_record_fn fn, void *arg);
+
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32): crc is the running
+ * value, 0 to start. */
+uint32_t journal_crc32(uint32_t crc, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,545 @@
+/* journal: the durable event journal (include/journal.h says what it owns
+ * and the record format). Segments are append-only files; the only
+ * in-place change is cutting a torn tail on open or after a failed write,
+ * so a reader never sees a record change under it. */
+#include "journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define JOURNAL_MAGIC 0x314a5443u /* "CTJ1" little-endian */
+
+/* The reflected IEEE polynomial 0xEDB88320, one entry per byte value;
+ * const, so it is no mutable state. */
+static const uint32_t crc_table[256] = {
+    0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu,
+    0xe963a535u, 0x9e6495a3u, 0x0edb8832u, 0x79dcb8a4u, 0xe0d5e91eu, 0x97d2d988u,
+    0x09b64c2bu, 0x7eb17cbdu, 0xe7b82d07u, 0x90bf1d91u, 0x1db71064u, 0x6ab020f2u,
+    0xf3b97148u, 0x84be41deu, 0x1adad47du, 0x6ddde4ebu, 0xf4d4b551u, 0x83d385c7u,
+    0x136c9856u, 0x646ba8c0u, 0xfd62f97au, 0x8a65c9ecu, 0x14015c4fu, 0x63066cd9u,
+    0xfa0f3d63u, 0x8d080df5u, 0x3b6e20c8u, 0x4c69105eu, 0xd56041e4u, 0xa2677172u,
+    0x3c03e4d1u, 0x4b04d447u, 0xd20d85fdu, 0xa50ab56bu, 0x35b5a8fau, 0x42b2986cu,
+    0xdbbbc9d6u, 0xacbcf940u, 0x32d86ce3u, 0x45df5c75u, 0xdcd60dcfu, 0xabd13d59u,
+    0x26d930acu, 0x51de003au, 0xc8d75180u, 0xbfd06116u, 0x21b4f4b5u, 0x56b3c423u,
+    0xcfba9599u, 0xb8bda50fu, 0x2802b89eu, 0x5f058808u, 0xc60cd9b2u, 0xb10be924u,
+    0x2f6f7c87u, 0x58684c11u, 0xc1611dabu, 0xb6662d3du, 0x76dc4190u, 0x01db7106u,
+    0x98d220bcu, 0xefd5102au, 0x71b18589u, 0x06b6b51fu, 0x9fbfe4a5u, 0xe8b8d433u,
+    0x7807c9a2u, 0x0f00f934u, 0x9609a88eu, 0xe10e9818u, 0x7f6a0dbbu, 0x086d3d2du,
+    0x91646c97u, 0xe6635c01u, 0x6b6b51f4u, 0x1c6c6162u, 0x856530d8u, 0xf262004eu,
+    0x6c0695edu, 0x1b01a57bu, 0x8208f4c1u, 0xf50fc457u, 0x65b0d9c6u, 0x12b7e950u,
+    0x8bbeb8eau, 0xfcb9887cu, 0x62dd1ddfu, 0x15da2d49u, 0x8cd37cf3u, 0xfbd44c65u,
+    0x4db26158u, 0x3ab551ceu, 0xa3bc0074u, 0xd4bb30e2u, 0x4adfa541u, 0x3dd895d7u,
+    0xa4d1c46du, 0xd3d6f4fbu, 0x4369e96au, 0x346ed9fcu, 0xad678846u, 0xda60b8d0u,
+    0x44042d73u, 0x33031de5u, 0xaa0a4c5fu, 0xdd0d7cc9u, 0x5005713cu, 0x270241aau,
+    0xbe0b1010u, 0xc90c2086u, 0x5768b525u, 0x206f85b3u, 0xb966d409u, 0xce61e49fu,
+    0x5edef90eu, 0x29d9c998u, 0xb0d09822u, 0xc7d7a8b4u, 0x59b33d17u, 0x2eb40d81u,
+    0xb7bd5c3bu, 0xc0ba6cadu, 0xedb88320u, 0x9abfb3b6u, 0x03b6e20cu, 0x74b1d29au,
+    0xead54739u, 0x9dd277afu, 0x04db2615u, 0x73dc1683u, 0xe3630b12u, 0x94643b84u,
+    0x0d6d6a3eu, 0x7a6a5aa8u, 0xe40ecf0bu, 0x9309ff9du, 0x0a00ae27u, 0x7d079eb1u,
+    0xf00f9344u, 0x8708a3d2u, 0x1e01f268u, 0x6906c2feu, 0xf762575du, 0x806567cbu,
+    0x196c3671u, 0x6e6b06e7u, 0xfed41b76u, 0x89d32be0u, 0x10da7a5au, 0x67dd4accu,
+    0xf9b9df6fu, 0x8ebeeff9u, 0x17b7be43u, 0x60b08ed5u, 0xd6d6a3e8u, 0xa1d1937eu,
+    0x38d8c2c4u, 0x4fdff252u, 0xd1bb67f1u, 0xa6bc5767u, 0x3fb506ddu, 0x48b2364bu,
+    0xd80d2bdau, 0xaf0a1b4cu, 0x36034af6u, 0x41047a60u, 0xdf60efc3u, 0xa867df55u,
+    0x316e8eefu, 0x4669be79u, 0xcb61b38cu, 0xbc66831au, 0x256fd2a0u, 0x5268e236u,
+    0xcc0c7795u, 0xbb0b4703u, 0x220216b9u, 0x5505262fu, 0xc5ba3bbeu, 0xb2bd0b28u,
+    0x2bb45a92u, 0x5cb36a04u, 0xc2d7ffa7u, 0xb5d0cf31u, 0x2cd99e8bu, 0x5bdeae1du,
+    0x9b64c2b0u, 0xec63f226u, 0x756aa39cu, 0x026d930au, 0x9c0906a9u, 0xeb0e363fu,
+    0x72076785u, 0x05005713u, 0x95bf4a82u, 0xe2b87a14u, 0x7bb12baeu, 0x0cb61b38u,
+    0x92d28e9bu, 0xe5d5be0du, 0x7cdcefb7u, 0x0bdbdf21u, 0x86d3d2d4u, 0xf1d4e242u,
+    0x68ddb3f8u, 0x1fda836eu, 0x81be16cdu, 0xf6b9265bu, 0x6fb077e1u, 0x18b74777u,
+    0x88085ae6u, 0xff0f6a70u, 0x66063bcau, 0x11010b5cu, 0x8f659effu, 0xf862ae69u,
+    0x616bffd3u, 0x166ccf45u, 0xa00ae278u, 0xd70dd2eeu, 0x4e048354u, 0x3903b3c2u,
+    0xa7672661u, 0xd06016f7u, 0x4969474du, 0x3e6e77dbu, 0xaed16a4au, 0xd9d65adcu,
+    0x40df0b66u, 0x37d83bf0u, 0xa9bcae53u, 0xdebb9ec5u, 0x47b2cf7fu, 0x30b5ffe9u,
+    0xbdbdf21cu, 0xcabac28au, 0x53b39330u, 0x24b4a3a6u, 0xbad03605u, 0xcdd70693u,
+    0x54de5729u, 0x23d967bfu, 0xb3667a2eu, 0xc4614ab8u, 0x5d681b02u, 0x2a6f2b94u,
+    0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du,
+};
+
+uint32_t journal_crc32(uint32_t crc, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    crc = ~crc;
+    while (len--)
+        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ---- record encoding ------------------------------------------------------ */
+
+static void put32(unsigned char *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *b)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static uint64_t get64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* Header: magic 0..4, len 4..8, seq 8..16, time 16..24, crc 24..28,
+ * reserved 28..32. The CRC covers bytes 4..24 and the payload, so a
+ * flipped seq or time is caught as well as a flipped payload byte. */
+static uint32_t record_crc(const unsigned char *hdr, const char *data,
+                           size_t len)
+{
+    return journal_crc32(journal_crc32(0, hdr + 4, 20), data, len);
+}
+
+/* Reads the record at off of fd (file size size). Returns 1 with *buf
+ * (malloc'ed payload) filled, 0 at a clean end of file, -2 for a torn or
+ * corrupt record (why says which), -1 on an I/O error. */
+static int record_read(int fd, uint64_t off, uint64_t size, uint64_t *seq,
+                       int64_t *t, char **buf, size_t *len, const char **why)
+{
+    unsigned char hdr[JOURNAL_HEADER_BYTES];
+    *buf = NULL;
+    if (off == size)
+        return 0;
+    if (size - off < JOURNAL_HEADER_BYTES) {
+        *why = "short header";
+        return -2;
+    }
+    if (pread(fd, hdr, sizeof hdr, (off_t)off) != (ssize_t)sizeof hdr)
+        return -1;
+    uint32_t n = get32(hdr + 4);
+    if (get32(hdr) != JOURNAL_MAGIC) {
+        *why = "bad magic";
+        return -2;
+    }
+    if (n > JOURNAL_MAX_RECORD || n > size - off - JOURNAL_HEADER_BYTES) {
+        *why = "length past the end";
+        return -2;
+    }
+    char *p = malloc(n ? n : 1);
+    if (p == NULL)
+        return -1;
+    if (pread(fd, p, n, (off_t)(off + JOURNAL_HEADER_BYTES)) != (ssize_t)n) {
+        free(p);
+        return -1;
+    }
+    if (record_crc(hdr, p, n) != get32(hdr + 24)) {
+        free(p);
+        *why = "CRC mismatch";
+        return -2;
+    }
+    *seq = get64(hdr + 8);
+    *t = (int64_t)get64(hdr + 16);
+    *buf = p;
+    *len = n;
+    return 1;
+}
+
+/* ---- segments ------------------------------------------------------------- */
+
+static void seg_path(const struct journal *j, uint64_t first, char *out,
+                     size_t outlen)
+{
+    snprintf(out, outlen, "%s/%020" PRIu64 ".log", j->dir, first);
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+    const struct journal_seg *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+static int seg_push(struct journal *j, uint64_t first, uint64_t bytes,
+                    int64_t newest)
+{
+    if (j->n_segs == j->cap_segs) {
+        size_t cap = j->cap_segs ? j->cap_segs * 2 : 16;
+        struct journal_seg *s = realloc(j->segs, cap * sizeof *s);
+        if (s == NULL)
+            return -1;
+        j->segs = s;
+        j->cap_segs = cap;
+    }
+    j->segs[j->n_segs++] = (struct journal_seg){first, bytes, newest};
+    return 0;
+}
+
+/* A new or deleted segment file is only durable once its directory is. */
+static void sync_dir(const struct journal *j)
+{
+    int dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        if (fsync(dfd) < 0)
+            log_warn("journal %s: fsync: %s", j->dir, strerror(errno));
+        close(dfd);
+    }
+}
+
+/* Opens segment first for appending, creating it (and adding it to the
+ * list when new). */
+static int seg_open_append(struct journal *j, uint64_t first, bool create)
+{
+    char path[PATH_MAX + 32];
+    seg_path(j, first, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC |
+                            (create ? O_CREAT | O_EXCL : 0), 0640);
+    if (fd < 0)
+        return -1;
+    if (create) {
+        if (seg_push(j, first, 0, 0) < 0) {
+            close(fd);
+            unlink(path);
+            errno = ENOMEM;
+            return -1;
+        }
+        sync_dir(j);
+    }
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = fd;
+    return 0;
+}
+
+/* Scans the newest segment: the last good record gives last_seq; a torn or
+ * corrupt tail (a crash mid-write, a flipped byte) is cut off. */
+static int recover_tail(struct journal *j, char *err, size_t errlen)
+{
+    struct journal_seg *s = &j->segs[j->n_segs - 1];
+    char path[PATH_MAX + 32];
+    seg_path(j, s->first, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "journal %s: %s", path, strerror(errno));
+        return -1;
+    }
+    uint64_t off = 0, seq = 0;
+    int64_t t = 0;
+    const char *why = "";
+    int rc;
+    j->last_seq = s->first - 1;
+    for (;;) {
+        char *buf;
+        size_t len;
+        rc = record_read(fd, off, s->bytes, &seq, &t, &buf, &len, &why);
+        if (rc != 1)
+            break;
+        free(buf);
+        if (seq <= j->last_seq && off > 0) {
+            why = "seq not increasing";
+            rc = -2;
+            break;
+        }
+        j->last_seq = seq;
+        off += JOURNAL_HEADER_BYTES + len;
+    }
+    if (rc == -1) {
+        snprintf(err, errlen, "journal %s: read: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (rc == -2) {
+        log_warn("journal %s: %s at offset %" PRIu64 "; dropping the last "
+                 "%" PRIu64 " byte(s) (a write cut short by a crash)",
+                 path, why, off, s->bytes - off);
+        if (ftruncate(fd, (off_t)off) < 0 || fdatasync(fd) < 0) {
+            snprintf(err, errlen, "journal %s: truncate: %s", path,
+                     strerror(errno));
+            close(fd);
+            return -1;
+        }
+        s->bytes = off;
+        /* Skip the cut record's seq: after a crash it was never synced,
+         * so never sent, but a cut made for any other reason (a damaged
+         * disk, an operator) may hit one a client has seen, and a seq
+         * must never name two different events. */
+        j->last_seq++;
+    }
+    close(fd);
+    return 0;
+}
+
+int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
+                 uint64_t max_age, uint64_t seg_max, int64_t now, char *err,
+                 size_t errlen)
+{
+    memset(j, 0, sizeof *j);
+    j->fd = -1;
+    j->max_bytes = max_bytes;
+    j->max_age = max_age;
+    j->seg_max = seg_max;
+    if (strlen(dir) >= sizeof j->dir) {
+        snprintf(err, errlen, "journal %s: path too long", dir);
+        return -1;
+    }
+    strcpy(j->dir, dir);
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "journal %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        snprintf(err, errlen, "journal %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        if (strlen(e->d_name) != 24 || strcmp(e->d_name + 20, ".log") != 0)
+            continue;
+        uint64_t first = strtoull(e->d_name, &end, 10);
+        if (end != e->d_name + 20 || first == 0)
+            continue;
+        char path[PATH_MAX + 32];
+        struct stat st;
+        seg_path(j, first, path, sizeof path);
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (seg_push(j, first, (uint64_t)st.st_size, (int64_t)st.st_mtime) <
+            0) {
+            closedir(d);
+            snprintf(err, errlen, "journal %s: out of memory", dir);
+            journal_close(j);
+            return -1;
+        }
+    }
+    closedir(d);
+    if (j->n_segs > 0) {
+        qsort(j->segs, j->n_segs, sizeof *j->segs, seg_cmp);
+        if (recover_tail(j, err, errlen) < 0 ||
+            seg_open_append(j, j->segs[j->n_segs - 1].first, false) < 0) {
+            if (j->fd < 0 && err[0] == '\0')
+                snprintf(err, errlen, "journal %s: %s", dir, strerror(errno));
+            journal_close(j);
+            return -1;
+        }
+    } else if (seg_open_append(j, 1, true) < 0) {
+        snprintf(err, errlen, "journal %s: %s", dir, strerror(errno));
+        journal_close(j);
+        return -1;
+    }
+    journal_retain(j, now);
+    return 0;
+}
+
+void journal_close(struct journal *j)
+{
+    if (j->fd >= 0)
+        close(j->fd);
+    free(j->segs);
+    memset(j, 0, sizeof *j);
+    j->fd = -1;
+}
+
+uint64_t journal_next_seq(const struct journal *j)
+{
+    return j->last_seq + 1;
+}
+
+uint64_t journal_first_seq(const struct journal *j)
+{
+    for (size_t i = 0; i < j->n_segs; i++)
+        if (j->segs[i].bytes > 0)
+            return j->segs[i].first;
+    return 0;
+}
+
+void journal_retain(struct journal *j, int64_t now)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < j->n_segs; i++)
+        total += j->segs[i].bytes;
+    size_t drop = 0;
+    /* Oldest first; the newest segment holds the append position and the
+     * last seq, so it always stays. */
+    while (drop + 1 < j->n_segs) {
+        const struct journal_seg *s = &j->segs[drop];
+        bool too_big = total > j->max_bytes;
+        bool too_old = now - s->newest > (int64_t)j->max_age;
+        if (!too_big && !too_old)
+            break;
+        char path[PATH_MAX + 32];
+        seg_path(j, s->first, path, sizeof path);
+        if (unlink(path) < 0 && errno != ENOENT) {
+            log_error("journal %s: cannot delete: %s", path, strerror(errno));
+            break;
+        }
+        log_info("journal: deleted %s (%s)", path,
+                 too_big ? "journal_max_bytes" : "journal_max_age");
+        total -= s->bytes;
+        drop++;
+    }
+    if (drop > 0) {
+        memmove(j->segs, j->segs + drop,
+                (j->n_segs - drop) * sizeof *j->segs);
+        j->n_segs -= drop;
+        sync_dir(j);
+    }
+}
+
+int journal_append(struct journal *j, int64_t now, uint64_t seq,
+                   const char *data, size_t len)
+{
+    /* The seq is spent whatever happens: a live event may already carry
+     * it, so it must never be given to another event. */
+    j->last_seq = seq;
+    if (j->fd < 0 || len > JOURNAL_MAX_RECORD) {
+        errno = j->fd < 0 ? EBADF : EMSGSIZE;
+        return -1;
+    }
+    struct journal_seg *s = &j->segs[j->n_segs - 1];
+    if (s->bytes > 0 && s->bytes + JOURNAL_HEADER_BYTES + len > j->seg_max) {
+        if (seg_open_append(j, seq, true) < 0) {
+            log_error("journal %s: cannot start segment %" PRIu64 ": %s",
+                      j->dir, seq, strerror(errno));
+            /* Keep appending to the old one rather than lose events. */
+        }
+        s = &j->segs[j->n_segs - 1];
+    }
+    size_t n = JOURNAL_HEADER_BYTES + len;
+    unsigned char *rec = malloc(n);
+    if (rec == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    put32(rec, JOURNAL_MAGIC);
+    put32(rec + 4, (uint32_t)len);
+    put64(rec + 8, seq);
+    put64(rec + 16, (uint64_t)now);
+    memcpy(rec + JOURNAL_HEADER_BYTES, data, len);
+    put32(rec + 24, record_crc(rec, data, len));
+    put32(rec + 28, 0);
+    /* One write(2): a crash leaves at most this record torn, which the
+     * next open cuts off. */
+    ssize_t w = write(j->fd, rec, n);
+    int saved = errno;
+    free(rec);
+    if (w != (ssize_t)n || fdatasync(j->fd) < 0) {
+        if (w >= 0 && w != (ssize_t)n)
+            saved = ENOSPC;
+        else if (w == (ssize_t)n)
+            saved = errno;
+        /* Cut back so the next record does not follow a partial one. */
+        if (ftruncate(j->fd, (off_t)s->bytes) < 0)
+            log_error("journal: cannot cut back a failed append: %s",
+                      strerror(errno));
+        errno = saved;
+        return -1;
+    }
+    s->bytes += n;
+    s->newest = now;
+    /* Cheap (stops at the first segment to keep), so every append
+     * enforces age too, not just rotations. */
+    journal_retain(j, now);
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+void journal_cursor_init(struct journal_cursor *cur, uint64_t after)
+{
+    cur->after = after;
+    cur->seg_first = 0;
+    cur->off = 0;
+}
+
+/* Index of the segment the cursor is in; a cursor whose segment is gone
+ * (never placed, or deleted by retention) restarts at the segment that
+ * would hold after + 1, or the oldest. */
+static size_t cursor_seg(const struct journal *j, struct journal_cursor *cur)
+{
+    for (size_t i = 0; i < j->n_segs; i++)
+        if (cur->seg_first != 0 && j->segs[i].first == cur->seg_first)
+            return i;
+    size_t at = 0;
+    for (size_t i = 0; i < j->n_segs; i++)
+        if (j->segs[i].first <= cur->after + 1)
+            at = i;
+    cur->seg_first = j->segs[at].first;
+    cur->off = 0;
+    return at;
+}
+
+int journal_read(struct journal *j, struct journal_cursor *cur,
+                 size_t max_bytes, journal_record_fn fn, void *arg)
+{
+    int delivered = 0;
+    size_t bytes = 0;
+    if (j->n_segs == 0 || cur->after >= j->last_seq)
+        return 0;
+    size_t i = cursor_seg(j, cur);
+    while (i < j->n_segs && bytes < max_bytes) {
+        const struct journal_seg *s = &j->segs[i];
+        char path[PATH_MAX + 32];
+        seg_path(j, s->first, path, sizeof path);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                goto next; /* deleted under us: go on with the next */
+            log_error("journal %s: %s", path, strerror(errno));
+            return -1;
+        }
+        for (;;) {
+            uint64_t seq;
+            int64_t t;
+            char *buf;
+            size_t len;
+            const char *why = "";
+            int rc = record_read(fd, cur->off, s->bytes, &seq, &t, &buf, &len,
+                                 &why);
+            if (rc == -1) {
+                log_error("journal %s: read: %s", path, strerror(errno));
+                close(fd);
+                return -1;
+            }
+            if (rc == -2)
+                log_warn("journal %s: %s at offset %" PRIu64
+                         "; skipping the rest of this segment",
+                         path, why, cur->off);
+            if (rc != 1)
+                break;
+            cur->off += JOURNAL_HEADER_BYTES + len;
+            if (seq > cur->after) {
+                fn(arg, seq, t, buf, len);
+                cur->after = seq;
+                delivered++;
+                bytes += len;
+            }
+            free(buf);
+            if (bytes >= max_bytes) {
+                close(fd);
+                return delivered;
+            }
+        }
+        close(fd);
+    next:
+        if (i + 1 >= j->n_segs)
+            break;
+        i++;
+        cur->seg_first = j->segs[i].first;
+        cur->off = 0;
+    }
+    return delivered;
+}

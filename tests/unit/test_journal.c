@@ -1,0 +1,403 @@
+/* Unit tests of the event journal: append and read back, the CRC, a torn
+ * or corrupted last record cut off on reopen, seq continuing across
+ * reopen, rotation, retention by size and by age (the clock is a
+ * parameter), and replay from N in order, also across segments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "journal.h"
+
+#define T0 1795617972 /* a fixed "now" */
+
+struct fixture {
+    char dir[64];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/test_journal.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Records collected by journal_read. */
+struct got {
+    uint64_t seq[4096];
+    int64_t time[4096];
+    char line[4096][64];
+    size_t n;
+};
+
+static void collect(void *arg, uint64_t seq, int64_t t, const char *data,
+                    size_t len)
+{
+    struct got *g = arg;
+    assert_true(g->n < 4096);
+    g->seq[g->n] = seq;
+    g->time[g->n] = t;
+    snprintf(g->line[g->n], sizeof g->line[g->n], "%.*s", (int)len, data);
+    g->n++;
+}
+
+static void open_j(struct journal *j, const char *dir, uint64_t max_bytes,
+                   uint64_t max_age, uint64_t seg, int64_t now)
+{
+    char err[256] = "";
+    assert_int_equal(journal_open(j, dir, max_bytes, max_age, seg, now, err,
+                                  sizeof err),
+                     0);
+}
+
+static void append_n(struct journal *j, int n, int64_t now)
+{
+    for (int i = 0; i < n; i++) {
+        char line[64];
+        uint64_t seq = journal_next_seq(j);
+        int len = snprintf(line, sizeof line, "{\"seq\":%llu}\n",
+                           (unsigned long long)seq);
+        assert_int_equal(journal_append(j, now, seq, line, (size_t)len), 0);
+    }
+}
+
+static void read_all(struct journal *j, uint64_t after, struct got *g)
+{
+    struct journal_cursor cur;
+    journal_cursor_init(&cur, after);
+    g->n = 0;
+    int n;
+    /* Tiny chunks: exercises resuming from the cursor. */
+    while ((n = journal_read(j, &cur, 30, collect, g)) > 0)
+        ;
+    assert_int_equal(n, 0);
+}
+
+static void newest_segment(const char *dir, char *path, size_t len)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    char best[64] = "";
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, ".log") && strcmp(e->d_name, best) > 0)
+            snprintf(best, sizeof best, "%s", e->d_name);
+    closedir(d);
+    assert_true(best[0] != '\0');
+    snprintf(path, len, "%s/%s", dir, best);
+}
+
+static int count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL)
+        n += strstr(e->d_name, ".log") != NULL;
+    closedir(d);
+    return n;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+static void test_crc32_known(void **state)
+{
+    (void)state;
+    /* The standard check value of CRC-32/IEEE. */
+    assert_int_equal(journal_crc32(0, "123456789", 9), 0xcbf43926u);
+    assert_int_equal(journal_crc32(journal_crc32(0, "1234", 4), "56789", 5),
+                     0xcbf43926u);
+}
+
+static void test_append_read_back(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct got *g = calloc(1, sizeof *g);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 1);
+    assert_int_equal(journal_first_seq(&j), 0);
+    append_n(&j, 5, T0);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 5);
+    for (size_t i = 0; i < 5; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "{\"seq\":%zu}\n", i + 1);
+        assert_int_equal(g->seq[i], i + 1);
+        assert_int_equal(g->time[i], T0);
+        assert_string_equal(g->line[i], want);
+    }
+    assert_int_equal(journal_first_seq(&j), 1);
+    /* from N: only later ones, in order */
+    read_all(&j, 3, g);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->seq[0], 4);
+    assert_int_equal(g->seq[1], 5);
+    read_all(&j, 5, g);
+    assert_int_equal(g->n, 0);
+    read_all(&j, 99, g);
+    assert_int_equal(g->n, 0);
+    journal_close(&j);
+    free(g);
+}
+
+static void test_seq_continues_after_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct got *g = calloc(1, sizeof *g);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 3, T0);
+    journal_close(&j);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 4);
+    append_n(&j, 2, T0);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(g->seq[i], i + 1);
+    journal_close(&j);
+    free(g);
+}
+
+/* A crash mid-write: the last record is cut short. */
+static void test_torn_tail_truncated(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    char path[256];
+    struct got *g = calloc(1, sizeof *g);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 4, T0);
+    journal_close(&j);
+    newest_segment(f->dir, path, sizeof path);
+    off_t size = file_size(path);
+    assert_int_equal(truncate(path, size - 3), 0);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    /* record 4 is gone, and its bytes with it */
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 3);
+    assert_int_equal(g->seq[2], 3);
+    assert_true(file_size(path) < size - 3);
+    /* seq 4 is skipped, never reused for another event */
+    assert_int_equal(journal_next_seq(&j), 5);
+    append_n(&j, 1, T0);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 4);
+    assert_int_equal(g->seq[2], 3);
+    assert_int_equal(g->seq[3], 5);
+    journal_close(&j);
+    /* a torn header alone (a few bytes of the next record) also goes */
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "CTJ1xx", 6), 6);
+    close(fd);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 7);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 4);
+    assert_int_equal(g->seq[3], 5);
+    journal_close(&j);
+    free(g);
+}
+
+/* A flipped payload byte in the last record: CRC mismatch, cut off. */
+static void test_flipped_byte_detected(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    char path[256];
+    struct got *g = calloc(1, sizeof *g);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 3, T0);
+    journal_close(&j);
+    newest_segment(f->dir, path, sizeof path);
+    off_t size = file_size(path);
+    int fd = open(path, O_RDWR);
+    char b;
+    assert_int_equal(pread(fd, &b, 1, size - 4), 1);
+    b ^= 0x20;
+    assert_int_equal(pwrite(fd, &b, 1, size - 4), 1);
+    close(fd);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(journal_next_seq(&j), 4);
+    assert_true(file_size(path) < size);
+    journal_close(&j);
+
+    /* and one flipped bit in a header's seq field, also caught */
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 1, T0); /* seq 4, the last record */
+    journal_close(&j);
+    size = file_size(path);
+    off_t rec = size - (JOURNAL_HEADER_BYTES + (off_t)strlen("{\"seq\":4}\n"));
+    fd = open(path, O_RDWR);
+    assert_int_equal(pread(fd, &b, 1, rec + 8), 1);
+    b ^= 0x04;
+    assert_int_equal(pwrite(fd, &b, 1, rec + 8), 1);
+    close(fd);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(file_size(path), rec);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->seq[1], 2);
+    journal_close(&j);
+    free(g);
+}
+
+static void test_rotation_and_size_retention(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct got *g = calloc(1, sizeof *g);
+    /* each record is 32 + 11..13 bytes; segments of at most 500 bytes,
+     * at most 2000 bytes in all */
+    open_j(&j, f->dir, 2000, 3600, 500, T0);
+    append_n(&j, 200, T0);
+    assert_true(count_segments(f->dir) >= 4);
+    uint64_t total = 0;
+    for (size_t i = 0; i < j.n_segs; i++) {
+        assert_true(j.segs[i].bytes <= 500);
+        total += j.segs[i].bytes;
+    }
+    assert_true(total <= 2000 + 500);
+    assert_int_equal((int)j.n_segs, count_segments(f->dir));
+    /* what is left is a contiguous tail ending at 200, oldest first */
+    uint64_t first = journal_first_seq(&j);
+    assert_true(first > 1);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 200 - first + 1);
+    for (size_t i = 0; i < g->n; i++)
+        assert_int_equal(g->seq[i], first + i);
+    /* since older than the oldest retained: what exists, from first */
+    read_all(&j, 1, g);
+    assert_int_equal(g->seq[0], first);
+    /* replay from the middle of an older segment */
+    read_all(&j, first + 5, g);
+    assert_int_equal(g->seq[0], first + 6);
+    assert_int_equal(g->seq[g->n - 1], 200);
+    journal_close(&j);
+    /* reopen finds the same segments and continues */
+    open_j(&j, f->dir, 2000, 3600, 500, T0);
+    assert_int_equal(journal_next_seq(&j), 201);
+    assert_int_equal(journal_first_seq(&j), first);
+    journal_close(&j);
+    free(g);
+}
+
+/* A cursor whose segment retention deleted goes on from the oldest. */
+static void test_cursor_survives_retention(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct journal_cursor cur;
+    struct got *g = calloc(1, sizeof *g);
+    open_j(&j, f->dir, 2000, 3600, 500, T0);
+    append_n(&j, 20, T0);
+    journal_cursor_init(&cur, 0);
+    assert_true(journal_read(&j, &cur, 1, collect, g) == 1);
+    append_n(&j, 200, T0);
+    while (journal_read(&j, &cur, 100, collect, g) > 0)
+        ;
+    uint64_t first = journal_first_seq(&j);
+    assert_int_equal(g->seq[0], 1);
+    assert_int_equal(g->seq[g->n - 1], 220);
+    for (size_t i = 1; i < g->n; i++)
+        assert_true(g->seq[i] > g->seq[i - 1]);
+    assert_true(g->n >= 220 - first + 1);
+    journal_close(&j);
+    free(g);
+}
+
+static void test_age_retention(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct got *g = calloc(1, sizeof *g);
+    open_j(&j, f->dir, 1 << 20, 3600, 200, T0);
+    append_n(&j, 10, T0);        /* old by the time we look */
+    append_n(&j, 10, T0 + 3000); /* fresh; retention at rotation keeps all */
+    size_t before = j.n_segs;
+    assert_true(before >= 3);
+    journal_retain(&j, T0 + 4000);
+    assert_true(j.n_segs < before);
+    uint64_t first = journal_first_seq(&j);
+    assert_true(first > 1 && first <= 11);
+    read_all(&j, 0, g);
+    for (size_t i = 0; i < g->n; i++)
+        assert_int_equal(g->seq[i], first + i);
+    assert_int_equal(g->seq[g->n - 1], 20);
+    /* much later: everything but the newest segment goes; seq goes on */
+    journal_retain(&j, T0 + 10 * 3600);
+    assert_int_equal(j.n_segs, 1);
+    assert_int_equal(count_segments(f->dir), 1);
+    journal_close(&j);
+    /* age on reopen uses the files' mtime */
+    open_j(&j, f->dir, 1 << 20, 3600, 200, time(NULL) + 100 * 3600);
+    assert_int_equal(journal_next_seq(&j), 21);
+    journal_close(&j);
+    free(g);
+}
+
+static void test_bad_dir_fails(void **state)
+{
+    (void)state;
+    struct journal j;
+    char err[256] = "";
+    assert_int_equal(journal_open(&j, "/proc/nonexistent/journal", 1 << 20,
+                                  3600, 1 << 16, T0, err, sizeof err),
+                     -1);
+    assert_true(strstr(err, "journal") != NULL);
+    journal_close(&j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32_known),
+        cmocka_unit_test_setup_teardown(test_append_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_continues_after_reopen,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_byte_detected, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_and_size_retention,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_survives_retention, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_age_retention, setup, teardown),
+        cmocka_unit_test(test_bad_dir_fails),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
