@@ -426,11 +426,13 @@ struct call *call_start(struct server *srv, uint64_t creator_conn,
     inv.anonymous = a->from_anonymous;
     if (a->from_given && !a->from_anonymous) {
         snprintf(inv.from_user, sizeof inv.from_user, "%s", a->from.user);
-        if (a->from.host[0]) {
-            struct uri host_only = a->from;
-            host_only.user[0] = '\0';
-            uri_format(&host_only, inv.from_host, sizeof inv.from_host);
-        }
+        /* host:port for the From URI, written here rather than by
+         * uri_format: that one writes a to_uri clients read back, which
+         * needs a scheme before a host named sip, sips or tel. */
+        if (a->from.host[0])
+            snprintf(inv.from_host, sizeof inv.from_host,
+                     strchr(a->from.host, ':') ? "[%s]:%u" : "%s:%u",
+                     a->from.host, (unsigned)a->from.port);
     }
     snprintf(inv.to_user, sizeof inv.to_user, "%s", a->to[dest].user);
     snprintf(inv.to_host, sizeof inv.to_host, "%s", a->to[dest].host);

@@ -179,6 +179,13 @@ int uri_parse(const char *text, struct uri *out, char *err, size_t errlen)
 int uri_format(const struct uri *u, char *buf, size_t len)
 {
     const char *at = u->user[0] ? "@" : "";
+    /* Without a user, a host named like a scheme would read back as one:
+     * "sip:5060" is host "5060", "tel:5060" is refused. The scheme
+     * uri_parse skips keeps such a host a host. */
+    if (u->user[0] == '\0'
+        && (strcasecmp(u->host, "sip") == 0 || strcasecmp(u->host, "sips") == 0
+            || strcasecmp(u->host, "tel") == 0))
+        return snprintf(buf, len, "sip:%s:%u", u->host, (unsigned)u->port);
     if (u->host[0] == '\0')
         return snprintf(buf, len, "%s", u->user);
     if (strchr(u->host, ':') != NULL)

@@ -236,6 +236,34 @@ static void test_format(void **state)
     assert_memory_equal(&back, &v6, sizeof back);
 }
 
+/* Found by tests/fuzz/fuzz_uri: a host-only URI whose host is named like
+ * a scheme was formatted as "sip:5060", which reads back as host "5060"
+ * (refused), and "tel:5060" as a tel: URI. */
+static void test_format_scheme_host(void **state)
+{
+    (void)state;
+    static const char *const inputs[] = {"sip", "SIP:sip", "sip:sips:7070", "Tel",
+                                         "sip:tel:1"};
+    static const char *const formatted[] = {"sip:sip:5060", "sip:sip:5060",
+                                            "sip:sips:7070", "sip:Tel:5060",
+                                            "sip:tel:1"};
+    for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
+        struct uri u, back;
+        char buf[64];
+        assert_int_equal(uri_parse(inputs[i], &u, NULL, 0), 0);
+        assert_string_equal(u.user, "");
+        uri_format(&u, buf, sizeof buf);
+        assert_string_equal(buf, formatted[i]);
+        assert_int_equal(uri_parse(buf, &back, NULL, 0), 0);
+        assert_memory_equal(&back, &u, sizeof back);
+    }
+    /* With a user there is no ambiguity and no prefix. */
+    struct uri u = {"1001", "sip", 5060};
+    char buf[64];
+    uri_format(&u, buf, sizeof buf);
+    assert_string_equal(buf, "1001@sip:5060");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_err_optional),
         cmocka_unit_test(test_user_valid),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_scheme_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
