@@ -34,7 +34,7 @@ struct metrics {
     double latency_sum;                        /* seconds */
     uint64_t connections_total;                /* RPC connections accepted */
     uint64_t events_delivered;                 /* event lines queued, per conn */
-    uint64_t events_journaled;                 /* 0 until the journal exists */
+    uint64_t events_journaled;                 /* appended to the journal */
     double started;                            /* metrics_now() at start-up */
     struct evhttp *http;                       /* NULL: metrics_listen empty */
 };

@@ -249,8 +249,8 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
                   "Event lines queued to connections (one per receiving "
                   "connection).", m->events_delivered);
     rc |= add_u64(out, "ctid_events_journaled_total", "counter",
-                  "Events written to the durable journal; always 0 until "
-                  "the journal exists.", m->events_journaled);
+                  "Events appended to the durable journal (fdatasync'ed).",
+                  m->events_journaled);
     rc |= add_head(out, "ctid_uptime_seconds", "gauge",
                    "Seconds since ctid started.");
     rc |= evbuffer_add_printf(out, "ctid_uptime_seconds %.3f\n",

@@ -114,6 +114,8 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
         0)
         log_error("journal: %s seq %llu not written (%s): sent live only",
                   method, (unsigned long long)seq, strerror(errno));
+    else
+        srv->metrics.events_journaled++;
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
         if ((c->id == creator_conn || c->subscribed) && !c->replaying) {
             if (bufferevent_write(c->bev, line, len) < 0) {

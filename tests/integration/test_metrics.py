@@ -340,8 +340,8 @@ with t:
                    "gateway b at 0 after")
         t.check_eq(delta("ctid_events_delivered_total"), 4.0,
                    "events delivered +4 (2 events x creator and subscriber)")
-        t.check_eq(delta("ctid_events_journaled_total"), 0.0,
-                   "events journaled stays 0 (no journal yet)")
+        t.check_eq(delta("ctid_events_journaled_total"), 2.0,
+                   "events journaled +2 (each event once, whoever receives it)")
         t.check_eq(val(after, "ctid_rpc_connections"), 2.0, "2 RPC connections open")
         t.check_eq(delta("ctid_rpc_connections_total"), 2.0, "connections accepted +2")
         t.check(val(after, "ctid_uptime_seconds") > val(before, "ctid_uptime_seconds"),
