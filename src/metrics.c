@@ -154,6 +154,19 @@ static int add_u64(struct evbuffer *out, const char *name, const char *type,
     return evbuffer_add_printf(out, "%s %" PRIu64 "\n", name, v) < 0 ? -1 : 0;
 }
 
+/* A counter with one label, one sample per label value. */
+static int add_counter_by(struct evbuffer *out, const char *name,
+                          const char *key, const char *help,
+                          const char *(*label)(size_t),
+                          const uint64_t *values, size_t n)
+{
+    int rc = add_head(out, name, "counter", help);
+    for (size_t i = 0; i < n; i++)
+        rc |= evbuffer_add_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name,
+                                  key, label(i), values[i]) < 0;
+    return rc;
+}
+
 static int add_gateways(struct evbuffer *out, const struct metrics_view *v)
 {
     static const char name[] = "ctid_gateway_active_calls";
@@ -213,24 +226,16 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
                               CTID_VERSION) < 0;
     rc |= add_u64(out, "ctid_calls_constructed_total", "counter",
                   "Construct requests that started a call.", m->constructed);
-    rc |= add_head(out, "ctid_construct_refused_total", "counter",
-                   "Construct requests answered with an error, by JSON-RPC "
-                   "error code.");
-    for (size_t i = 0; i < METRICS_N_CODES; i++)
-        rc |= evbuffer_add_printf(out,
-                                  "ctid_construct_refused_total{code=\"%s\"} "
-                                  "%" PRIu64 "\n",
-                                  metrics_code_label(i), m->refused[i]) < 0;
+    rc |= add_counter_by(out, "ctid_construct_refused_total", "code",
+                         "Construct requests answered with an error, by "
+                         "JSON-RPC error code.",
+                         metrics_code_label, m->refused, METRICS_N_CODES);
     rc |= add_u64(out, "ctid_calls_answered_total", "counter",
                   "Calls the callee answered.", m->answered);
-    rc |= add_head(out, "ctid_calls_released_total", "counter",
-                   "Calls released, by the error of their on_released event "
-                   "(\"none\": error null).");
-    for (size_t i = 0; i < METRICS_N_ERRORS; i++)
-        rc |= evbuffer_add_printf(out,
-                                  "ctid_calls_released_total{error=\"%s\"} "
-                                  "%" PRIu64 "\n",
-                                  metrics_errors[i], m->released[i]) < 0;
+    rc |= add_counter_by(out, "ctid_calls_released_total", "error",
+                         "Calls released, by the error of their on_released "
+                         "event (\"none\": error null).",
+                         metrics_error_label, m->released, METRICS_N_ERRORS);
     rc |= add_u64(out, "ctid_active_calls", "gauge",
                   "Calls constructed and not yet released.", v->active_calls);
     rc |= add_gateways(out, v);
