@@ -38,6 +38,8 @@ struct conf {
     unsigned max_calls;              /* global concurrent calls */
     unsigned max_line;               /* bytes per JSON-RPC line */
     unsigned max_connections;
+    unsigned max_call_rate;          /* new calls per second; 0 = unlimited */
+    unsigned max_output_bytes;       /* queued output per connection */
     unsigned dial_timeout;           /* s from INVITE to a final response */
     unsigned default_max_ring;       /* max_ring_seconds when not given */
     char log_level[16];

@@ -13,6 +13,7 @@
 #include "idmap.h"
 #include "journal.h"
 #include "metrics.h"
+#include "rate.h"
 
 struct event_base;
 struct evconnlistener;
@@ -34,6 +35,8 @@ struct server {
     struct idmap calls;            /* process_id -> struct call * */
     unsigned active_calls;
     unsigned gateway_calls[CONF_MAX_GATEWAYS]; /* per conf gateway */
+    struct rate call_rate;         /* max_call_rate: new calls per second */
+    struct event *reap;            /* closes connections over max_output_bytes */
     uint64_t next_process_id;      /* start second * 10^6 + counter */
     struct sip *sip;
     struct media *media;

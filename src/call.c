@@ -369,6 +369,14 @@ struct call *call_start(struct server *srv, uint64_t creator_conn,
                  "at capacity: every gateway in to_uri is full");
         goto fail;
     }
+    /* Last of the capacity checks: a call refused for another reason
+     * does not spend a token. */
+    if (!rate_take(&srv->call_rate, rate_now_ns())) {
+        rpc_fail(err, RPC_UNAVAILABLE,
+                 "at capacity: more than %u new calls per second",
+                 srv->conf.max_call_rate);
+        goto fail;
+    }
 
     struct call *c = calloc(1, sizeof *c);
     if (c == NULL) {

@@ -40,6 +40,8 @@ void conf_defaults(struct conf *c)
     c->max_calls = 1000;
     c->max_line = 65536;
     c->max_connections = 1024;
+    c->max_call_rate = 200;
+    c->max_output_bytes = 1U << 20;
     c->dial_timeout = 60;
     c->default_max_ring = 50;
     strcpy(c->log_level, "info");
@@ -188,6 +190,13 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
     if (strcmp(key, "max_connections") == 0)
         return set_unsigned(&c->max_connections, value, 1, 1000000, key, err,
                             errlen);
+    if (strcmp(key, "max_call_rate") == 0)
+        return set_unsigned(&c->max_call_rate, value, 0, 1000000, key, err,
+                            errlen);
+    /* Small values are for tests; keep it well above the largest event. */
+    if (strcmp(key, "max_output_bytes") == 0)
+        return set_unsigned(&c->max_output_bytes, value, 4096, 1U << 30, key,
+                            err, errlen);
     if (strcmp(key, "dial_timeout") == 0)
         return set_unsigned(&c->dial_timeout, value, 2, 3600, key, err,
                             errlen);
@@ -397,6 +406,8 @@ void conf_print(const struct conf *c, FILE *out)
     fprintf(out, "max_calls = %u\n", c->max_calls);
     fprintf(out, "max_line = %u\n", c->max_line);
     fprintf(out, "max_connections = %u\n", c->max_connections);
+    fprintf(out, "max_call_rate = %u\n", c->max_call_rate);
+    fprintf(out, "max_output_bytes = %u\n", c->max_output_bytes);
     fprintf(out, "dial_timeout = %u\n", c->dial_timeout);
     fprintf(out, "max_ring_seconds = %u\n", c->default_max_ring);
     fprintf(out, "log_level = %s\n", c->log_level);

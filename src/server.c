@@ -56,11 +56,31 @@ struct conn {
     struct journal_cursor replay; /* where the replay is */
     bool closing;             /* close once the current read is handled */
     bool peer_done;           /* peer sent EOF: still owed replies/events */
+    bool overflowed;          /* output over max_output_bytes: reap it */
     unsigned calls;           /* calls it constructed not yet released */
     struct conn *prev, *next; /* server's list */
 };
 
 /* ---- output ------------------------------------------------------------- */
+
+/* A client that stops reading must not grow our memory without bound:
+ * once its queued output passes max_output_bytes it is closed (its events
+ * stay in the journal for sys.subscribe since). Not closed here: the
+ * caller may be inside this connection's read callback or walking the
+ * connection list, so it is marked and the reap event closes it. */
+static void conn_check_output(struct conn *c)
+{
+    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    if (c->overflowed || queued <= c->srv->conf.max_output_bytes)
+        return;
+    log_warn("%s: not reading: %zu bytes queued, over max_output_bytes %u; "
+             "closing (events stay in the journal)",
+             c->peer, queued, c->srv->conf.max_output_bytes);
+    c->overflowed = true;
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    event_active(c->srv->reap, EV_TIMEOUT, 0);
+}
 
 static void conn_write(struct conn *c, char *line, size_t len)
 {
@@ -71,6 +91,8 @@ static void conn_write(struct conn *c, char *line, size_t len)
     }
     if (bufferevent_write(c->bev, line, len) < 0)
         c->closing = true;
+    else
+        conn_check_output(c);
     free(line);
 }
 
@@ -117,12 +139,14 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
     else
         srv->metrics.events_journaled++;
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
-        if ((c->id == creator_conn || c->subscribed) && !c->replaying) {
+        if ((c->id == creator_conn || c->subscribed) && !c->replaying &&
+            !c->overflowed) {
             if (bufferevent_write(c->bev, line, len) < 0) {
                 log_warn("%s: cannot queue %s", c->peer, method);
             } else {
                 sent++;
                 metrics_on_event_delivered(&srv->metrics);
+                conn_check_output(c);
             }
         }
     free(line);
@@ -130,6 +154,20 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
 }
 
 static void conn_close(struct conn *c);
+
+/* Closes every connection conn_check_output marked. */
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *srv = arg;
+    struct conn *next;
+    for (struct conn *c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->overflowed)
+            conn_close(c);
+    }
+}
 
 static void conn_on_drained(struct bufferevent *bev, void *arg)
 {
@@ -265,8 +303,15 @@ static int conn_replay(struct conn *c)
 {
     struct server *srv = c->srv;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    while (evbuffer_get_length(out) < REPLAY_HIGH) {
-        int n = journal_read(&srv->journal, &c->replay, REPLAY_CHUNK,
+    /* Paced below max_output_bytes, so a replay never trips that limit
+     * and the live events after it still fit. */
+    size_t high = REPLAY_HIGH, chunk = REPLAY_CHUNK;
+    if (high > srv->conf.max_output_bytes / 4)
+        high = srv->conf.max_output_bytes / 4;
+    if (chunk > high)
+        chunk = high;
+    while (evbuffer_get_length(out) < high) {
+        int n = journal_read(&srv->journal, &c->replay, chunk,
                              replay_record, c);
         if (n < 0 || c->replay_failed) {
             log_error("%s: journal replay failed after seq %llu", c->peer,
@@ -283,7 +328,7 @@ static int conn_replay(struct conn *c)
             return 0;
         }
     }
-    bufferevent_setwatermark(c->bev, EV_WRITE, REPLAY_HIGH / 4, 0);
+    bufferevent_setwatermark(c->bev, EV_WRITE, high / 4, 0);
     bufferevent_setcb(c->bev, conn_on_read, conn_on_replay_write,
                       conn_on_event, c);
     return 0;
@@ -631,6 +676,7 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
     srv->conf = *conf;
     srv->journal.fd = -1; /* so server_free after an early failure is safe */
     idmap_init(&srv->calls);
+    rate_init(&srv->call_rate, srv->conf.max_call_rate, rate_now_ns());
     signal(SIGPIPE, SIG_IGN);
     if (server_reserve_ids(srv, err, errlen) < 0)
         return -1;
@@ -685,6 +731,11 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
     srv->sig_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup_signal, srv);
+    srv->reap = event_new(srv->base, -1, 0, on_reap, srv);
+    if (srv->reap == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     if (srv->sig_int == NULL || srv->sig_term == NULL ||
         evsignal_add(srv->sig_int, NULL) < 0 ||
         evsignal_add(srv->sig_term, NULL) < 0 || srv->sig_hup == NULL ||
@@ -730,6 +781,8 @@ void server_free(struct server *srv)
         event_free(srv->sig_term);
     if (srv->sig_hup)
         event_free(srv->sig_hup);
+    if (srv->reap)
+        event_free(srv->reap);
     if (srv->watchdog)
         event_free(srv->watchdog);
     cdr_close(&srv->cdr);

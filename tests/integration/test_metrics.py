@@ -186,7 +186,9 @@ with t:
     port_a, port_b = free_port("udp"), free_port("udp")
     mport = free_port("tcp")
     d = t.ctid(gateways=[gateway("gw-a", port_a), gateway(GW_B_NAME, port_b)],
-               conf={"metrics_listen": "%s:%d" % (HOST, mport)})
+               conf={"metrics_listen": "%s:%d" % (HOST, mport),
+                     # part D keeps ~10 MB of replies queued on purpose
+                     "max_output_bytes": 64 << 20})
     d.start()
     state = {}
 
@@ -387,8 +389,9 @@ with t:
     def part_d():
         # A client that sends many requests and reads none of the replies:
         # 10 MB of replies stay queued in ctid (the kernel takes at most
-        # 4 MB, tcp_wmem), so after SIGTERM the flush waits its full 2 s,
-        # during which /healthz must say 503.
+        # 4 MB, tcp_wmem; max_output_bytes is raised above that for this
+        # daemon), so after SIGTERM the flush waits its full 2 s, during
+        # which /healthz must say 503.
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect((HOST, d.listen_port))
