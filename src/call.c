@@ -28,11 +28,9 @@
 
 /* ---- the state machine --------------------------------------------------- */
 
-static struct call_step release(enum call_state from, unsigned extra,
-                                const char *error, const char *dropped_by,
-                                int cause)
+static struct call_step release(unsigned extra, const char *error,
+                                const char *dropped_by, int cause)
 {
-    (void)from;
     return (struct call_step){.next = CALL_RELEASED,
                               .actions = CALL_ACT_RELEASE | extra,
                               .error = error,
@@ -52,13 +50,11 @@ static struct call_step dial_failure(const struct call_facts *f)
     if (f->local)
         /* Our own stack gave up: nothing ever answered is a dial error;
          * provisionals but no final response is a call timeout. */
-        return f->responded ? release(CALL_INITIATED, 0, "call timeout",
-                                      "sys", st)
-                            : release(CALL_INITIATED, 0, "dial error", "sys",
-                                      st);
+        return f->responded ? release(0, "call timeout", "sys", st)
+                            : release(0, "dial error", "sys", st);
     if (st == 486 || st == 600 || st == 603)
-        return release(CALL_INITIATED, 0, "call rejected", "usr", st);
-    return release(CALL_INITIATED, 0, "dial failed", "sys", st);
+        return release(0, "call rejected", "usr", st);
+    return release(0, "dial failed", "sys", st);
 }
 
 struct call_step call_transition(enum call_state state,
@@ -75,19 +71,19 @@ struct call_step call_transition(enum call_state state,
         case CALL_IN_ANSWERED:
             return stay(CALL_ANSWERED, CALL_ACT_START_MEDIA);
         case CALL_IN_NO_CODEC:
-            return release(state, CALL_ACT_HANGUP, "dial failed", "sys", 488);
+            return release(CALL_ACT_HANGUP, "dial failed", "sys", 488);
         case CALL_IN_FAILED:
             return dial_failure(f);
         case CALL_IN_RING_TIMEOUT:
-            return release(state, CALL_ACT_HANGUP, "ring timeout", "sys", 487);
+            return release(CALL_ACT_HANGUP, "ring timeout", "sys", 487);
         case CALL_IN_DIAL_TIMEOUT:
             /* The SIP stack fails an unanswered INVITE (Timer B) before
              * dial_timeout, so reaching it means provisionals came. */
-            return release(state, CALL_ACT_HANGUP, "call timeout", "sys", 408);
+            return release(CALL_ACT_HANGUP, "call timeout", "sys", 408);
         case CALL_IN_DROP:
-            return release(state, CALL_ACT_HANGUP, "canceled", "sys", 487);
+            return release(CALL_ACT_HANGUP, "canceled", "sys", 487);
         case CALL_IN_SHUTDOWN:
-            return release(state, CALL_ACT_HANGUP, "shutdown", "sys", 487);
+            return release(CALL_ACT_HANGUP, "shutdown", "sys", 487);
         case CALL_IN_PEER_BYE:   /* no dialog yet: cannot happen */
         case CALL_IN_PLAY_DONE:  /* no media yet */
         case CALL_IN_PLAY_ERROR:
@@ -97,17 +93,17 @@ struct call_step call_transition(enum call_state state,
     case CALL_ANSWERED:
         switch (input) {
         case CALL_IN_PLAY_DONE:
-            return release(state, CALL_ACT_HANGUP, NULL, "sys", 200);
+            return release(CALL_ACT_HANGUP, NULL, "sys", 200);
         case CALL_IN_PLAY_ERROR:
-            return release(state, CALL_ACT_HANGUP, "play error", "sys", 200);
+            return release(CALL_ACT_HANGUP, "play error", "sys", 200);
         case CALL_IN_PEER_BYE:
-            return release(state, 0, NULL, "usr", 200);
+            return release(0, NULL, "usr", 200);
         case CALL_IN_FAILED:     /* the dialog died under us */
-            return release(state, CALL_ACT_HANGUP, NULL, "usr", 200);
+            return release(CALL_ACT_HANGUP, NULL, "usr", 200);
         case CALL_IN_DROP:
-            return release(state, CALL_ACT_HANGUP, NULL, "sys", 200);
+            return release(CALL_ACT_HANGUP, NULL, "sys", 200);
         case CALL_IN_SHUTDOWN:
-            return release(state, CALL_ACT_HANGUP, "shutdown", "sys", 200);
+            return release(CALL_ACT_HANGUP, "shutdown", "sys", 200);
         case CALL_IN_PROVISIONAL: /* late or retransmitted responses */
         case CALL_IN_ANSWERED:
         case CALL_IN_NO_CODEC:
