@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "idmap.h"
+#include "ledger.h"
 #include "prompt.h"
 
 struct server;
@@ -94,6 +95,8 @@ struct call {
     int payload_type;           /* 8 PCMA or 0 PCMU, as the answer chose */
     struct event *ring_timer;   /* owned */
     struct event *dial_timer;   /* owned */
+    uint64_t ledger_seq;        /* journal seq at construct (struct ledger_call) */
+    struct sip_dialog *dialog;  /* owned; NULL until SIP reports one */
     struct server *server;      /* back pointer, not owned */
 };
 
@@ -114,6 +117,16 @@ void call_input(struct call *c, enum call_input input, int status,
 void call_on_sip_event(struct server *srv, const struct sip_event *ev);
 /* Frees a call's resources without an event (daemon teardown only). */
 void call_free(struct call *c);
+
+/* The ledger's view of a live call; lc->user_data is borrowed from c. */
+void call_ledger_entry(const struct call *c, struct ledger_call *lc);
+
+/* Crash recovery at start-up, before any connection: every call a
+ * previous run left open (the ledger's orphans) gets exactly one
+ * on_released with error "daemon restart", unless the journal shows its
+ * event went out already. Also writes their CDRs. */
+void call_release_orphans(struct server *srv, const struct ledger_call *orphans,
+                          size_t n);
 
 const char *call_state_name(enum call_state s);
 const char *call_input_name(enum call_input in);

@@ -5,6 +5,7 @@
 #define CTID_CONF_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,11 +50,37 @@ struct conf {
     uint16_t metrics_port;
     uint64_t journal_max_bytes;      /* event journal: total size kept */
     unsigned journal_max_age;        /* event journal: seconds kept */
+    unsigned shutdown_grace;         /* SIGTERM: seconds calls may finish */
+    char auth_token[256];            /* "" = no sys.auth; required off loopback */
+    bool allow_unlisted_gateways;    /* dial a to_uri host:port with no [gateway] */
     struct conf_gateway gateways[CONF_MAX_GATEWAYS];
     size_t n_gateways;
 };
 
+/* Where a configuration comes from: kept so SIGHUP can build it again. */
+#define CONF_MAX_OVERRIDES 16
+struct conf_source {
+    char path[PATH_MAX];             /* config file; "" for none */
+    struct {
+        char key[32];
+        char value[PATH_MAX];
+    } set[CONF_MAX_OVERRIDES];       /* command-line overrides, in order */
+    size_t n_set;
+};
+
 void conf_defaults(struct conf *c);
+/* Defaults, then the file, then the overrides, then conf_validate.
+ * Returns 0 or -1 with err (its message names the file or the flag). */
+int conf_build(struct conf *c, const struct conf_source *src, char *err,
+               size_t errlen);
+/* SIGHUP: copies into cur what can change while calls run (limits,
+ * shutdown_grace, log_level, auth_token, allow_unlisted_gateways and the
+ * gateways), logging each change; every other key that differs is logged
+ * as needing a restart and keeps its value. Returns the number of keys
+ * changed. */
+unsigned conf_reload(struct conf *cur, const struct conf *next);
+/* Is host (a numeric address or "localhost") a loopback address? */
+bool conf_is_loopback(const char *host);
 /* Reads KEY = VALUE lines and [gateway NAME] sections. Returns 0, or -1
  * with "FILE:LINE: reason" in err. */
 int conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);

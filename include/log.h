@@ -11,6 +11,8 @@ int log_level_parse(const char *name);
  * be opened; logging then stays on stderr. */
 int log_open(enum log_level level, const char *path);
 void log_close(void);
+/* Changes the level at run time (SIGHUP), from the main thread. */
+void log_set_level(enum log_level level);
 /* Reopens the log file (after logrotate moved it). No-op on stderr.
  * Returns 0, or -1 (logging goes on to the old file). */
 int log_reopen(void);

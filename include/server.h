@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "idmap.h"
 #include "journal.h"
+#include "ledger.h"
 #include "metrics.h"
 #include "rate.h"
 
@@ -24,7 +25,8 @@ struct prompt_cache;
 struct conn;
 
 struct server {
-    struct conf conf;              /* read-only after start-up */
+    struct conf conf;              /* changed only by a SIGHUP reload */
+    struct conf_source source;     /* file and flags, to reload from */
     struct event_base *base;       /* the main loop */
     struct evconnlistener *listener;
     struct event *sig_int;         /* SIGINT / SIGTERM: stop */
@@ -46,14 +48,16 @@ struct server {
     struct event *watchdog;        /* systemd WATCHDOG=1 pings, if asked */
     struct metrics metrics;        /* counters, the metrics HTTP server */
     struct journal journal;        /* every event, by seq, before it is sent */
+    struct ledger ledger;          /* calls not yet released, for recovery */
     bool stopping;                 /* SIGTERM seen: no new work */
+    struct event *grace_timer;     /* SIGTERM: ends calls after shutdown_grace */
     unsigned flush_waited_ms;      /* shutdown: time spent flushing */
 };
 
 /* Builds everything from conf (listener, SIP thread, media, prompts).
  * Returns 0 or -1 with err. */
-int server_init(struct server *srv, const struct conf *conf, char *err,
-                size_t errlen);
+int server_init(struct server *srv, const struct conf *conf,
+                const struct conf_source *source, char *err, size_t errlen);
 /* Runs the loop until SIGINT/SIGTERM; returns the exit status. */
 int server_run(struct server *srv);
 void server_free(struct server *srv);
@@ -67,7 +71,8 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
                            const char *method, json_t *params);
 
 /* A call released: its creator connection owes one event less (a peer
- * that has sent EOF is closed once nothing more is owed). */
+ * that has sent EOF is closed once nothing more is owed). While stopping,
+ * the last call released ends the loop. */
 void server_call_released(struct server *srv, uint64_t creator_conn);
 
 /* Picks the next process_id: above every id this node handed out before,

@@ -31,6 +31,20 @@ struct sip_invite {
     char password[128];
 };
 
+/* What it takes to end a call's dialog from outside the stack that made
+ * it: after a crash, the restarted daemon sends BYE (established) or
+ * CANCEL (ringing) from these (docs/reliability.md, "Crash recovery"). */
+struct sip_dialog {
+    char request_uri[320];  /* CANCEL: the INVITE's; BYE: the peer's Contact */
+    char call_id[96];
+    char from[400];         /* From header value, with our tag */
+    char to[400];           /* To header value; the peer's tag once answered */
+    char route[512];        /* BYE's Route set ("" none) */
+    char branch[96];        /* the INVITE's Via branch (a CANCEL reuses it) */
+    uint32_t cseq;          /* the INVITE's CSeq number */
+    bool established;       /* a 2xx came: BYE, else CANCEL */
+};
+
 enum sip_event_type {
     SIP_EV_PROGRESS,   /* provisional response (status 100-199) */
     SIP_EV_ANSWERED,   /* 2xx with a usable SDP answer; ACK sent */
@@ -48,15 +62,21 @@ struct sip_event {
     int payload_type;                 /* ANSWERED: 8 PCMA, 0 PCMU, -1 none */
     struct sockaddr_storage media;    /* ANSWERED: where to send RTP */
     socklen_t media_len;
+    bool has_dialog;                  /* PROGRESS/ANSWERED: dialog is set */
+    struct sip_dialog dialog;         /* how to end it after a crash */
 };
 
 typedef void (*sip_event_fn)(void *arg, const struct sip_event *ev);
 
 /* Starts the SIP thread bound to conf's sip address. Events are delivered
- * on `base`'s loop through on_event. NULL with err on failure. */
+ * on `base`'s loop through on_event. First, the thread ends the n_orphans
+ * dialogs a crashed run left open (BYE or CANCEL from the same address,
+ * waiting at most SIP_RECOVER_WAIT_MS for answers). NULL with err on
+ * failure. */
 struct sip *sip_start(const struct conf *conf, struct event_base *base,
-                      sip_event_fn on_event, void *arg, char *err,
-                      size_t errlen);
+                      sip_event_fn on_event, void *arg,
+                      const struct sip_dialog *orphans, size_t n_orphans,
+                      char *err, size_t errlen);
 /* Ends every dialog it still has, stops and joins the thread. */
 void sip_stop(struct sip *s);
 

@@ -146,6 +146,7 @@ void call_free(struct call *c)
     if (c->dial_timer != NULL)
         event_free(c->dial_timer);
     prompt_clips_release(c->clips, c->n_clips);
+    free(c->dialog);
     free(c->user_data);
     free(c);
 }
@@ -155,6 +156,75 @@ static json_t *json_time_or_null(time_t t)
     return t ? json_integer((json_int_t)t) : json_null();
 }
 
+/* The on_released params in the contract's order (§4). */
+static json_t *release_params(const char *res_id, const char *error,
+                              time_t begin, time_t answer, time_t end,
+                              const char *dropped_by, const char *user_data,
+                              int cause)
+{
+    json_t *params = json_object();
+    json_object_set_new(params, "res_id", json_string(res_id));
+    json_object_set_new(params, "error",
+                        error ? json_string(error) : json_null());
+    json_object_set_new(params, "begin_time", json_time_or_null(begin));
+    json_object_set_new(params, "answer_time", json_time_or_null(answer));
+    json_object_set_new(params, "end_time", json_integer((json_int_t)end));
+    json_object_set_new(params, "dropped_by", json_string(dropped_by));
+    json_object_set_new(params, "user_data",
+                        user_data ? json_string(user_data) : json_null());
+    json_object_set_new(params, "cause", json_integer(cause));
+    return params;
+}
+
+void call_ledger_entry(const struct call *c, struct ledger_call *lc)
+{
+    memset(lc, 0, sizeof *lc);
+    lc->process_id = c->process_id;
+    snprintf(lc->res_id, sizeof lc->res_id, "%s", c->res_id);
+    lc->seq = c->ledger_seq;
+    lc->begin_time = c->begin_time;
+    lc->answer_time = c->answer_time;
+    lc->user_data = c->user_data;
+    snprintf(lc->to_uri, sizeof lc->to_uri, "%s", c->to_uri);
+    snprintf(lc->uuid, sizeof lc->uuid, "%s", c->uuid);
+    snprintf(lc->sip_call_id, sizeof lc->sip_call_id, "%s", c->sip_call_id);
+    snprintf(lc->caller, sizeof lc->caller, "%s", c->caller);
+    if (c->dialog != NULL) {
+        lc->has_dialog = true;
+        lc->dialog = *c->dialog;
+    }
+}
+
+/* The ledger has grown past its limit: rewrite it with the live calls. */
+static void call_ledger_rewrite(struct server *srv)
+{
+    struct ledger_rewrite rw;
+    if (ledger_rewrite_begin(&srv->ledger, &rw) < 0) {
+        log_error("%s: cannot start a rewrite: %s", srv->ledger.path,
+                  strerror(errno));
+        return;
+    }
+    struct ledger_call lc;
+    for (size_t i = 0; i < srv->calls.cap; i++)
+        if (srv->calls.keys[i] != 0) {
+            call_ledger_entry(srv->calls.values[i], &lc);
+            ledger_rewrite_add(&rw, &lc);
+        }
+    if (ledger_rewrite_commit(&srv->ledger, &rw) < 0)
+        log_error("%s: rewrite failed (%s); the file keeps growing",
+                  srv->ledger.path, strerror(errno));
+    else
+        log_info("%s: rewritten with %u open call(s)", srv->ledger.path,
+                 srv->active_calls);
+}
+
+static void call_write_cdr(struct server *srv, const struct cdr_record *rec)
+{
+    if (cdr_write(&srv->cdr, rec) < 0)
+        log_error("%s: CDR not written to %s: %s", rec->res_id, srv->cdr.path,
+                  strerror(errno));
+}
+
 static void call_release(struct call *c, const struct call_step *st)
 {
     struct server *srv = c->server;
@@ -162,19 +232,9 @@ static void call_release(struct call *c, const struct call_step *st)
     log_info("%s: released error=%s dropped_by=%s cause=%d", c->res_id,
              st->error ? st->error : "null", st->dropped_by, st->cause);
 
-    json_t *params = json_object();
-    json_object_set_new(params, "res_id", json_string(c->res_id));
-    json_object_set_new(params, "error",
-                        st->error ? json_string(st->error) : json_null());
-    json_object_set_new(params, "begin_time", json_time_or_null(c->begin_time));
-    json_object_set_new(params, "answer_time",
-                        json_time_or_null(c->answer_time));
-    json_object_set_new(params, "end_time", json_integer((json_int_t)end));
-    json_object_set_new(params, "dropped_by", json_string(st->dropped_by));
-    json_object_set_new(params, "user_data", c->user_data
-                                                 ? json_string(c->user_data)
-                                                 : json_null());
-    json_object_set_new(params, "cause", json_integer(st->cause));
+    json_t *params = release_params(c->res_id, st->error, c->begin_time,
+                                    c->answer_time, end, st->dropped_by,
+                                    c->user_data, st->cause);
 
     /* The CDR goes first: a billing record must exist for every event an
      * application has seen. */
@@ -186,9 +246,7 @@ static void call_release(struct call *c, const struct call_step *st)
         .error = st->error, .cause = st->cause,
         .begin_time = c->begin_time, .answer_time = c->answer_time,
         .end_time = end, .res_id = c->res_id, .user_data = c->user_data};
-    if (cdr_write(&srv->cdr, &rec) < 0)
-        log_error("%s: CDR not written to %s: %s", c->res_id, srv->cdr.path,
-                  strerror(errno));
+    call_write_cdr(srv, &rec);
 
     idmap_del(&srv->calls, c->process_id);
     srv->active_calls--;
@@ -198,6 +256,11 @@ static void call_release(struct call *c, const struct call_step *st)
     unsigned sent = server_emit_event(srv, c->creator_conn, ON_RELEASED,
                                       params);
     log_info("%s: on_released sent to %u connection(s)", c->res_id, sent);
+    /* After the journal has the event: a crash in between finds the event
+     * there and does not release the call twice. */
+    ledger_remove(&srv->ledger, c->process_id);
+    if (ledger_wants_rewrite(&srv->ledger))
+        call_ledger_rewrite(srv);
     server_call_released(srv, c->creator_conn);
     call_free(c);
 }
@@ -236,6 +299,7 @@ static void call_start_media(struct call *c)
     evtimer_del(c->ring_timer);
     evtimer_del(c->dial_timer);
     c->answer_time = time(NULL);
+    ledger_note_answer(&c->server->ledger, c->process_id, c->answer_time);
     metrics_on_answered(&c->server->metrics);
     char addr[INET6_ADDRSTRLEN] = "?";
     uint16_t port = 0;
@@ -295,6 +359,14 @@ void call_on_sip_event(struct server *srv, const struct sip_event *ev)
     struct call *c = idmap_get(&srv->calls, ev->call_id);
     if (c == NULL)
         return; /* released already; SIP was told to forget it */
+    if (ev->has_dialog) {
+        if (c->dialog == NULL)
+            c->dialog = malloc(sizeof *c->dialog);
+        if (c->dialog != NULL) {
+            *c->dialog = ev->dialog;
+            ledger_note_dialog(&srv->ledger, c->process_id, c->dialog);
+        }
+    }
     switch (ev->type) {
     case SIP_EV_PROGRESS:
         call_input(c, CALL_IN_PROVISIONAL, ev->status, ev->local);
@@ -346,6 +418,20 @@ struct call *call_start(struct server *srv, uint64_t creator_conn,
 {
     struct prompt_clip **clips = NULL;
     size_t n_clips = 0;
+    /* Toll fraud: nothing is dialled that the operator did not list. */
+    for (size_t i = 0; i < a->n_to && !srv->conf.allow_unlisted_gateways;
+         i++)
+        if (conf_find_gateway(&srv->conf, a->to[i].host, a->to[i].port) ==
+            NULL) {
+            rpc_fail(err, RPC_INVALID_PARAMS,
+                     strchr(a->to[i].host, ':')
+                         ? "invalid params: to_uri: [%s]:%u is not a "
+                           "configured gateway"
+                         : "invalid params: to_uri: %s:%u is not a "
+                           "configured gateway",
+                     a->to[i].host, (unsigned)a->to[i].port);
+            return NULL;
+        }
     if (prompt_load_playlist(srv->prompts, &a->playlist, &clips, &n_clips,
                              err) < 0)
         return NULL;
@@ -423,6 +509,19 @@ struct call *call_start(struct server *srv, uint64_t creator_conn,
         return NULL;
     }
 
+    /* Durable before the reply: from here on, a crash still ends in
+     * exactly one event for this call. */
+    c->ledger_seq = journal_next_seq(&srv->journal);
+    struct ledger_call lc;
+    call_ledger_entry(c, &lc);
+    if (ledger_add(&srv->ledger, &lc) < 0) {
+        log_error("%s: %s: %s", c->res_id, srv->ledger.path, strerror(errno));
+        idmap_del(&srv->calls, c->process_id);
+        rpc_fail(err, RPC_INTERNAL_ERROR, "cannot record the call durably");
+        call_free(c);
+        return NULL;
+    }
+
     struct sip_invite inv = {0};
     inv.call_id = c->process_id;
     snprintf(inv.res_id, sizeof inv.res_id, "%s", c->res_id);
@@ -449,6 +548,7 @@ struct call *call_start(struct server *srv, uint64_t creator_conn,
     }
     if (sip_invite(srv->sip, &inv) < 0) {
         idmap_del(&srv->calls, c->process_id);
+        ledger_remove(&srv->ledger, c->process_id);
         rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
         call_free(c);
         return NULL;
@@ -473,4 +573,94 @@ fail:
 struct call *call_find(struct server *srv, uint64_t process_id)
 {
     return process_id ? idmap_get(&srv->calls, process_id) : NULL;
+}
+
+/* ---- crash recovery -------------------------------------------------------- */
+
+struct orphan_scan {
+    const struct ledger_call *orphans;
+    size_t n;
+    bool *released;  /* per orphan: the journal has its on_released */
+};
+
+static void orphan_scan_record(void *arg, uint64_t seq, int64_t t,
+                               const char *data, size_t len)
+{
+    (void)seq;
+    (void)t;
+    struct orphan_scan *sc = arg;
+    json_t *ev = json_loadb(data, len, 0, NULL);
+    const char *method = json_string_value(json_object_get(ev, "method"));
+    const char *res_id = json_string_value(
+        json_object_get(json_object_get(ev, "params"), "res_id"));
+    if (method != NULL && res_id != NULL && strcmp(method, ON_RELEASED) == 0)
+        for (size_t i = 0; i < sc->n; i++)
+            if (strcmp(sc->orphans[i].res_id, res_id) == 0)
+                sc->released[i] = true;
+    json_decref(ev);
+}
+
+void call_release_orphans(struct server *srv, const struct ledger_call *orphans,
+                          size_t n)
+{
+    if (n == 0)
+        return;
+    bool *released = calloc(n, sizeof *released);
+    if (released == NULL) {
+        log_error("recovery: out of memory; %zu call(s) not released", n);
+        return;
+    }
+    /* The journal after the oldest orphan's construct tells which events
+     * went out before the crash (the ledger's close may be missing). */
+    uint64_t from = orphans[0].seq;
+    for (size_t i = 1; i < n; i++)
+        if (orphans[i].seq < from)
+            from = orphans[i].seq;
+    struct orphan_scan sc = {orphans, n, released};
+    struct journal_cursor cur;
+    journal_cursor_init(&cur, from ? from - 1 : 0);
+    int r;
+    while ((r = journal_read(&srv->journal, &cur, 1u << 20,
+                             orphan_scan_record, &sc)) > 0)
+        ;
+    if (r < 0)
+        log_error("recovery: journal unreadable (%s); releasing every "
+                  "open call of the last run", strerror(errno));
+
+    time_t now = time(NULL);
+    unsigned emitted = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct ledger_call *o = &orphans[i];
+        if (released[i]) {
+            log_info("%s: released before the restart; its event is in the "
+                     "journal", o->res_id);
+            continue;
+        }
+        const char *error = "daemon restart";
+        int cause = o->answer_time ? 200 : 487;
+        struct cdr_record rec = {
+            .uuid = o->uuid, .node_id = srv->conf.node_id,
+            .process_id = o->process_id, .call_id = o->sip_call_id,
+            .caller = o->caller, .callee = o->to_uri,
+            .answered = o->answer_time != 0, .end_type = "sys",
+            .error = error, .cause = cause,
+            .begin_time = (time_t)o->begin_time,
+            .answer_time = (time_t)o->answer_time, .end_time = now,
+            .res_id = o->res_id, .user_data = o->user_data};
+        call_write_cdr(srv, &rec);
+        json_t *params = release_params(
+            o->res_id, error, (time_t)o->begin_time, (time_t)o->answer_time,
+            now, "sys", o->user_data, cause);
+        server_emit_event(srv, 0, ON_RELEASED, params);
+        metrics_on_released(&srv->metrics, error);
+        log_warn("%s: open when the last run stopped: released (daemon "
+                 "restart), %s at the gateway", o->res_id,
+                 !o->has_dialog              ? "no dialog known to end"
+                 : o->dialog.established ? "BYE"
+                                         : "CANCEL");
+        emitted++;
+    }
+    log_warn("recovery: %zu call(s) were open when the last run stopped; "
+             "%u released now with error \"daemon restart\"", n, emitted);
+    free(released);
 }

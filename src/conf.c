@@ -3,6 +3,7 @@
  * comment at the start of a line or after white space. */
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -47,6 +48,7 @@ void conf_defaults(struct conf *c)
     strcpy(c->log_level, "info");
     c->journal_max_bytes = 256ULL << 20;
     c->journal_max_age = 7 * 24 * 3600;
+    c->shutdown_grace = 30;
 }
 
 static int copy_str(char *dst, size_t size, const char *value,
@@ -238,6 +240,36 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
     if (strcmp(key, "journal_max_age") == 0)
         return set_unsigned(&c->journal_max_age, value, 60, 3650U * 86400,
                             key, err, errlen);
+    if (strcmp(key, "shutdown_grace") == 0)
+        return set_unsigned(&c->shutdown_grace, value, 0, 3600, key, err,
+                            errlen);
+    if (strcmp(key, "auth_token") == 0) {
+        /* Short tokens are guessable; anything outside printable ASCII
+         * would not survive a JSON string written by hand. */
+        size_t n = strlen(value);
+        if (n > 0 && n < 16)
+            return conf_err(err, errlen,
+                            "auth_token: at least 16 characters (or empty "
+                            "for none)");
+        for (size_t i = 0; i < n; i++)
+            if (value[i] <= ' ' || value[i] > '~' || value[i] == '"' ||
+                value[i] == '\\')
+                return conf_err(err, errlen,
+                                "auth_token: printable ASCII without spaces, "
+                                "quotes or backslashes");
+        return copy_str(c->auth_token, sizeof c->auth_token, value, key, err,
+                        errlen);
+    }
+    if (strcmp(key, "allow_unlisted_gateways") == 0) {
+        if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0) {
+            c->allow_unlisted_gateways = strcmp(value, "yes") == 0;
+            return 0;
+        }
+        return conf_err(err, errlen,
+                        "allow_unlisted_gateways: expected yes or no, got "
+                        "'%s'",
+                        value);
+    }
     return conf_err(err, errlen, "unknown key '%s'", key);
 }
 
@@ -368,6 +400,11 @@ int conf_validate(const struct conf *c, char *err, size_t errlen)
                                 "[gateway %s]: same host:port as [gateway %s]",
                                 g->name, c->gateways[j].name);
     }
+    if (c->auth_token[0] == '\0' && !conf_is_loopback(c->listen_host))
+        return conf_err(err, errlen,
+                        "listen %s is not a loopback address: set auth_token "
+                        "so that only clients that know it can place calls",
+                        c->listen_host);
     if (strcmp(conf_media_ip(c), "0.0.0.0") == 0 ||
         strcmp(conf_media_ip(c), "::") == 0)
         return conf_err(err, errlen,
@@ -424,6 +461,11 @@ void conf_print(const struct conf *c, FILE *out)
     fprintf(out, "journal_max_bytes = %llu\n",
             (unsigned long long)c->journal_max_bytes);
     fprintf(out, "journal_max_age = %u\n", c->journal_max_age);
+    fprintf(out, "shutdown_grace = %u\n", c->shutdown_grace);
+    /* Like a gateway password, the token is never printed. */
+    fprintf(out, "auth_token = %s\n", c->auth_token[0] ? "(set)" : "");
+    fprintf(out, "allow_unlisted_gateways = %s\n",
+            c->allow_unlisted_gateways ? "yes" : "no");
     for (size_t i = 0; i < c->n_gateways; i++) {
         const struct conf_gateway *g = &c->gateways[i];
         /* The password stays out of anything printed. */
@@ -432,4 +474,161 @@ void conf_print(const struct conf *c, FILE *out)
         if (g->username[0])
             fprintf(out, "username = %s\npassword = (set)\n", g->username);
     }
+}
+
+bool conf_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return false;
+}
+
+int conf_build(struct conf *c, const struct conf_source *src, char *err,
+               size_t errlen)
+{
+    conf_defaults(c);
+    if (src->path[0] && conf_load_file(c, src->path, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < src->n_set; i++) {
+        char why[512];
+        if (conf_set(c, src->set[i].key, src->set[i].value, why,
+                     sizeof why) < 0)
+            return conf_err(err, errlen, "--%s: %s", src->set[i].key, why);
+    }
+    return conf_validate(c, err, errlen);
+}
+
+/* ---- SIGHUP reload --------------------------------------------------------- */
+
+#define RELOAD_UINT(field, key)                                              \
+    do {                                                                     \
+        if (cur->field != next->field) {                                     \
+            log_info("SIGHUP: %s %u -> %u", key, cur->field, next->field);   \
+            cur->field = next->field;                                        \
+            changed++;                                                       \
+        }                                                                    \
+    } while (0)
+
+static const struct conf_gateway *gateway_named(const struct conf *c,
+                                                const char *name)
+{
+    for (size_t i = 0; i < c->n_gateways; i++)
+        if (strcmp(c->gateways[i].name, name) == 0)
+            return &c->gateways[i];
+    return NULL;
+}
+
+static unsigned reload_gateways(struct conf *cur, const struct conf *next)
+{
+    unsigned changed = 0;
+    for (size_t i = 0; i < cur->n_gateways; i++)
+        if (gateway_named(next, cur->gateways[i].name) == NULL) {
+            log_info("SIGHUP: [gateway %s] removed (%s:%u)",
+                     cur->gateways[i].name, cur->gateways[i].host,
+                     cur->gateways[i].port);
+            changed++;
+        }
+    for (size_t i = 0; i < next->n_gateways; i++) {
+        const struct conf_gateway *n = &next->gateways[i];
+        const struct conf_gateway *o = gateway_named(cur, n->name);
+        if (o == NULL) {
+            log_info("SIGHUP: [gateway %s] added (%s:%u, max_calls %u)",
+                     n->name, n->host, n->port, n->max_calls);
+            changed++;
+            continue;
+        }
+        if (strcmp(o->host, n->host) != 0 || o->port != n->port) {
+            log_info("SIGHUP: [gateway %s] address %s:%u -> %s:%u", n->name,
+                     o->host, o->port, n->host, n->port);
+            changed++;
+        }
+        if (o->max_calls != n->max_calls) {
+            log_info("SIGHUP: [gateway %s] max_calls %u -> %u", n->name,
+                     o->max_calls, n->max_calls);
+            changed++;
+        }
+        if (strcmp(o->username, n->username) != 0 ||
+            strcmp(o->password, n->password) != 0) {
+            log_info("SIGHUP: [gateway %s] credentials changed", n->name);
+            changed++;
+        }
+    }
+    memcpy(cur->gateways, next->gateways, sizeof cur->gateways);
+    cur->n_gateways = next->n_gateways;
+    return changed;
+}
+
+/* Logs every top-level key whose printed value differs (the printed form
+ * hides secrets); used after the reloadable keys are copied, so what is
+ * left differing needs a restart. */
+static void log_restart_keys(const struct conf *cur, const struct conf *next)
+{
+    char *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
+    if (fa == NULL || fb == NULL) {
+        if (fa)
+            fclose(fa);
+        if (fb)
+            fclose(fb);
+        free(a);
+        free(b);
+        return;
+    }
+    struct conf x = *cur, y = *next;
+    x.n_gateways = y.n_gateways = 0; /* gateways are reloaded apart */
+    conf_print(&x, fa);
+    conf_print(&y, fb);
+    fclose(fa);
+    fclose(fb);
+    char *sa = NULL, *sb = NULL;
+    for (char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
+         la != NULL && lb != NULL;
+         la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
+        if (strcmp(la, lb) != 0)
+            log_warn("SIGHUP: '%s' in the file, running with '%s': that key "
+                     "takes a restart",
+                     lb, la);
+    free(a);
+    free(b);
+}
+
+unsigned conf_reload(struct conf *cur, const struct conf *next)
+{
+    unsigned changed = 0;
+    RELOAD_UINT(max_calls, "max_calls");
+    RELOAD_UINT(max_line, "max_line");
+    RELOAD_UINT(max_connections, "max_connections");
+    RELOAD_UINT(max_call_rate, "max_call_rate");
+    RELOAD_UINT(max_output_bytes, "max_output_bytes");
+    RELOAD_UINT(default_max_ring, "max_ring_seconds");
+    RELOAD_UINT(shutdown_grace, "shutdown_grace");
+    if (strcmp(cur->log_level, next->log_level) != 0) {
+        log_info("SIGHUP: log_level %s -> %s", cur->log_level,
+                 next->log_level);
+        strcpy(cur->log_level, next->log_level);
+        changed++;
+    }
+    if (strcmp(cur->auth_token, next->auth_token) != 0) {
+        log_info("SIGHUP: auth_token %s", next->auth_token[0] ? "changed"
+                                                              : "removed");
+        strcpy(cur->auth_token, next->auth_token);
+        changed++;
+    }
+    if (cur->allow_unlisted_gateways != next->allow_unlisted_gateways) {
+        log_info("SIGHUP: allow_unlisted_gateways %s",
+                 next->allow_unlisted_gateways ? "yes" : "no");
+        cur->allow_unlisted_gateways = next->allow_unlisted_gateways;
+        changed++;
+    }
+    changed += reload_gateways(cur, next);
+    log_restart_keys(cur, next);
+    return changed;
 }

@@ -1,18 +1,22 @@
 /* log: formats one line per call of log_msg and writes it with a single
  * write(2), so lines from the main and SIP threads never interleave. The
- * level and destination are set once at start-up, before any thread. */
+ * destination is set once at start-up, before any thread; the level may
+ * change on SIGHUP, so it is an atomic every thread reads relaxed (the
+ * one value shared across threads outside a queue: a stale read costs one
+ * line logged or not). */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
 static struct {
-    enum log_level level;
+    atomic_int level; /* enum log_level */
     int fd;
     char path[4096]; /* "" for stderr */
 } log_state = {LOGL_INFO, STDERR_FILENO, ""};
@@ -27,9 +31,14 @@ int log_level_parse(const char *name)
     return -1;
 }
 
+void log_set_level(enum log_level level)
+{
+    atomic_store_explicit(&log_state.level, (int)level, memory_order_relaxed);
+}
+
 int log_open(enum log_level level, const char *path)
 {
-    log_state.level = level;
+    log_set_level(level);
     if (path == NULL || path[0] == '\0')
         return 0;
     snprintf(log_state.path, sizeof log_state.path, "%s", path);
@@ -63,7 +72,8 @@ void log_close(void)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    if (level > log_state.level)
+    if ((int)level >
+        atomic_load_explicit(&log_state.level, memory_order_relaxed))
         return;
     int saved_errno = errno;
     char line[2048];

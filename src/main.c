@@ -69,8 +69,7 @@ int main(int argc, char **argv)
     };
     const char *config = NULL;
     bool check_only = false;
-    struct { const char *key, *value; } set[16];
-    size_t n_set = 0;
+    static struct conf_source src; /* kept by the server for SIGHUP */
     int opt;
 
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -93,12 +92,19 @@ int main(int argc, char **argv)
                 if (overrides[i].code == opt)
                     break;
             if (i == sizeof overrides / sizeof overrides[0] ||
-                n_set == sizeof set / sizeof set[0]) {
+                src.n_set == CONF_MAX_OVERRIDES) {
                 usage(stderr);
                 return 2;
             }
-            set[n_set].key = overrides[i].key;
-            set[n_set++].value = optarg;
+            if (strlen(optarg) >= sizeof src.set[0].value) {
+                fprintf(stderr, "ctid: --%s: value too long\n",
+                        overrides[i].key);
+                return 2;
+            }
+            snprintf(src.set[src.n_set].key, sizeof src.set[0].key, "%s",
+                     overrides[i].key);
+            snprintf(src.set[src.n_set++].value, sizeof src.set[0].value,
+                     "%s", optarg);
         }
         }
     }
@@ -110,19 +116,15 @@ int main(int argc, char **argv)
 
     static struct conf conf; /* large; read-only once the server copies it */
     char err[1024];
-    conf_defaults(&conf);
     if (config == NULL && access(DEFAULT_CONFIG, R_OK) == 0)
         config = DEFAULT_CONFIG;
-    if (config != NULL && conf_load_file(&conf, config, err, sizeof err) < 0) {
-        fprintf(stderr, "ctid: %s\n", err);
-        return 1;
+    if (config != NULL &&
+        (size_t)snprintf(src.path, sizeof src.path, "%s", config) >=
+            sizeof src.path) {
+        fprintf(stderr, "ctid: --config: path too long\n");
+        return 2;
     }
-    for (size_t i = 0; i < n_set; i++)
-        if (conf_set(&conf, set[i].key, set[i].value, err, sizeof err) < 0) {
-            fprintf(stderr, "ctid: --%s: %s\n", set[i].key, err);
-            return 1;
-        }
-    if (conf_validate(&conf, err, sizeof err) < 0) {
+    if (conf_build(&conf, &src, err, sizeof err) < 0) {
         fprintf(stderr, "ctid: %s\n", err);
         return 1;
     }
@@ -153,7 +155,7 @@ int main(int argc, char **argv)
 
     static struct server srv; /* the one struct server */
     int status = 1;
-    if (server_init(&srv, &conf, err, sizeof err) < 0)
+    if (server_init(&srv, &conf, &src, err, sizeof err) < 0)
         log_error("cannot start: %s", err);
     else
         status = server_run(&srv);

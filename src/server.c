@@ -40,6 +40,7 @@
 #include "sip.h"
 
 #define SHUTDOWN_FLUSH_MS 2000 /* longest wait for replies/events to flush */
+#define AUTH_MAX_FAILURES 3    /* wrong tokens before the connection closes */
 #define JOURNAL_SEGMENT_BYTES (16u << 20) /* rotate segments at this size */
 #define REPLAY_CHUNK (64u << 10) /* journal bytes read per replay step */
 #define REPLAY_HIGH (256u << 10) /* replay pauses while this much is queued */
@@ -50,6 +51,8 @@ struct conn {
     struct bufferevent *bev;  /* owned */
     struct rpc_framer framer; /* owned */
     char peer[64];            /* "ip:port", for logs */
+    bool authed;              /* sys.auth succeeded (or no auth_token) */
+    unsigned auth_failures;   /* wrong tokens so far; closed at the limit */
     bool subscribed;          /* sys.subscribe: receives every event */
     bool replaying;           /* sys.subscribe since: journal not yet sent */
     bool replay_failed;       /* a replayed record could not be queued */
@@ -188,8 +191,18 @@ static void conn_maybe_finish(struct conn *c)
         bufferevent_setcb(c->bev, NULL, conn_on_drained, NULL, c);
 }
 
+static void on_flush_check(evutil_socket_t fd, short what, void *arg);
+
 void server_call_released(struct server *srv, uint64_t creator_conn)
 {
+    /* The last call finished within the grace period: stop now. */
+    if (srv->stopping && srv->active_calls == 0 && srv->grace_timer != NULL &&
+        evtimer_pending(srv->grace_timer, NULL)) {
+        evtimer_del(srv->grace_timer);
+        log_info("every call finished within shutdown_grace");
+        srv->flush_waited_ms = 0;
+        event_base_once(srv->base, -1, EV_TIMEOUT, on_flush_check, srv, NULL);
+    }
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
         if (c->id == creator_conn) {
             c->calls--;
@@ -366,10 +379,66 @@ static void do_subscribe(struct conn *c, struct rpc_request *req)
         c->closing = true;
 }
 
+/* Compares in time that depends only on the lengths, never on where the
+ * first difference is, so the token cannot be guessed byte by byte. */
+static bool token_equal(const char *given, size_t given_len,
+                        const char *want)
+{
+    size_t want_len = strlen(want);
+    unsigned char diff = given_len != want_len;
+    for (size_t i = 0; i < want_len; i++)
+        diff |= (unsigned char)(i < given_len ? given[i] : 0) ^
+                (unsigned char)want[i];
+    return diff == 0;
+}
+
+/* sys.auth {"token": T} or [T]. */
+static void do_auth(struct conn *c, struct rpc_request *req)
+{
+    struct rpc_error err;
+    json_t *tok = req->params ? rpc_param(req->params, "token", 0) : NULL;
+    if (!json_is_string(tok)) {
+        rpc_fail(&err, RPC_INVALID_PARAMS,
+                 "invalid params: token: expected a string");
+        reply_error(c, req->id, &err);
+        return;
+    }
+    const char *want = c->srv->conf.auth_token;
+    if (want[0] == '\0' ||
+        token_equal(json_string_value(tok), json_string_length(tok), want)) {
+        c->authed = true;
+        log_info("%s: authenticated", c->peer);
+        reply_result(c, req->id, json_true());
+        return;
+    }
+    c->auth_failures++;
+    log_warn("%s: sys.auth with a wrong token (%u of %d)", c->peer,
+             c->auth_failures, AUTH_MAX_FAILURES);
+    rpc_fail(&err, RPC_UNAUTHORIZED, "not authenticated: wrong token");
+    reply_error(c, req->id, &err);
+    if (c->auth_failures >= AUTH_MAX_FAILURES) {
+        log_warn("%s: closing after %d wrong tokens", c->peer,
+                 AUTH_MAX_FAILURES);
+        c->closing = true;
+    }
+}
+
 static void dispatch(struct conn *c, struct rpc_request *req)
 {
     const char *m = req->method;
     struct rpc_error err;
+    if (strcmp(m, "sys.auth") == 0) {
+        do_auth(c, req);
+        return;
+    }
+    /* A token read at every request, so a SIGHUP that sets one applies to
+     * connections already open. */
+    if (!c->authed && c->srv->conf.auth_token[0] != '\0') {
+        rpc_fail(&err, RPC_UNAUTHORIZED,
+                 "not authenticated: call sys.auth with the token first");
+        reply_error(c, req->id, &err);
+        return;
+    }
     if (strcmp(m, "ext.notify_call.construct") == 0)
         do_construct(c, req);
     else if (strcmp(m, "ext.notify_call.exists") == 0)
@@ -571,7 +640,45 @@ static void on_flush_check(evutil_socket_t fd, short what, void *arg)
         event_base_once(srv->base, -1, EV_TIMEOUT, on_flush_check, srv, &tick);
 }
 
-/* SIGHUP: logrotate has moved the log and CDR files; open new ones. */
+/* SIGHUP, configuration: builds it again from the same file and flags
+ * and applies what can change under running calls (conf_reload says
+ * what). A call keeps its gateway by name; its count moves to the new
+ * table (a gateway removed stops counting it). */
+static void server_reload(struct server *srv)
+{
+    static struct conf next; /* large; main loop only, used at once */
+    char err[1024];
+    if (conf_build(&next, &srv->source, err, sizeof err) < 0) {
+        log_error("SIGHUP: configuration not reloaded; running on with the "
+                  "previous one: %s", err);
+        return;
+    }
+    static char old_names[CONF_MAX_GATEWAYS][64];
+    for (size_t i = 0; i < srv->conf.n_gateways; i++)
+        memcpy(old_names[i], srv->conf.gateways[i].name, sizeof old_names[i]);
+    unsigned changed = conf_reload(&srv->conf, &next);
+    memset(srv->gateway_calls, 0, sizeof srv->gateway_calls);
+    for (size_t i = 0; i < srv->calls.cap; i++) {
+        struct call *c = srv->calls.keys[i] ? srv->calls.values[i] : NULL;
+        if (c == NULL || c->gateway < 0)
+            continue;
+        const char *name = old_names[c->gateway];
+        c->gateway = -1;
+        for (size_t g = 0; g < srv->conf.n_gateways; g++)
+            if (strcmp(srv->conf.gateways[g].name, name) == 0) {
+                c->gateway = (int)g;
+                srv->gateway_calls[g]++;
+            }
+    }
+    log_set_level((enum log_level)log_level_parse(srv->conf.log_level));
+    rate_init(&srv->call_rate, srv->conf.max_call_rate, rate_now_ns());
+    log_info("SIGHUP: configuration reloaded from %s: %u change(s) applied",
+             srv->source.path[0] ? srv->source.path : "(flags only)",
+             changed);
+}
+
+/* SIGHUP: logrotate has moved the log and CDR files (open new ones), and
+ * the operator may have edited the configuration. */
 static void on_hup_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -584,6 +691,7 @@ static void on_hup_signal(evutil_socket_t sig, short what, void *arg)
         log_error("SIGHUP: cannot reopen cdr_file %s: %s", srv->cdr.path,
                   strerror(errno));
     log_info("SIGHUP: log and CDR files reopened");
+    server_reload(srv);
 }
 
 /* The ping comes from the main loop itself, so a loop that hangs stops
@@ -613,20 +721,13 @@ static void server_notify_ready(struct server *srv)
                srv->conf.sip_host, srv->conf.sip_port);
 }
 
-static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+/* Ends every call still in progress with "shutdown" (CANCEL or BYE,
+ * then its event), then waits for the output to flush and stops. */
+static void server_end_calls(struct server *srv)
 {
-    (void)what;
-    struct server *srv = arg;
-    if (srv->stopping)
-        return;
-    log_info("signal %d: stopping; ending %u call(s)", (int)sig,
-             srv->active_calls);
-    srv->stopping = true;
-    sd_notify(0, "STOPPING=1");
-    if (srv->listener)
-        evconnlistener_disable(srv->listener);
-    /* Release every call: each sends its event ("shutdown") and its
-     * CANCEL or BYE. Collect first: release edits the table. */
+    if (srv->active_calls > 0)
+        log_info("ending %u call(s) with \"shutdown\"", srv->active_calls);
+    /* Collect first: releasing edits the table. */
     size_t n = 0;
     uint64_t *ids = malloc(srv->calls.count * sizeof *ids + 1);
     for (size_t i = 0; ids && i < srv->calls.cap; i++)
@@ -640,6 +741,51 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     free(ids);
     srv->flush_waited_ms = 0;
     on_flush_check(-1, 0, srv);
+}
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *srv = arg;
+    log_info("shutdown_grace of %us over", srv->conf.shutdown_grace);
+    server_end_calls(srv);
+}
+
+/* SIGTERM/SIGINT: no new calls (503) and no new connections; calls in
+ * progress may finish within shutdown_grace, then end with "shutdown".
+ * A second signal ends them at once. */
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct server *srv = arg;
+    if (srv->stopping) {
+        if (srv->grace_timer != NULL &&
+            evtimer_pending(srv->grace_timer, NULL)) {
+            log_info("signal %d again: not waiting for the grace period",
+                     (int)sig);
+            evtimer_del(srv->grace_timer);
+            server_end_calls(srv);
+        }
+        return;
+    }
+    srv->stopping = true;
+    sd_notify(0, "STOPPING=1");
+    if (srv->listener)
+        evconnlistener_disable(srv->listener);
+    if (srv->active_calls == 0 || srv->conf.shutdown_grace == 0) {
+        log_info("signal %d: stopping; %u call(s) in progress", (int)sig,
+                 srv->active_calls);
+        server_end_calls(srv);
+        return;
+    }
+    log_info("signal %d: stopping; new calls refused, %u call(s) in "
+             "progress may finish within shutdown_grace %us",
+             (int)sig, srv->active_calls, srv->conf.shutdown_grace);
+    struct timeval tv = {.tv_sec = srv->conf.shutdown_grace};
+    srv->grace_timer = evtimer_new(srv->base, on_grace_over, srv);
+    if (srv->grace_timer == NULL || evtimer_add(srv->grace_timer, &tv) < 0)
+        server_end_calls(srv);
 }
 
 static int listen_on(struct server *srv, char *err, size_t errlen)
@@ -669,12 +815,14 @@ static int listen_on(struct server *srv, char *err, size_t errlen)
     return 0;
 }
 
-int server_init(struct server *srv, const struct conf *conf, char *err,
-                size_t errlen)
+int server_init(struct server *srv, const struct conf *conf,
+                const struct conf_source *source, char *err, size_t errlen)
 {
     memset(srv, 0, sizeof *srv);
     srv->conf = *conf;
+    srv->source = *source;
     srv->journal.fd = -1; /* so server_free after an early failure is safe */
+    srv->ledger.fd = -1;
     idmap_init(&srv->calls);
     rate_init(&srv->call_rate, srv->conf.max_call_rate, rate_now_ns());
     signal(SIGPIPE, SIG_IGN);
@@ -720,10 +868,36 @@ int server_init(struct server *srv, const struct conf *conf, char *err,
                            srv->conf.media_threads, err, errlen);
     if (srv->media == NULL)
         return -1;
-    srv->sip = sip_start(&srv->conf, srv->base, on_sip_event, srv, err,
-                         errlen);
+    /* Calls a crashed run left open: their events go to the journal now
+     * (no client is connected yet; sys.subscribe since replays them), and
+     * the SIP thread ends their dialogs before it accepts new calls. */
+    struct ledger_call *orphans = NULL;
+    size_t n_orphans = 0;
+    if (ledger_open(&srv->ledger, srv->conf.state_dir, &orphans, &n_orphans,
+                    err, errlen) < 0)
+        return -1;
+    call_release_orphans(srv, orphans, n_orphans);
+    struct sip_dialog *dialogs = NULL;
+    size_t n_dialogs = 0;
+    if (n_orphans > 0 &&
+        (dialogs = calloc(n_orphans, sizeof *dialogs)) != NULL)
+        for (size_t i = 0; i < n_orphans; i++)
+            if (orphans[i].has_dialog)
+                dialogs[n_dialogs++] = orphans[i].dialog;
+    ledger_calls_free(orphans, n_orphans);
+    srv->sip = sip_start(&srv->conf, srv->base, on_sip_event, srv, dialogs,
+                         n_dialogs, err, errlen);
+    free(dialogs);
     if (srv->sip == NULL)
         return -1;
+    /* Every orphan is dealt with: start the ledger afresh. */
+    struct ledger_rewrite rw;
+    if (n_orphans > 0 && (ledger_rewrite_begin(&srv->ledger, &rw) < 0 ||
+                          ledger_rewrite_commit(&srv->ledger, &rw) < 0)) {
+        snprintf(err, errlen, "%s: cannot start afresh: %s", srv->ledger.path,
+                 strerror(errno));
+        return -1;
+    }
     if (listen_on(srv, err, errlen) < 0)
         return -1;
     if (metrics_http_start(srv, err, errlen) < 0)
@@ -785,8 +959,11 @@ void server_free(struct server *srv)
         event_free(srv->reap);
     if (srv->watchdog)
         event_free(srv->watchdog);
+    if (srv->grace_timer)
+        event_free(srv->grace_timer);
     cdr_close(&srv->cdr);
     journal_close(&srv->journal);
+    ledger_close(&srv->ledger);
     metrics_http_stop(&srv->metrics);
     media_free(srv->media);
     prompt_cache_free(srv->prompts);

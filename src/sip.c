@@ -32,12 +32,15 @@ struct sip;
 struct sip_leg;
 #define NUA_MAGIC_T struct sip
 #define NUA_HMAGIC_T struct sip_leg
+#define NTA_AGENT_MAGIC_T struct sip
+#define NTA_OUTGOING_MAGIC_T struct sip
 #define SU_ROOT_MAGIC_T struct sip
 #define SU_WAKEUP_ARG_T void
 #define SU_TIMER_ARG_T void
 
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
+#include <sofia-sip/nta.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/sdp.h>
 #include <sofia-sip/sip_header.h>
@@ -61,6 +64,7 @@ struct sip_cmd {
 #define SIP_EV_START_FAILED 101
 
 #define SIP_STOP_GRACE_MS 5000
+#define SIP_RECOVER_WAIT_MS 2000
 #define SIP_SOCKET_BUFFER (4u << 20)
 
 /* One outbound INVITE dialog, owned by the SIP thread. */
@@ -68,6 +72,9 @@ struct sip_leg {
     uint64_t call_id;
     char res_id[96];
     nua_handle_t *nh;
+    char request_uri[320];  /* the INVITE's, for a CANCEL after a crash */
+    char to[600];           /* the INVITE's To, likewise */
+    uint32_t reported_cseq; /* CSeq of the last dialog sent to main */
     char username[128];     /* digest credentials, copied from the command */
     char password[128];
     bool auth_tried;        /* one answer per challenge, never a loop */
@@ -78,7 +85,7 @@ struct sip_leg {
 };
 
 struct sip {
-    const struct conf *conf;    /* owned by struct server, read-only */
+    struct conf conf;           /* a copy: SIGHUP edits the server's */
     pthread_t thread;
     struct queue *commands;     /* main -> SIP thread, struct sip_cmd */
     struct queue *events;       /* SIP thread -> main, struct sip_event */
@@ -94,6 +101,10 @@ struct sip {
     bool shutting_down;
     su_timer_t *stop_timer;     /* bounds the wait for nua_shutdown */
     char start_error[256];
+    /* Crash recovery, before nua starts (sip_recover). */
+    const struct sip_dialog *orphans;
+    size_t n_orphans;
+    unsigned recover_pending;   /* answers (and 487s to ACK) still awaited */
 };
 
 /* ---- SIP thread: helpers ------------------------------------------------ */
@@ -141,7 +152,7 @@ static void uri_host(char *buf, size_t len, const char *host, unsigned port)
 static void build_sdp(const struct sip *s, uint16_t rtp_port, char *buf,
                       size_t len)
 {
-    const char *ip = conf_media_ip(s->conf);
+    const char *ip = conf_media_ip(&s->conf);
     const char *family = strchr(ip, ':') ? "IP6" : "IP4";
     uint32_t session;
     if (getrandom(&session, sizeof session, 0) != sizeof session)
@@ -219,6 +230,71 @@ done:
     su_home_unref(home);
 }
 
+/* Copies src into a fixed field; false (and nothing useful) if it does not
+ * fit, since a cut header would name another dialog. */
+static bool copy_field(char *dst, size_t len, const char *src)
+{
+    return src != NULL && (size_t)snprintf(dst, len, "%s", src) < len;
+}
+
+/* Records in ev what a restarted daemon needs to end this call if ctid
+ * dies now: for a CANCEL the INVITE's request line, From, To, CSeq and
+ * Via branch; once answered, the peer's tag, Contact and route set for a
+ * BYE. Leaves ev->has_dialog false when the response lacks any of it. */
+static void sip_fill_dialog(const struct sip_leg *leg, const sip_t *sip,
+                            bool established, struct sip_event *ev)
+{
+    struct sip_dialog *d = &ev->dialog;
+    if (sip == NULL || sip->sip_call_id == NULL || sip->sip_from == NULL ||
+        sip->sip_to == NULL || sip->sip_via == NULL ||
+        sip->sip_via->v_branch == NULL || sip->sip_cseq == NULL)
+        return;
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    bool ok = copy_field(d->call_id, sizeof d->call_id,
+                         sip->sip_call_id->i_id) &&
+              copy_field(d->from, sizeof d->from,
+                         sip_header_as_string(home, (const sip_header_t *)
+                                                        sip->sip_from)) &&
+              copy_field(d->branch, sizeof d->branch, sip->sip_via->v_branch);
+    d->cseq = sip->sip_cseq->cs_seq;
+    d->established = established;
+    d->route[0] = '\0';
+    if (ok && !established) {
+        /* A CANCEL repeats the INVITE's To, without the peer's tag. */
+        ok = copy_field(d->to, sizeof d->to, leg->to) &&
+             copy_field(d->request_uri, sizeof d->request_uri,
+                        leg->request_uri);
+    } else if (ok) {
+        ok = copy_field(d->to, sizeof d->to,
+                        sip_header_as_string(home, (const sip_header_t *)
+                                                       sip->sip_to)) &&
+             copy_field(d->request_uri, sizeof d->request_uri,
+                        sip->sip_contact
+                            ? url_as_string(home, sip->sip_contact->m_url)
+                            : leg->request_uri);
+        /* The UAC's route set is the Record-Route list reversed. */
+        const sip_record_route_t *rr[16];
+        size_t n = 0;
+        for (const sip_record_route_t *r = sip->sip_record_route;
+             r != NULL && n < 16; r = r->r_next)
+            rr[n++] = r;
+        size_t used = 0;
+        while (ok && n > 0) {
+            const char *u = url_as_string(home, rr[--n]->r_url);
+            int w = snprintf(d->route + used, sizeof d->route - used,
+                             "%s<%s>", used ? "," : "", u ? u : "");
+            ok = u != NULL && w > 0 && (size_t)w < sizeof d->route - used;
+            used += ok ? (size_t)w : 0;
+        }
+    }
+    su_home_deinit(home);
+    ev->has_dialog = ok;
+    if (!ok)
+        log_warn("%s: dialog identifiers too long to keep; a crash now "
+                 "would leave this call for the gateway to time out",
+                 leg->res_id);
+}
+
 /* ---- SIP thread: commands ------------------------------------------------ */
 
 static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
@@ -238,19 +314,22 @@ static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
     snprintf(leg->password, sizeof leg->password, "%s", inv->password);
 
     char local[300], target[300], from[600], to[600], sdp[512];
-    uri_host(local, sizeof local, s->conf->sip_host, s->conf->sip_port);
+    uri_host(local, sizeof local, s->conf.sip_host, s->conf.sip_port);
     uri_host(target, sizeof target, inv->to_host, inv->to_port);
     if (inv->anonymous)
         snprintf(from, sizeof from,
                  "\"Anonymous\" <sip:anonymous@anonymous.invalid>");
     else
         snprintf(from, sizeof from, "<sip:%s@%s>",
-                 inv->from_user[0] ? inv->from_user : s->conf->default_from,
+                 inv->from_user[0] ? inv->from_user : s->conf.default_from,
                  inv->from_host[0] ? inv->from_host : local);
     if (inv->to_user[0])
         snprintf(to, sizeof to, "<sip:%s@%s>", inv->to_user, target);
     else
         snprintf(to, sizeof to, "<sip:%s>", target);
+    snprintf(leg->to, sizeof leg->to, "%s", to);
+    snprintf(leg->request_uri, sizeof leg->request_uri, "%.*s",
+             (int)strlen(to) - 2, to + 1);
     build_sdp(s, inv->rtp_port, sdp, sizeof sdp);
 
     leg->nh = nua_handle(s->nua, leg, SIPTAG_FROM_STR(from),
@@ -383,8 +462,22 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
     log_info("%s: %d %s%s", leg->res_id, status, phrase,
              local ? " (from our stack)" : "");
     if (status < 200) {
-        if (!leg->hangup)
-            sip_post_simple(s, leg, SIP_EV_PROGRESS, status, local, false);
+        if (leg->hangup)
+            return;
+        struct sip_event ev = {0};
+        ev.type = SIP_EV_PROGRESS;
+        ev.call_id = leg->call_id;
+        ev.status = status;
+        ev.local = local;
+        ev.payload_type = -1;
+        /* Once per INVITE (a digest answer sends a new one). */
+        if (!local && sip != NULL && sip->sip_cseq != NULL &&
+            sip->sip_cseq->cs_seq != leg->reported_cseq) {
+            sip_fill_dialog(leg, sip, false, &ev);
+            if (ev.has_dialog)
+                leg->reported_cseq = sip->sip_cseq->cs_seq;
+        }
+        sip_post(s, &ev);
         return;
     }
     if (status < 300) {
@@ -403,6 +496,7 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
         ev.call_id = leg->call_id;
         ev.status = status;
         parse_answer(leg, sip, &ev);
+        sip_fill_dialog(leg, sip, true, &ev);
         sip_post(s, &ev);
         return;
     }
@@ -487,6 +581,152 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
     }
 }
 
+/* ---- SIP thread: crash recovery ------------------------------------------ */
+
+/* A crashed run may have left calls open at the gateway. Before nua binds
+ * the SIP address, a bare nta agent on that same address (so a CANCEL's
+ * Via matches the INVITE's) sends BYE for each answered dialog and CANCEL
+ * for each ringing one, ACKs the 487 a CANCEL provokes, and waits at most
+ * SIP_RECOVER_WAIT_MS for the answers. Best effort: a gateway that does
+ * not answer ends the call by its own timers. */
+
+static void recover_one_done(struct sip *s)
+{
+    if (s->recover_pending > 0 && --s->recover_pending == 0)
+        su_root_break(s->root);
+}
+
+static msg_t *recover_request(nta_agent_t *ag, const struct sip_dialog *d,
+                              sip_method_t method, const char *name,
+                              const char *to, uint32_t cseq)
+{
+    msg_t *msg = nta_msg_create(ag, 0);
+    if (msg == NULL)
+        return NULL;
+    sip_t *sip = sip_object(msg);
+    su_home_t *home = msg_home(msg);
+    url_t *ruri = url_make(home, d->request_uri);
+    sip_request_t *rq = ruri ? sip_request_create(home, method, name,
+                                                  (url_string_t *)ruri, NULL)
+                             : NULL;
+    sip_cseq_t *cs = sip_cseq_create(home, cseq, method, name);
+    if (rq == NULL || cs == NULL ||
+        sip_add_tl(msg, sip, SIPTAG_REQUEST(rq),
+                   SIPTAG_CALL_ID_STR(d->call_id), SIPTAG_FROM_STR(d->from),
+                   SIPTAG_TO_STR(to), SIPTAG_CSEQ(cs),
+                   TAG_IF(d->route[0], SIPTAG_ROUTE_STR(d->route)),
+                   SIPTAG_MAX_FORWARDS_STR("70"),
+                   SIPTAG_USER_AGENT_STR("ctid/" CTID_VERSION),
+                   TAG_END()) < 0) {
+        msg_destroy(msg);
+        return NULL;
+    }
+    return msg;
+}
+
+static int recover_on_response(struct sip *s, nta_outgoing_t *orq,
+                               const sip_t *sip)
+{
+    int status = nta_outgoing_status(orq);
+    if (status < 200)
+        return 0;
+    bool cancel = nta_outgoing_method(orq) == sip_method_cancel;
+    log_info("recovery: %s for Call-ID %s answered %d",
+             nta_outgoing_method_name(orq),
+             sip && sip->sip_call_id ? sip->sip_call_id->i_id : "?", status);
+    nta_outgoing_destroy(orq);
+    if (cancel && status < 300)
+        s->recover_pending++; /* the INVITE's 487 follows, to be ACKed */
+    recover_one_done(s);
+    return 0;
+}
+
+/* Responses no transaction of this agent owns: the 487 (or a late final
+ * response) to an INVITE the crashed run sent. ACK it, as its client
+ * transaction would have, so the gateway stops retransmitting. */
+static int recover_on_stray(struct sip *s, nta_agent_t *ag, msg_t *msg,
+                            sip_t *sip)
+{
+    const struct sip_dialog *d = NULL;
+    if (sip != NULL && sip->sip_status != NULL && sip->sip_call_id &&
+        sip->sip_cseq != NULL && sip->sip_to != NULL &&
+        sip->sip_cseq->cs_method == sip_method_invite &&
+        sip->sip_status->st_status >= 300)
+        for (size_t i = 0; i < s->n_orphans && d == NULL; i++)
+            if (!s->orphans[i].established &&
+                strcmp(s->orphans[i].call_id, sip->sip_call_id->i_id) == 0)
+                d = &s->orphans[i];
+    if (d != NULL) {
+        su_home_t home[1] = {SU_HOME_INIT(home)};
+        char *to = sip_header_as_string(home, (const sip_header_t *)sip->sip_to);
+        msg_t *ack = to ? recover_request(ag, d, SIP_METHOD_ACK, to,
+                                          sip->sip_cseq->cs_seq)
+                        : NULL;
+        if (ack != NULL)
+            nta_outgoing_mcreate(ag, NULL, NULL, NULL, ack,
+                                 NTATAG_BRANCH_KEY(d->branch),
+                                 NTATAG_STATELESS(1), TAG_END());
+        su_home_deinit(home);
+        log_info("recovery: ACK for %d to the INVITE of Call-ID %s",
+                 sip->sip_status->st_status, d->call_id);
+        recover_one_done(s);
+    }
+    msg_destroy(msg);
+    return 0;
+}
+
+static void recover_deadline(struct sip *s, su_timer_t *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    log_warn("recovery: %u answer(s) still missing after %d ms; going on",
+             s->recover_pending, SIP_RECOVER_WAIT_MS);
+    su_root_break(s->root);
+}
+
+static void sip_recover(struct sip *s, const char *url)
+{
+    if (s->n_orphans == 0)
+        return;
+    nta_agent_t *ag = nta_agent_create(s->root, URL_STRING_MAKE(url),
+                                       recover_on_stray, s, TAG_END());
+    if (ag == NULL) {
+        log_error("recovery: cannot bind %s; %zu call(s) left to the "
+                  "gateway's timers", url, s->n_orphans);
+        return;
+    }
+    for (size_t i = 0; i < s->n_orphans; i++) {
+        const struct sip_dialog *d = &s->orphans[i];
+        msg_t *msg = d->established
+                         ? recover_request(ag, d, SIP_METHOD_BYE, d->to,
+                                           d->cseq + 1)
+                         : recover_request(ag, d, SIP_METHOD_CANCEL, d->to,
+                                           d->cseq);
+        nta_outgoing_t *orq =
+            msg == NULL ? NULL
+                        : nta_outgoing_mcreate(
+                              ag, recover_on_response, s, NULL, msg,
+                              TAG_IF(!d->established,
+                                     NTATAG_BRANCH_KEY(d->branch)),
+                              TAG_END());
+        log_info("recovery: %s Call-ID %s to %s%s",
+                 d->established ? "BYE" : "CANCEL", d->call_id,
+                 d->request_uri, orq ? "" : ": cannot send");
+        if (orq != NULL)
+            s->recover_pending++;
+    }
+    su_timer_t *t = su_timer_create(su_root_task(s->root), 0);
+    if (s->recover_pending > 0 && t != NULL &&
+        su_timer_set_interval(t, recover_deadline, NULL,
+                              SIP_RECOVER_WAIT_MS) == 0)
+        su_root_run(s->root);
+    if (t != NULL)
+        su_timer_destroy(t);
+    /* nta_agent_destroy ends the transactions still waiting. */
+    nta_agent_destroy(ag);
+    s->recover_pending = 0;
+}
+
 /* Timer B: how long an INVITE that gets no response at all may live. */
 static unsigned sip_timer_b_ms(const struct conf *c)
 {
@@ -513,8 +753,9 @@ static void *sip_thread_main(void *arg)
     /* Without this nua_create starts a stack thread of its own and talks
      * to it through su_msg: a third thread with no work of its own. */
     su_root_threading(s->root, 0);
-    uri_host(host, sizeof host, s->conf->sip_host, s->conf->sip_port);
+    uri_host(host, sizeof host, s->conf.sip_host, s->conf.sip_port);
     snprintf(url, sizeof url, "sip:%s;transport=udp", host);
+    sip_recover(s, url);
     s->nua = nua_create(s->root, sip_callback, s, NUTAG_URL(url),
                         NUTAG_MEDIA_ENABLE(0),
                         /* A silent peer must fail the INVITE (local 408,
@@ -523,7 +764,7 @@ static void *sip_thread_main(void *arg)
                          * response ("call timeout"). Passing 100 Trying up
                          * instead (NTATAG_PASS_100) leaks each 100's
                          * message in nua 1.12.11. */
-                        NTATAG_SIP_T1X64(sip_timer_b_ms(s->conf)),
+                        NTATAG_SIP_T1X64(sip_timer_b_ms(&s->conf)),
                         /* Bursts of hundreds of responses must wait in
                          * the socket, not be dropped, while the thread
                          * is busy (the kernel caps this at rmem_max). */
@@ -605,17 +846,20 @@ static int sip_wait_started(struct sip *s)
 }
 
 struct sip *sip_start(const struct conf *conf, struct event_base *base,
-                      sip_event_fn on_event, void *arg, char *err,
-                      size_t errlen)
+                      sip_event_fn on_event, void *arg,
+                      const struct sip_dialog *orphans, size_t n_orphans,
+                      char *err, size_t errlen)
 {
     struct sip *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    s->conf = conf;
+    s->conf = *conf;
     s->on_event = on_event;
     s->arg = arg;
+    s->orphans = orphans; /* read by the thread before it reports started */
+    s->n_orphans = n_orphans;
     idmap_init(&s->legs);
     s->commands = queue_new(sizeof(struct sip_cmd));
     s->events = queue_new(sizeof(struct sip_event));

@@ -308,7 +308,8 @@ with t:
 
     # --- SIGTERM with a call ringing (a fresh daemon, nothing else pending)
     def shutdown():
-        d2 = t.ctid(name="ctid2", gateways=[gateway("gw", port["shutdown"])])
+        d2 = t.ctid(name="ctid2", gateways=[gateway("gw", port["shutdown"])],
+                    conf={"shutdown_grace": 0})
         d2.start()
         c2 = t.client(d2.listen_port, "client2")
         sp = t.sipp("uas_ring_forever.xml", port=port["shutdown"]).start()

@@ -108,7 +108,8 @@ with t:
 
     names = ["ok", "json", "list", "busy", "ring", "waitto", "events", "lost"]
     port = {n: free_port("udp") for n in names}
-    d = t.ctid(gateways=[gateway("gw_" + n, p) for n, p in port.items()])
+    d = t.ctid(gateways=[gateway("gw_" + n, p) for n, p in port.items()],
+               conf={"shutdown_grace": 0})
     d.start()
     node = d.node_id
     connect = "%s:%d" % (HOST, d.listen_port)

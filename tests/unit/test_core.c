@@ -119,7 +119,99 @@ static void test_conf_file_and_overrides(void **state)
     assert_int_equal(conf_set(&c, "listen", "0.0.0.0:9000", err, sizeof err),
                      0);
     assert_int_equal(c.listen_port, 9000);
+    /* Off loopback, the RPC socket needs a token. */
+    assert_int_equal(conf_validate(&c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "auth_token"));
+    assert_int_equal(conf_set(&c, "auth_token", "0123456789abcdef", err,
+                              sizeof err),
+                     0);
     assert_int_equal(conf_validate(&c, err, sizeof err), 0);
+}
+
+static void test_conf_security(void **state)
+{
+    (void)state;
+    struct conf c;
+    char err[512];
+    conf_defaults(&c);
+    assert_false(c.allow_unlisted_gateways);
+    assert_string_equal(c.auth_token, "");
+    assert_int_equal(c.shutdown_grace, 30);
+    assert_true(conf_is_loopback("127.0.0.1"));
+    assert_true(conf_is_loopback("127.3.2.1"));
+    assert_true(conf_is_loopback("::1"));
+    assert_true(conf_is_loopback("::ffff:127.0.0.1"));
+    assert_true(conf_is_loopback("localhost"));
+    assert_false(conf_is_loopback("0.0.0.0"));
+    assert_false(conf_is_loopback("::"));
+    assert_false(conf_is_loopback("10.0.0.1"));
+    assert_false(conf_is_loopback("128.0.0.1"));
+    assert_false(conf_is_loopback("example.com"));
+    /* Tokens: empty or at least 16 printable characters. */
+    assert_int_equal(conf_set(&c, "auth_token", "short", err, sizeof err), -1);
+    assert_int_equal(conf_set(&c, "auth_token", "0123456789abcde f", err,
+                              sizeof err),
+                     -1);
+    assert_int_equal(conf_set(&c, "auth_token", "0123456789abcde\"", err,
+                              sizeof err),
+                     -1);
+    assert_int_equal(conf_set(&c, "auth_token", "", err, sizeof err), 0);
+    assert_int_equal(conf_set(&c, "allow_unlisted_gateways", "maybe", err,
+                              sizeof err),
+                     -1);
+    assert_int_equal(conf_set(&c, "allow_unlisted_gateways", "yes", err,
+                              sizeof err),
+                     0);
+    assert_true(c.allow_unlisted_gateways);
+    assert_int_equal(conf_set(&c, "shutdown_grace", "3601", err, sizeof err),
+                     -1);
+    /* The token is never printed. */
+    assert_int_equal(conf_set(&c, "auth_token", "s3cret-s3cret-s3cret", err,
+                              sizeof err),
+                     0);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    conf_print(&c, f);
+    fclose(f);
+    assert_null(strstr(out, "s3cret"));
+    assert_non_null(strstr(out, "auth_token = (set)"));
+    free(out);
+}
+
+static void test_conf_reload(void **state)
+{
+    (void)state;
+    struct conf cur, next;
+    char err[512];
+    conf_defaults(&cur);
+    conf_defaults(&next);
+    assert_int_equal(conf_reload(&cur, &next), 0);
+    /* Reloadable: copied. */
+    conf_set(&next, "max_calls", "7", err, sizeof err);
+    conf_set(&next, "max_call_rate", "9", err, sizeof err);
+    conf_set(&next, "shutdown_grace", "5", err, sizeof err);
+    conf_set(&next, "log_level", "debug", err, sizeof err);
+    /* Not reloadable: kept. */
+    conf_set(&next, "rtp_ports", "40000-40100", err, sizeof err);
+    conf_set(&next, "listen", "127.0.0.1:9999", err, sizeof err);
+    next.n_gateways = 1;
+    snprintf(next.gateways[0].name, sizeof next.gateways[0].name, "gw");
+    snprintf(next.gateways[0].host, sizeof next.gateways[0].host, "10.1.1.1");
+    next.gateways[0].port = 5060;
+    assert_int_equal(conf_reload(&cur, &next), 5);
+    assert_int_equal(cur.max_calls, 7);
+    assert_int_equal(cur.max_call_rate, 9);
+    assert_int_equal(cur.shutdown_grace, 5);
+    assert_string_equal(cur.log_level, "debug");
+    assert_int_equal(cur.n_gateways, 1);
+    assert_non_null(conf_find_gateway(&cur, "10.1.1.1", 5060));
+    assert_int_equal(cur.rtp_port_min, 20000);
+    assert_int_equal(cur.listen_port, 7010);
+    /* A gateway removed. */
+    next.n_gateways = 0;
+    assert_int_equal(conf_reload(&cur, &next), 1);
+    assert_int_equal(cur.n_gateways, 0);
 }
 
 static void test_conf_errors(void **state)
@@ -160,6 +252,8 @@ int main(void)
         cmocka_unit_test(test_queue_fifo),
         cmocka_unit_test(test_conf_file_and_overrides),
         cmocka_unit_test(test_conf_errors),
+        cmocka_unit_test(test_conf_security),
+        cmocka_unit_test(test_conf_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

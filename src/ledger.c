@@ -1,0 +1,469 @@
+/* ledger: the durable list of calls not yet released (include/ledger.h
+ * says what it owns, the record format and what is synced when). */
+#include "ledger.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "idmap.h"
+#include "journal.h"
+#include "log.h"
+
+/* ---- records <-> JSON ----------------------------------------------------- */
+
+static json_t *dialog_to_json(const struct sip_dialog *d)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "ruri",
+                     d->request_uri, "call_id", d->call_id, "from", d->from,
+                     "to", d->to, "route", d->route, "branch", d->branch,
+                     "cseq", (json_int_t)d->cseq, "established",
+                     d->established);
+}
+
+static json_t *call_to_json(const struct ledger_call *lc)
+{
+    json_t *o = json_pack(
+        "{s:s, s:I, s:s, s:I, s:I, s:I, s:s?, s:s, s:s, s:s, s:s}", "op",
+        "open", "pid", (json_int_t)lc->process_id, "res_id", lc->res_id,
+        "seq", (json_int_t)lc->seq, "begin", (json_int_t)lc->begin_time,
+        "answer", (json_int_t)lc->answer_time, "user_data", lc->user_data,
+        "to_uri", lc->to_uri, "uuid", lc->uuid, "call_id", lc->sip_call_id,
+        "caller", lc->caller);
+    if (o != NULL && lc->has_dialog)
+        json_object_set_new(o, "d", dialog_to_json(&lc->dialog));
+    return o;
+}
+
+/* Copies a string member into a fixed field; false if missing or too long. */
+static bool get_str(json_t *o, const char *key, char *dst, size_t len)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v != NULL && (size_t)snprintf(dst, len, "%s", v) < len;
+}
+
+static bool get_u64(json_t *o, const char *key, uint64_t *dst)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return false;
+    *dst = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+static bool dialog_from_json(json_t *o, struct sip_dialog *d)
+{
+    uint64_t cseq = 0;
+    json_t *est = json_object_get(o, "established");
+    if (!json_is_object(o) || !json_is_boolean(est) ||
+        !get_str(o, "ruri", d->request_uri, sizeof d->request_uri) ||
+        !get_str(o, "call_id", d->call_id, sizeof d->call_id) ||
+        !get_str(o, "from", d->from, sizeof d->from) ||
+        !get_str(o, "to", d->to, sizeof d->to) ||
+        !get_str(o, "route", d->route, sizeof d->route) ||
+        !get_str(o, "branch", d->branch, sizeof d->branch) ||
+        !get_u64(o, "cseq", &cseq) || cseq > UINT32_MAX)
+        return false;
+    d->cseq = (uint32_t)cseq;
+    d->established = json_is_true(est);
+    return true;
+}
+
+/* An open record into lc (user_data allocated). */
+static bool call_from_json(json_t *o, struct ledger_call *lc)
+{
+    uint64_t begin = 0, answer = 0;
+    json_t *ud = json_object_get(o, "user_data");
+    json_t *d = json_object_get(o, "d");
+    memset(lc, 0, sizeof *lc);
+    if (!get_u64(o, "pid", &lc->process_id) || lc->process_id == 0 ||
+        !get_u64(o, "seq", &lc->seq) || !get_u64(o, "begin", &begin) ||
+        !get_u64(o, "answer", &answer) ||
+        !get_str(o, "res_id", lc->res_id, sizeof lc->res_id) ||
+        !get_str(o, "to_uri", lc->to_uri, sizeof lc->to_uri) ||
+        !get_str(o, "uuid", lc->uuid, sizeof lc->uuid) ||
+        !get_str(o, "call_id", lc->sip_call_id, sizeof lc->sip_call_id) ||
+        !get_str(o, "caller", lc->caller, sizeof lc->caller) ||
+        (ud != NULL && !json_is_null(ud) && !json_is_string(ud)) ||
+        (d != NULL && !dialog_from_json(d, &lc->dialog)) ||
+        begin > INT64_MAX || answer > INT64_MAX)
+        return false;
+    lc->begin_time = (int64_t)begin;
+    lc->answer_time = (int64_t)answer;
+    lc->has_dialog = d != NULL;
+    if (json_is_string(ud)) {
+        lc->user_data = strdup(json_string_value(ud));
+        if (lc->user_data == NULL)
+            return false;
+    }
+    return true;
+}
+
+/* One line: "CRC32HEX JSON\n", malloc'ed. */
+static char *format_line(json_t *rec, size_t *len)
+{
+    char *js = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (js == NULL)
+        return NULL;
+    size_t n = strlen(js);
+    char *line = malloc(n + 11);
+    if (line != NULL) {
+        snprintf(line, n + 11, "%08" PRIx32 " %s\n",
+                 journal_crc32(0, js, n), js);
+        *len = n + 10;
+    }
+    free(js);
+    return line;
+}
+
+/* ---- parsing -------------------------------------------------------------- */
+
+void ledger_calls_free(struct ledger_call *calls, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(calls[i].user_data);
+    free(calls);
+}
+
+/* Parses one line (without '\n') into a JSON record; NULL if bad. */
+static json_t *parse_line(const char *line, size_t len)
+{
+    if (len < 10 || line[8] != ' ')
+        return NULL;
+    uint32_t crc = 0;
+    for (int i = 0; i < 8; i++) {
+        char c = line[i];
+        unsigned v = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                                            : 16;
+        if (v == 16)
+            return NULL;
+        crc = crc << 4 | v;
+    }
+    if (journal_crc32(0, line + 9, len - 9) != crc)
+        return NULL;
+    json_t *rec = json_loadb(line + 9, len - 9, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(rec)) {
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+/* Applies one record to the open set (pid -> struct ledger_call *). */
+static int apply_record(json_t *rec, struct idmap *open, unsigned *bad)
+{
+    const char *op = json_string_value(json_object_get(rec, "op"));
+    uint64_t pid = 0;
+    if (op == NULL || !get_u64(rec, "pid", &pid) || pid == 0) {
+        (*bad)++;
+        return 0;
+    }
+    struct ledger_call *lc = idmap_get(open, pid);
+    if (strcmp(op, "open") == 0) {
+        struct ledger_call *n = malloc(sizeof *n);
+        if (n == NULL)
+            return -1;
+        if (!call_from_json(rec, n)) {
+            free(n->user_data);
+            free(n);
+            (*bad)++;
+            return 0;
+        }
+        if (lc != NULL) { /* reopened: the later record wins */
+            idmap_del(open, pid);
+            free(lc->user_data);
+            free(lc);
+        }
+        if (idmap_put(open, pid, n) < 0) {
+            free(n->user_data);
+            free(n);
+            return -1;
+        }
+        return 0;
+    }
+    if (lc == NULL)
+        return 0; /* closed already, or its open record was lost */
+    if (strcmp(op, "close") == 0) {
+        idmap_del(open, pid);
+        free(lc->user_data);
+        free(lc);
+    } else if (strcmp(op, "answer") == 0) {
+        uint64_t t = 0;
+        if (get_u64(rec, "t", &t) && t <= INT64_MAX)
+            lc->answer_time = (int64_t)t;
+        else
+            (*bad)++;
+    } else if (strcmp(op, "dialog") == 0) {
+        struct sip_dialog d;
+        if (dialog_from_json(json_object_get(rec, "d"), &d)) {
+            lc->dialog = d;
+            lc->has_dialog = true;
+        } else {
+            (*bad)++;
+        }
+    } else {
+        (*bad)++;
+    }
+    return 0;
+}
+
+static int by_process_id(const void *a, const void *b)
+{
+    const struct ledger_call *x = a, *y = b;
+    return x->process_id < y->process_id ? -1 : x->process_id > y->process_id;
+}
+
+int ledger_parse(const char *buf, size_t len, struct ledger_call **calls,
+                 size_t *n, unsigned *bad)
+{
+    struct idmap open;
+    idmap_init(&open);
+    int rc = 0;
+    *calls = NULL;
+    *n = 0;
+    *bad = 0;
+    size_t pos = 0;
+    while (pos < len && rc == 0) {
+        const char *nl = memchr(buf + pos, '\n', len - pos);
+        if (nl == NULL) {
+            (*bad)++; /* torn last line */
+            break;
+        }
+        size_t line_len = (size_t)(nl - (buf + pos));
+        json_t *rec = parse_line(buf + pos, line_len);
+        if (rec == NULL)
+            (*bad)++;
+        else
+            rc = apply_record(rec, &open, bad);
+        json_decref(rec);
+        pos += line_len + 1;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < open.cap; i++)
+        count += open.keys[i] != 0;
+    struct ledger_call *out = count ? calloc(count, sizeof *out) : NULL;
+    if (count && out == NULL)
+        rc = -1;
+    size_t k = 0;
+    for (size_t i = 0; i < open.cap; i++) {
+        if (open.keys[i] == 0)
+            continue;
+        struct ledger_call *lc = open.values[i];
+        if (out != NULL && rc == 0)
+            out[k++] = *lc; /* takes user_data */
+        else
+            free(lc->user_data);
+        free(lc);
+    }
+    idmap_free(&open);
+    if (rc < 0) {
+        ledger_calls_free(out, k);
+        return -1;
+    }
+    /* process_ids grow with time, so this is the order of construction. */
+    if (k > 1)
+        qsort(out, k, sizeof *out, by_process_id);
+    *calls = out;
+    *n = k;
+    return 0;
+}
+
+/* ---- the file --------------------------------------------------------------- */
+
+static int read_file(int fd, char **buf, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if ((uint64_t)st.st_size > LEDGER_MAX_FILE) {
+        errno = EFBIG;
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    char *b = malloc(size ? size : 1);
+    if (b == NULL)
+        return -1;
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = pread(fd, b + got, size - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    *buf = b;
+    *len = got;
+    return 0;
+}
+
+int ledger_open(struct ledger *l, const char *state_dir,
+                struct ledger_call **orphans, size_t *n_orphans, char *err,
+                size_t errlen)
+{
+    *orphans = NULL;
+    *n_orphans = 0;
+    l->fd = -1;
+    if ((size_t)snprintf(l->path, sizeof l->path, "%s/calls.log",
+                         state_dir) >= sizeof l->path) {
+        snprintf(err, errlen, "state_dir too long");
+        return -1;
+    }
+    l->fd = open(l->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (l->fd < 0) {
+        snprintf(err, errlen, "%s: %s", l->path, strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    unsigned bad = 0;
+    if (read_file(l->fd, &buf, &len) < 0 ||
+        ledger_parse(buf, len, orphans, n_orphans, &bad) < 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", l->path,
+                 strerror(errno));
+        free(buf);
+        ledger_close(l);
+        return -1;
+    }
+    free(buf);
+    l->bytes = len;
+    if (bad)
+        log_warn("%s: %u damaged or torn record(s) skipped", l->path, bad);
+    return 0;
+}
+
+void ledger_close(struct ledger *l)
+{
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+}
+
+static int append_line(struct ledger *l, json_t *rec)
+{
+    size_t len = 0;
+    char *line = format_line(rec, &len);
+    if (line == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t w = write(l->fd, line, len);
+    int saved = errno;
+    free(line);
+    if (w == (ssize_t)len) {
+        l->bytes += len;
+        return 0;
+    }
+    if (w >= 0) {
+        /* Cut the partial line so the next record starts cleanly. */
+        if (ftruncate(l->fd, (off_t)l->bytes) < 0)
+            log_error("%s: cannot cut a partial record: %s", l->path,
+                      strerror(errno));
+        saved = ENOSPC;
+    }
+    errno = saved;
+    return -1;
+}
+
+int ledger_add(struct ledger *l, const struct ledger_call *lc)
+{
+    if (append_line(l, call_to_json(lc)) < 0)
+        return -1;
+    return fdatasync(l->fd);
+}
+
+static void append_or_log(struct ledger *l, json_t *rec, uint64_t pid,
+                          const char *what)
+{
+    if (append_line(l, rec) < 0)
+        log_warn("%s: cannot record %s of call %" PRIu64 ": %s", l->path,
+                 what, pid, strerror(errno));
+}
+
+void ledger_note_dialog(struct ledger *l, uint64_t process_id,
+                        const struct sip_dialog *d)
+{
+    json_t *rec = json_pack("{s:s, s:I, s:o}", "op", "dialog", "pid",
+                            (json_int_t)process_id, "d", dialog_to_json(d));
+    append_or_log(l, rec, process_id, "the dialog");
+}
+
+void ledger_note_answer(struct ledger *l, uint64_t process_id, int64_t t)
+{
+    json_t *rec = json_pack("{s:s, s:I, s:I}", "op", "answer", "pid",
+                            (json_int_t)process_id, "t", (json_int_t)t);
+    append_or_log(l, rec, process_id, "the answer");
+}
+
+void ledger_remove(struct ledger *l, uint64_t process_id)
+{
+    json_t *rec = json_pack("{s:s, s:I}", "op", "close", "pid",
+                            (json_int_t)process_id);
+    append_or_log(l, rec, process_id, "the release");
+}
+
+bool ledger_wants_rewrite(const struct ledger *l)
+{
+    return l->bytes >= LEDGER_COMPACT_BYTES;
+}
+
+int ledger_rewrite_begin(struct ledger *l, struct ledger_rewrite *rw)
+{
+    memset(rw, 0, sizeof *rw);
+    snprintf(rw->tmp, sizeof rw->tmp, "%s.new", l->path);
+    rw->fd = open(rw->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    return rw->fd < 0 ? -1 : 0;
+}
+
+void ledger_rewrite_add(struct ledger_rewrite *rw, const struct ledger_call *lc)
+{
+    size_t len = 0;
+    char *line = rw->failed ? NULL : format_line(call_to_json(lc), &len);
+    if (line == NULL || write(rw->fd, line, len) != (ssize_t)len)
+        rw->failed = true;
+    else
+        rw->bytes += len;
+    free(line);
+}
+
+int ledger_rewrite_commit(struct ledger *l, struct ledger_rewrite *rw)
+{
+    int fd = rw->fd;
+    rw->fd = -1;
+    if (rw->failed || fsync(fd) < 0 || rename(rw->tmp, l->path) < 0) {
+        int saved = errno;
+        close(fd);
+        unlink(rw->tmp);
+        errno = rw->failed ? EIO : saved;
+        return -1;
+    }
+    /* The rename must reach the disk before the old file's records are
+     * forgotten; fsync the directory. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", l->path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    close(fd);
+    int nfd = open(l->path, O_RDWR | O_APPEND | O_CLOEXEC);
+    if (nfd < 0)
+        return -1;
+    close(l->fd);
+    l->fd = nfd;
+    l->bytes = rw->bytes;
+    return 0;
+}

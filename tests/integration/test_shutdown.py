@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""ctid integration test: shutdown and reload (docs/reliability.md,
+"Shutdown and reload").
+
+A  SIGTERM during 3 calls (2 s prompt), shutdown_grace 20: a construct
+   after the signal gets 503 at once; the calls play to the end (error
+   null, full play); ctid exits 0 soon after the last event, well before
+   the grace period; the events are in the journal (since replay after a
+   restart).
+B  SIGTERM during 3 calls of a 30 s prompt, shutdown_grace 2: after about
+   2 s every call ends with error "shutdown", the callee gets BYE, exit 0.
+C  SIGHUP reload: max_calls lowered to 1 (the second concurrent construct
+   gets 503), a gateway added (its to_uri is accepted) and one removed
+   (refused), rtp_ports changed (logged as needing a restart, not
+   applied), every change logged; then a broken file: logged, the old
+   configuration stays, the daemon keeps serving.
+"""
+import os
+import re
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
+                      make_prompt, gateway, free_port)
+
+t = Test("shutdown")
+with t:
+    make_prompt(t.path("prompts", "two.wav"), 2.0)
+    make_prompt(t.path("prompts", "long.wav"), 30.0)
+    make_prompt(t.path("prompts", "short.wav"), 0.2)
+
+    def start_calls(d, c, port, prompt, n, label):
+        ids = []
+        for i in range(n):
+            reply = c.call("ext.notify_call.construct", {
+                "to_uri": d.uri(port), "play_content": prompt,
+                "play_repeat": 0, "user_data": "%s-%d" % (label, i)})
+            res_id, _ = check_construct_result(t, reply, d.node_id,
+                                               d.uri(port), "%s-%d" % (label, i))
+            if res_id:
+                ids.append(res_id)
+        deadline = time.time() + 10
+        while time.time() < deadline and \
+                d.log_text().count(": answered; playing") < n:
+            time.sleep(0.05)
+        return ids
+
+    def sub_a():
+        port = free_port("udp")
+        d = t.ctid(name="ctid-a", gateways=[gateway("gw", port)],
+                   conf={"shutdown_grace": 20})
+        d.start()
+        sp = t.sipp("uas_answer_wait_bye.xml", port=port, calls=3).start()
+        c = t.client(d.listen_port, "a")
+        ids = start_calls(d, c, port, "two.wav", 3, "a")
+        t0 = time.time()
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        r = c.call("ext.notify_call.construct", {
+            "to_uri": d.uri(port), "play_content": "short.wav"})
+        t.check(r is not None and r.get("error", {}).get("code") == 503,
+                "A: construct after SIGTERM gets 503", repr(r))
+        for i, res_id in enumerate(ids):
+            ev = c.wait_event(res_id, timeout=15)
+            check_released(t, ev, res_id, "a-%d" % i, None, "sys", cause=200,
+                           answered=True, label="A: call %d finished" % i)
+        try:
+            rc = d.proc.wait(10)
+        except Exception:
+            rc = "still running"
+        took = time.time() - t0
+        t.check_eq(rc, 0, "A: exit 0")
+        t.check(took < 10, "A: exited soon after the calls, not at the end "
+                "of the grace period", "%.1f s" % took)
+        log = d.log_text()
+        t.check("may finish within shutdown_grace 20s" in log,
+                "A: the grace period is logged")
+        t.check("every call finished within shutdown_grace" in log,
+                "A: the early end is logged")
+        sp.check_exit(t, "A: each callee got BYE after the full prompt")
+        c.close()
+        d.start()
+        sub = t.client(d.listen_port, "a-replay")
+        sub.call("sys.subscribe", {"since": 0})
+        sub.wait_count(1 + len(ids), timeout=5)
+        got = sorted(e["params"]["res_id"] for e in
+                     sub.events("ext.notify_call.on_released"))
+        t.check_eq(got, sorted(ids), "A: the events are in the journal")
+        sub.close()
+        d.stop()
+    t.run("A: SIGTERM, calls finish within the grace period", sub_a)
+
+    def sub_b():
+        port = free_port("udp")
+        d = t.ctid(name="ctid-b", gateways=[gateway("gw", port)],
+                   conf={"shutdown_grace": 2})
+        d.start()
+        sp = t.sipp("uas_answer_wait_bye.xml", port=port, calls=3).start()
+        c = t.client(d.listen_port, "b")
+        ids = start_calls(d, c, port, "long.wav", 3, "b")
+        t0 = time.time()
+        d.proc.send_signal(signal.SIGTERM)
+        evs = [c.wait_event(res_id, timeout=10) for res_id in ids]
+        took = time.time() - t0
+        for i, (res_id, ev) in enumerate(zip(ids, evs)):
+            check_released(t, ev, res_id, "b-%d" % i, "shutdown", "sys",
+                           cause=200, answered=True,
+                           label="B: call %d ended by the grace period" % i)
+        t.check(1.5 <= took <= 6, "B: calls ended about 2 s after SIGTERM",
+                "%.1f s" % took)
+        try:
+            rc = d.proc.wait(10)
+        except Exception:
+            rc = "still running"
+        t.check_eq(rc, 0, "B: exit 0")
+        sp.check_exit(t, "B: each callee got BYE")
+        c.close()
+    t.run("B: SIGTERM, grace period over", sub_b)
+
+    def sub_c():
+        p1, p2 = free_port("udp"), free_port("udp")
+        d = t.ctid(name="ctid-c", gateways=[gateway("one", p1)],
+                   conf={"max_calls": 10})
+        d.start()
+        with open(d.conf_path) as f:
+            original = f.read()
+        new = original.replace("max_calls = 10", "max_calls = 1")
+        new = re.sub(r"rtp_ports = \d+-\d+", "rtp_ports = 40000-40100", new)
+        new = new.replace("[gateway one]", "[gateway two]").replace(
+            "port = %d" % p1, "port = %d" % p2)
+        with open(d.conf_path, "w") as f:
+            f.write(new)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and "configuration reloaded" not in d.log_text():
+            time.sleep(0.05)
+        log = d.log_text()
+        t.check("SIGHUP: max_calls 10 -> 1" in log, "C: max_calls change logged")
+        t.check("[gateway one] removed" in log, "C: removed gateway logged")
+        t.check("[gateway two] added" in log, "C: added gateway logged")
+        t.check(re.search(r"rtp_ports = 40000-40100.*takes a restart", log)
+                is not None, "C: rtp_ports logged as needing a restart")
+        t.check("configuration reloaded" in log, "C: reload summary logged")
+
+        sp = t.sipp("uas_answer_wait_bye.xml", port=p2, calls=1).start()
+        c = t.client(d.listen_port, "c")
+        r = c.call("ext.notify_call.construct", {
+            "to_uri": d.uri(p1), "play_content": "short.wav"})
+        t.check(r is not None and r.get("error", {}).get("code") == -32602,
+                "C: the removed gateway is refused", repr(r))
+        r1 = c.call("ext.notify_call.construct", {
+            "to_uri": d.uri(p2), "play_content": "two.wav"})
+        res_id, _ = check_construct_result(t, r1, d.node_id, d.uri(p2), None,
+                                           label="C: the added gateway")
+        r2 = c.call("ext.notify_call.construct", {
+            "to_uri": d.uri(p2), "play_content": "two.wav"})
+        t.check(r2 is not None and r2.get("error", {}).get("code") == 503,
+                "C: a second concurrent call over max_calls 1 gets 503",
+                repr(r2))
+        ev = c.wait_event(res_id, timeout=15) if res_id else None
+        check_released(t, ev, res_id, None, None, "sys", cause=200,
+                       label="C: the call under the new config")
+        sp.check_exit(t, "C: the added gateway got the call")
+
+        with open(d.conf_path, "w") as f:
+            f.write(new + "\nthis line is not a key\n")
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and "configuration not reloaded" not in d.log_text():
+            time.sleep(0.05)
+        t.check("configuration not reloaded" in d.log_text(),
+                "C: a broken file is reported")
+        t.check(d.alive(), "C: the daemon keeps running")
+        r = c.call("sys.ping")
+        t.check(r is not None and r.get("result") == "pong",
+                "C: and serving", repr(r))
+        c.close()
+        t.check_eq(d.stop(), 0, "C: clean stop")
+    t.run("C: SIGHUP reload", sub_c)
