@@ -32,6 +32,7 @@ enum {
 /* Everything the command line says. Owned by main(); ctictl_opts_free. */
 struct ctictl_opts {
     const char *connect;
+    const char *token;    /* sys.auth first when set */
     bool json;
     int timeout_ms;
     const char *command;
@@ -78,6 +79,9 @@ static void usage(FILE *out)
         "global options (also accepted after COMMAND):\n"
         "  --connect HOST:PORT  daemon address (default $CTID_CONNECT, else "
         DEFAULT_CONNECT ")\n"
+        "  --token TOKEN        authenticate with sys.auth first (default\n"
+        "                       $CTID_AUTH_TOKEN; the variable keeps it out\n"
+        "                       of ps)\n"
         "  --json               print the raw JSON lines of replies and events\n"
         "  --timeout S          connect and reply timeout in seconds "
         "(default 5)\n"
@@ -114,11 +118,12 @@ static int usage_error(const char *fmt, ...)
 enum {
     OPT_CONNECT = 256, OPT_JSON, OPT_TIMEOUT, OPT_HELP, OPT_VERSION,
     OPT_TO, OPT_PLAY, OPT_REPEAT, OPT_MAX_RING, OPT_FROM, OPT_USER_DATA,
-    OPT_WAIT, OPT_WAIT_TIMEOUT, OPT_SINCE,
+    OPT_WAIT, OPT_WAIT_TIMEOUT, OPT_SINCE, OPT_TOKEN,
 };
 
 #define GLOBAL_OPTIONS                                       \
     {"connect", required_argument, NULL, OPT_CONNECT},       \
+    {"token", required_argument, NULL, OPT_TOKEN},           \
     {"json", no_argument, NULL, OPT_JSON},                   \
     {"timeout", required_argument, NULL, OPT_TIMEOUT},       \
     {"help", no_argument, NULL, OPT_HELP},                   \
@@ -195,6 +200,9 @@ static int apply_option(struct ctictl_opts *o, int opt, const char *arg)
     switch (opt) {
     case OPT_CONNECT:
         o->connect = arg;
+        return -1;
+    case OPT_TOKEN:
+        o->token = arg;
         return -1;
     case OPT_JSON:
         o->json = true;
@@ -617,6 +625,7 @@ int main(int argc, char **argv)
 {
     struct ctictl_opts o = {
         .connect = getenv("CTID_CONNECT"),
+        .token = getenv("CTID_AUTH_TOKEN"),
         .timeout_ms = DEFAULT_TIMEOUT_MS,
         .wait_timeout_ms = -1,
     };
@@ -640,6 +649,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "ctictl: %s\n", err);
         ctictl_opts_free(&o);
         return CTICTL_CONN;
+    }
+
+    if (o.token != NULL && o.token[0] != '\0') {
+        struct client_msg *reply;
+        rc = request(&o, c, "sys.auth", json_pack("{s:s}", "token", o.token),
+                     &reply);
+        if (rc >= 0) {
+            client_free(c);
+            ctictl_opts_free(&o);
+            return rc;
+        }
+        client_msg_free(reply);
     }
 
     if (strcmp(o.command, "call") == 0)
