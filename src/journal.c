@@ -17,6 +17,10 @@
 #include "log.h"
 
 #define JOURNAL_MAGIC 0x314a5443u /* "CTJ1" little-endian */
+/* Seqs go out as JSON integers (json_int_t, int64) and come back as
+ * since: a segment name or record seq above this is damage, and taking it
+ * would let the next seq wrap to 0. */
+#define SEQ_MAX ((uint64_t)INT64_MAX)
 
 /* The reflected IEEE polynomial 0xEDB88320, one entry per byte value;
  * const, so it is no mutable state. */
@@ -152,6 +156,11 @@ static int record_read(int fd, uint64_t off, uint64_t size, uint64_t *seq,
         return -2;
     }
     *seq = get64(hdr + 8);
+    if (*seq == 0 || *seq > SEQ_MAX) {
+        free(p);
+        *why = "seq out of range";
+        return -2;
+    }
     *t = (int64_t)get64(hdr + 16);
     *buf = p;
     *len = n;
@@ -224,8 +233,10 @@ static int seg_open_append(struct journal *j, uint64_t first, bool create)
 }
 
 /* Scans the newest segment: the last good record gives last_seq; a torn or
- * corrupt tail (a crash mid-write, a flipped byte) is cut off. */
-static int recover_tail(struct journal *j, char *err, size_t errlen)
+ * corrupt tail (a crash mid-write, a flipped byte) is cut off, and *cut
+ * set. */
+static int recover_tail(struct journal *j, bool *cut, char *err,
+                        size_t errlen)
 {
     struct journal_seg *s = &j->segs[j->n_segs - 1];
     char path[PATH_MAX + 32];
@@ -247,8 +258,10 @@ static int recover_tail(struct journal *j, char *err, size_t errlen)
         if (rc != 1)
             break;
         free(buf);
-        if (seq <= j->last_seq && off > 0) {
-            why = "seq not increasing";
+        /* Also the first record: one below the file's name would
+         * bring last_seq below seqs handed out before. */
+        if (seq <= j->last_seq) {
+            why = off > 0 ? "seq not increasing" : "seq below the file's name";
             rc = -2;
             break;
         }
@@ -276,6 +289,7 @@ static int recover_tail(struct journal *j, char *err, size_t errlen)
          * disk, an operator) may hit one a client has seen, and a seq
          * must never name two different events. */
         j->last_seq++;
+        *cut = true;
     }
     close(fd);
     return 0;
@@ -310,7 +324,7 @@ int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
         if (strlen(e->d_name) != 24 || strcmp(e->d_name + 20, ".log") != 0)
             continue;
         uint64_t first = strtoull(e->d_name, &end, 10);
-        if (end != e->d_name + 20 || first == 0)
+        if (end != e->d_name + 20 || first == 0 || first > SEQ_MAX)
             continue;
         char path[PATH_MAX + 32];
         struct stat st;
@@ -328,8 +342,19 @@ int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
     closedir(d);
     if (j->n_segs > 0) {
         qsort(j->segs, j->n_segs, sizeof *j->segs, seg_cmp);
-        if (recover_tail(j, err, errlen) < 0 ||
-            seg_open_append(j, j->segs[j->n_segs - 1].first, false) < 0) {
+        bool cut = false;
+        int rc = recover_tail(j, &cut, err, errlen);
+        /* The skipped seq is only in memory: appends go on in a new
+         * segment named by the next seq, so that the next open, even
+         * with nothing appended, does not hand the skipped one out. */
+        if (rc == 0 && cut &&
+            seg_open_append(j, journal_next_seq(j), true) < 0)
+            log_error("journal %s: cannot start segment %" PRIu64
+                      " after the cut: %s", dir, journal_next_seq(j),
+                      strerror(errno));
+        if (rc < 0 || (j->fd < 0 &&
+                       seg_open_append(j, j->segs[j->n_segs - 1].first,
+                                       false) < 0)) {
             if (j->fd < 0 && err[0] == '\0')
                 snprintf(err, errlen, "journal %s: %s", dir, strerror(errno));
             journal_close(j);
@@ -513,6 +538,15 @@ int journal_read(struct journal *j, struct journal_cursor *cur,
                 log_error("journal %s: read: %s", path, strerror(errno));
                 close(fd);
                 return -1;
+            }
+            /* Segment i holds the seqs below the next one's name: one at
+             * or past it is damage (or a misnamed file) and, delivered,
+             * would be at or past journal_next_seq() when i + 1 is the
+             * newest. */
+            if (rc == 1 && i + 1 < j->n_segs && seq >= j->segs[i + 1].first) {
+                free(buf);
+                why = "seq past the segment's end";
+                rc = -2;
             }
             if (rc == -2)
                 log_warn("journal %s: %s at offset %" PRIu64

@@ -1,7 +1,9 @@
 /* Unit tests of the event journal: append and read back, the CRC, a torn
  * or corrupted last record cut off on reopen, seq continuing across
  * reopen, rotation, retention by size and by age (the clock is a
- * parameter), and replay from N in order, also across segments. */
+ * parameter), and replay from N in order, also across segments. The
+ * test_fuzz_* cases are the damaged journals tests/fuzz/fuzz_journal
+ * found mishandled (docs/reliability.md, "Fuzzing"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +131,43 @@ static off_t file_size(const char *path)
     return st.st_size;
 }
 
+/* Writes segment file name (e.g. "00000000000000000001.log") holding
+ * records with the given seqs, each as journal_append writes it, with the
+ * payload {"seq":N}\n. */
+static void write_segment(const char *dir, const char *name,
+                          const uint64_t *seqs, size_t n)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char rec[JOURNAL_HEADER_BYTES + 64];
+        char *payload = (char *)rec + JOURNAL_HEADER_BYTES;
+        int len = snprintf(payload, 64, "{\"seq\":%llu}\n",
+                           (unsigned long long)seqs[i]);
+        uint64_t fields[3] = {(uint64_t)len, seqs[i], (uint64_t)T0};
+        uint32_t magic = 0x314a5443u;
+        for (int b = 0; b < 4; b++)
+            rec[b] = (unsigned char)(magic >> (8 * b));
+        for (int b = 0; b < 4; b++) /* len is 32 bits, seq and time 64 */
+            rec[4 + b] = (unsigned char)(fields[0] >> (8 * b));
+        for (int b = 0; b < 8; b++) {
+            rec[8 + b] = (unsigned char)(fields[1] >> (8 * b));
+            rec[16 + b] = (unsigned char)(fields[2] >> (8 * b));
+        }
+        uint32_t crc = journal_crc32(journal_crc32(0, rec + 4, 20), payload,
+                                     (size_t)len);
+        for (int b = 0; b < 4; b++) {
+            rec[24 + b] = (unsigned char)(crc >> (8 * b));
+            rec[28 + b] = 0;
+        }
+        size_t size = JOURNAL_HEADER_BYTES + (size_t)len;
+        assert_int_equal(fwrite(rec, 1, size, fp), size);
+    }
+    assert_int_equal(fclose(fp), 0);
+}
+
 static void test_crc32_known(void **state)
 {
     (void)state;
@@ -216,7 +255,9 @@ static void test_torn_tail_truncated(void **state)
     assert_int_equal(g->seq[2], 3);
     assert_int_equal(g->seq[3], 5);
     journal_close(&j);
-    /* a torn header alone (a few bytes of the next record) also goes */
+    /* a torn header alone (a few bytes of the next record) also goes;
+     * seq 5 went to a new segment (the cut starts one) */
+    newest_segment(f->dir, path, sizeof path);
     int fd = open(path, O_WRONLY | O_APPEND);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "CTJ1xx", 6), 6);
@@ -259,6 +300,7 @@ static void test_flipped_byte_detected(void **state)
     open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
     append_n(&j, 1, T0); /* seq 4, the last record */
     journal_close(&j);
+    newest_segment(f->dir, path, sizeof path); /* the cut started one */
     size = file_size(path);
     off_t rec = size - (JOURNAL_HEADER_BYTES + (off_t)strlen("{\"seq\":4}\n"));
     fd = open(path, O_RDWR);
@@ -369,6 +411,111 @@ static void test_age_retention(void **state)
     free(g);
 }
 
+/* The seq skipped at a cut was only in memory: a second restart with no
+ * event in between handed it out again, for a different event. */
+static void test_fuzz_cut_seq_kept_across_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    char path[256];
+    struct got *g = calloc(1, sizeof *g);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 4, T0);
+    journal_close(&j);
+    newest_segment(f->dir, path, sizeof path);
+    assert_int_equal(truncate(path, file_size(path) - 3), 0);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 5); /* 4 is skipped */
+    journal_close(&j);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 5); /* and still is */
+    append_n(&j, 1, T0);
+    journal_close(&j);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 6);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 4);
+    assert_int_equal(g->seq[2], 3);
+    assert_int_equal(g->seq[3], 5);
+    journal_close(&j);
+    free(g);
+}
+
+/* A segment named 2^64 - 1 (or a record with that seq) made the next seq
+ * wrap to 0; names and seqs above INT64_MAX (seq is a JSON integer) are
+ * damage now: such a file is ignored, such a record cut. */
+static void test_fuzz_seq_out_of_range(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct got *g = calloc(1, sizeof *g);
+    const uint64_t seqs[] = {1, 2, UINT64_MAX};
+    write_segment(f->dir, "00000000000000000001.log", seqs, 3);
+    write_segment(f->dir, "18446744073709551615.log", NULL, 0);
+    write_segment(f->dir, "99999999999999999999.log", NULL, 0);
+    write_segment(f->dir, "09223372036854775808.log", NULL, 0);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 4); /* 1, 2, and 3 skipped */
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->seq[1], 2);
+    append_n(&j, 1, T0);
+    read_all(&j, 2, g);
+    assert_int_equal(g->n, 1);
+    assert_int_equal(g->seq[0], 4);
+    journal_close(&j);
+    free(g);
+}
+
+/* An older segment holding a seq at or past the next segment's name:
+ * the reader delivered it although it was >= journal_next_seq(). */
+static void test_fuzz_seq_past_segment_end(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct got *g = calloc(1, sizeof *g);
+    const uint64_t old[] = {1, 2, 20, 21};
+    write_segment(f->dir, "00000000000000000001.log", old, 4);
+    write_segment(f->dir, "00000000000000000010.log", NULL, 0);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 10);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 2); /* 20 and 21 are not delivered */
+    assert_int_equal(g->seq[1], 2);
+    append_n(&j, 1, T0);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 3);
+    assert_int_equal(g->seq[2], 10);
+    journal_close(&j);
+    free(g);
+}
+
+/* The newest segment starting with a seq below its name: recovery took
+ * that as the last seq, below seqs already handed out (and a later cut's
+ * new segment sorted before the old newest one). */
+static void test_fuzz_seq_below_segment_name(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct got *g = calloc(1, sizeof *g);
+    const uint64_t old[] = {1, 2, 3}, newest[] = {10, 11};
+    write_segment(f->dir, "00000000000000000001.log", old, 3);
+    write_segment(f->dir, "00000000000000000020.log", newest, 2);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    /* the whole segment is cut; 20 is skipped as any cut record is */
+    assert_int_equal(journal_next_seq(&j), 21);
+    append_n(&j, 1, T0);
+    journal_close(&j);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 22);
+    read_all(&j, 0, g);
+    assert_int_equal(g->n, 4);
+    assert_int_equal(g->seq[2], 3);
+    assert_int_equal(g->seq[3], 21);
+    journal_close(&j);
+    free(g);
+}
+
 static void test_bad_dir_fails(void **state)
 {
     (void)state;
@@ -398,6 +545,14 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_age_retention, setup, teardown),
         cmocka_unit_test(test_bad_dir_fails),
+        cmocka_unit_test_setup_teardown(test_fuzz_cut_seq_kept_across_reopen,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz_seq_out_of_range, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz_seq_past_segment_end, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz_seq_below_segment_name,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
