@@ -142,6 +142,12 @@ int main(int argc, char **argv)
     log_info("ctid %s starting%s%s", CTID_VERSION, config ? " with " : "",
              config ? config : "");
 
+    /* Nothing ctid does needs root (every port is above 1024): say so
+     * when someone runs it that way by hand. */
+    if (geteuid() == 0)
+        log_warn("running as root; ctid needs no privilege (ctid.service "
+                 "runs it as user ctid)");
+
     /* Every call holds an RTP socket: thousands of calls need thousands of
      * descriptors, and the soft limit (often 1024) is only a default. */
     struct rlimit nofile;
