@@ -58,6 +58,7 @@ struct conn {
     bool replay_failed;       /* a replayed record could not be queued */
     struct journal_cursor replay; /* where the replay is */
     bool closing;             /* close once the current read is handled */
+    bool flush_first;         /* ...after writing what is queued for it */
     bool peer_done;           /* peer sent EOF: still owed replies/events */
     bool overflowed;          /* output over max_output_bytes: reap it */
     unsigned calls;           /* calls it constructed not yet released */
@@ -420,6 +421,7 @@ static void do_auth(struct conn *c, struct rpc_request *req)
         log_warn("%s: closing after %d wrong tokens", c->peer,
                  AUTH_MAX_FAILURES);
         c->closing = true;
+        c->flush_first = true; /* the client reads why */
     }
 }
 
@@ -518,8 +520,15 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
         if (rpc_framer_feed(&c->framer, buf, (size_t)n, on_line, on_oversize,
                             c) < 0)
             c->closing = true;
-    if (c->closing)
-        conn_close(c);
+    if (!c->closing)
+        return;
+    if (c->flush_first &&
+        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        bufferevent_disable(bev, EV_READ);
+        bufferevent_setcb(bev, NULL, conn_on_drained, conn_on_event, c);
+        return;
+    }
+    conn_close(c);
 }
 
 static void conn_on_event(struct bufferevent *bev, short what, void *arg)
