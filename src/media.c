@@ -92,6 +92,7 @@ struct media_stream {
     uint8_t slot;                     /* index into the wheel */
     bool first;                       /* marker bit on the next packet */
     bool on_wheel;
+    bool lost_logged;                 /* a lost packet was logged */
     /* Written by the media thread while playing, read by the main thread
      * once the stream is back: the queue's hand-over orders the two. */
     uint64_t sent;                    /* packets sent this play */
@@ -237,6 +238,25 @@ static void media_hand_back(struct media_worker *w, struct media_stream *s,
         log_error("media: out of memory handing a stream back");
 }
 
+/* True for a send() error that loses this one packet and no more: a full
+ * buffer, an interrupted call, or the network's answer to an earlier
+ * packet. On a connected UDP socket the kernel reports an ICMP error
+ * (port, host or network unreachable, administratively prohibited, ...)
+ * by failing the next send() with it, and a router or firewall may send
+ * one for a single packet or for all of them; the network may also be
+ * down for a moment (a route or an interface going away, a local firewall
+ * rule). None of that is unreadable media: like a packet lost on the way,
+ * the prompt plays on, paced, and the call ends normally. Anything else
+ * (a bad descriptor or address) means the socket cannot send at all. */
+static bool media_send_lost(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS ||
+           err == ENOMEM || err == EINTR || err == ECONNREFUSED ||
+           err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
+           err == ENETDOWN || err == ENONET || err == ENOPROTOOPT ||
+           err == EPROTO || err == EPERM || err == EACCES;
+}
+
 /* Sends the stream's next packet. Returns false when it is finished. */
 static bool media_send_one(struct media_worker *w, struct media_stream *s,
                            bool late)
@@ -248,13 +268,21 @@ static bool media_send_one(struct media_worker *w, struct media_stream *s,
     media_rtp_header(pkt, s->first, s->pt, s->seq, s->ts, s->ssrc);
     memcpy(pkt + 12, pay + (size_t)s->frame_idx * PROMPT_FRAME_SAMPLES,
            PROMPT_FRAME_SAMPLES);
-    if (send(s->fd, pkt, sizeof pkt, 0) < 0 && errno != EAGAIN &&
-        errno != EWOULDBLOCK && errno != ENOBUFS && errno != ECONNREFUSED &&
-        errno != EINTR) {
-        /* A full buffer or an ICMP error loses one packet; anything else
-         * (no route, bad address) is for good. */
-        media_hand_back(w, s, MEDIA_DONE_ERROR);
-        return false;
+    if (send(s->fd, pkt, sizeof pkt, 0) < 0) {
+        int err = errno;
+        if (!media_send_lost(err)) {
+            log_warn("media: RTP port %u: send: %s; the stream stops",
+                     s->port, strerror(err));
+            media_hand_back(w, s, MEDIA_DONE_ERROR);
+            return false;
+        }
+        /* Once per stream: a closed port fails every other send. */
+        if (!s->lost_logged && err != EAGAIN && err != EWOULDBLOCK &&
+            err != EINTR) {
+            s->lost_logged = true;
+            log_info("media: RTP port %u: send: %s; packet lost, the prompt "
+                     "plays on", s->port, strerror(err));
+        }
     }
     s->sent++;
     s->late += late;
@@ -687,6 +715,7 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     s->ts = rnd.ts;
     s->seq = rnd.seq;
     s->first = true;
+    s->lost_logged = false;
     /* The media thread with the fewest streams takes it. */
     s->w = &m->workers[0];
     for (unsigned i = 1; i < m->n_workers; i++)
