@@ -37,6 +37,7 @@ struct journal {
     uint64_t max_bytes;        /* retention: total size of all segments */
     uint64_t max_age;          /* retention: seconds since a segment's last append */
     uint64_t seg_max;          /* rotate once the newest segment reaches this */
+    bool unsynced;             /* records written since the last fdatasync */
     struct journal_seg *segs;  /* sorted by first; the last one is open */
     size_t n_segs, cap_segs;
 };
@@ -69,6 +70,13 @@ uint64_t journal_next_seq(const struct journal *j);
  * back so no partial record stays). */
 int journal_append(struct journal *j, int64_t now, uint64_t seq,
                    const char *data, size_t len);
+/* journal_append without the sync: the record is written (one write(2))
+ * and j->unsynced set. The caller must journal_sync before anyone may see
+ * the event (the server syncs once per loop iteration: group commit). */
+int journal_write(struct journal *j, int64_t now, uint64_t seq,
+                  const char *data, size_t len);
+/* fdatasync of what journal_write left unsynced; 0 if nothing was. */
+int journal_sync(struct journal *j);
 
 /* Deletes whole old segments (never the newest) while the total exceeds
  * max_bytes or their last append is older than max_age at now. */

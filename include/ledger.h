@@ -6,7 +6,8 @@
  * An append-only file of lines "CRC32HEX JSON\n" (the CRC, as the
  * journal's, covers the JSON text). Records, by "op":
  *   open    the facts of a new call and the journal seq its event will
- *           follow; fdatasync'ed before the construct reply is sent
+ *           follow; fdatasync'ed before the construct reply is sent (the
+ *           server syncs once per loop iteration for all of them)
  *   dialog  what a BYE or CANCEL needs (struct sip_dialog)
  *   answer  the answer time
  *   close   the call was released (its event is in the journal)
@@ -51,6 +52,7 @@ struct ledger {
     char path[PATH_MAX];     /* state_dir/calls.log */
     int fd;                  /* O_APPEND; -1 when closed */
     uint64_t bytes;          /* size of the file */
+    bool unsynced;           /* an open record written, not yet synced */
 };
 
 /* Parses a ledger file's content: the calls opened and not closed, in
@@ -69,8 +71,11 @@ int ledger_open(struct ledger *l, const char *state_dir,
                 size_t errlen);
 void ledger_close(struct ledger *l);
 
-/* Appends an open record and syncs it. Returns 0 or -1 (errno set). */
+/* Appends an open record (l->unsynced set). Nobody may learn of the call
+ * (its construct reply) before ledger_sync. Returns 0 or -1 (errno set). */
 int ledger_add(struct ledger *l, const struct ledger_call *lc);
+/* fdatasync of the open records written since the last one. */
+int ledger_sync(struct ledger *l);
 /* Appends without syncing; failures are logged, never fatal (the call
  * goes on, only its recovery after a crash would be less complete). */
 void ledger_note_dialog(struct ledger *l, uint64_t process_id,

@@ -39,6 +39,9 @@ struct server {
     unsigned gateway_calls[CONF_MAX_GATEWAYS]; /* per conf gateway */
     struct rate call_rate;         /* max_call_rate: new calls per second */
     struct event *reap;            /* closes connections over max_output_bytes */
+    struct event *sync_due;        /* group commit: journal and ledger synced
+                                      once per loop iteration, held output
+                                      released */
     uint64_t next_process_id;      /* start second * 10^6 + counter */
     struct sip *sip;
     struct media *media;
@@ -63,10 +66,11 @@ int server_run(struct server *srv);
 void server_free(struct server *srv);
 
 /* Gives the event the next seq (added to params, which must be an
- * object), appends it to the journal (synced), then delivers it to the
- * creator connection and every subscriber (once each); a connection still
- * replaying the journal gets it from there. Steals params. Returns the
- * connections it was queued on. */
+ * object), appends it to the journal, then queues it for the creator
+ * connection and every subscriber (once each), released to them once the
+ * journal is synced (group commit, at the end of the loop iteration); a
+ * connection still replaying the journal gets it from there. Steals
+ * params. Returns the connections it was queued on. */
 unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
                            const char *method, json_t *params);
 

@@ -226,8 +226,15 @@ static int seg_open_append(struct journal *j, uint64_t first, bool create)
         }
         sync_dir(j);
     }
-    if (j->fd >= 0)
+    if (j->fd >= 0) {
+        /* Records written but not yet synced go to disk before their
+         * descriptor does. */
+        if (j->unsynced && fdatasync(j->fd) < 0)
+            log_error("journal %s: fdatasync before rotation: %s", j->dir,
+                      strerror(errno));
         close(j->fd);
+    }
+    j->unsynced = false;
     j->fd = fd;
     return 0;
 }
@@ -371,6 +378,10 @@ int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
 
 void journal_close(struct journal *j)
 {
+    if (j->unsynced && j->fd >= 0 && fdatasync(j->fd) < 0)
+        log_error("journal %s: fdatasync at close: %s", j->dir,
+                  strerror(errno));
+    j->unsynced = false;
     if (j->fd >= 0)
         close(j->fd);
     free(j->segs);
@@ -427,6 +438,22 @@ void journal_retain(struct journal *j, int64_t now)
 int journal_append(struct journal *j, int64_t now, uint64_t seq,
                    const char *data, size_t len)
 {
+    if (journal_write(j, now, seq, data, len) < 0)
+        return -1;
+    return journal_sync(j);
+}
+
+int journal_sync(struct journal *j)
+{
+    if (!j->unsynced || j->fd < 0)
+        return 0;
+    j->unsynced = false;
+    return fdatasync(j->fd);
+}
+
+int journal_write(struct journal *j, int64_t now, uint64_t seq,
+                  const char *data, size_t len)
+{
     /* The seq is spent whatever happens: a live event may already carry
      * it, so it must never be given to another event. */
     j->last_seq = seq;
@@ -461,11 +488,9 @@ int journal_append(struct journal *j, int64_t now, uint64_t seq,
     ssize_t w = write(j->fd, rec, n);
     int saved = errno;
     free(rec);
-    if (w != (ssize_t)n || fdatasync(j->fd) < 0) {
-        if (w >= 0 && w != (ssize_t)n)
+    if (w != (ssize_t)n) {
+        if (w >= 0)
             saved = ENOSPC;
-        else if (w == (ssize_t)n)
-            saved = errno;
         /* Cut back so the next record does not follow a partial one. */
         if (ftruncate(j->fd, (off_t)s->bytes) < 0)
             log_error("journal: cannot cut back a failed append: %s",
@@ -475,6 +500,7 @@ int journal_append(struct journal *j, int64_t now, uint64_t seq,
     }
     s->bytes += n;
     s->newest = now;
+    j->unsynced = true;
     /* Cheap (stops at the first segment to keep), so every append
      * enforces age too, not just rotations. */
     journal_retain(j, now);

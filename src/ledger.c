@@ -342,6 +342,9 @@ int ledger_open(struct ledger *l, const char *state_dir,
 
 void ledger_close(struct ledger *l)
 {
+    if (l->unsynced && l->fd >= 0)
+        fdatasync(l->fd);
+    l->unsynced = false;
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
@@ -377,6 +380,15 @@ int ledger_add(struct ledger *l, const struct ledger_call *lc)
 {
     if (append_line(l, call_to_json(lc)) < 0)
         return -1;
+    l->unsynced = true;
+    return 0;
+}
+
+int ledger_sync(struct ledger *l)
+{
+    if (!l->unsynced || l->fd < 0)
+        return 0;
+    l->unsynced = false;
     return fdatasync(l->fd);
 }
 
@@ -462,8 +474,11 @@ int ledger_rewrite_commit(struct ledger *l, struct ledger_rewrite *rw)
     int nfd = open(l->path, O_RDWR | O_APPEND | O_CLOEXEC);
     if (nfd < 0)
         return -1;
+    /* Open records appended to the old file after the last sync are in
+     * the new one (the rewrite copies every live call), synced. */
     close(l->fd);
     l->fd = nfd;
     l->bytes = rw->bytes;
+    l->unsynced = false;
     return 0;
 }

@@ -59,6 +59,8 @@ struct conn {
     struct journal_cursor replay; /* where the replay is */
     bool closing;             /* close once the current read is handled */
     bool flush_first;         /* ...after writing what is queued for it */
+    struct evbuffer *held;    /* output waiting for the group commit; NULL
+                                 until first needed */
     bool peer_done;           /* peer sent EOF: still owed replies/events */
     bool overflowed;          /* output over max_output_bytes: reap it */
     unsigned calls;           /* calls it constructed not yet released */
@@ -86,6 +88,66 @@ static void conn_check_output(struct conn *c)
     event_active(c->srv->reap, EV_TIMEOUT, 0);
 }
 
+/* ---- group commit ---------------------------------------------------------
+ *
+ * A construct reply may go out only once the call's ledger record is on
+ * disk, an event only once its journal record is. Rather than an
+ * fdatasync per construct and per event, both files are written at once
+ * and synced once per loop iteration (on_sync_due runs after every other
+ * callback of the iteration); meanwhile every line for a connection waits
+ * in its held buffer, so replies, events and their order are exactly as
+ * before, only later by the time of one sync. */
+
+static bool server_unsynced(const struct server *srv)
+{
+    return srv->journal.unsynced || srv->ledger.unsynced;
+}
+
+/* Syncs the journal and the ledger, then releases every held line. */
+static void server_sync(struct server *srv)
+{
+    if (srv->journal.unsynced && journal_sync(&srv->journal) < 0)
+        log_error("journal: fdatasync: %s; events sent anyway",
+                  strerror(errno));
+    if (srv->ledger.unsynced && ledger_sync(&srv->ledger) < 0)
+        log_error("%s: fdatasync: %s; calls go on, a crash now may lose "
+                  "their recovery", srv->ledger.path, strerror(errno));
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (c->held != NULL && evbuffer_get_length(c->held) > 0) {
+            if (bufferevent_write_buffer(c->bev, c->held) < 0)
+                c->closing = true;
+            else
+                conn_check_output(c);
+        }
+}
+
+static void on_sync_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_sync(arg);
+}
+
+/* Queues one line for c: at once when nothing is waiting for a sync, else
+ * behind the held lines. Returns -1 if it cannot be queued. */
+static int conn_send(struct conn *c, const char *line, size_t len)
+{
+    struct server *srv = c->srv;
+    if (!server_unsynced(srv) &&
+        (c->held == NULL || evbuffer_get_length(c->held) == 0)) {
+        if (bufferevent_write(c->bev, line, len) < 0)
+            return -1;
+        conn_check_output(c);
+        return 0;
+    }
+    if (c->held == NULL && (c->held = evbuffer_new()) == NULL)
+        return -1;
+    if (evbuffer_add(c->held, line, len) < 0)
+        return -1;
+    event_active(srv->sync_due, EV_TIMEOUT, 0);
+    return 0;
+}
+
 static void conn_write(struct conn *c, char *line, size_t len)
 {
     if (line == NULL) {
@@ -93,10 +155,8 @@ static void conn_write(struct conn *c, char *line, size_t len)
         c->closing = true;
         return;
     }
-    if (bufferevent_write(c->bev, line, len) < 0)
+    if (conn_send(c, line, len) < 0)
         c->closing = true;
-    else
-        conn_check_output(c);
     free(line);
 }
 
@@ -135,8 +195,9 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
         return 0;
     }
     /* On disk first: a connection may read the event and then the daemon
-     * crash, and since-replay after a restart must still have it. */
-    if (journal_append(&srv->journal, (int64_t)time(NULL), seq, line, len) <
+     * crash, and since-replay after a restart must still have it. The
+     * sync comes with the group commit, before any connection gets it. */
+    if (journal_write(&srv->journal, (int64_t)time(NULL), seq, line, len) <
         0)
         log_error("journal: %s seq %llu not written (%s): sent live only",
                   method, (unsigned long long)seq, strerror(errno));
@@ -145,12 +206,11 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
         if ((c->id == creator_conn || c->subscribed) && !c->replaying &&
             !c->overflowed) {
-            if (bufferevent_write(c->bev, line, len) < 0) {
+            if (conn_send(c, line, len) < 0) {
                 log_warn("%s: cannot queue %s", c->peer, method);
             } else {
                 sent++;
                 metrics_on_event_delivered(&srv->metrics);
-                conn_check_output(c);
             }
         }
     free(line);
@@ -186,6 +246,8 @@ static void conn_maybe_finish(struct conn *c)
 {
     if (!c->peer_done || c->calls > 0 || c->subscribed || c->replaying)
         return;
+    if (c->held != NULL && evbuffer_get_length(c->held) > 0)
+        server_sync(c->srv); /* its last event is still held */
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         conn_close(c);
     else
@@ -316,6 +378,11 @@ static void conn_on_replay_write(struct bufferevent *bev, void *arg)
 static int conn_replay(struct conn *c)
 {
     struct server *srv = c->srv;
+    /* The journal may hold records not yet synced, and the connection
+     * lines (its subscribe reply) that must go first. */
+    if (server_unsynced(srv) ||
+        (c->held != NULL && evbuffer_get_length(c->held) > 0))
+        server_sync(srv);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     /* Paced below max_output_bytes, so a replay never trips that limit
      * and the live events after it still fit. */
@@ -506,6 +573,8 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     srv->n_conns--;
     bufferevent_free(c->bev);
+    if (c->held != NULL)
+        evbuffer_free(c->held);
     rpc_framer_free(&c->framer);
     free(c);
 }
@@ -522,6 +591,9 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
             c->closing = true;
     if (!c->closing)
         return;
+    if (c->flush_first && c->held != NULL &&
+        evbuffer_get_length(c->held) > 0)
+        server_sync(c->srv);
     if (c->flush_first &&
         evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
         bufferevent_disable(bev, EV_READ);
@@ -642,6 +714,7 @@ static void on_flush_check(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct server *srv = arg;
     static const struct timeval tick = {0, 50000};
+    server_sync(srv);
     srv->flush_waited_ms += 50;
     if (!output_pending(srv) || srv->flush_waited_ms >= SHUTDOWN_FLUSH_MS)
         event_base_loopbreak(srv->base);
@@ -886,6 +959,7 @@ int server_init(struct server *srv, const struct conf *conf,
                     err, errlen) < 0)
         return -1;
     call_release_orphans(srv, orphans, n_orphans);
+    server_sync(srv); /* their events on disk before the ledger forgets */
     struct sip_dialog *dialogs = NULL;
     size_t n_dialogs = 0;
     if (n_orphans > 0 &&
@@ -915,7 +989,8 @@ int server_init(struct server *srv, const struct conf *conf,
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup_signal, srv);
     srv->reap = event_new(srv->base, -1, 0, on_reap, srv);
-    if (srv->reap == NULL) {
+    srv->sync_due = event_new(srv->base, -1, 0, on_sync_due, srv);
+    if (srv->reap == NULL || srv->sync_due == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -966,6 +1041,8 @@ void server_free(struct server *srv)
         event_free(srv->sig_hup);
     if (srv->reap)
         event_free(srv->reap);
+    if (srv->sync_due)
+        event_free(srv->sync_due);
     if (srv->watchdog)
         event_free(srv->watchdog);
     if (srv->grace_timer)
