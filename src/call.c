@@ -218,43 +218,48 @@ static void call_ledger_rewrite(struct server *srv)
                  srv->active_calls);
 }
 
-static void call_write_cdr(struct server *srv, const struct cdr_record *rec)
+/* Reports a call's end: its CDR first (a billing record must exist for
+ * every event an application has seen), then its on_released. One path for
+ * live calls and for the calls a crashed run left open. Returns the
+ * connections the event was queued on. */
+static unsigned call_report_release(struct server *srv,
+                                    const struct ledger_call *lc,
+                                    const char *error, const char *dropped_by,
+                                    int cause, uint64_t creator_conn)
 {
-    if (cdr_write(&srv->cdr, rec) < 0)
-        log_error("%s: CDR not written to %s: %s", rec->res_id, srv->cdr.path,
+    time_t end = time(NULL);
+    struct cdr_record rec = {
+        .uuid = lc->uuid, .node_id = srv->conf.node_id,
+        .process_id = lc->process_id, .call_id = lc->sip_call_id,
+        .caller = lc->caller, .callee = lc->to_uri,
+        .answered = lc->answer_time != 0, .end_type = dropped_by,
+        .error = error, .cause = cause,
+        .begin_time = (time_t)lc->begin_time,
+        .answer_time = (time_t)lc->answer_time, .end_time = end,
+        .res_id = lc->res_id, .user_data = lc->user_data};
+    if (cdr_write(&srv->cdr, &rec) < 0)
+        log_error("%s: CDR not written to %s: %s", lc->res_id, srv->cdr.path,
                   strerror(errno));
+    metrics_on_released(&srv->metrics, error);
+    json_t *params = release_params(lc->res_id, error, (time_t)lc->begin_time,
+                                    (time_t)lc->answer_time, end, dropped_by,
+                                    lc->user_data, cause);
+    return server_emit_event(srv, creator_conn, ON_RELEASED, params);
 }
 
 static void call_release(struct call *c, const struct call_step *st)
 {
     struct server *srv = c->server;
-    time_t end = time(NULL);
     log_info("%s: released error=%s dropped_by=%s cause=%d", c->res_id,
              st->error ? st->error : "null", st->dropped_by, st->cause);
-
-    json_t *params = release_params(c->res_id, st->error, c->begin_time,
-                                    c->answer_time, end, st->dropped_by,
-                                    c->user_data, st->cause);
-
-    /* The CDR goes first: a billing record must exist for every event an
-     * application has seen. */
-    struct cdr_record rec = {
-        .uuid = c->uuid, .node_id = srv->conf.node_id,
-        .process_id = c->process_id, .call_id = c->sip_call_id,
-        .caller = c->caller, .callee = c->to_uri,
-        .answered = c->answer_time != 0, .end_type = st->dropped_by,
-        .error = st->error, .cause = st->cause,
-        .begin_time = c->begin_time, .answer_time = c->answer_time,
-        .end_time = end, .res_id = c->res_id, .user_data = c->user_data};
-    call_write_cdr(srv, &rec);
-
     idmap_del(&srv->calls, c->process_id);
     srv->active_calls--;
-    metrics_on_released(&srv->metrics, st->error);
     if (c->gateway >= 0)
         srv->gateway_calls[c->gateway]--;
-    unsigned sent = server_emit_event(srv, c->creator_conn, ON_RELEASED,
-                                      params);
+    struct ledger_call lc;
+    call_ledger_entry(c, &lc);
+    unsigned sent = call_report_release(srv, &lc, st->error, st->dropped_by,
+                                        st->cause, c->creator_conn);
     log_info("%s: on_released sent to %u connection(s)", c->res_id, sent);
     /* After the journal has the event: a crash in between finds the event
      * there and does not release the call twice. */
@@ -627,7 +632,6 @@ void call_release_orphans(struct server *srv, const struct ledger_call *orphans,
         log_error("recovery: journal unreadable (%s); releasing every "
                   "open call of the last run", strerror(errno));
 
-    time_t now = time(NULL);
     unsigned emitted = 0;
     for (size_t i = 0; i < n; i++) {
         const struct ledger_call *o = &orphans[i];
@@ -636,23 +640,8 @@ void call_release_orphans(struct server *srv, const struct ledger_call *orphans,
                      "journal", o->res_id);
             continue;
         }
-        const char *error = "daemon restart";
-        int cause = o->answer_time ? 200 : 487;
-        struct cdr_record rec = {
-            .uuid = o->uuid, .node_id = srv->conf.node_id,
-            .process_id = o->process_id, .call_id = o->sip_call_id,
-            .caller = o->caller, .callee = o->to_uri,
-            .answered = o->answer_time != 0, .end_type = "sys",
-            .error = error, .cause = cause,
-            .begin_time = (time_t)o->begin_time,
-            .answer_time = (time_t)o->answer_time, .end_time = now,
-            .res_id = o->res_id, .user_data = o->user_data};
-        call_write_cdr(srv, &rec);
-        json_t *params = release_params(
-            o->res_id, error, (time_t)o->begin_time, (time_t)o->answer_time,
-            now, "sys", o->user_data, cause);
-        server_emit_event(srv, 0, ON_RELEASED, params);
-        metrics_on_released(&srv->metrics, error);
+        call_report_release(srv, o, "daemon restart", "sys",
+                            o->answer_time ? 200 : 487, 0);
         log_warn("%s: open when the last run stopped: released (daemon "
                  "restart), %s at the gateway", o->res_id,
                  !o->has_dialog              ? "no dialog known to end"
