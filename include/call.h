@@ -38,6 +38,8 @@ enum call_input {
     CALL_IN_PLAY_ERROR,    /* RTP could not be sent */
     CALL_IN_DROP,          /* ext.notify_call.drop */
     CALL_IN_SHUTDOWN,      /* daemon stopping */
+    CALL_IN_SESSION_LOST,  /* dialog gone without the callee's BYE: a
+                              failed session refresh or expiry (status) */
 };
 
 /* Actions a transition asks for, as bits. */

@@ -43,6 +43,8 @@ struct conf {
     unsigned max_output_bytes;       /* queued output per connection */
     unsigned dial_timeout;           /* s from INVITE to a final response */
     unsigned default_max_ring;       /* max_ring_seconds when not given */
+    unsigned session_expires;        /* RFC 4028 Session-Expires, s; 0 off */
+    unsigned min_se;                 /* RFC 4028 Min-SE, s */
     char log_level[16];
     char log_file[PATH_MAX];
     char cdr_file[PATH_MAX];         /* "" = no CDRs */

@@ -5,6 +5,7 @@
 #ifndef CTID_MEDIA_H
 #define CTID_MEDIA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -37,6 +38,13 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
                       socklen_t dest_len, int payload_type,
                       struct prompt_clip *const *clips, size_t n_clips,
                       unsigned plays);
+/* A re-INVITE or UPDATE changed the call's media: dest (NULL to keep it)
+ * is where RTP goes from now on; while paused (hold) no packet is sent
+ * but the prompt's clock runs on, so after resume the callee hears it
+ * where it now is and the call ends on schedule. Ignored when the stream
+ * is not playing. 0, or -1 (bad address, out of memory). */
+int media_stream_update(struct media_stream *s, const struct sockaddr *dest,
+                        socklen_t dest_len, bool paused);
 /* Stops sending, closes the socket, frees the port. */
 void media_stream_close(struct media_stream *s);
 

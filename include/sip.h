@@ -50,6 +50,11 @@ enum sip_event_type {
     SIP_EV_ANSWERED,   /* 2xx with a usable SDP answer; ACK sent */
     SIP_EV_FAILED,     /* the INVITE ended without a call */
     SIP_EV_ENDED,      /* an established call ended (BYE either way) */
+    SIP_EV_MEDIA,      /* a re-INVITE/UPDATE changed the media: media
+                          (media_len 0: unchanged) and paused */
+    SIP_EV_SESSION_LOST, /* an answered call's dialog is gone without a
+                            BYE from the callee: a session refresh failed
+                            (status) or the session expired (408) */
 };
 
 struct sip_event {
@@ -60,8 +65,13 @@ struct sip_event {
                                          transport error), not the peer */
     bool by_peer;                     /* ENDED: the callee sent BYE */
     int payload_type;                 /* ANSWERED: 8 PCMA, 0 PCMU, -1 none */
-    struct sockaddr_storage media;    /* ANSWERED: where to send RTP */
+    struct sockaddr_storage media;    /* ANSWERED, MEDIA: where to send RTP */
     socklen_t media_len;
+    bool paused;                      /* MEDIA: the callee holds the call */
+    bool media_refused;               /* ANSWERED with payload_type -1: the
+                                         SDP is unusable (reason), not
+                                         merely without PCMA/PCMU */
+    char reason[128];                 /* ANSWERED: why the SDP is unusable */
     bool has_dialog;                  /* PROGRESS/ANSWERED: dialog is set */
     struct sip_dialog dialog;         /* how to end it after a crash */
 };

@@ -84,6 +84,9 @@ struct call_step call_transition(enum call_state state,
             return release(CALL_ACT_HANGUP, "canceled", "sys", 487);
         case CALL_IN_SHUTDOWN:
             return release(CALL_ACT_HANGUP, "shutdown", "sys", 487);
+        case CALL_IN_SESSION_LOST: /* no session yet: as a failure */
+            return release(CALL_ACT_HANGUP, "dial failed", "sys",
+                           f->status);
         case CALL_IN_PEER_BYE:   /* no dialog yet: cannot happen */
         case CALL_IN_PLAY_DONE:  /* no media yet */
         case CALL_IN_PLAY_ERROR:
@@ -100,6 +103,10 @@ struct call_step call_transition(enum call_state state,
             return release(0, NULL, "usr", 200);
         case CALL_IN_FAILED:     /* the dialog died under us */
             return release(CALL_ACT_HANGUP, NULL, "usr", 200);
+        case CALL_IN_SESSION_LOST:
+            /* A failed session refresh or an expired session: the prompt
+             * did not play out, and the failing status says why. */
+            return release(CALL_ACT_HANGUP, "play error", "sys", f->status);
         case CALL_IN_DROP:
             return release(CALL_ACT_HANGUP, NULL, "sys", 200);
         case CALL_IN_SHUTDOWN:
@@ -129,7 +136,7 @@ const char *call_input_name(enum call_input in)
     static const char *const names[] = {
         "provisional",  "answered",     "no-codec",  "failed",
         "peer-bye",     "ring-timeout", "dial-timeout", "play-done",
-        "play-error",   "drop",         "shutdown"};
+        "play-error",   "drop",         "shutdown",  "session-lost"};
     return (unsigned)in < sizeof names / sizeof names[0] ? names[in] : "?";
 }
 
@@ -359,6 +366,23 @@ void call_input(struct call *c, enum call_input input, int status,
         call_start_media(c); /* may release c on error: nothing after */
 }
 
+/* A re-INVITE or UPDATE moved or held the callee's media (the SIP thread
+ * logged what and why): the stream follows. */
+static void call_on_media_change(struct call *c, const struct sip_event *ev)
+{
+    if (c->state != CALL_ANSWERED)
+        return;
+    if (ev->media_len > 0) {
+        c->media_dest = ev->media;
+        c->media_dest_len = ev->media_len;
+    }
+    if (media_stream_update(c->media, ev->media_len ? (const void *)&ev->media
+                                                    : NULL,
+                            ev->media_len, ev->paused) < 0)
+        log_warn("%s: cannot change the RTP stream (%s)", c->res_id,
+                 ev->paused ? "hold" : "resume");
+}
+
 void call_on_sip_event(struct server *srv, const struct sip_event *ev)
 {
     struct call *c = idmap_get(&srv->calls, ev->call_id);
@@ -378,7 +402,11 @@ void call_on_sip_event(struct server *srv, const struct sip_event *ev)
         break;
     case SIP_EV_ANSWERED:
         if (ev->payload_type < 0) {
-            log_warn("%s: answer offers neither PCMA nor PCMU", c->res_id);
+            if (ev->media_refused)
+                log_warn("%s: answer refused: %s", c->res_id, ev->reason);
+            else
+                log_warn("%s: answer offers neither PCMA nor PCMU",
+                         c->res_id);
             call_input(c, CALL_IN_NO_CODEC, ev->status, false);
             break;
         }
@@ -392,6 +420,12 @@ void call_on_sip_event(struct server *srv, const struct sip_event *ev)
         break;
     case SIP_EV_ENDED:
         call_input(c, CALL_IN_PEER_BYE, ev->status, ev->local);
+        break;
+    case SIP_EV_MEDIA:
+        call_on_media_change(c, ev);
+        break;
+    case SIP_EV_SESSION_LOST:
+        call_input(c, CALL_IN_SESSION_LOST, ev->status, ev->local);
         break;
     }
 }

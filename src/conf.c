@@ -45,6 +45,8 @@ void conf_defaults(struct conf *c)
     c->max_output_bytes = 1U << 20;
     c->dial_timeout = 60;
     c->default_max_ring = 50;
+    c->session_expires = 1800;
+    c->min_se = 90;
     strcpy(c->log_level, "info");
     c->journal_max_bytes = 256ULL << 20;
     c->journal_max_age = 7 * 24 * 3600;
@@ -205,6 +207,13 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
     if (strcmp(key, "max_ring_seconds") == 0)
         return set_unsigned(&c->default_max_ring, value, 1, 3600, key, err,
                             errlen);
+    /* RFC 4028 session timer; 0 = off. */
+    if (strcmp(key, "session_expires") == 0)
+        return set_unsigned(&c->session_expires, value, 0, 86400, key, err,
+                            errlen);
+    /* RFC 4028 asks for at least 90; smaller values are for tests. */
+    if (strcmp(key, "min_se") == 0)
+        return set_unsigned(&c->min_se, value, 1, 86400, key, err, errlen);
     if (strcmp(key, "log_level") == 0) {
         if (log_level_parse(value) < 0)
             return conf_err(err, errlen,
@@ -447,6 +456,8 @@ void conf_print(const struct conf *c, FILE *out)
     fprintf(out, "max_output_bytes = %u\n", c->max_output_bytes);
     fprintf(out, "dial_timeout = %u\n", c->dial_timeout);
     fprintf(out, "max_ring_seconds = %u\n", c->default_max_ring);
+    fprintf(out, "session_expires = %u\n", c->session_expires);
+    fprintf(out, "min_se = %u\n", c->min_se);
     fprintf(out, "log_level = %s\n", c->log_level);
     fprintf(out, "log_file = %s\n", c->log_file);
     fprintf(out, "cdr_file = %s\n", c->cdr_file);

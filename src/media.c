@@ -93,17 +93,31 @@ struct media_stream {
     bool first;                       /* marker bit on the next packet */
     bool on_wheel;
     bool lost_logged;                 /* a lost packet was logged */
+    bool paused;                      /* hold: frames pass, none is sent */
+    uint64_t play_id;                 /* names this play in an UPDATE */
     /* Written by the media thread while playing, read by the main thread
      * once the stream is back: the queue's hand-over orders the two. */
     uint64_t sent;                    /* packets sent this play */
     uint64_t late;                    /* ... of which late (MEDIA_LATE_NS) */
 };
 
-enum media_cmd_type { MEDIA_CMD_PLAY, MEDIA_CMD_STOP, MEDIA_CMD_QUIT };
+enum media_cmd_type {
+    MEDIA_CMD_PLAY,
+    MEDIA_CMD_STOP,
+    MEDIA_CMD_QUIT,
+    MEDIA_CMD_UPDATE, /* hold, resume or a new address (re-INVITE) */
+};
 
 struct media_cmd {
     enum media_cmd_type type;
     struct media_stream *s;
+    /* UPDATE only. The stream may have played out and been freed by the
+     * time the thread reads this, so the thread looks s up on its wheel
+     * and checks play_id before it touches it. */
+    uint64_t play_id;
+    union media_addr dest;   /* dest_len 0: keep the address */
+    socklen_t dest_len;
+    bool paused;
 };
 
 enum media_result { MEDIA_DONE_OK = 0, MEDIA_DONE_ERROR = -1, MEDIA_STOPPED = 1 };
@@ -265,6 +279,12 @@ static bool media_send_one(struct media_worker *w, struct media_stream *s,
     const struct prompt_clip *c = s->clips[s->clip_idx];
     const uint8_t *pay = s->pt == G711_PT_PCMA ? c->alaw : c->ulaw;
 
+    if (s->paused) {
+        /* On hold: the prompt's clock runs on (the timestamp too, RFC
+         * 3550 5.1), but no packet and so no sequence number is spent. */
+        s->ts += PROMPT_FRAME_SAMPLES;
+        goto advance;
+    }
     media_rtp_header(pkt, s->first, s->pt, s->seq, s->ts, s->ssrc);
     memcpy(pkt + 12, pay + (size_t)s->frame_idx * PROMPT_FRAME_SAMPLES,
            PROMPT_FRAME_SAMPLES);
@@ -289,6 +309,7 @@ static bool media_send_one(struct media_worker *w, struct media_stream *s,
     s->first = false;
     s->seq++;
     s->ts += PROMPT_FRAME_SAMPLES;
+advance:
     if (++s->frame_idx < c->n_frames)
         return true;
     s->frame_idx = 0;
@@ -352,6 +373,28 @@ static void media_start_stream(struct media_worker *mw,
     wheel_add(w, s);
 }
 
+/* Applies an UPDATE to the stream it names, if that is still on this
+ * thread's wheel (it may have played out meanwhile). */
+static void media_apply_update(struct media_worker *w,
+                               const struct media_cmd *cmd)
+{
+    struct media_stream *s = NULL;
+    for (unsigned i = 0; i < MEDIA_SLOTS && s == NULL; i++)
+        for (struct media_stream *x = w->wheel.head[i]; x; x = x->next)
+            if (x == cmd->s) {
+                s = x;
+                break;
+            }
+    if (s == NULL || s->play_id != cmd->play_id)
+        return;
+    if (cmd->dest_len > 0 && connect(s->fd, &cmd->dest.sa, cmd->dest_len) < 0)
+        log_warn("media: RTP port %u: cannot redirect: %s", s->port,
+                 strerror(errno));
+    if (cmd->paused && !s->paused)
+        s->first = true; /* resuming starts a talkspurt: marker bit */
+    s->paused = cmd->paused;
+}
+
 /* Returns false on QUIT. */
 static bool media_on_commands(struct media_worker *w)
 {
@@ -365,6 +408,9 @@ static bool media_on_commands(struct media_worker *w)
             /* Answered even when the stream already played out: the main
              * thread frees it only after this answer. */
             media_hand_back(w, cmd.s, MEDIA_STOPPED);
+            break;
+        case MEDIA_CMD_UPDATE:
+            media_apply_update(w, &cmd);
             break;
         case MEDIA_CMD_QUIT:
             return false;
@@ -716,6 +762,9 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     s->seq = rnd.seq;
     s->first = true;
     s->lost_logged = false;
+    s->paused = false;
+    static uint64_t plays_started; /* main thread only */
+    s->play_id = ++plays_started;
     /* The media thread with the fewest streams takes it. */
     s->w = &m->workers[0];
     for (unsigned i = 1; i < m->n_workers; i++)
@@ -731,6 +780,25 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     s->state = MEDIA_PLAYING;
     s->w->playing++;
     return 0;
+}
+
+int media_stream_update(struct media_stream *s, const struct sockaddr *dest,
+                        socklen_t dest_len, bool paused)
+{
+    if (s == NULL || s->state != MEDIA_PLAYING || s->closing)
+        return 0; /* not sending: nothing to change */
+    struct media_cmd cmd = {.type = MEDIA_CMD_UPDATE, .s = s,
+                            .play_id = s->play_id, .paused = paused};
+    if (dest != NULL && dest_len > 0) {
+        if (dest->sa_family != s->m->addr.sa.sa_family ||
+            dest_len > sizeof cmd.dest || media_port_of(dest) == 0) {
+            errno = EINVAL;
+            return -1;
+        }
+        memcpy(&cmd.dest, dest, dest_len);
+        cmd.dest_len = dest_len;
+    }
+    return queue_push(s->w->commands, &cmd);
 }
 
 void media_stream_close(struct media_stream *s)

@@ -21,11 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "idmap.h"
 #include "log.h"
 #include "queue.h"
+#include "sdp.h"
 #include "version.h"
 
 struct sip;
@@ -64,6 +66,7 @@ struct sip_cmd {
 #define SIP_EV_START_FAILED 101
 
 #define SIP_STOP_GRACE_MS 5000
+#define SIP_ALLOWED_METHODS "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
 #define SIP_RECOVER_WAIT_MS 2000
 #define SIP_SOCKET_BUFFER (4u << 20)
 
@@ -82,6 +85,16 @@ struct sip_leg {
     bool hangup;            /* main has forgotten the call: end it quietly */
     bool bye_sent;
     bool reported;          /* FAILED or ENDED has gone to main */
+    /* Media of the dialog, for answering re-INVITEs and UPDATEs. */
+    uint16_t rtp_port;      /* ours, as offered */
+    uint32_t sdp_session;   /* our o= session id, fixed */
+    uint32_t sdp_version;   /* our o= version of the last SDP sent */
+    int payload_type;       /* negotiated: 8 or 0; -1 before the answer */
+    struct sockaddr_storage dest; /* where RTP goes now */
+    socklen_t dest_len;
+    bool paused;            /* the callee holds the call: no RTP */
+    bool offer_in_200;      /* our 200 to a re-INVITE carried an offer;
+                               its answer comes in the ACK */
 };
 
 struct sip {
@@ -149,85 +162,70 @@ static void uri_host(char *buf, size_t len, const char *host, unsigned port)
         snprintf(buf, len, "%s:%u", host, port);
 }
 
-static void build_sdp(const struct sip *s, uint16_t rtp_port, char *buf,
-                      size_t len)
+/* ctid's media address family, which a peer's SDP must match. */
+static int sip_media_family(const struct sip *s)
 {
-    const char *ip = conf_media_ip(&s->conf);
-    const char *family = strchr(ip, ':') ? "IP6" : "IP4";
-    uint32_t session;
-    if (getrandom(&session, sizeof session, 0) != sizeof session)
-        session = (uint32_t)rtp_port;
-    session &= 0x7fffffff;
-    snprintf(buf, len,
-             "v=0\r\n"
-             "o=ctid %u %u IN %s %s\r\n"
-             "s=ctid\r\n"
-             "c=IN %s %s\r\n"
-             "t=0 0\r\n"
-             "m=audio %u RTP/AVP 8 0\r\n"
-             "a=rtpmap:8 PCMA/8000\r\n"
-             "a=rtpmap:0 PCMU/8000\r\n"
-             "a=ptime:20\r\n"
-             "a=sendrecv\r\n",
-             session, session, family, ip, family, ip, rtp_port);
+    return strchr(conf_media_ip(&s->conf), ':') ? AF_INET6 : AF_INET;
 }
 
-/* Finds where to send RTP and with which payload type in a 2xx's SDP.
- * Takes the answerer's first listed PCMA or PCMU. */
-static void parse_answer(struct sip_leg *leg, const sip_t *sip,
-                         struct sip_event *ev)
+/* Writes this leg's SDP with the next o= version (RFC 3264 section 8:
+ * every new SDP of a dialog increments it; the session id stays). */
+static void leg_sdp(const struct sip *s, struct sip_leg *leg,
+                    enum sdp_dir dir, char *buf, size_t len)
 {
+    struct sdp_local l = {.ip = conf_media_ip(&s->conf),
+                          .port = leg->rtp_port,
+                          .session = leg->sdp_session,
+                          .version = ++leg->sdp_version,
+                          .payload_type = leg->payload_type,
+                          .dir = dir};
+    if (sdp_write(&l, buf, len) < 0)
+        buf[0] = '\0'; /* cannot happen with the buffers used here */
+}
+
+/* The message's SDP body, or NULL (none, or another content type). */
+static const char *sip_sdp_body(const sip_t *sip, size_t *len)
+{
+    if (sip == NULL || sip->sip_payload == NULL ||
+        sip->sip_payload->pl_len == 0)
+        return NULL;
+    if (sip->sip_content_type != NULL && sip->sip_content_type->c_type &&
+        strcasecmp(sip->sip_content_type->c_type, "application/sdp") != 0)
+        return NULL;
+    *len = sip->sip_payload->pl_len;
+    return sip->sip_payload->pl_data;
+}
+
+/* Finds where to send RTP and with which payload type in a 2xx's SDP:
+ * the answerer's first listed PCMA or PCMU, at an address and port ctid
+ * may stream to (sdp_examine). Anything else leaves payload_type -1. */
+static void parse_answer(const struct sip *s, struct sip_leg *leg,
+                         const sip_t *sip, struct sip_event *ev)
+{
+    size_t len = 0;
+    const char *body = sip_sdp_body(sip, &len);
+    struct sdp_peer peer;
+    enum sdp_result r = sdp_examine(body, len, -1, sip_media_family(s),
+                                    false, &peer, ev->reason,
+                                    sizeof ev->reason);
     ev->payload_type = -1;
-    if (sip == NULL || sip->sip_payload == NULL)
+    if (r != SDP_OK) {
+        ev->media_refused = r == SDP_REFUSED;
+        log_warn("%s: SDP answer unusable: %s", leg->res_id, ev->reason);
         return;
-    su_home_t *home = su_home_new(sizeof(su_home_t));
-    if (home == NULL)
-        return;
-    sdp_parser_t *p = sdp_parse(home, sip->sip_payload->pl_data,
-                                (issize_t)sip->sip_payload->pl_len, 0);
-    sdp_session_t *sdp = p ? sdp_session(p) : NULL;
-    if (sdp == NULL) {
-        log_warn("%s: SDP answer does not parse: %s", leg->res_id,
-                 p ? sdp_parsing_error(p) : "out of memory");
-        goto done;
     }
-    for (sdp_media_t *m = sdp->sdp_media; m != NULL; m = m->m_next) {
-        if (m->m_type != sdp_media_audio || m->m_port == 0 || m->m_rejected)
-            continue;
-        sdp_connection_t *c =
-            m->m_connections ? m->m_connections : sdp->sdp_connection;
-        if (c == NULL || c->c_address == NULL)
-            continue;
-        int pt = -1;
-        for (sdp_rtpmap_t *rm = m->m_rtpmaps; rm != NULL && pt < 0;
-             rm = rm->rm_next)
-            if (rm->rm_pt == 8 || rm->rm_pt == 0)
-                pt = rm->rm_pt;
-        if (pt < 0)
-            continue;
-        memset(&ev->media, 0, sizeof ev->media);
-        if (c->c_addrtype == sdp_addr_ip6) {
-            struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ev->media;
-            a6->sin6_family = AF_INET6;
-            a6->sin6_port = htons((uint16_t)m->m_port);
-            if (inet_pton(AF_INET6, c->c_address, &a6->sin6_addr) != 1)
-                continue;
-            ev->media_len = sizeof *a6;
-        } else {
-            struct sockaddr_in *a4 = (struct sockaddr_in *)&ev->media;
-            a4->sin_family = AF_INET;
-            a4->sin_port = htons((uint16_t)m->m_port);
-            if (inet_pton(AF_INET, c->c_address, &a4->sin_addr) != 1)
-                continue;
-            ev->media_len = sizeof *a4;
-        }
-        ev->payload_type = pt;
-        break;
+    ev->payload_type = peer.payload_type;
+    ev->media = peer.addr;
+    ev->media_len = peer.addr_len;
+    leg->payload_type = peer.payload_type;
+    leg->dest = peer.addr;
+    leg->dest_len = peer.addr_len;
+    if (peer.paused) {
+        /* An answer may say sendonly/inactive too: start on hold. */
+        leg->paused = true;
+        log_info("%s: hold (the answer says %s)", leg->res_id,
+                 sdp_dir_name(peer.dir));
     }
-done:
-    if (p != NULL)
-        sdp_parser_free(p);
-    su_home_unref(home);
 }
 
 /* Copies src into a fixed field; false (and nothing useful) if it does not
@@ -330,7 +328,14 @@ static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
     snprintf(leg->to, sizeof leg->to, "%s", to);
     snprintf(leg->request_uri, sizeof leg->request_uri, "%.*s",
              (int)strlen(to) - 2, to + 1);
-    build_sdp(s, inv->rtp_port, sdp, sizeof sdp);
+    leg->rtp_port = inv->rtp_port;
+    leg->payload_type = -1;
+    if (getrandom(&leg->sdp_session, sizeof leg->sdp_session, 0) !=
+        sizeof leg->sdp_session)
+        leg->sdp_session = inv->rtp_port;
+    leg->sdp_session &= 0x7fffffff;
+    leg->sdp_version = leg->sdp_session - 1; /* the offer uses session */
+    leg_sdp(s, leg, SDP_SENDRECV, sdp, sizeof sdp);
 
     leg->nh = nua_handle(s->nua, leg, SIPTAG_FROM_STR(from),
                          SIPTAG_TO_STR(to),
@@ -455,6 +460,191 @@ static bool response_is_local(nua_t *nua, const sip_t *sip)
     return ai == NULL || ai->ai_protocol == 0;
 }
 
+/* ---- SIP thread: the established dialog (re-INVITE, UPDATE, refresh) ---- */
+
+/* Tells main where RTP goes now and whether it is paused; with_dest false
+ * keeps the address. */
+static void sip_post_media(struct sip *s, struct sip_leg *leg, bool with_dest)
+{
+    struct sip_event ev = {0};
+    ev.type = SIP_EV_MEDIA;
+    ev.call_id = leg->call_id;
+    ev.payload_type = leg->payload_type;
+    ev.paused = leg->paused;
+    if (with_dest) {
+        ev.media = leg->dest;
+        ev.media_len = leg->dest_len;
+    }
+    sip_post(s, &ev);
+}
+
+static void sip_addr_text(const struct sockaddr_storage *a, char *buf,
+                          size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const void *)a;
+        inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof ip);
+        port = ntohs(a6->sin6_port);
+        snprintf(buf, len, "[%s]:%u", ip, port);
+    } else {
+        const struct sockaddr_in *a4 = (const void *)a;
+        inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof ip);
+        port = ntohs(a4->sin_port);
+        snprintf(buf, len, "%s:%u", ip, port);
+    }
+}
+
+/* Takes what an accepted offer or answer says: hold, resume, a new
+ * address. One log line per change; main hears of any change. */
+static void sip_apply_peer(struct sip *s, struct sip_leg *leg,
+                           const struct sdp_peer *peer, const char *what)
+{
+    bool moved = peer->addr_len > 0 &&
+                 (peer->addr_len != leg->dest_len ||
+                  memcmp(&peer->addr, &leg->dest, peer->addr_len) != 0);
+    bool was_paused = leg->paused;
+    char where[INET6_ADDRSTRLEN + 10];
+    if (moved) {
+        leg->dest = peer->addr;
+        leg->dest_len = peer->addr_len;
+    }
+    leg->paused = peer->paused;
+    sip_addr_text(&leg->dest, where, sizeof where);
+    if (leg->paused && !was_paused)
+        log_info("%s: hold (%s: %s%s); RTP paused, the prompt's clock runs "
+                 "on", leg->res_id, what, sdp_dir_name(peer->dir),
+                 peer->hold_address ? ", c=0.0.0.0" : "");
+    else if (!leg->paused && was_paused)
+        log_info("%s: resume (%s: %s); RTP to %s", leg->res_id, what,
+                 sdp_dir_name(peer->dir), where);
+    if (moved)
+        log_info("%s: RTP redirected to %s (%s)", leg->res_id, where, what);
+    if (moved || leg->paused != was_paused)
+        sip_post_media(s, leg, moved);
+}
+
+/* A re-INVITE or UPDATE inside the call. With no soa (NUTAG_MEDIA_ENABLE
+ * 0) ctid answers the offer itself: 200 with its own SDP (same port and
+ * codec, the RFC 3264 direction), or 488 leaving the call as it was. A
+ * re-INVITE without SDP gets our offer in the 200 (its answer comes in
+ * the ACK); an UPDATE without SDP is a session refresh: plain 200. */
+static void sip_on_offer(struct sip *s, struct sip_leg *leg, nua_handle_t *nh,
+                         const sip_t *sip, bool update)
+{
+    const char *what = update ? "UPDATE" : "re-INVITE";
+    char answer[512];
+    size_t len = 0;
+    const char *body = sip_sdp_body(sip, &len);
+    if (leg->hangup || leg->bye_sent) {
+        nua_respond(nh, 481, "Call Is Being Terminated",
+                    NUTAG_WITH_THIS(s->nua), TAG_END());
+        return;
+    }
+    if (body == NULL && sip != NULL && sip->sip_payload != NULL &&
+        sip->sip_payload->pl_len > 0) {
+        log_warn("%s: %s with a body that is not SDP: 415", leg->res_id,
+                 what);
+        nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, SIPTAG_ACCEPT_STR(
+                        "application/sdp"), NUTAG_WITH_THIS(s->nua),
+                    TAG_END());
+        return;
+    }
+    if (body == NULL && (update || !leg->answered)) {
+        log_info("%s: %s without SDP (session refresh): 200", leg->res_id,
+                 what);
+        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua), TAG_END());
+        return;
+    }
+    if (body == NULL) {
+        leg_sdp(s, leg, SDP_SENDRECV, answer, sizeof answer);
+        leg->offer_in_200 = true;
+        log_info("%s: re-INVITE without SDP: 200 with our offer",
+                 leg->res_id);
+        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua),
+                    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                    SIPTAG_PAYLOAD_STR(answer), TAG_END());
+        return;
+    }
+    struct sdp_peer peer;
+    char why[160];
+    enum sdp_result r = leg->answered
+                            ? sdp_examine(body, len, leg->payload_type,
+                                          sip_media_family(s), true, &peer,
+                                          why, sizeof why)
+                            : SDP_REFUSED;
+    if (r != SDP_OK) {
+        log_warn("%s: %s refused with 488, the call goes on unchanged: %s",
+                 leg->res_id, what,
+                 leg->answered ? why : "offer before the call is answered");
+        nua_respond(nh, SIP_488_NOT_ACCEPTABLE, NUTAG_WITH_THIS(s->nua),
+                    TAG_END());
+        return;
+    }
+    leg_sdp(s, leg, sdp_answer_dir(peer.dir), answer, sizeof answer);
+    nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua),
+                SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                SIPTAG_PAYLOAD_STR(answer), TAG_END());
+    log_info("%s: %s answered 200 (%s)", leg->res_id, what,
+             sdp_dir_name(sdp_answer_dir(peer.dir)));
+    sip_apply_peer(s, leg, &peer, what);
+}
+
+/* The ACK to our 200: when that 200 carried an offer, its answer. An
+ * unusable answer is logged and the media stays as it was. */
+static void sip_on_ack(struct sip *s, struct sip_leg *leg, const sip_t *sip)
+{
+    if (!leg->offer_in_200)
+        return;
+    leg->offer_in_200 = false;
+    size_t len = 0;
+    const char *body = sip_sdp_body(sip, &len);
+    struct sdp_peer peer;
+    char why[160];
+    if (body == NULL) {
+        log_warn("%s: ACK without the answer to our offer; media unchanged",
+                 leg->res_id);
+        return;
+    }
+    if (sdp_examine(body, len, leg->payload_type, sip_media_family(s), true,
+                    &peer, why, sizeof why) != SDP_OK) {
+        log_warn("%s: answer in the ACK unusable (%s); media unchanged",
+                 leg->res_id, why);
+        return;
+    }
+    sip_apply_peer(s, leg, &peer, "ACK");
+}
+
+/* The final response to our session refresh (re-INVITE or UPDATE, sent by
+ * nua's session timer). A failure ends the call: main sends BYE and
+ * reports "play error" with this status (RFC 4028 section 10). */
+static void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
+                                    const char *what, int status,
+                                    const char *phrase, const sip_t *sip,
+                                    bool local)
+{
+    if (status < 300) {
+        log_info("%s: session refreshed (%s %d)", leg->res_id, what, status);
+        size_t len = 0;
+        const char *body = sip_sdp_body(sip, &len);
+        struct sdp_peer peer;
+        char why[160];
+        if (body != NULL &&
+            sdp_examine(body, len, leg->payload_type, sip_media_family(s),
+                        true, &peer, why, sizeof why) == SDP_OK)
+            sip_apply_peer(s, leg, &peer, what);
+        return;
+    }
+    if (leg->reported || leg->hangup)
+        return;
+    log_warn("%s: session refresh (%s) failed: %d %s%s; ending the call",
+             leg->res_id, what, status, phrase,
+             local ? " (from our stack)" : "");
+    leg->reported = true;
+    sip_post_simple(s, leg, SIP_EV_SESSION_LOST, status, local, false);
+}
+
 static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
                                        int status, const char *phrase,
                                        const sip_t *sip, bool local)
@@ -480,6 +670,11 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
         sip_post(s, &ev);
         return;
     }
+    if (leg->answered && status >= 200) {
+        sip_on_refresh_response(s, leg, "re-INVITE", status, phrase, sip,
+                                local);
+        return;
+    }
     if (status < 300) {
         leg->answered = true;
         if (leg->hangup) {
@@ -495,9 +690,17 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
         ev.type = SIP_EV_ANSWERED;
         ev.call_id = leg->call_id;
         ev.status = status;
-        parse_answer(leg, sip, &ev);
+        parse_answer(s, leg, sip, &ev);
         sip_fill_dialog(leg, sip, true, &ev);
         sip_post(s, &ev);
+        if (ev.payload_type >= 0 && leg->paused)
+            sip_post_media(s, leg, false);
+        /* Session refresh (RFC 4028) by UPDATE without SDP where the
+         * callee allows it: a re-INVITE refresh would resend the INVITE,
+         * offer and all. */
+        if (sip != NULL && sip->sip_allow != NULL &&
+            sip_is_allowed(sip->sip_allow, sip_method_update, "UPDATE"))
+            nua_set_hparams(leg->nh, NUTAG_UPDATE_REFRESH(1), TAG_END());
         return;
     }
     if ((status == 401 || status == 407) && !leg->hangup &&
@@ -526,9 +729,14 @@ static void sip_on_state(struct sip *s, struct sip_leg *leg, int status,
         return;
     if (!leg->reported) {
         leg->reported = true;
-        if (leg->answered)
-            sip_post_simple(s, leg, SIP_EV_ENDED, status, true, false);
-        else
+        if (leg->answered) {
+            /* Neither side's BYE: nua ended the dialog itself (a session
+             * that expired, a refresh answered 481). */
+            log_warn("%s: dialog lost (%d); ending the call", leg->res_id,
+                     status);
+            sip_post_simple(s, leg, SIP_EV_SESSION_LOST,
+                            status >= 300 ? status : 408, true, false);
+        } else
             sip_post_simple(s, leg, SIP_EV_FAILED, status ? status : 500,
                             true, false);
     }
@@ -559,15 +767,47 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
             sip_on_state(s, leg, status, tags);
         break;
     case nua_i_invite:
+        if (leg != NULL) {
+            sip_on_offer(s, leg, nh, sip, false); /* re-INVITE */
+            break;
+        }
         /* ctid only calls out; an incoming call is refused. */
         nua_respond(nh, SIP_403_FORBIDDEN, TAG_END());
         nua_handle_destroy(nh);
+        break;
+    case nua_i_update:
+        if (leg != NULL)
+            sip_on_offer(s, leg, nh, sip, true);
+        else
+            nua_respond(nh, 481, "Call Does Not Exist",
+                        NUTAG_WITH_THIS(s->nua), TAG_END());
+        break;
+    case nua_i_ack:
+        if (leg != NULL)
+            sip_on_ack(s, leg, sip);
+        break;
+    case nua_r_update:
+        /* Only nua's session timer sends UPDATE. */
+        if (leg != NULL && status >= 200)
+            sip_on_refresh_response(s, leg, "UPDATE", status, phrase, sip,
+                                    response_is_local(s->nua, sip));
         break;
     case nua_r_shutdown:
         if (status >= 200)
             su_root_break(s->root);
         break;
     case nua_r_bye:
+        if (leg != NULL && !leg->bye_sent && !leg->reported &&
+            leg->answered && status >= 200) {
+            /* A BYE ctid did not ask for: nua's session timer saw the
+             * session expire without the callee's refresh. */
+            log_warn("%s: session expired without a refresh; BYE sent "
+                     "(answered %d)", leg->res_id, status);
+            leg->reported = true;
+            sip_post_simple(s, leg, SIP_EV_SESSION_LOST, 408, true, false);
+            break;
+        }
+        /* fall through */
     case nua_r_cancel:
         if (leg != NULL)
             log_debug("%s: %s answered %d %s", leg->res_id,
@@ -758,6 +998,19 @@ static void *sip_thread_main(void *arg)
     sip_recover(s, url);
     s->nua = nua_create(s->root, sip_callback, s, NUTAG_URL(url),
                         NUTAG_MEDIA_ENABLE(0),
+                        /* What ctid handles in its dialogs; nua answers
+                         * anything else (REFER: no transfer, no NOTIFY)
+                         * 405 with this list. UPDATE is answered by ctid
+                         * (sip_on_offer), not nua: with no soa nua would
+                         * answer an offer without SDP. */
+                        SIPTAG_ALLOW_STR(SIP_ALLOWED_METHODS),
+                        NUTAG_APPL_METHOD("UPDATE"),
+                        /* RFC 4028 session timer; 0 turns it off. */
+                        NUTAG_SESSION_TIMER(s->conf.session_expires),
+                        NUTAG_MIN_SE(s->conf.min_se),
+                        SIPTAG_SUPPORTED_STR(s->conf.session_expires
+                                                 ? "timer, 100rel"
+                                                 : "100rel"),
                         /* A silent peer must fail the INVITE (local 408,
                          * "dial error") before dial_timeout can fire, which
                          * then means provisionals came but no final
