@@ -211,7 +211,7 @@ static void parse_answer(const struct sip *s, struct sip_leg *leg,
     ev->payload_type = -1;
     if (r != SDP_OK) {
         ev->media_refused = r == SDP_REFUSED;
-        log_warn("%s: SDP answer unusable: %s", leg->res_id, ev->reason);
+        log_debug("%s: SDP answer unusable: %s", leg->res_id, ev->reason);
         return;
     }
     ev->payload_type = peer.payload_type;
