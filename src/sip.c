@@ -359,7 +359,9 @@ static void sip_do_hangup(struct sip *s, uint64_t call_id)
         return;
     leg->hangup = true;
     leg->reported = true; /* main has released the call: no more events */
-    if (leg->answered) {
+    if (leg->bye_sent) {
+        log_debug("%s: BYE already on its way", leg->res_id);
+    } else if (leg->answered) {
         log_info("%s: BYE", leg->res_id);
         leg->bye_sent = true;
         nua_bye(leg->nh, TAG_END());
@@ -643,6 +645,11 @@ static void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
              local ? " (from our stack)" : "");
     leg->reported = true;
     sip_post_simple(s, leg, SIP_EV_SESSION_LOST, status, local, false);
+    /* nua itself ends the dialog now: after a 481 or 408 it removes the
+     * session without a BYE (RFC 5057: the callee has no such dialog or
+     * it timed out), after other errors it sends the BYE (RFC 4028
+     * section 10). Main's hangup must not send another. */
+    leg->bye_sent = true;
 }
 
 static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
@@ -804,6 +811,7 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
             log_warn("%s: session expired without a refresh; BYE sent "
                      "(answered %d)", leg->res_id, status);
             leg->reported = true;
+            leg->bye_sent = true;
             sip_post_simple(s, leg, SIP_EV_SESSION_LOST, 408, true, false);
             break;
         }

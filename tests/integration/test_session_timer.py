@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""ctid integration test: RFC 4028 session timers (docs/reliability.md,
+"Hardening (issue 10)", "In-dialog requests and SDP").
+
+The daemon runs with min_se = 1 so a gateway may ask for a 4 s session.
+A  the gateway answers Session-Expires: 4;refresher=uac: ctid refreshes
+   (UPDATE, since the gateway allows it) before expiry; the gateway answers
+   the second refresh 481: the dialog is over (RFC 5057; nua ends it with
+   no BYE) and ctid reports "play error", sys, cause 481 -- not a full
+   play -- and stops the prompt.
+B  likewise with 408 for the failed refresh.
+C  likewise with 500: the dialog outlives the failure, so ctid sends BYE
+   (RFC 4028 section 10); "play error", sys, cause 500.
+D  the gateway answers Session-Expires: 4;refresher=uas and never
+   refreshes: ctid ends the call with BYE before the session expires,
+   "play error", sys, cause 408.
+"""
+import os
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ctidtest import (Test, check_construct_result,  # noqa: E402
+                      check_released, make_prompt, gateway, free_port,
+                      header)
+
+t = Test("session_timer")
+with t:
+    make_prompt(t.path("prompts", "long.wav"), 15.0)
+    ports = {k: free_port("udp") for k in ("f481", "f408", "f500",
+                                           "expire")}
+    d = t.ctid(gateways=[gateway("gw_" + k, p) for k, p in ports.items()],
+               conf={"min_se": 1})
+    d.start()
+    c = t.client(d.listen_port, "app")
+    sink = t.rtp_sink()
+
+    def call(key):
+        reply = c.call("ext.notify_call.construct", {
+            "to_uri": d.uri(ports[key]), "play_content": "long.wav",
+            "play_repeat": 0, "user_data": key})
+        res_id, _ = check_construct_result(t, reply, d.node_id,
+                                           d.uri(ports[key]), key, label=key)
+        return res_id, c.wait_event(res_id, timeout=40) if res_id else None
+
+    def failed_refresh(key, status):
+        def run():
+            sp = t.sipp("uas_session_refresh_%d.xml" % status,
+                        port=ports[key], rtp_sink_port=sink.port,
+                        extra=["-key", "se", "4", "-key", "se_refresher",
+                               "uac"]).start()
+            res_id, ev = call(key)
+            check_released(t, ev, res_id, key, "play error", "sys",
+                           cause=status, answered=True,
+                           label="%s: failed refresh" % key)
+            if ev is not None:
+                p = ev["params"]
+                t.check(p["end_time"] - p["answer_time"] <= 10,
+                        "%s: ended long before the 15 s prompt" % key)
+            sp.check_exit(t, "%s: two refreshes, then %s" % (
+                key, "BYE" if status == 500 else "no BYE"))
+            t.check_eq(len(sp.received("BYE")), 1 if status == 500 else 0,
+                       "%s: BYEs after the failed refresh" % key)
+            ups = sp.received("UPDATE")
+            t.check(len(ups) == 2, "%s: ctid refreshed by UPDATE" % key,
+                    "%d UPDATEs" % len(ups))
+            t.check(all(header(u, "Session-Expires") for u in ups),
+                    "%s: the refreshes carry Session-Expires" % key)
+            inv = sp.received("INVITE")
+            t.check(inv and "timer" in (header(inv[0], "Supported") or ""),
+                    "%s: the INVITE says Supported: timer" % key)
+        return run
+
+    t.run("A: refresh answered 481", failed_refresh("f481", 481))
+    t.run("B: refresh answered 408", failed_refresh("f408", 408))
+    t.run("C: refresh answered 500", failed_refresh("f500", 500))
+
+    def expire():
+        sp = t.sipp("uas_session_expire.xml", port=ports["expire"],
+                    rtp_sink_port=sink.port,
+                    extra=["-key", "se", "4", "-key", "se_refresher",
+                           "uas"]).start()
+        res_id, ev = call("expire")
+        check_released(t, ev, res_id, "expire", "play error", "sys",
+                       cause=408, answered=True, label="D: session expired")
+        if ev is not None:
+            p = ev["params"]
+            t.check(p["end_time"] - p["answer_time"] <= 10,
+                    "D: ended long before the 15 s prompt")
+        sp.check_exit(t, "D: BYE from ctid when the session expired")
+    t.run("D: callee never refreshes", expire)
+    c.close()
+    sink.close()
