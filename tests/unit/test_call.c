@@ -156,10 +156,34 @@ static void test_answered(void **state)
 static void test_released_is_terminal(void **state)
 {
     (void)state;
-    for (int in = CALL_IN_PROVISIONAL; in <= CALL_IN_SHUTDOWN; in++)
+    for (int in = CALL_IN_PROVISIONAL; in <= CALL_IN_SESSION_LOST; in++)
         assert_stay(step(CALL_RELEASED, true, true, (enum call_input)in, 200,
                          false),
                     CALL_RELEASED, 0);
+}
+
+/* Issue 10: a session refresh that fails, or a session that expires, ends
+ * an answered call as "play error" with the failing status, never as a
+ * full play (error null). */
+static void test_session_lost(void **state)
+{
+    (void)state;
+    assert_release(step(CALL_ANSWERED, true, true, CALL_IN_SESSION_LOST, 481,
+                        false),
+                   true, "play error", "sys", 481);
+    assert_release(step(CALL_ANSWERED, true, true, CALL_IN_SESSION_LOST, 408,
+                        true),
+                   true, "play error", "sys", 408);
+    assert_release(step(CALL_ANSWERED, false, true, CALL_IN_SESSION_LOST,
+                        500, false),
+                   true, "play error", "sys", 500);
+    /* Before the answer there is no session to lose; should the SIP side
+     * report it anyway, the call fails as a dial failure, never hangs. */
+    assert_release(step(CALL_INITIATED, true, true, CALL_IN_SESSION_LOST, 481,
+                        false),
+                   true, "dial failed", "sys", 481);
+    assert_string_equal(call_input_name(CALL_IN_SESSION_LOST),
+                        "session-lost");
 }
 
 static void test_names(void **state)
@@ -182,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_initiated_ignored),
         cmocka_unit_test(test_answered),
         cmocka_unit_test(test_released_is_terminal),
+        cmocka_unit_test(test_session_lost),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
