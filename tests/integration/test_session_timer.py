@@ -14,8 +14,11 @@ C  likewise with 500: the dialog outlives the failure, so ctid sends BYE
 D  the gateway answers Session-Expires: 4;refresher=uas and never
    refreshes: ctid ends the call with BYE before the session expires,
    "play error", sys, cause 408.
+E  a gateway that does not allow UPDATE gets the refresh as a re-INVITE
+   (ctid's SDP, its o= session id); the call plays in full: error null.
 """
 import os
+import re
 import sys
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -28,7 +31,7 @@ t = Test("session_timer")
 with t:
     make_prompt(t.path("prompts", "long.wav"), 15.0)
     ports = {k: free_port("udp") for k in ("f481", "f408", "f500",
-                                           "expire")}
+                                           "expire", "reinvite")}
     d = t.ctid(gateways=[gateway("gw_" + k, p) for k, p in ports.items()],
                conf={"min_se": 1})
     d.start()
@@ -89,5 +92,38 @@ with t:
                     "D: ended long before the 15 s prompt")
         sp.check_exit(t, "D: BYE from ctid when the session expired")
     t.run("D: callee never refreshes", expire)
+
+    def reinvite_refresh():
+        make_prompt(t.path("prompts", "four.wav"), 4.0)
+        sp = t.sipp("uas_session_reinvite.xml", port=ports["reinvite"],
+                    rtp_sink_port=sink.port,
+                    extra=["-key", "se", "4", "-key", "se_refresher",
+                           "uac"]).start()
+        reply = c.call("ext.notify_call.construct", {
+            "to_uri": d.uri(ports["reinvite"]), "play_content": "four.wav",
+            "play_repeat": 0, "user_data": "reinvite"})
+        res_id, _ = check_construct_result(t, reply, d.node_id,
+                                           d.uri(ports["reinvite"]),
+                                           "reinvite", label="E")
+        ev = c.wait_event(res_id, timeout=30) if res_id else None
+        check_released(t, ev, res_id, "reinvite", None, "sys", cause=200,
+                       answered=True, label="E: full play")
+        sp.check_exit(t, "E: one re-INVITE refresh, then BYE at the end")
+        inv = sp.received("INVITE")
+        if t.check(len(inv) == 2, "E: the refresh is a re-INVITE",
+                   "%d INVITEs" % len(inv)):
+            o = [re.search(r"^o=\S+ (\d+) (\d+) ", m, re.M) for m in inv]
+            t.check(all(o) and o[0].group(1) == o[1].group(1),
+                    "E: the refresh carries ctid's SDP, same o= session")
+            t.check(header(inv[1], "Session-Expires") is not None,
+                    "E: the refresh carries Session-Expires")
+        log = d.log_text()
+        t.check(re.search(r"%s: session refreshed \(re-INVITE 200\)"
+                          % re.escape(res_id or "?"), log) is not None,
+                "E: the refresh logged with res_id")
+        t.check(not re.search(r"%s: answered in Answered"
+                              % re.escape(res_id or "?"), log),
+                "E: the refresh's 200 is not taken for a second answer")
+    t.run("E: callee without UPDATE: refresh by re-INVITE", reinvite_refresh)
     c.close()
     sink.close()
