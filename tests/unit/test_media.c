@@ -566,6 +566,108 @@ static void test_incoming_drained(void **state)
     close(fd);
 }
 
+/* Issue 10: hold pauses a playing stream without stopping its clock (it
+ * ends when it would have), resume continues where the clock is, with the
+ * marker bit, the next sequence number and a timestamp that counted the
+ * pause; a new address redirects the stream. */
+static void resume_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct fixture *fx = arg;
+    (void)fd;
+    (void)what;
+    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, false), 0);
+}
+
+static void test_hold_resume(void **state)
+{
+    struct fixture *fx = *state;
+    struct prompt_clip *clip = make_clip(20, 3); /* 400 ms */
+    uint8_t pkts[32][512];
+    ssize_t lens[32];
+    uint16_t port;
+
+    open_stream(fx, 0, &port);
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&fx->rx_addr,
+                                       sizeof fx->rx_addr, G711_PT_PCMA,
+                                       &clip, 1, 1), 0);
+    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, true), 0);
+    struct event *ev = evtimer_new(fx->base, resume_later, fx);
+    struct timeval tv = {0, 200000};
+    evtimer_add(ev, &tv);
+    uint64_t t0 = now_ms();
+    run_until_done(fx);
+    /* the clock ran through the hold: 400 ms in all, not 400 + hold */
+    assert_in_range(now_ms() - t0, 380, 1000);
+    assert_int_equal(fx->done_calls, 1);
+    assert_int_equal(fx->done_error, 0);
+    size_t n = receive_all(fx, pkts, lens, 32);
+    /* The media thread may send a frame or two before it reads the hold;
+     * the resumed part starts at the last marker bit (a new talkspurt). */
+    size_t r = 0;
+    for (size_t k = 0; k < n; k++)
+        if (pkts[k][1] & 0x80)
+            r = k;
+    assert_true(r <= 2);
+    assert_in_range(n - r, 5, 14); /* frames after ~200 ms, not all 20 */
+    size_t first = 20 - (n - r);   /* the frame the clock had reached */
+    if (r > 0) /* no sequence number spent during the hold */
+        assert_int_equal(get16(pkts[r] + 2),
+                         (uint16_t)(get16(pkts[r - 1] + 2) + 1));
+    for (size_t k = r; k < n; k++) {
+        assert_int_equal(get16(pkts[k] + 2),
+                         (uint16_t)(get16(pkts[r] + 2) + (k - r)));
+        assert_int_equal(get32(pkts[k] + 4),
+                         (uint32_t)(get32(pkts[r] + 4) + 160 * (k - r)));
+        assert_memory_equal(pkts[k] + 12, clip->alaw + (first + k - r) * 160,
+                            160);
+    }
+    event_free(ev);
+    /* not playing any more: an update changes nothing and succeeds */
+    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, true), 0);
+    prompt_clip_unref(clip);
+}
+
+static void test_redirect(void **state)
+{
+    struct fixture *fx = *state;
+    struct prompt_clip *clip = make_clip(5, 4);
+    uint8_t pkts[16][512];
+    ssize_t lens[16];
+    uint16_t port;
+    struct sockaddr_in other = {.sin_family = AF_INET};
+    socklen_t len = sizeof other;
+    int rx2 = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+
+    other.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(rx2, (struct sockaddr *)&other, sizeof other), 0);
+    assert_int_equal(getsockname(rx2, (struct sockaddr *)&other, &len), 0);
+    open_stream(fx, 0, &port);
+    assert_int_equal(media_stream_play(fx->streams[0],
+                                       (struct sockaddr *)&fx->rx_addr,
+                                       sizeof fx->rx_addr, G711_PT_PCMU,
+                                       &clip, 1, 1), 0);
+    assert_int_equal(media_stream_update(fx->streams[0],
+                                         (struct sockaddr *)&other,
+                                         sizeof other, false), 0);
+    /* a port of 0 or another family is refused, and changes nothing */
+    struct sockaddr_in zero = other;
+    zero.sin_port = 0;
+    assert_int_equal(media_stream_update(fx->streams[0],
+                                         (struct sockaddr *)&zero,
+                                         sizeof zero, false), -1);
+    run_until_done(fx);
+    assert_int_equal(fx->done_error, 0);
+    size_t n = 0;
+    while (n < 16 && (lens[n] = recv(rx2, pkts[n], sizeof pkts[n], 0)) > 0)
+        n++;
+    size_t old = receive_all(fx, pkts + n, lens + n, 16 - n);
+    assert_int_equal(n + old, 5);
+    assert_true(n >= 4); /* all, or all but one sent before the update */
+    close(rx2);
+    prompt_clip_unref(clip);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +680,8 @@ int main(void)
         T(test_close_from_on_done),
         T(test_send_errors),
         T(test_incoming_drained),
+        T(test_hold_resume),
+        T(test_redirect),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
