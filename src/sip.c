@@ -27,7 +27,7 @@
 #include "idmap.h"
 #include "log.h"
 #include "queue.h"
-#include "sdp.h"
+#include "session.h"
 #include "version.h"
 
 struct sip;
@@ -85,16 +85,7 @@ struct sip_leg {
     bool hangup;            /* main has forgotten the call: end it quietly */
     bool bye_sent;
     bool reported;          /* FAILED or ENDED has gone to main */
-    /* Media of the dialog, for answering re-INVITEs and UPDATEs. */
-    uint16_t rtp_port;      /* ours, as offered */
-    uint32_t sdp_session;   /* our o= session id, fixed */
-    uint32_t sdp_version;   /* our o= version of the last SDP sent */
-    int payload_type;       /* negotiated: 8 or 0; -1 before the answer */
-    struct sockaddr_storage dest; /* where RTP goes now */
-    socklen_t dest_len;
-    bool paused;            /* the callee holds the call: no RTP */
-    bool offer_in_200;      /* our 200 to a re-INVITE carried an offer;
-                               its answer comes in the ACK */
+    struct session ss;      /* offer/answer: SDP, codec, RTP address */
 };
 
 struct sip {
@@ -162,27 +153,6 @@ static void uri_host(char *buf, size_t len, const char *host, unsigned port)
         snprintf(buf, len, "%s:%u", host, port);
 }
 
-/* ctid's media address family, which a peer's SDP must match. */
-static int sip_media_family(const struct sip *s)
-{
-    return strchr(conf_media_ip(&s->conf), ':') ? AF_INET6 : AF_INET;
-}
-
-/* Writes this leg's SDP with the next o= version (RFC 3264 section 8:
- * every new SDP of a dialog increments it; the session id stays). */
-static void leg_sdp(const struct sip *s, struct sip_leg *leg,
-                    enum sdp_dir dir, char *buf, size_t len)
-{
-    struct sdp_local l = {.ip = conf_media_ip(&s->conf),
-                          .port = leg->rtp_port,
-                          .session = leg->sdp_session,
-                          .version = ++leg->sdp_version,
-                          .payload_type = leg->payload_type,
-                          .dir = dir};
-    if (sdp_write(&l, buf, len) < 0)
-        buf[0] = '\0'; /* cannot happen with the buffers used here */
-}
-
 /* The message's SDP body, or NULL (none, or another content type). */
 static const char *sip_sdp_body(const sip_t *sip, size_t *len)
 {
@@ -199,33 +169,22 @@ static const char *sip_sdp_body(const sip_t *sip, size_t *len)
 /* Finds where to send RTP and with which payload type in a 2xx's SDP:
  * the answerer's first listed PCMA or PCMU, at an address and port ctid
  * may stream to (sdp_examine). Anything else leaves payload_type -1. */
-static void parse_answer(const struct sip *s, struct sip_leg *leg,
-                         const sip_t *sip, struct sip_event *ev)
+static void parse_answer(struct sip_leg *leg, const sip_t *sip,
+                         struct sip_event *ev)
 {
     size_t len = 0;
     const char *body = sip_sdp_body(sip, &len);
-    struct sdp_peer peer;
-    enum sdp_result r = sdp_examine(body, len, -1, sip_media_family(s),
-                                    false, &peer, ev->reason,
-                                    sizeof ev->reason);
+    enum sdp_result r = session_answer(&leg->ss, body, len, ev->reason,
+                                       sizeof ev->reason);
     ev->payload_type = -1;
     if (r != SDP_OK) {
         ev->media_refused = r == SDP_REFUSED;
         log_debug("%s: SDP answer unusable: %s", leg->res_id, ev->reason);
         return;
     }
-    ev->payload_type = peer.payload_type;
-    ev->media = peer.addr;
-    ev->media_len = peer.addr_len;
-    leg->payload_type = peer.payload_type;
-    leg->dest = peer.addr;
-    leg->dest_len = peer.addr_len;
-    if (peer.paused) {
-        /* An answer may say sendonly/inactive too: start on hold. */
-        leg->paused = true;
-        log_info("%s: hold (the answer says %s)", leg->res_id,
-                 sdp_dir_name(peer.dir));
-    }
+    ev->payload_type = leg->ss.payload_type;
+    ev->media = leg->ss.dest;
+    ev->media_len = leg->ss.dest_len;
 }
 
 /* Copies src into a fixed field; false (and nothing useful) if it does not
@@ -328,14 +287,12 @@ static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
     snprintf(leg->to, sizeof leg->to, "%s", to);
     snprintf(leg->request_uri, sizeof leg->request_uri, "%.*s",
              (int)strlen(to) - 2, to + 1);
-    leg->rtp_port = inv->rtp_port;
-    leg->payload_type = -1;
-    if (getrandom(&leg->sdp_session, sizeof leg->sdp_session, 0) !=
-        sizeof leg->sdp_session)
-        leg->sdp_session = inv->rtp_port;
-    leg->sdp_session &= 0x7fffffff;
-    leg->sdp_version = leg->sdp_session - 1; /* the offer uses session */
-    leg_sdp(s, leg, SDP_SENDRECV, sdp, sizeof sdp);
+    uint32_t id;
+    if (getrandom(&id, sizeof id, 0) != sizeof id)
+        id = inv->rtp_port;
+    session_init(&leg->ss, leg->res_id, conf_media_ip(&s->conf),
+                 inv->rtp_port, id);
+    session_offer(&leg->ss, sdp, sizeof sdp);
 
     leg->nh = nua_handle(s->nua, leg, SIPTAG_FROM_STR(from),
                          SIPTAG_TO_STR(to),
@@ -464,79 +421,30 @@ static bool response_is_local(nua_t *nua, const sip_t *sip)
 
 /* ---- SIP thread: the established dialog (re-INVITE, UPDATE, refresh) ---- */
 
-/* Tells main where RTP goes now and whether it is paused; with_dest false
- * keeps the address. */
-static void sip_post_media(struct sip *s, struct sip_leg *leg, bool with_dest)
+/* Tells main what an offer or answer changed (enum session_change). */
+static void sip_post_media(struct sip *s, struct sip_leg *leg,
+                           unsigned changes)
 {
+    if (changes == 0)
+        return;
     struct sip_event ev = {0};
     ev.type = SIP_EV_MEDIA;
     ev.call_id = leg->call_id;
-    ev.payload_type = leg->payload_type;
-    ev.paused = leg->paused;
-    if (with_dest) {
-        ev.media = leg->dest;
-        ev.media_len = leg->dest_len;
+    ev.payload_type = leg->ss.payload_type;
+    ev.paused = leg->ss.paused;
+    if (changes & SESSION_MOVED) {
+        ev.media = leg->ss.dest;
+        ev.media_len = leg->ss.dest_len;
     }
     sip_post(s, &ev);
 }
 
-static void sip_addr_text(const struct sockaddr_storage *a, char *buf,
-                          size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a6 = (const void *)a;
-        inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof ip);
-        port = ntohs(a6->sin6_port);
-        snprintf(buf, len, "[%s]:%u", ip, port);
-    } else {
-        const struct sockaddr_in *a4 = (const void *)a;
-        inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof ip);
-        port = ntohs(a4->sin_port);
-        snprintf(buf, len, "%s:%u", ip, port);
-    }
-}
-
-/* Takes what an accepted offer or answer says: hold, resume, a new
- * address. One log line per change; main hears of any change. */
-static void sip_apply_peer(struct sip *s, struct sip_leg *leg,
-                           const struct sdp_peer *peer, const char *what)
-{
-    bool moved = peer->addr_len > 0 &&
-                 (peer->addr_len != leg->dest_len ||
-                  memcmp(&peer->addr, &leg->dest, peer->addr_len) != 0);
-    bool was_paused = leg->paused;
-    char where[INET6_ADDRSTRLEN + 10];
-    if (moved) {
-        leg->dest = peer->addr;
-        leg->dest_len = peer->addr_len;
-    }
-    leg->paused = peer->paused;
-    sip_addr_text(&leg->dest, where, sizeof where);
-    if (leg->paused && !was_paused)
-        log_info("%s: hold (%s: %s%s); RTP paused, the prompt's clock runs "
-                 "on", leg->res_id, what, sdp_dir_name(peer->dir),
-                 peer->hold_address ? ", c=0.0.0.0" : "");
-    else if (!leg->paused && was_paused)
-        log_info("%s: resume (%s: %s); RTP to %s", leg->res_id, what,
-                 sdp_dir_name(peer->dir), where);
-    if (moved)
-        log_info("%s: RTP redirected to %s (%s)", leg->res_id, where, what);
-    if (moved || leg->paused != was_paused)
-        sip_post_media(s, leg, moved);
-}
-
 /* A re-INVITE or UPDATE inside the call. With no soa (NUTAG_MEDIA_ENABLE
- * 0) ctid answers the offer itself: 200 with its own SDP (same port and
- * codec, the RFC 3264 direction), or 488 leaving the call as it was. A
- * re-INVITE without SDP gets our offer in the 200 (its answer comes in
- * the ACK); an UPDATE without SDP is a session refresh: plain 200. */
+ * 0) ctid answers the offer itself (session_on_offer decides): 200 with
+ * its SDP, or 488 leaving the call as it was. */
 static void sip_on_offer(struct sip *s, struct sip_leg *leg, nua_handle_t *nh,
                          const sip_t *sip, bool update)
 {
-    const char *what = update ? "UPDATE" : "re-INVITE";
-    char answer[512];
     size_t len = 0;
     const char *body = sip_sdp_body(sip, &len);
     if (leg->hangup || leg->bye_sent) {
@@ -547,75 +455,29 @@ static void sip_on_offer(struct sip *s, struct sip_leg *leg, nua_handle_t *nh,
     if (body == NULL && sip != NULL && sip->sip_payload != NULL &&
         sip->sip_payload->pl_len > 0) {
         log_warn("%s: %s with a body that is not SDP: 415", leg->res_id,
-                 what);
-        nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA, SIPTAG_ACCEPT_STR(
-                        "application/sdp"), NUTAG_WITH_THIS(s->nua),
-                    TAG_END());
+                 update ? "UPDATE" : "re-INVITE");
+        nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA,
+                    SIPTAG_ACCEPT_STR("application/sdp"),
+                    NUTAG_WITH_THIS(s->nua), TAG_END());
         return;
     }
-    if (body == NULL && (update || !leg->answered)) {
-        log_info("%s: %s without SDP (session refresh): 200", leg->res_id,
-                 what);
-        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua), TAG_END());
-        return;
-    }
-    if (body == NULL) {
-        leg_sdp(s, leg, SDP_SENDRECV, answer, sizeof answer);
-        leg->offer_in_200 = true;
-        log_info("%s: re-INVITE without SDP: 200 with our offer",
-                 leg->res_id);
-        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua),
-                    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-                    SIPTAG_PAYLOAD_STR(answer), TAG_END());
-        return;
-    }
-    struct sdp_peer peer;
-    char why[160];
-    enum sdp_result r = leg->answered
-                            ? sdp_examine(body, len, leg->payload_type,
-                                          sip_media_family(s), true, &peer,
-                                          why, sizeof why)
-                            : SDP_REFUSED;
-    if (r != SDP_OK) {
-        log_warn("%s: %s refused with 488, the call goes on unchanged: %s",
-                 leg->res_id, what,
-                 leg->answered ? why : "offer before the call is answered");
-        nua_respond(nh, SIP_488_NOT_ACCEPTABLE, NUTAG_WITH_THIS(s->nua),
-                    TAG_END());
-        return;
-    }
-    leg_sdp(s, leg, sdp_answer_dir(peer.dir), answer, sizeof answer);
-    nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua),
-                SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-                SIPTAG_PAYLOAD_STR(answer), TAG_END());
-    log_info("%s: %s answered 200 (%s)", leg->res_id, what,
-             sdp_dir_name(sdp_answer_dir(peer.dir)));
-    sip_apply_peer(s, leg, &peer, what);
+    struct session_reply r;
+    session_on_offer(&leg->ss, body, len, update, &r);
+    nua_respond(nh, r.status, r.phrase, NUTAG_WITH_THIS(s->nua),
+                TAG_IF(r.has_sdp,
+                       SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                TAG_IF(r.has_sdp, SIPTAG_PAYLOAD_STR(r.sdp)), TAG_END());
+    sip_post_media(s, leg, r.changes);
 }
 
-/* The ACK to our 200: when that 200 carried an offer, its answer. An
- * unusable answer is logged and the media stays as it was. */
+/* The ACK to our 200: when that 200 carried an offer, its answer. */
 static void sip_on_ack(struct sip *s, struct sip_leg *leg, const sip_t *sip)
 {
-    if (!leg->offer_in_200)
+    if (!leg->ss.offer_in_200)
         return;
-    leg->offer_in_200 = false;
     size_t len = 0;
     const char *body = sip_sdp_body(sip, &len);
-    struct sdp_peer peer;
-    char why[160];
-    if (body == NULL) {
-        log_warn("%s: ACK without the answer to our offer; media unchanged",
-                 leg->res_id);
-        return;
-    }
-    if (sdp_examine(body, len, leg->payload_type, sip_media_family(s), true,
-                    &peer, why, sizeof why) != SDP_OK) {
-        log_warn("%s: answer in the ACK unusable (%s); media unchanged",
-                 leg->res_id, why);
-        return;
-    }
-    sip_apply_peer(s, leg, &peer, "ACK");
+    sip_post_media(s, leg, session_on_answer(&leg->ss, "ACK", body, len));
 }
 
 /* The final response to our session refresh (re-INVITE or UPDATE, sent by
@@ -630,12 +492,9 @@ static void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
         log_info("%s: session refreshed (%s %d)", leg->res_id, what, status);
         size_t len = 0;
         const char *body = sip_sdp_body(sip, &len);
-        struct sdp_peer peer;
-        char why[160];
-        if (body != NULL &&
-            sdp_examine(body, len, leg->payload_type, sip_media_family(s),
-                        true, &peer, why, sizeof why) == SDP_OK)
-            sip_apply_peer(s, leg, &peer, what);
+        if (body != NULL) /* a refresh re-INVITE's answer */
+            sip_post_media(s, leg,
+                           session_on_answer(&leg->ss, what, body, len));
         return;
     }
     if (leg->reported || leg->hangup)
@@ -697,11 +556,11 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
         ev.type = SIP_EV_ANSWERED;
         ev.call_id = leg->call_id;
         ev.status = status;
-        parse_answer(s, leg, sip, &ev);
+        parse_answer(leg, sip, &ev);
         sip_fill_dialog(leg, sip, true, &ev);
         sip_post(s, &ev);
-        if (ev.payload_type >= 0 && leg->paused)
-            sip_post_media(s, leg, false);
+        if (ev.payload_type >= 0 && leg->ss.paused)
+            sip_post_media(s, leg, SESSION_HOLD);
         /* Session refresh (RFC 4028) by UPDATE without SDP where the
          * callee allows it: a re-INVITE refresh would resend the INVITE,
          * offer and all. */
