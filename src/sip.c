@@ -843,6 +843,8 @@ static unsigned sip_timer_b_ms(const struct conf *c)
 
 /* ---- SIP thread: life ----------------------------------------------------- */
 
+/* The SIP thread: set-up, the loop, tear-down. Longer than most functions
+ * because nua_create's tag list is one call with a comment per tag. */
 static void *sip_thread_main(void *arg)
 {
     struct sip *s = arg;
