@@ -12,6 +12,9 @@ C  hold with a=inactive: answered a=inactive, paused.
 D  answers ctid must not stream to: m=audio 70000, m=audio 0,
    c=224.0.0.1, c=255.255.255.255, c=0.0.0.0: BYE, "dial failed", sys,
    cause 488, no RTP, the precise reason logged.
+E  the callee holds, then hangs up: its BYE gets 200 and the event says
+   error null, usr, 200 (before, the hold had torn the dialog down and the
+   BYE got 481).
 """
 import os
 import re
@@ -51,7 +54,7 @@ with t:
     prompt = t.path("prompts", "five.wav")
     make_prompt(prompt, 5.0)
     ports = {k: free_port("udp") for k in
-             ("sendonly", "zero", "inactive", "bad")}
+             ("sendonly", "zero", "inactive", "bad", "bye")}
     d = t.ctid(gateways=[gateway("gw_" + k, p) for k, p in ports.items()])
     d.start()
     c = t.client(d.listen_port, "app")
@@ -203,4 +206,21 @@ with t:
             trap.close()
         sink.close()
     t.run("D: answers ctid must not stream to", bad_answers)
+
+    def hold_then_bye():
+        sink = t.rtp_sink("bye")
+        sp = t.sipp("uas_hold_then_bye.xml", port=ports["bye"],
+                    rtp_sink_port=sink.port, codec=8).start()
+        res_id = construct(ports["bye"], "bye")
+        ev = c.wait_event(res_id, timeout=30) if res_id else None
+        check_released(t, ev, res_id, "bye", None, "usr", cause=200,
+                       answered=True, label="E: callee hung up on hold")
+        sp.check_exit(t, "E: the callee's BYE after the hold answered 200")
+        if ev is not None:
+            p = ev["params"]
+            t.check(p["end_time"] - p["answer_time"] <= 3,
+                    "E: released at the callee's BYE, not at the prompt's "
+                    "end")
+        sink.close()
+    t.run("E: hold, then the callee hangs up", hold_then_bye)
     c.close()
