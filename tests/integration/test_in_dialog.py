@@ -7,7 +7,8 @@ A  UPDATE without SDP (a session refresh) gets 200.
 B  REFER gets 405 with an Allow that lists only what ctid handles, and no
    NOTIFY follows (sipp fails on an unexpected request).
 C  UPDATE offers ctid cannot accept (c=224.0.0.1, m=audio 70000, G.729
-   only) get 488 and change nothing.
+   only) get 488 and change nothing; so does a re-INVITE offering
+   c=224.0.0.1 (ACKed).
 D  a re-INVITE without SDP gets 200 with ctid's offer (sendrecv, PCMA,
    ctid's port); the ACK carries the answer.
 E  an UPDATE moving the callee's RTP port gets 200 and RTP follows: the
@@ -77,6 +78,8 @@ with t:
                         (5, "G.729 only")):
             t.check(len(resp(sp, 488, "%d UPDATE" % n)) == 1,
                     "C: UPDATE offering %s answered 488" % what)
+        t.check(len(resp(sp, 488, "6 INVITE")) >= 1,
+                "C: re-INVITE offering c=224.0.0.1 answered 488")
         log = d.log_text()
         for reason in ("multicast", "above 65535", "lacks PCMA"):
             t.check(re.search(r"%s: UPDATE refused with 488.*%s" % (
@@ -85,7 +88,7 @@ with t:
     t.run("C: unacceptable offers", bad_offers)
 
     def no_sdp_reinvite():
-        r = resp(sp, 200, "6 INVITE")
+        r = resp(sp, 200, "7 INVITE")
         if t.check(len(r) >= 1, "D: re-INVITE without SDP answered 200"):
             body = r[0]
             m = re.search(r"^m=audio (\d+) RTP/AVP ([0-9 ]+)$", body, re.M)
