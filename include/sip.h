@@ -41,7 +41,8 @@ struct sip_dialog {
     char to[400];           /* To header value; the peer's tag once answered */
     char route[512];        /* BYE's Route set ("" none) */
     char branch[96];        /* the INVITE's Via branch (a CANCEL reuses it) */
-    uint32_t cseq;          /* the INVITE's CSeq number */
+    uint32_t cseq;          /* the INVITE's CSeq number; once answered,
+                               our latest request's (session refreshes) */
     bool established;       /* a 2xx came: BYE, else CANCEL */
 };
 
@@ -51,7 +52,8 @@ enum sip_event_type {
     SIP_EV_FAILED,     /* the INVITE ended without a call */
     SIP_EV_ENDED,      /* an established call ended (BYE either way) */
     SIP_EV_MEDIA,      /* a re-INVITE/UPDATE changed the media: media
-                          (media_len 0: unchanged) and paused */
+                          (media_len 0: unchanged) and paused; or only
+                          the dialog record (has_dialog: a refresh) */
     SIP_EV_SESSION_LOST, /* an answered call's dialog is gone without a
                             BYE from the callee: a session refresh failed
                             (status) or the session expired (408) */

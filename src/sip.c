@@ -86,6 +86,8 @@ struct sip_leg {
     bool bye_sent;
     bool reported;          /* FAILED or ENDED has gone to main */
     struct session ss;      /* offer/answer: SDP, codec, RTP address */
+    struct sip_dialog dialog; /* as last sent to main, once answered */
+    bool has_dialog;
 };
 
 struct sip {
@@ -439,6 +441,25 @@ static void sip_post_media(struct sip *s, struct sip_leg *leg,
     sip_post(s, &ev);
 }
 
+/* Our refresh used a higher CSeq: a BYE after a crash must go above it
+ * (RFC 3261 12.2.2), so main's dialog record (the ledger) learns it. */
+static void sip_note_cseq(struct sip *s, struct sip_leg *leg,
+                          const sip_t *sip)
+{
+    if (!leg->has_dialog || sip == NULL || sip->sip_cseq == NULL ||
+        sip->sip_cseq->cs_seq <= leg->dialog.cseq)
+        return;
+    leg->dialog.cseq = sip->sip_cseq->cs_seq;
+    struct sip_event ev = {0};
+    ev.type = SIP_EV_MEDIA; /* nothing changed but the dialog record */
+    ev.call_id = leg->call_id;
+    ev.payload_type = leg->ss.payload_type;
+    ev.paused = leg->ss.paused;
+    ev.has_dialog = true;
+    ev.dialog = leg->dialog;
+    sip_post(s, &ev);
+}
+
 /* A re-INVITE or UPDATE inside the call. With no soa (NUTAG_MEDIA_ENABLE
  * 0) ctid answers the offer itself (session_on_offer decides): 200 with
  * its SDP, or 488 leaving the call as it was. */
@@ -481,8 +502,8 @@ static void sip_on_ack(struct sip *s, struct sip_leg *leg, const sip_t *sip)
 }
 
 /* The final response to our session refresh (re-INVITE or UPDATE, sent by
- * nua's session timer). A failure ends the call: main sends BYE and
- * reports "play error" with this status (RFC 4028 section 10). */
+ * nua's session timer). A failure ends the call: main reports "play
+ * error" with this status (RFC 4028 section 10); the BYE is nua's. */
 static void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
                                     const char *what, int status,
                                     const char *phrase, const sip_t *sip,
@@ -495,6 +516,7 @@ static void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
         if (body != NULL) /* a refresh re-INVITE's answer */
             sip_post_media(s, leg,
                            session_on_answer(&leg->ss, what, body, len));
+        sip_note_cseq(s, leg, sip);
         return;
     }
     if (leg->reported || leg->hangup)
@@ -515,6 +537,14 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
                                        int status, const char *phrase,
                                        const sip_t *sip, bool local)
 {
+    if (leg->answered) {
+        /* A response to a refresh re-INVITE: not news for main (and its
+         * dialog record must stay "established"). */
+        if (status >= 200)
+            sip_on_refresh_response(s, leg, "re-INVITE", status, phrase,
+                                    sip, local);
+        return;
+    }
     log_info("%s: %d %s%s", leg->res_id, status, phrase,
              local ? " (from our stack)" : "");
     if (status < 200) {
@@ -536,11 +566,6 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
         sip_post(s, &ev);
         return;
     }
-    if (leg->answered && status >= 200) {
-        sip_on_refresh_response(s, leg, "re-INVITE", status, phrase, sip,
-                                local);
-        return;
-    }
     if (status < 300) {
         leg->answered = true;
         if (leg->hangup) {
@@ -558,6 +583,8 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
         ev.status = status;
         parse_answer(leg, sip, &ev);
         sip_fill_dialog(leg, sip, true, &ev);
+        leg->dialog = ev.dialog;
+        leg->has_dialog = ev.has_dialog;
         sip_post(s, &ev);
         if (ev.payload_type >= 0 && leg->ss.paused)
             sip_post_media(s, leg, SESSION_HOLD);
@@ -602,9 +629,10 @@ static void sip_on_state(struct sip *s, struct sip_leg *leg, int status,
                      status);
             sip_post_simple(s, leg, SIP_EV_SESSION_LOST,
                             status >= 300 ? status : 408, true, false);
-        } else
+        } else {
             sip_post_simple(s, leg, SIP_EV_FAILED, status ? status : 500,
                             true, false);
+        }
     }
     log_debug("%s: dialog terminated", leg->res_id);
     leg_free(s, leg);

@@ -16,10 +16,14 @@ D  the gateway answers Session-Expires: 4;refresher=uas and never
    "play error", sys, cause 408.
 E  a gateway that does not allow UPDATE gets the refresh as a re-INVITE
    (ctid's SDP, its o= session id); the call plays in full: error null.
+F  kill -9 after a refresh, restart: crash recovery's BYE carries a CSeq
+   above the refresh's (a BYE below it would be refused by the gateway,
+   RFC 3261 12.2.2, and the call left open).
 """
 import os
 import re
 import sys
+import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +35,7 @@ t = Test("session_timer")
 with t:
     make_prompt(t.path("prompts", "long.wav"), 15.0)
     ports = {k: free_port("udp") for k in ("f481", "f408", "f500",
-                                           "expire", "reinvite")}
+                                           "expire", "reinvite", "crash")}
     d = t.ctid(gateways=[gateway("gw_" + k, p) for k, p in ports.items()],
                conf={"min_se": 1})
     d.start()
@@ -125,5 +129,40 @@ with t:
                               % re.escape(res_id or "?"), log),
                 "E: the refresh's 200 is not taken for a second answer")
     t.run("E: callee without UPDATE: refresh by re-INVITE", reinvite_refresh)
+
+    def crash_after_refresh():
+        c2 = t.client(d.listen_port, "crash")
+        sp = t.sipp("uas_session_refresh_crash.xml", port=ports["crash"],
+                    rtp_sink_port=sink.port,
+                    extra=["-key", "se", "4", "-key", "se_refresher",
+                           "uac"]).start()
+        reply = c2.call("ext.notify_call.construct", {
+            "to_uri": d.uri(ports["crash"]), "play_content": "long.wav",
+            "play_repeat": 0, "user_data": "crash"})
+        res_id, _ = check_construct_result(t, reply, d.node_id,
+                                           d.uri(ports["crash"]), "crash",
+                                           label="F")
+        deadline = time.time() + 15
+        while time.time() < deadline and not re.search(
+                r"%s: session refreshed" % re.escape(res_id or "?"),
+                d.log_text()):
+            time.sleep(0.1)
+        t.check(re.search(r"%s: session refreshed" % re.escape(res_id or "?"),
+                          d.log_text()) is not None, "F: refreshed")
+        time.sleep(0.3)
+        d.proc.kill()
+        d.proc.wait()
+        c2.close()
+        d.start()
+        sp.check_exit(t, "F: the restarted daemon's BYE ended the call")
+        ups = sp.received("UPDATE")
+        byes = sp.received("BYE")
+
+        def seq(m):
+            return int(re.search(r"^CSeq:\s*(\d+)", m, re.M | re.I).group(1))
+        if t.check(ups and byes, "F: an UPDATE and a BYE seen"):
+            t.check(seq(byes[0]) > seq(ups[-1]), "F: the BYE's CSeq (%d) is "
+                    "above the refresh's (%d)" % (seq(byes[0]), seq(ups[-1])))
+    t.run("F: crash after a refresh", crash_after_refresh)
     c.close()
     sink.close()
