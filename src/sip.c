@@ -441,15 +441,33 @@ static void sip_post_media(struct sip *s, struct sip_leg *leg,
     sip_post(s, &ev);
 }
 
-/* Our refresh used a higher CSeq: a BYE after a crash must go above it
- * (RFC 3261 12.2.2), so main's dialog record (the ledger) learns it. */
-static void sip_note_cseq(struct sip *s, struct sip_leg *leg,
-                          const sip_t *sip)
+/* Keeps main's dialog record (the ledger, for a BYE after a crash) in step
+ * with the dialog: our refresh used a higher CSeq (the BYE must go above
+ * it, RFC 3261 12.2.2), or the callee's re-INVITE/UPDATE moved its
+ * Contact (a target refresh: the BYE goes there). */
+static void sip_note_dialog(struct sip *s, struct sip_leg *leg,
+                            const sip_t *sip, bool ours)
 {
-    if (!leg->has_dialog || sip == NULL || sip->sip_cseq == NULL ||
-        sip->sip_cseq->cs_seq <= leg->dialog.cseq)
+    if (!leg->has_dialog || sip == NULL)
         return;
-    leg->dialog.cseq = sip->sip_cseq->cs_seq;
+    bool changed = false;
+    if (ours && sip->sip_cseq != NULL &&
+        sip->sip_cseq->cs_seq > leg->dialog.cseq) {
+        leg->dialog.cseq = sip->sip_cseq->cs_seq;
+        changed = true;
+    }
+    if (!ours && sip->sip_contact != NULL) {
+        su_home_t home[1] = {SU_HOME_INIT(home)};
+        char *u = url_as_string(home, sip->sip_contact->m_url);
+        if (u != NULL && strcmp(u, leg->dialog.request_uri) != 0 &&
+            strlen(u) < sizeof leg->dialog.request_uri) {
+            strcpy(leg->dialog.request_uri, u);
+            changed = true;
+        }
+        su_home_deinit(home);
+    }
+    if (!changed)
+        return;
     struct sip_event ev = {0};
     ev.type = SIP_EV_MEDIA; /* nothing changed but the dialog record */
     ev.call_id = leg->call_id;
@@ -489,6 +507,8 @@ static void sip_on_offer(struct sip *s, struct sip_leg *leg, nua_handle_t *nh,
                        SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                 TAG_IF(r.has_sdp, SIPTAG_PAYLOAD_STR(r.sdp)), TAG_END());
     sip_post_media(s, leg, r.changes);
+    if (r.status < 300)
+        sip_note_dialog(s, leg, sip, false);
 }
 
 /* The ACK to our 200: when that 200 carried an offer, its answer. */
@@ -516,7 +536,7 @@ static void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
         if (body != NULL) /* a refresh re-INVITE's answer */
             sip_post_media(s, leg,
                            session_on_answer(&leg->ss, what, body, len));
-        sip_note_cseq(s, leg, sip);
+        sip_note_dialog(s, leg, sip, true);
         return;
     }
     if (leg->reported || leg->hangup)

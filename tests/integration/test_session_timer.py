@@ -16,9 +16,10 @@ D  the gateway answers Session-Expires: 4;refresher=uas and never
    "play error", sys, cause 408.
 E  a gateway that does not allow UPDATE gets the refresh as a re-INVITE
    (ctid's SDP, its o= session id); the call plays in full: error null.
-F  kill -9 after a refresh, restart: crash recovery's BYE carries a CSeq
-   above the refresh's (a BYE below it would be refused by the gateway,
-   RFC 3261 12.2.2, and the call left open).
+F  kill -9 after a refresh and a callee's UPDATE moving its Contact,
+   restart: crash recovery's BYE carries a CSeq above the refresh's (a BYE
+   below it would be refused by the gateway, RFC 3261 12.2.2, and the call
+   left open) and goes to the new Contact.
 """
 import os
 import re
@@ -149,6 +150,11 @@ with t:
             time.sleep(0.1)
         t.check(re.search(r"%s: session refreshed" % re.escape(res_id or "?"),
                           d.log_text()) is not None, "F: refreshed")
+        deadline = time.time() + 10
+        while time.time() < deadline and not re.search(
+                r"%s: UPDATE without SDP" % re.escape(res_id or "?"),
+                d.log_text()):
+            time.sleep(0.1)
         time.sleep(0.3)
         d.proc.kill()
         d.proc.wait()
@@ -163,6 +169,9 @@ with t:
         if t.check(ups and byes, "F: an UPDATE and a BYE seen"):
             t.check(seq(byes[0]) > seq(ups[-1]), "F: the BYE's CSeq (%d) is "
                     "above the refresh's (%d)" % (seq(byes[0]), seq(ups[-1])))
+            t.check(byes[0].startswith("BYE sip:moved@"),
+                    "F: the BYE goes to the callee's new Contact",
+                    byes[0].splitlines()[0])
     t.run("F: crash after a refresh", crash_after_refresh)
     c.close()
     sink.close()
