@@ -771,6 +771,10 @@ static void *sip_thread_main(void *arg)
                         TPTAG_UDP_RMEM(SIP_SOCKET_BUFFER),
                         TPTAG_UDP_WMEM(SIP_SOCKET_BUFFER),
                         SIPTAG_USER_AGENT_STR("ctid/" CTID_VERSION),
+                        /* A 3xx is a failed dial, never followed: its
+                         * Contact is a destination no allow-list passed
+                         * (toll fraud). nua would re-INVITE it. */
+                        NUTAG_AUTO302(0), NUTAG_AUTO305(0),
                         TAG_END());
     if (s->nua == NULL) {
         snprintf(s->start_error, sizeof s->start_error,
