@@ -18,7 +18,9 @@ C  out-of-dialog requests (OPTIONS, MESSAGE, stray INVITE, BYE, CANCEL,
    nua handle per request: ~1.5 KB each, 7 MB a round).
 D  during round 3 a call plays its whole prompt byte for byte, and stray
    requests naming that call's Call-ID (a new INVITE, an INVITE and a BYE
-   with the dialog's tags swapped) are refused without touching it.
+   with ctid's own tag as From) are refused, and requests inside it that
+   ctid does not handle (MESSAGE, INFO, SUBSCRIBE, OPTIONS) are answered,
+   without touching it.
 
 The gateway's SIP transactions linger for Timer J (64*T1, which ctid ties
 to dial_timeout: here 3/4 of 8 s) after their answer, so RSS is read once
@@ -238,7 +240,7 @@ with t:
         # without this every freed transaction would still count as RSS.
         os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
                                       ":quarantine_size_mb=0").lstrip(":")
-    make_prompt(t.path("prompts", "notice.wav"), 1.5)
+    make_prompt(t.path("prompts", "notice.wav"), 3.0)
     ports = {k: free_port("udp") for k in ("closed", "redirect", "play")}
     trap_port = free_port("udp")
     log_file = t.path("ctid-file.log")
@@ -314,6 +316,32 @@ with t:
     t.run("C: flood round 1 (warm-up)", round_, 1)
     t.run("C: flood round 2", round_, 2)
 
+    def in_dialog(call_id, ours, sp):
+        """Requests ctid does not handle, inside the live call (the
+        callee's tag as From, ctid's as To): each answered, the call goes
+        on (its RTP is checked afterwards)."""
+        sent = [m for d_, m in sp.messages()
+                if d_ == "sent" and m.startswith("SIP/2.0 200")]
+        theirs = re.search(r"tag=([^;>\s]+)", header(sent[0], "To") or "") \
+            if sent else None
+        if not t.check(theirs, "D: the callee's tag known"):
+            return
+        peer_ = SipPeer(d.sip_port)
+        want = {"MESSAGE": (403, 405), "INFO": (403, 405),
+                "SUBSCRIBE": (403, 405, 489), "OPTIONS": (200,)}
+        for i, m in enumerate(want):
+            peer_.request(m, call_id, from_tag=theirs.group(1), to_tag=ours,
+                          extra="Event: presence\r\n" if m == "SUBSCRIBE" else "")
+        end = time.time() + 5
+        while time.time() < end and len(peer_.finals.get(call_id, [])) < len(want):
+            peer_.poll(0.5)
+        got = {header(x, "CSeq").split()[-1]: st
+               for st, x in peer_.finals.get(call_id, [])}
+        t.check(all(got.get(m) in ok for m, ok in want.items()),
+                "D: requests inside the call answered (%s)" % ", ".join(want),
+                repr(got))
+        peer_.close()
+
     def round3_with_call():
         sink = t.rtp_sink()
         sp = t.sipp("uas_answer_wait_bye.xml", port=ports["play"],
@@ -341,6 +369,7 @@ with t:
                     "D: stray INVITE/BYE with the call's Call-ID refused "
                     "(403 new INVITE, 481 the others)", repr(got))
             stray.close()
+            in_dialog(call_id, ours.group(1), sp)
         ev = c.wait_event(res_id, timeout=30) if res_id else None
         check_released(t, ev, res_id, "play", None, "sys", cause=200,
                        answered=True, label="D: the call")
