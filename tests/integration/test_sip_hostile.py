@@ -22,8 +22,8 @@ D  during round 3 a call plays its whole prompt byte for byte, and stray
    ctid does not handle (MESSAGE, INFO, SUBSCRIBE, OPTIONS) are answered,
    without touching it.
 
-The gateway's SIP transactions linger for Timer J (64*T1, which ctid ties
-to dial_timeout: here 3/4 of 8 s) after their answer, so RSS is read once
+ctid's server transactions linger for Timer J (64*T1, which ctid ties to
+dial_timeout: here 3/4 of 8 s) after their answer, so RSS is read once
 each round's transactions are gone.
 """
 import csv
