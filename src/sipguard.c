@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -150,6 +151,30 @@ void sipguard_log_stop(su_root_t *root)
 
 /* ---- requests outside ctid's calls ------------------------------------- */
 
+/* A flood is worth one info line; a gateway's OPTIONS keepalive is not.
+ * Counted on the SIP thread only. */
+#define STRAY_WINDOW_S 10
+#define STRAY_FLOOD 100
+
+static struct {
+    struct timespec start;
+    unsigned long count;
+} stray_window;
+
+static void stray_count(const char *method, const char *host)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - stray_window.start.tv_sec >= STRAY_WINDOW_S) {
+        stray_window.start = now;
+        stray_window.count = 0;
+    }
+    if (++stray_window.count == STRAY_FLOOD)
+        log_info("sip: %d requests outside any call within %d s (this one "
+                 "%s from %s); each answered and released",
+                 STRAY_FLOOD, STRAY_WINDOW_S, method, host);
+}
+
 /* The answer ctid gives a request nua left to it, by method. */
 static int stray_status(nua_event_t event, const char **phrase)
 {
@@ -188,15 +213,17 @@ void sipguard_on_stray_request(nua_t *nua, int event, int status,
      * stack's default handle, which must live on. */
     if (nh != nua_default(nua))
         nua_handle_destroy(nh);
+    const char *method = sip && sip->sip_request
+                             ? sip->sip_request->rq_method_name
+                             : nua_event_name((nua_event_t)event);
+    const char *host = sip && sip->sip_from && sip->sip_from->a_url->url_host
+                           ? sip->sip_from->a_url->url_host
+                           : "?";
     /* Debug, not info: a flood must not flood the log too. */
-    log_debug("sip: %s outside any call from %s (Call-ID %s): %d",
-              sip && sip->sip_request ? sip->sip_request->rq_method_name
-                                      : nua_event_name((nua_event_t)event),
-              sip && sip->sip_from && sip->sip_from->a_url->url_host
-                  ? sip->sip_from->a_url->url_host
-                  : "?",
-              sip && sip->sip_call_id ? sip->sip_call_id->i_id : "?",
+    log_debug("sip: %s outside any call from %s (Call-ID %s): %d", method,
+              host, sip && sip->sip_call_id ? sip->sip_call_id->i_id : "?",
               answer);
+    stray_count(method, host);
 }
 
 void sipguard_on_unhandled_request(nua_t *nua, int event, const char *res_id,

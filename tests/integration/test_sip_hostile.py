@@ -391,6 +391,11 @@ with t:
         t.check(not peer.requests, "C: ctid sent the flooding peer no request",
                 "%d, first %r" % (len(peer.requests),
                                   peer.requests[0][:300] if peer.requests else ""))
+        with open(log_file) as f:
+            flood_lines = [ln for ln in f if "requests outside any call" in ln]
+        t.check(flood_lines and flood_lines[0].startswith("info: "),
+                "C: the flood is logged at info (a line per 100 in 10 s)",
+                repr(flood_lines[:2]))
         t.check(d.alive(), "C: the daemon is alive")
     t.run("C: memory", rss_bound)
     c.close()
