@@ -579,7 +579,10 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
                       nua_event_name(event), status, phrase);
         break;
     default:
-        if (leg != NULL && status < 200 && nua_event_is_incoming_request(event)) {
+        if (leg != NULL && status < 200 &&
+            nua_event_is_incoming_request(event)) {
+            /* A request in a call nua left to ctid and no case above
+             * answers: refused, so its transaction does not hang. */
             sipguard_on_unhandled_request(nua, event, leg->res_id, nh);
             break;
         }
