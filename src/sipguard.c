@@ -34,7 +34,7 @@
 #include <sofia-sip/su_log.h>
 #include <sofia-sip/su_wait.h>
 
-/* ---- sofia-sip's log ------------------------------------------------------ */
+/* ---- sofia-sip's log ----------------------------------------------------- */
 
 /* The modules' log objects: exported by libsofia-sip-ua but, except
  * soa_log, declared in no public header. */
