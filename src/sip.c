@@ -28,6 +28,7 @@
 #include "log.h"
 #include "queue.h"
 #include "session.h"
+#include "sipguard.h"
 #include "version.h"
 
 struct sip;
@@ -663,7 +664,11 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
                          struct sip_leg *leg, sip_t const *sip,
                          tagi_t tags[])
 {
-    (void)nua;
+    if (leg == NULL && nua_event_is_incoming_request(event)) {
+        /* Not one of ctid's calls: answered and released, nothing else. */
+        sipguard_on_stray_request(nua, event, status, nh, sip);
+        return;
+    }
     switch (event) {
     case nua_r_invite:
         if (leg != NULL)
@@ -680,21 +685,11 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
         if (leg != NULL)
             sip_on_state(s, leg, status, tags);
         break;
-    case nua_i_invite:
-        if (leg != NULL) {
-            sip_on_offer(s, leg, nh, sip, false); /* re-INVITE */
-            break;
-        }
-        /* ctid only calls out; an incoming call is refused. */
-        nua_respond(nh, SIP_403_FORBIDDEN, TAG_END());
-        nua_handle_destroy(nh);
+    case nua_i_invite: /* a re-INVITE: requests with no leg left above */
+        sip_on_offer(s, leg, nh, sip, false);
         break;
     case nua_i_update:
-        if (leg != NULL)
-            sip_on_offer(s, leg, nh, sip, true);
-        else
-            nua_respond(nh, 481, "Call Does Not Exist",
-                        NUTAG_WITH_THIS(s->nua), TAG_END());
+        sip_on_offer(s, leg, nh, sip, true);
         break;
     case nua_i_ack:
         if (leg != NULL)
@@ -729,6 +724,13 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
                       nua_event_name(event), status, phrase);
         break;
     default:
+        if (leg != NULL && status < 200 &&
+            nua_event_is_incoming_request(event)) {
+            /* A request in a call nua left to ctid and no case above
+             * answers: refused, so its transaction does not hang. */
+            sipguard_on_unhandled_request(nua, event, leg->res_id, nh);
+            break;
+        }
         if (status >= 300 && leg != NULL)
             log_debug("%s: %s %d %s", leg->res_id, nua_event_name(event),
                       status, phrase);
@@ -910,6 +912,7 @@ static void *sip_thread_main(void *arg)
     /* Without this nua_create starts a stack thread of its own and talks
      * to it through su_msg: a third thread with no work of its own. */
     su_root_threading(s->root, 0);
+    sipguard_log_start(s->root);
     uri_host(host, sizeof host, s->conf.sip_host, s->conf.sip_port);
     snprintf(url, sizeof url, "sip:%s;transport=udp", host);
     sip_recover(s, url);
@@ -941,6 +944,13 @@ static void *sip_thread_main(void *arg)
                         TPTAG_UDP_RMEM(SIP_SOCKET_BUFFER),
                         TPTAG_UDP_WMEM(SIP_SOCKET_BUFFER),
                         SIPTAG_USER_AGENT_STR("ctid/" CTID_VERSION),
+                        /* A 3xx is a failed dial, never followed: its
+                         * Contact is a destination no allow-list passed
+                         * (toll fraud). nua would re-INVITE it. */
+                        NUTAG_AUTO302(0), NUTAG_AUTO305(0),
+                        /* MESSAGE gets 403 from nua itself, before it
+                         * makes a handle (else: 200 and a handle). */
+                        NUTAG_ENABLEMESSAGE(0),
                         TAG_END());
     if (s->nua == NULL) {
         snprintf(s->start_error, sizeof s->start_error,
@@ -974,6 +984,7 @@ static void *sip_thread_main(void *arg)
         su_timer_destroy(s->stop_timer);
     su_root_deregister(s->root, s->commands_index);
     nua_destroy(s->nua);
+    sipguard_log_stop(s->root);
     su_root_destroy(s->root);
     su_home_unref(home);
     su_deinit();
@@ -982,8 +993,10 @@ static void *sip_thread_main(void *arg)
 fail:
     if (s->nua != NULL)
         nua_destroy(s->nua);
-    if (s->root != NULL)
+    if (s->root != NULL) {
+        sipguard_log_stop(s->root);
         su_root_destroy(s->root);
+    }
     su_home_unref(home);
     su_deinit();
     sip_post(s, &ev);
