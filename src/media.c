@@ -1,6 +1,8 @@
-/* media: the RTP engine. Owns the RTP port range (a bitmap of even ports
- * handed out round-robin), one UDP socket per stream, and the media thread
- * that sends every playing stream's 20 ms frames.
+/* media: the RTP engine. Owns the RTP port range (a bitmap of port pairs,
+ * an even RTP port and the odd RTCP port after it, handed out
+ * round-robin), the two UDP sockets of each stream, and the media thread
+ * that sends every playing stream's 20 ms frames and, riding the same
+ * wheel, its RTCP reports (rtcp.c builds and sends them).
  *
  * Why a thread: RTP must leave on time whatever the main loop is doing
  * (parsing requests, loading prompts, SIP events), and on a loaded machine
@@ -22,8 +24,10 @@
  * The main thread frees a stream only once it is back. Clips are shared
  * read-only; the stream's references keep them alive while it plays.
  *
- * Incoming RTP is never used: a socket filter drops it in the kernel, so
- * it costs no system call and never fills a socket buffer. */
+ * Incoming RTP and RTCP are never used: a socket filter drops them in the
+ * kernel, so they cost no system call and never fill a socket buffer; the
+ * RTCP port is bound all the same so the callee's reports meet no ICMP
+ * port unreachable. */
 
 #include "media.h"
 
@@ -47,6 +51,7 @@
 #include "g711.h"
 #include "log.h"
 #include "queue.h"
+#include "rtcp.h"
 
 #define MEDIA_PTIME_NS 20000000ULL /* one 160-sample frame */
 #define MEDIA_SLOTS 20             /* one per millisecond of a frame */
@@ -75,7 +80,8 @@ struct media_stream {
     media_done_fn on_done;
     struct prompt_clip **clips;       /* our references while playing */
     int fd;                           /* connected to the callee once playing */
-    uint16_t port;
+    uint16_t port;                    /* RTP; RTCP is port + 1 */
+    struct rtcp_stream rtcp;          /* the RTCP socket and schedule */
     uint8_t state;                    /* enum media_state, main thread */
     bool closing;                     /* closed while playing: free on return */
     /* Below: the media thread's while playing. */
@@ -141,7 +147,7 @@ struct media {
     union media_addr addr; /* bind address, port 0 */
     socklen_t addr_len;
     uint16_t port_first;   /* first even port of the range */
-    uint32_t n_ports;      /* even ports in the range */
+    uint32_t n_ports;      /* port pairs (even RTP, odd RTCP) in the range */
     uint32_t cursor;       /* next port index to try: round-robin */
     uint64_t *used;        /* bitmap over port indexes */
     struct event *events_ev;
@@ -231,8 +237,12 @@ static void wheel_remove(struct media_wheel *w, struct media_stream *s)
 static void media_hand_back(struct media_worker *w, struct media_stream *s,
                             int result)
 {
-    if (s->on_wheel)
+    if (s->on_wheel) {
+        /* RFC 3550 §6.6: a source that sent says it is leaving. */
+        if (s->sent > 0)
+            rtcp_send(&s->rtcp, s->ssrc, s->sent, true);
         wheel_remove(&w->wheel, s);
+    }
     struct media_evt ev = {s, result};
     if (queue_push(w->m->events, &ev) < 0)
         log_error("media: out of memory handing a stream back");
@@ -316,7 +326,10 @@ static void media_turn(struct media_worker *mw)
         struct media_stream *s = w->head[w->next_slot], *next;
         for (; s != NULL; s = next) {
             next = s->next; /* sending may take s off the wheel */
-            media_send_one(mw, s, late);
+            /* RTCP rides the wheel: one comparison per RTP packet, a
+             * report every few seconds (rtcp.c has the intervals). */
+            if (media_send_one(mw, s, late) && w->next_due >= s->rtcp.due)
+                rtcp_send(&s->rtcp, s->ssrc, s->sent, false);
         }
         w->next_slot = (w->next_slot + 1) % MEDIA_SLOTS;
         w->next_due += MEDIA_SLOT_NS;
@@ -350,6 +363,10 @@ static void media_start_stream(struct media_worker *mw,
         w->next_due = media_now();
     }
     wheel_add(w, s);
+    /* The stream's clock: its first packet is due when its slot next
+     * comes round; RTCP reports its timestamps against that. */
+    unsigned ahead = (s->slot + MEDIA_SLOTS - w->next_slot) % MEDIA_SLOTS;
+    rtcp_start(&s->rtcp, w->next_due + ahead * MEDIA_SLOT_NS, s->ts);
 }
 
 /* Returns false on QUIT. */
@@ -443,6 +460,7 @@ static void media_stream_free(struct media_stream *s)
 {
     prompt_clips_release(s->clips, s->n_clips);
     close(s->fd);
+    rtcp_close(&s->rtcp);
     media_port_mark(s->m, (uint32_t)(s->port - s->m->port_first) / 2, false);
     free(s);
 }
@@ -523,8 +541,9 @@ struct media *media_new(struct event_base *base, const char *ip,
     struct media *m;
     uint32_t first = port_min + (port_min & 1u);
 
-    if (port_min == 0 || port_min > port_max || first > port_max) {
-        snprintf(err, errlen, "RTP port range %u-%u holds no even port",
+    if (port_min == 0 || port_min > port_max || first >= port_max) {
+        snprintf(err, errlen, "RTP port range %u-%u holds no port pair (an "
+                 "even RTP port and the RTCP port after it)",
                  port_min, port_max);
         return NULL;
     }
@@ -553,7 +572,7 @@ struct media *media_new(struct event_base *base, const char *ip,
         return NULL;
     }
     m->port_first = (uint16_t)first;
-    m->n_ports = (port_max - first) / 2 + 1;
+    m->n_ports = (port_max - first + 1) / 2; /* pairs: both in range */
     m->used = calloc((m->n_ports + 63) / 64, sizeof *m->used);
     m->events = queue_new(sizeof(struct media_evt));
     m->events_ev = m->events ? event_new(base, queue_fd(m->events),
@@ -608,28 +627,47 @@ static int media_drop_incoming(int fd)
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
 }
 
+/* A UDP socket of the media address family that drops all it receives;
+ * -1 with errno. */
+static int media_socket(const struct media *m)
+{
+    int fd = socket(m->addr.sa.sa_family,
+                    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && media_drop_incoming(fd) < 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+static int media_bind(const struct media *m, int fd, uint16_t port)
+{
+    union media_addr a = m->addr;
+
+    if (a.sa.sa_family == AF_INET)
+        a.in4.sin_port = htons(port);
+    else
+        a.in6.sin6_port = htons(port);
+    return bind(fd, &a.sa, m->addr_len);
+}
+
+/* Binds the next free pair: RTP on an even port, RTCP on the odd one
+ * after it. A pair with either port held by someone else is skipped (and
+ * tried again next round); a socket that got bound to the first port of a
+ * pair it cannot have is replaced, since a socket binds only once. */
 struct media_stream *media_stream_open(struct media *m, void *owner,
                                        media_done_fn on_done,
                                        uint16_t *local_port, char *err,
                                        size_t errlen)
 {
     struct media_stream *s = calloc(1, sizeof *s);
-    union media_addr a = m->addr;
+    int rtp = -1, rtcp = -1;
 
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
-    }
-    s->fd = socket(m->addr.sa.sa_family,
-                   SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->fd < 0) {
-        snprintf(err, errlen, "RTP socket: %s", strerror(errno));
-        free(s);
-        return NULL;
-    }
-    if (media_drop_incoming(s->fd) < 0) {
-        snprintf(err, errlen, "RTP socket filter: %s", strerror(errno));
-        goto fail;
     }
     for (uint32_t k = 0; k < m->n_ports; k++) {
         uint32_t i = (m->cursor + k) % m->n_ports;
@@ -637,15 +675,26 @@ struct media_stream *media_stream_open(struct media *m, void *owner,
 
         if (media_port_used(m, i))
             continue;
-        if (a.sa.sa_family == AF_INET)
-            a.in4.sin_port = htons(port);
-        else
-            a.in6.sin6_port = htons(port);
-        if (bind(s->fd, &a.sa, m->addr_len) < 0) {
+        if ((rtp < 0 && (rtp = media_socket(m)) < 0) ||
+            (rtcp < 0 && (rtcp = media_socket(m)) < 0)) {
+            snprintf(err, errlen, "RTP socket: %s", strerror(errno));
+            goto fail;
+        }
+        if (media_bind(m, rtp, port) < 0) {
             if (errno == EADDRINUSE)
                 continue; /* held by someone else; try it again next round */
             snprintf(err, errlen, "RTP bind port %u: %s", port,
                      strerror(errno));
+            goto fail;
+        }
+        if (media_bind(m, rtcp, (uint16_t)(port + 1)) < 0) {
+            int e = errno;
+            close(rtp);
+            rtp = -1;
+            if (e == EADDRINUSE)
+                continue;
+            snprintf(err, errlen, "RTCP bind port %u: %s", port + 1,
+                     strerror(e));
             goto fail;
         }
         media_port_mark(m, i, true);
@@ -653,14 +702,19 @@ struct media_stream *media_stream_open(struct media *m, void *owner,
         s->m = m;
         s->owner = owner;
         s->on_done = on_done;
+        s->fd = rtp;
         s->port = port;
+        rtcp_open(&s->rtcp, rtcp, (uint16_t)(port + 1));
         *local_port = port;
         return s;
     }
-    snprintf(err, errlen, "no free RTP port in %u-%u", m->port_first,
-             m->port_first + 2 * (m->n_ports - 1));
+    snprintf(err, errlen, "no free RTP port pair in %u-%u",
+             m->port_first, m->port_first + 2 * m->n_ports - 1);
 fail:
-    close(s->fd);
+    if (rtp >= 0)
+        close(rtp);
+    if (rtcp >= 0)
+        close(rtcp);
     free(s);
     return NULL;
 }
@@ -696,6 +750,8 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     }
     /* Connected: the kernel keeps the route, and send() needs no address. */
     if (connect(s->fd, dest, dest_len) < 0)
+        return -1;
+    if (rtcp_set_peer(&s->rtcp, dest, dest_len, 0) < 0)
         return -1;
     s->clips = malloc(n_clips * sizeof *s->clips);
     if (!s->clips)
