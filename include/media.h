@@ -40,6 +40,9 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
                       socklen_t dest_len, int payload_type,
                       struct prompt_clip *const *clips, size_t n_clips,
                       unsigned plays);
+/* The callee's RTCP port when its answer names one (a=rtcp); 0, the
+ * default, means the RTP port + 1. Used by the next media_stream_play. */
+void media_stream_set_rtcp_port(struct media_stream *s, uint16_t port);
 /* Stops sending (RTCP BYE if it sent), closes the sockets, frees the
  * ports. */
 void media_stream_close(struct media_stream *s);

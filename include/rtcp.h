@@ -79,6 +79,11 @@ size_t rtcp_build(uint8_t *out, size_t cap, const struct rtcp_sender_info *sr,
  * 32 bits), RFC 3550 §6.3.1: Td * [0.5, 1.5) / (e - 3/2), with Td = 5 s
  * (2.5 s before the first report). */
 uint64_t rtcp_interval_ns(uint32_t rnd, bool initial);
+/* The port of an SDP a=rtcp attribute value (RFC 3605: "port" or "port
+ * IN IP4|IP6 address") for RTP sent to rtp_addr; 0 (use RTP + 1) when the
+ * value is absent, malformed, out of 1..65535, or names another address
+ * (ctid sends media only to the address the answer's c= line names). */
+uint16_t rtcp_sdp_port(const char *value, const char *rtp_addr);
 /* RFC 7022 §4.2: base64 of 12 random bytes, 16 characters + NUL. */
 void rtcp_cname(char out[RTCP_CNAME_LEN + 1], const uint8_t rnd[12]);
 

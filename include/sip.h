@@ -62,6 +62,7 @@ struct sip_event {
     int payload_type;                 /* ANSWERED: 8 PCMA, 0 PCMU, -1 none */
     struct sockaddr_storage media;    /* ANSWERED: where to send RTP */
     socklen_t media_len;
+    uint16_t rtcp_port;               /* ANSWERED: a=rtcp port, 0: RTP + 1 */
     bool has_dialog;                  /* PROGRESS/ANSWERED: dialog is set */
     struct sip_dialog dialog;         /* how to end it after a crash */
 };

@@ -385,6 +385,7 @@ void call_on_sip_event(struct server *srv, const struct sip_event *ev)
         c->media_dest = ev->media;
         c->media_dest_len = ev->media_len;
         c->payload_type = ev->payload_type;
+        media_stream_set_rtcp_port(c->media, ev->rtcp_port);
         call_input(c, CALL_IN_ANSWERED, ev->status, false);
         break;
     case SIP_EV_FAILED:

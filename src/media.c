@@ -82,6 +82,7 @@ struct media_stream {
     int fd;                           /* connected to the callee once playing */
     uint16_t port;                    /* RTP; RTCP is port + 1 */
     struct rtcp_stream rtcp;          /* the RTCP socket and schedule */
+    uint16_t rtcp_peer_port;          /* the answer's a=rtcp; 0: RTP + 1 */
     uint8_t state;                    /* enum media_state, main thread */
     bool closing;                     /* closed while playing: free on return */
     /* Below: the media thread's while playing. */
@@ -751,7 +752,7 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     /* Connected: the kernel keeps the route, and send() needs no address. */
     if (connect(s->fd, dest, dest_len) < 0)
         return -1;
-    if (rtcp_set_peer(&s->rtcp, dest, dest_len, 0) < 0)
+    if (rtcp_set_peer(&s->rtcp, dest, dest_len, s->rtcp_peer_port) < 0)
         return -1;
     s->clips = malloc(n_clips * sizeof *s->clips);
     if (!s->clips)
@@ -787,6 +788,12 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     s->state = MEDIA_PLAYING;
     s->w->playing++;
     return 0;
+}
+
+void media_stream_set_rtcp_port(struct media_stream *s, uint16_t port)
+{
+    if (s)
+        s->rtcp_peer_port = port;
 }
 
 void media_stream_close(struct media_stream *s)

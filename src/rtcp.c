@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -112,6 +113,36 @@ uint64_t rtcp_interval_ns(uint32_t rnd, bool initial)
     double td = initial ? RTCP_MIN_NS / 2.0 : (double)RTCP_MIN_NS;
     double factor = 0.5 + rnd / 4294967296.0;
     return (uint64_t)(td * factor / e_minus_1_5);
+}
+
+/* Both strings are addresses of one family and the same address. */
+static bool same_address(const char *a, const char *b)
+{
+    struct in6_addr x, y;
+    int family = strchr(a, ':') ? AF_INET6 : AF_INET;
+
+    return inet_pton(family, a, &x) == 1 && inet_pton(family, b, &y) == 1 &&
+           memcmp(&x, &y, family == AF_INET ? 4 : 16) == 0;
+}
+
+uint16_t rtcp_sdp_port(const char *value, const char *rtp_addr)
+{
+    char net[8], type[8], addr[64], extra;
+    unsigned port;
+    int used = 0;
+
+    if (value == NULL || sscanf(value, "%5u%n", &port, &used) != 1 ||
+        port == 0 || port > 65535 || (value[used] != '\0' &&
+                                      value[used] != ' '))
+        return 0;
+    int n = sscanf(value + used, " %7s %7s %63s %c", net, type, addr, &extra);
+    if (n == EOF || n == 0)
+        return (uint16_t)port; /* the port alone */
+    if (n != 3 || strcmp(net, "IN") != 0 ||
+        (strcmp(type, "IP4") != 0 && strcmp(type, "IP6") != 0) ||
+        rtp_addr == NULL || !same_address(addr, rtp_addr))
+        return 0;
+    return (uint16_t)port;
 }
 
 void rtcp_cname(char out[RTCP_CNAME_LEN + 1], const uint8_t rnd[12])

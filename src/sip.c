@@ -26,6 +26,7 @@
 #include "idmap.h"
 #include "log.h"
 #include "queue.h"
+#include "rtcp.h"
 #include "version.h"
 
 struct sip;
@@ -222,6 +223,10 @@ static void parse_answer(struct sip_leg *leg, const sip_t *sip,
             ev->media_len = sizeof *a4;
         }
         ev->payload_type = pt;
+        /* RFC 3605: the callee's RTCP port when it is not RTP + 1. */
+        sdp_attribute_t *rtcp = sdp_attribute_find(m->m_attributes, "rtcp");
+        ev->rtcp_port = rtcp_sdp_port(rtcp ? rtcp->a_value : NULL,
+                                      c->c_address);
         break;
     }
 done:

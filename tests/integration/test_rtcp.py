@@ -15,6 +15,8 @@ A  A 12 s prompt to a sipp callee whose RTP sink also listens on RTP + 1.
    packet. Both ports are released after the call.
 B  The callee hangs up 1.5 s into the prompt: the stopped stream still
    says goodbye (SR + SDES + BYE with the packets sent so far).
+C  The answer names its RTCP port (a=rtcp:P IN IP4 127.0.0.1, RFC 3605):
+   reports go to P, none to RTP + 1.
 """
 import os
 import socket
@@ -137,7 +139,7 @@ t = Test("rtcp")
 with t:
     make_prompt(t.path("prompts", "long.wav"), PROMPT_SECONDS)
     make_prompt(t.path("prompts", "short.wav"), 4.0)
-    ports = {k: free_port("udp") for k in ("A", "B")}
+    ports = {k: free_port("udp") for k in ("A", "B", "C")}
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()])
     d.start()
     c = t.client(d.listen_port, "client")
@@ -268,3 +270,39 @@ with t:
                     "the BYE's SR counts the %d RTP packets sent" % len(pkts),
                     "SR says %d" % sr["packets"])
     t.run("B: the callee hangs up: BYE for the stopped stream", call_b)
+
+    def call_c():
+        sink = t.rtp_sink("C")
+        other = t.add_cleanup(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        other.bind((HOST, 0))
+        other.settimeout(0.2)
+        rtcp_port = other.getsockname()[1]
+        sp = t.sipp("uas_answer_rtcp_attr.xml", port=ports["C"],
+                    rtp_sink_port=sink.port, codec=8,
+                    extra=("-key", "rtcp_port", str(rtcp_port))).start()
+        to_uri = d.uri(ports["C"])
+        reply = c.call("ext.notify_call.construct", {
+            "to_uri": to_uri, "play_content": "short.wav", "play_repeat": 0,
+            "user_data": "rtcp-c"})
+        res_id, _ = check_construct_result(t, reply, d.node_id, to_uri, "rtcp-c")
+        if res_id is None:
+            return
+        ev = c.wait_event(res_id, timeout=30)
+        check_released(t, ev, res_id, "rtcp-c", None, "sys", cause=200, answered=True)
+        sp.check_exit(t, "sipp received the daemon's BYE")
+        sink.wait_quiet(0.5, 5)
+        got = []
+        while True:
+            try:
+                got.append(other.recv(2048))
+            except socket.timeout:
+                break
+        pkts = sink.snapshot()
+        t.check(len(got) >= 2, "reports and BYE arrive at the a=rtcp port %d" % rtcp_port,
+                "got %d" % len(got))
+        t.check(not sink.rtcp_snapshot(), "nothing goes to RTP + 1",
+                "got %d" % len(sink.rtcp_snapshot()))
+        if got and pkts:
+            check_compound(t, "last RTCP at the a=rtcp port", parse_rtcp(got[-1]),
+                           pkts[0].ssrc, bye=True)
+    t.run("C: a=rtcp in the answer names the RTCP port", call_c)

@@ -1,7 +1,8 @@
 /* Unit tests for rtcp: the compound packet's bytes against hand-checked
  * vectors (RFC 3550 §6.4.1 SR, §6.5 SDES, §6.6 BYE), NTP timestamps,
- * report intervals (§6.3.1), CNAMEs (RFC 7022), where reports go, and one
- * report sent over loopback with its RTP timestamp on the stream's clock. */
+ * report intervals (§6.3.1), CNAMEs (RFC 7022), a=rtcp ports (RFC 3605),
+ * where reports go, and one report sent over loopback with its RTP
+ * timestamp on the stream's clock. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,6 +142,39 @@ static void test_cname(void **state)
     assert_string_equal(out, "////////////////");
 }
 
+static void test_sdp_port(void **state)
+{
+    (void)state;
+    /* RFC 3605 §2.1 examples, and the forms ctid accepts. */
+    assert_int_equal(rtcp_sdp_port("53020", "10.0.0.1"), 53020);
+    assert_int_equal(rtcp_sdp_port("53020 IN IP4 126.16.64.4", "126.16.64.4"),
+                     53020);
+    assert_int_equal(rtcp_sdp_port("53020 IN IP6 2001:2345:6789:ABCD:EF01:"
+                                   "2345:6789:ABCD",
+                                   "2001:2345:6789:abcd:ef01:2345:6789:abcd"),
+                     53020);
+    assert_int_equal(rtcp_sdp_port("65535", "10.0.0.1"), 65535);
+    /* Absent or unusable: 0, meaning RTP + 1. */
+    assert_int_equal(rtcp_sdp_port(NULL, "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("0", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("65536", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("70000", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("123456", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("-1", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("port", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("5000x", "10.0.0.1"), 0);
+    /* Another address (multicast, elsewhere) is not followed. */
+    assert_int_equal(rtcp_sdp_port("53020 IN IP4 224.0.0.1", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("53020 IN IP4 10.0.0.2", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("53020 IN IP4 host.example", "10.0.0.1"),
+                     0);
+    assert_int_equal(rtcp_sdp_port("53020 IN IP4", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("53020 IN IP4 10.0.0.1 x", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("53020 XX IP4 10.0.0.1", "10.0.0.1"), 0);
+    assert_int_equal(rtcp_sdp_port("53020 IN IP4 10.0.0.1", NULL), 0);
+}
+
 static uint16_t port_of(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET6)
@@ -259,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_ntp),
         cmocka_unit_test(test_intervals),
         cmocka_unit_test(test_cname),
+        cmocka_unit_test(test_sdp_port),
         cmocka_unit_test(test_peer),
         cmocka_unit_test(test_send_loopback),
     };
