@@ -285,6 +285,34 @@ static void test_send_loopback(void **state)
     close(rx);
 }
 
+static void test_send_error(void **state)
+{
+    struct sockaddr_in local = {.sin_family = AF_INET};
+    struct sockaddr_in far = {.sin_family = AF_INET, .sin_port = htons(9)};
+    struct rtcp_stream r;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+
+    (void)state;
+    /* A socket on loopback cannot reach 192.0.2.1 (TEST-NET-1): sendto
+     * fails. The report is lost, the next one is scheduled all the same,
+     * and the second failure is not logged again. */
+    local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    far.sin_addr.s_addr = htonl(0xC0000201);
+    assert_int_equal(bind(fd, (struct sockaddr *)&local, sizeof local), 0);
+    rtcp_open(&r, fd, 0);
+    assert_int_equal(rtcp_set_peer(&r, (struct sockaddr *)&far, sizeof far,
+                                   0), 0);
+    uint64_t mono = now_ns(CLOCK_MONOTONIC);
+    rtcp_start(&r, mono, 0);
+    rtcp_send(&r, 1, 10, false);
+    assert_int_equal(r.reports, 0);
+    assert_true(r.lost_logged);
+    assert_true(r.due > mono && r.due != UINT64_MAX);
+    rtcp_send(&r, 1, 20, true);
+    assert_int_equal(r.reports, 0);
+    rtcp_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_sdp_port),
         cmocka_unit_test(test_peer),
         cmocka_unit_test(test_send_loopback),
+        cmocka_unit_test(test_send_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
