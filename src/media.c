@@ -1,8 +1,7 @@
-/* media: the RTP engine. Owns the RTP port range (a bitmap of port pairs,
- * an even RTP port and the odd RTCP port after it, handed out
- * round-robin), the two UDP sockets of each stream, and the media thread
- * that sends every playing stream's 20 ms frames and, riding the same
- * wheel, its RTCP reports (rtcp.c builds and sends them).
+/* media: the RTP engine. Owns the streams: each one's two UDP sockets (a
+ * port pair from rtpports.c: RTP on an even port, RTCP on the next), and
+ * the media threads that send every playing stream's 20 ms frames and,
+ * riding the same wheel, its RTCP reports (rtcp.c builds and sends them).
  *
  * Why a thread: RTP must leave on time whatever the main loop is doing
  * (parsing requests, loading prompts, SIP events), and on a loaded machine
@@ -24,17 +23,16 @@
  * The main thread frees a stream only once it is back. Clips are shared
  * read-only; the stream's references keep them alive while it plays.
  *
- * Incoming RTP and RTCP are never used: a socket filter drops them in the
- * kernel, so they cost no system call and never fill a socket buffer; the
- * RTCP port is bound all the same so the callee's reports meet no ICMP
- * port unreachable. */
+ * Incoming RTP and RTCP are never used: a socket filter (rtpports.c)
+ * drops them in the kernel, so they cost no system call and never fill a
+ * socket buffer; the RTCP port is bound all the same so the callee's
+ * reports meet no ICMP port unreachable. */
 
 #include "media.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <linux/filter.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -52,6 +50,7 @@
 #include "log.h"
 #include "queue.h"
 #include "rtcp.h"
+#include "rtpports.h"
 
 #define MEDIA_PTIME_NS 20000000ULL /* one 160-sample frame */
 #define MEDIA_SLOTS 20             /* one per millisecond of a frame */
@@ -61,12 +60,6 @@
 /* A packet is late, for the metrics, when its slot starts being sent more
  * than this after the slot's due time. Pacing itself never looks at it. */
 #define MEDIA_LATE_NS 2000000ULL
-
-union media_addr {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-};
 
 enum media_state {
     MEDIA_IDLE,    /* main thread's; not sending */
@@ -145,12 +138,7 @@ struct media_worker {
 
 struct media {
     /* Main thread. */
-    union media_addr addr; /* bind address, port 0 */
-    socklen_t addr_len;
-    uint16_t port_first;   /* first even port of the range */
-    uint32_t n_ports;      /* port pairs (even RTP, odd RTCP) in the range */
-    uint32_t cursor;       /* next port index to try: round-robin */
-    uint64_t *used;        /* bitmap over port indexes */
+    struct rtp_ports ports; /* the range, its pairs and bind address */
     struct event *events_ev;
     struct queue *events;  /* every media thread -> main, struct media_evt */
     struct media_worker workers[MEDIA_MAX_THREADS];
@@ -444,25 +432,12 @@ static void *media_thread_main(void *arg)
 
 /* ---- main thread ----------------------------------------------------- */
 
-static bool media_port_used(const struct media *m, uint32_t i)
-{
-    return m->used[i / 64] >> (i % 64) & 1;
-}
-
-static void media_port_mark(struct media *m, uint32_t i, bool used)
-{
-    if (used)
-        m->used[i / 64] |= 1ULL << (i % 64);
-    else
-        m->used[i / 64] &= ~(1ULL << (i % 64));
-}
-
 static void media_stream_free(struct media_stream *s)
 {
     prompt_clips_release(s->clips, s->n_clips);
     close(s->fd);
     rtcp_close(&s->rtcp);
-    media_port_mark(s->m, (uint32_t)(s->port - s->m->port_first) / 2, false);
+    rtp_ports_release(&s->m->ports, s->port);
     free(s);
 }
 
@@ -540,14 +515,7 @@ struct media *media_new(struct event_base *base, const char *ip,
                         unsigned threads, char *err, size_t errlen)
 {
     struct media *m;
-    uint32_t first = port_min + (port_min & 1u);
 
-    if (port_min == 0 || port_min > port_max || first >= port_max) {
-        snprintf(err, errlen, "RTP port range %u-%u holds no port pair (an "
-                 "even RTP port and the RTCP port after it)",
-                 port_min, port_max);
-        return NULL;
-    }
     if (threads < 1 || threads > MEDIA_MAX_THREADS) {
         snprintf(err, errlen, "media threads: %u is outside 1..%d", threads,
                  MEDIA_MAX_THREADS);
@@ -560,27 +528,16 @@ struct media *media_new(struct event_base *base, const char *ip,
     }
     for (unsigned i = 0; i < MEDIA_MAX_THREADS; i++)
         m->workers[i].epfd = m->workers[i].timerfd = -1;
-    if (inet_pton(AF_INET, ip, &m->addr.in4.sin_addr) == 1) {
-        m->addr.in4.sin_family = AF_INET;
-        m->addr_len = sizeof m->addr.in4;
-    } else if (inet_pton(AF_INET6, ip, &m->addr.in6.sin6_addr) == 1) {
-        m->addr.in6.sin6_family = AF_INET6;
-        m->addr_len = sizeof m->addr.in6;
-    } else {
-        snprintf(err, errlen, "media IP %s is not an IPv4 or IPv6 address",
-                 ip);
+    if (rtp_ports_init(&m->ports, ip, port_min, port_max, err, errlen) < 0) {
         free(m);
         return NULL;
     }
-    m->port_first = (uint16_t)first;
-    m->n_ports = (port_max - first + 1) / 2; /* pairs: both in range */
-    m->used = calloc((m->n_ports + 63) / 64, sizeof *m->used);
     m->events = queue_new(sizeof(struct media_evt));
     m->events_ev = m->events ? event_new(base, queue_fd(m->events),
                                          EV_READ | EV_PERSIST,
                                          media_on_events, m)
                              : NULL;
-    if (!m->used || !m->events_ev || event_add(m->events_ev, NULL) < 0) {
+    if (!m->events_ev || event_add(m->events_ev, NULL) < 0) {
         snprintf(err, errlen, "media: out of memory");
         media_free(m);
         return NULL;
@@ -615,109 +572,33 @@ void media_free(struct media *m)
     if (m->events_ev)
         event_free(m->events_ev);
     queue_free(m->events);
-    free(m->used);
+    rtp_ports_free(&m->ports);
     free(m);
 }
 
-/* A one-instruction classic BPF program that accepts no packet: incoming
- * RTP is dropped before it is queued. */
-static int media_drop_incoming(int fd)
-{
-    static struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
-    struct sock_fprog prog = {.len = 1, .filter = drop_all};
-    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
-}
-
-/* A UDP socket of the media address family that drops all it receives;
- * -1 with errno. */
-static int media_socket(const struct media *m)
-{
-    int fd = socket(m->addr.sa.sa_family,
-                    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && media_drop_incoming(fd) < 0) {
-        int err = errno;
-        close(fd);
-        errno = err;
-        return -1;
-    }
-    return fd;
-}
-
-static int media_bind(const struct media *m, int fd, uint16_t port)
-{
-    union media_addr a = m->addr;
-
-    if (a.sa.sa_family == AF_INET)
-        a.in4.sin_port = htons(port);
-    else
-        a.in6.sin6_port = htons(port);
-    return bind(fd, &a.sa, m->addr_len);
-}
-
-/* Binds the next free pair: RTP on an even port, RTCP on the odd one
- * after it. A pair with either port held by someone else is skipped (and
- * tried again next round); a socket that got bound to the first port of a
- * pair it cannot have is replaced, since a socket binds only once. */
+/* Binds a free port pair of the range (rtpports.c). */
 struct media_stream *media_stream_open(struct media *m, void *owner,
                                        media_done_fn on_done,
                                        uint16_t *local_port, char *err,
                                        size_t errlen)
 {
     struct media_stream *s = calloc(1, sizeof *s);
-    int rtp = -1, rtcp = -1;
+    int rtcp;
 
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    for (uint32_t k = 0; k < m->n_ports; k++) {
-        uint32_t i = (m->cursor + k) % m->n_ports;
-        uint16_t port = (uint16_t)(m->port_first + 2 * i);
-
-        if (media_port_used(m, i))
-            continue;
-        if ((rtp < 0 && (rtp = media_socket(m)) < 0) ||
-            (rtcp < 0 && (rtcp = media_socket(m)) < 0)) {
-            snprintf(err, errlen, "RTP socket: %s", strerror(errno));
-            goto fail;
-        }
-        if (media_bind(m, rtp, port) < 0) {
-            if (errno == EADDRINUSE)
-                continue; /* held by someone else; try it again next round */
-            snprintf(err, errlen, "RTP bind port %u: %s", port,
-                     strerror(errno));
-            goto fail;
-        }
-        if (media_bind(m, rtcp, (uint16_t)(port + 1)) < 0) {
-            int e = errno;
-            close(rtp);
-            rtp = -1;
-            if (e == EADDRINUSE)
-                continue;
-            snprintf(err, errlen, "RTCP bind port %u: %s", port + 1,
-                     strerror(e));
-            goto fail;
-        }
-        media_port_mark(m, i, true);
-        m->cursor = (i + 1) % m->n_ports;
-        s->m = m;
-        s->owner = owner;
-        s->on_done = on_done;
-        s->fd = rtp;
-        s->port = port;
-        rtcp_open(&s->rtcp, rtcp, (uint16_t)(port + 1));
-        *local_port = port;
-        return s;
+    if (rtp_ports_open(&m->ports, &s->fd, &rtcp, &s->port, err, errlen) < 0) {
+        free(s);
+        return NULL;
     }
-    snprintf(err, errlen, "no free RTP port pair in %u-%u",
-             m->port_first, m->port_first + 2 * m->n_ports - 1);
-fail:
-    if (rtp >= 0)
-        close(rtp);
-    if (rtcp >= 0)
-        close(rtcp);
-    free(s);
-    return NULL;
+    s->m = m;
+    s->owner = owner;
+    s->on_done = on_done;
+    rtcp_open(&s->rtcp, rtcp, (uint16_t)(s->port + 1));
+    *local_port = s->port;
+    return s;
 }
 
 static uint16_t media_port_of(const struct sockaddr *sa)
@@ -744,7 +625,7 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     if (s->state != MEDIA_IDLE || frames == 0 || plays == 0 ||
         n_clips > UINT32_MAX ||
         (payload_type != G711_PT_PCMA && payload_type != G711_PT_PCMU) ||
-        dest->sa_family != m->addr.sa.sa_family ||
+        dest->sa_family != m->ports.addr.sa.sa_family ||
         media_port_of(dest) == 0) {
         errno = EINVAL;
         return -1;
