@@ -149,7 +149,8 @@ int main(int argc, char **argv)
                  "runs it as user ctid)");
 
     /* Every call holds an RTP and an RTCP socket: thousands of calls need
-     * thousands of descriptors, and the soft limit (often 1024) is only a default. */
+     * thousands of descriptors, and the soft limit (often 1024) is only a
+     * default. */
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
         nofile.rlim_cur < nofile.rlim_max) {

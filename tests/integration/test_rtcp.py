@@ -259,7 +259,7 @@ with t:
         time.sleep(0.5)
         pkts = sink.snapshot()
         rtcp = sink.rtcp_snapshot()
-        t.check(0 < len(pkts) < 150, "RTP stopped early (%d packets of 200)"
+        t.check(0 < len(pkts) < 200, "RTP stopped early (%d packets of 200)"
                 % len(pkts))
         if not t.check(len(rtcp) >= 1, "RTCP arrived", "none"):
             return
