@@ -1,7 +1,8 @@
-/* media: RTP (RFC 3550) for calls. Owns the RTP port range, one UDP socket
- * per call, and a ticker on the libevent loop that sends each stream's 20 ms
- * frames at their due time on an absolute clock, so long prompts never
- * drift. Incoming RTP is read and discarded. */
+/* media: RTP and RTCP (RFC 3550) for calls. Owns the RTP port range, two
+ * UDP sockets per call (RTP on an even port, RTCP on the next), and the
+ * media threads that send each stream's 20 ms frames at their due time on
+ * an absolute clock, so long prompts never drift, and its RTCP sender
+ * reports (rtcp.h). Incoming RTP and RTCP are dropped in the kernel. */
 #ifndef CTID_MEDIA_H
 #define CTID_MEDIA_H
 
@@ -27,25 +28,33 @@ struct media *media_new(struct event_base *base, const char *ip,
                         unsigned threads, char *err, size_t errlen);
 void media_free(struct media *m);
 
-/* Binds a free even port of the range. NULL with err when none is free. */
+/* Binds a free pair of the range: an even RTP port (*local_port) and the
+ * RTCP port after it. NULL with err when no pair is free. */
 struct media_stream *media_stream_open(struct media *m, void *owner,
                                        media_done_fn on_done,
                                        uint16_t *local_port, char *err,
                                        size_t errlen);
 /* Starts sending clips, `plays` times over, to dest with payload type
- * G711_PT_PCMA or G711_PT_PCMU. Takes its own references on the clips. */
+ * G711_PT_PCMA or G711_PT_PCMU, and RTCP sender reports to dest's port + 1.
+ * Takes its own references on the clips. */
 int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
                       socklen_t dest_len, int payload_type,
                       struct prompt_clip *const *clips, size_t n_clips,
                       unsigned plays);
 /* A re-INVITE or UPDATE changed the call's media: dest (NULL to keep it)
- * is where RTP goes from now on; while paused (hold) no packet is sent
+ * is where RTP goes from now on, and RTCP to rtcp_port (0: dest's port
+ * + 1) on dest's address; while paused (hold) no packet is sent
  * but the prompt's clock runs on, so after resume the callee hears it
  * where it now is and the call ends on schedule. Ignored when the stream
  * is not playing. 0, or -1 (bad address, out of memory). */
 int media_stream_update(struct media_stream *s, const struct sockaddr *dest,
-                        socklen_t dest_len, bool paused);
-/* Stops sending, closes the socket, frees the port. */
+                        socklen_t dest_len, uint16_t rtcp_port,
+                        bool paused);
+/* The callee's RTCP port when its answer names one (a=rtcp); 0, the
+ * default, means the RTP port + 1. Used by the next media_stream_play. */
+void media_stream_set_rtcp_port(struct media_stream *s, uint16_t port);
+/* Stops sending (RTCP BYE if it sent), closes the sockets, frees the
+ * ports. */
 void media_stream_close(struct media_stream *s);
 
 /* RTP packets sent, and of those sent more than 2 ms after their due

@@ -34,6 +34,7 @@ struct sdp_peer {
     enum sdp_dir dir;              /* the peer's direction attribute */
     bool hold_address;             /* c= 0.0.0.0 or ::, RFC 2543 hold */
     bool paused;                   /* the peer wants none of our audio */
+    uint16_t rtcp_port;            /* a=rtcp (RFC 3605); 0: RTP port + 1 */
 };
 
 /* Examines a peer's SDP. want_pt -1 takes the first PCMA or PCMU the peer

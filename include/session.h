@@ -25,6 +25,7 @@ struct session {
     int payload_type;              /* negotiated 8 or 0; -1 before */
     struct sockaddr_storage dest;  /* where RTP goes now */
     socklen_t dest_len;
+    uint16_t rtcp_port;            /* the callee's a=rtcp; 0: RTP + 1 */
     bool paused;                   /* the callee holds the call: no RTP */
     bool offer_in_200;             /* our 200 to a re-INVITE offered; the
                                       ACK carries the answer */

@@ -74,6 +74,7 @@ struct sip_event {
                                          SDP is unusable (reason), not
                                          merely without PCMA/PCMU */
     char reason[128];                 /* ANSWERED: why the SDP is unusable */
+    uint16_t rtcp_port;               /* ANSWERED, MEDIA: a=rtcp port, 0: RTP + 1 */
     bool has_dialog;                  /* PROGRESS/ANSWERED: dialog is set */
     struct sip_dialog dialog;         /* how to end it after a crash */
 };

@@ -378,7 +378,7 @@ static void call_on_media_change(struct call *c, const struct sip_event *ev)
     }
     if (media_stream_update(c->media, ev->media_len ? (const void *)&ev->media
                                                     : NULL,
-                            ev->media_len, ev->paused) < 0)
+                            ev->media_len, ev->rtcp_port, ev->paused) < 0)
         log_warn("%s: cannot change the RTP stream (%s)", c->res_id,
                  ev->paused ? "hold" : "resume");
 }
@@ -413,6 +413,7 @@ void call_on_sip_event(struct server *srv, const struct sip_event *ev)
         c->media_dest = ev->media;
         c->media_dest_len = ev->media_len;
         c->payload_type = ev->payload_type;
+        media_stream_set_rtcp_port(c->media, ev->rtcp_port);
         call_input(c, CALL_IN_ANSWERED, ev->status, false);
         break;
     case SIP_EV_FAILED:

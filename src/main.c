@@ -148,8 +148,9 @@ int main(int argc, char **argv)
         log_warn("running as root; ctid needs no privilege (ctid.service "
                  "runs it as user ctid)");
 
-    /* Every call holds an RTP socket: thousands of calls need thousands of
-     * descriptors, and the soft limit (often 1024) is only a default. */
+    /* Every call holds an RTP and an RTCP socket: thousands of calls need
+     * thousands of descriptors, and the soft limit (often 1024) is only a
+     * default. */
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
         nofile.rlim_cur < nofile.rlim_max) {

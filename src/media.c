@@ -1,6 +1,7 @@
-/* media: the RTP engine. Owns the RTP port range (a bitmap of even ports
- * handed out round-robin), one UDP socket per stream, and the media thread
- * that sends every playing stream's 20 ms frames.
+/* media: the RTP engine. Owns the streams: each one's two UDP sockets (a
+ * port pair from rtpports.c: RTP on an even port, RTCP on the next), and
+ * the media threads that send every playing stream's 20 ms frames and,
+ * riding the same wheel, its RTCP reports (rtcp.c builds and sends them).
  *
  * Why a thread: RTP must leave on time whatever the main loop is doing
  * (parsing requests, loading prompts, SIP events), and on a loaded machine
@@ -22,15 +23,16 @@
  * The main thread frees a stream only once it is back. Clips are shared
  * read-only; the stream's references keep them alive while it plays.
  *
- * Incoming RTP is never used: a socket filter drops it in the kernel, so
- * it costs no system call and never fills a socket buffer. */
+ * Incoming RTP and RTCP are never used: a socket filter (rtpports.c)
+ * drops them in the kernel, so they cost no system call and never fill a
+ * socket buffer; the RTCP port is bound all the same so the callee's
+ * reports meet no ICMP port unreachable. */
 
 #include "media.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <linux/filter.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -47,6 +49,8 @@
 #include "g711.h"
 #include "log.h"
 #include "queue.h"
+#include "rtcp.h"
+#include "rtpports.h"
 
 #define MEDIA_PTIME_NS 20000000ULL /* one 160-sample frame */
 #define MEDIA_SLOTS 20             /* one per millisecond of a frame */
@@ -56,12 +60,6 @@
 /* A packet is late, for the metrics, when its slot starts being sent more
  * than this after the slot's due time. Pacing itself never looks at it. */
 #define MEDIA_LATE_NS 2000000ULL
-
-union media_addr {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-};
 
 enum media_state {
     MEDIA_IDLE,    /* main thread's; not sending */
@@ -75,7 +73,9 @@ struct media_stream {
     media_done_fn on_done;
     struct prompt_clip **clips;       /* our references while playing */
     int fd;                           /* connected to the callee once playing */
-    uint16_t port;
+    uint16_t port;                    /* RTP; RTCP is port + 1 */
+    struct rtcp_stream rtcp;          /* the RTCP socket and schedule */
+    uint16_t rtcp_peer_port;          /* the answer's a=rtcp; 0: RTP + 1 */
     uint8_t state;                    /* enum media_state, main thread */
     bool closing;                     /* closed while playing: free on return */
     /* Below: the media thread's while playing. */
@@ -115,8 +115,9 @@ struct media_cmd {
      * time the thread reads this, so the thread looks s up on its wheel
      * and checks play_id before it touches it. */
     uint64_t play_id;
-    union media_addr dest;   /* dest_len 0: keep the address */
+    struct sockaddr_storage dest; /* dest_len 0: keep the address */
     socklen_t dest_len;
+    uint16_t rtcp_port;      /* with dest: the callee's a=rtcp, 0 RTP + 1 */
     bool paused;
 };
 
@@ -152,12 +153,7 @@ struct media_worker {
 
 struct media {
     /* Main thread. */
-    union media_addr addr; /* bind address, port 0 */
-    socklen_t addr_len;
-    uint16_t port_first;   /* first even port of the range */
-    uint32_t n_ports;      /* even ports in the range */
-    uint32_t cursor;       /* next port index to try: round-robin */
-    uint64_t *used;        /* bitmap over port indexes */
+    struct rtp_ports ports; /* the range, its pairs and bind address */
     struct event *events_ev;
     struct queue *events;  /* every media thread -> main, struct media_evt */
     struct media_worker workers[MEDIA_MAX_THREADS];
@@ -245,8 +241,12 @@ static void wheel_remove(struct media_wheel *w, struct media_stream *s)
 static void media_hand_back(struct media_worker *w, struct media_stream *s,
                             int result)
 {
-    if (s->on_wheel)
+    if (s->on_wheel) {
+        /* RFC 3550 §6.6: a source that sent says it is leaving. */
+        if (s->sent > 0)
+            rtcp_send(&s->rtcp, s->ssrc, s->sent, true);
         wheel_remove(&w->wheel, s);
+    }
     struct media_evt ev = {s, result};
     if (queue_push(w->m->events, &ev) < 0)
         log_error("media: out of memory handing a stream back");
@@ -337,7 +337,10 @@ static void media_turn(struct media_worker *mw)
         struct media_stream *s = w->head[w->next_slot], *next;
         for (; s != NULL; s = next) {
             next = s->next; /* sending may take s off the wheel */
-            media_send_one(mw, s, late);
+            /* RTCP rides the wheel: one comparison per RTP packet, a
+             * report every few seconds (rtcp.c has the intervals). */
+            if (media_send_one(mw, s, late) && w->next_due >= s->rtcp.due)
+                rtcp_send(&s->rtcp, s->ssrc, s->sent, false);
         }
         w->next_slot = (w->next_slot + 1) % MEDIA_SLOTS;
         w->next_due += MEDIA_SLOT_NS;
@@ -371,6 +374,10 @@ static void media_start_stream(struct media_worker *mw,
         w->next_due = media_now();
     }
     wheel_add(w, s);
+    /* The stream's clock: its first packet is due when its slot next
+     * comes round; RTCP reports its timestamps against that. */
+    unsigned ahead = (s->slot + MEDIA_SLOTS - w->next_slot) % MEDIA_SLOTS;
+    rtcp_start(&s->rtcp, w->next_due + ahead * MEDIA_SLOT_NS, s->ts);
 }
 
 /* Applies an UPDATE to the stream it names, if that is still on this
@@ -387,11 +394,18 @@ static void media_apply_update(struct media_worker *w,
             }
     if (s == NULL || s->play_id != cmd->play_id)
         return;
-    if (cmd->dest_len > 0 && connect(s->fd, &cmd->dest.sa, cmd->dest_len) < 0)
-        log_warn("media: RTP port %u: cannot redirect: %s", s->port,
-                 strerror(errno));
+    if (cmd->dest_len > 0) {
+        if (connect(s->fd, (const struct sockaddr *)&cmd->dest, cmd->dest_len) < 0)
+            log_warn("media: RTP port %u: cannot redirect: %s", s->port,
+                     strerror(errno));
+        /* The stream is this thread's now, and so is its RTCP peer. */
+        rtcp_set_peer(&s->rtcp, (const struct sockaddr *)&cmd->dest,
+                      cmd->dest_len,
+                      cmd->rtcp_port);
+    }
     if (cmd->paused && !s->paused)
-        s->first = true; /* resuming starts a talkspurt: marker bit */
+        s->first = true; /* the first packet after the hold starts a
+                            talkspurt: marker bit */
     s->paused = cmd->paused;
 }
 
@@ -472,24 +486,12 @@ static void *media_thread_main(void *arg)
 
 /* ---- main thread ----------------------------------------------------- */
 
-static bool media_port_used(const struct media *m, uint32_t i)
-{
-    return m->used[i / 64] >> (i % 64) & 1;
-}
-
-static void media_port_mark(struct media *m, uint32_t i, bool used)
-{
-    if (used)
-        m->used[i / 64] |= 1ULL << (i % 64);
-    else
-        m->used[i / 64] &= ~(1ULL << (i % 64));
-}
-
 static void media_stream_free(struct media_stream *s)
 {
     prompt_clips_release(s->clips, s->n_clips);
     close(s->fd);
-    media_port_mark(s->m, (uint32_t)(s->port - s->m->port_first) / 2, false);
+    rtcp_close(&s->rtcp);
+    rtp_ports_release(&s->m->ports, s->port);
     free(s);
 }
 
@@ -567,13 +569,7 @@ struct media *media_new(struct event_base *base, const char *ip,
                         unsigned threads, char *err, size_t errlen)
 {
     struct media *m;
-    uint32_t first = port_min + (port_min & 1u);
 
-    if (port_min == 0 || port_min > port_max || first > port_max) {
-        snprintf(err, errlen, "RTP port range %u-%u holds no even port",
-                 port_min, port_max);
-        return NULL;
-    }
     if (threads < 1 || threads > MEDIA_MAX_THREADS) {
         snprintf(err, errlen, "media threads: %u is outside 1..%d", threads,
                  MEDIA_MAX_THREADS);
@@ -586,27 +582,16 @@ struct media *media_new(struct event_base *base, const char *ip,
     }
     for (unsigned i = 0; i < MEDIA_MAX_THREADS; i++)
         m->workers[i].epfd = m->workers[i].timerfd = -1;
-    if (inet_pton(AF_INET, ip, &m->addr.in4.sin_addr) == 1) {
-        m->addr.in4.sin_family = AF_INET;
-        m->addr_len = sizeof m->addr.in4;
-    } else if (inet_pton(AF_INET6, ip, &m->addr.in6.sin6_addr) == 1) {
-        m->addr.in6.sin6_family = AF_INET6;
-        m->addr_len = sizeof m->addr.in6;
-    } else {
-        snprintf(err, errlen, "media IP %s is not an IPv4 or IPv6 address",
-                 ip);
+    if (rtp_ports_init(&m->ports, ip, port_min, port_max, err, errlen) < 0) {
         free(m);
         return NULL;
     }
-    m->port_first = (uint16_t)first;
-    m->n_ports = (port_max - first) / 2 + 1;
-    m->used = calloc((m->n_ports + 63) / 64, sizeof *m->used);
     m->events = queue_new(sizeof(struct media_evt));
     m->events_ev = m->events ? event_new(base, queue_fd(m->events),
                                          EV_READ | EV_PERSIST,
                                          media_on_events, m)
                              : NULL;
-    if (!m->used || !m->events_ev || event_add(m->events_ev, NULL) < 0) {
+    if (!m->events_ev || event_add(m->events_ev, NULL) < 0) {
         snprintf(err, errlen, "media: out of memory");
         media_free(m);
         return NULL;
@@ -641,74 +626,33 @@ void media_free(struct media *m)
     if (m->events_ev)
         event_free(m->events_ev);
     queue_free(m->events);
-    free(m->used);
+    rtp_ports_free(&m->ports);
     free(m);
 }
 
-/* A one-instruction classic BPF program that accepts no packet: incoming
- * RTP is dropped before it is queued. */
-static int media_drop_incoming(int fd)
-{
-    static struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
-    struct sock_fprog prog = {.len = 1, .filter = drop_all};
-    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
-}
-
+/* Binds a free port pair of the range (rtpports.c). */
 struct media_stream *media_stream_open(struct media *m, void *owner,
                                        media_done_fn on_done,
                                        uint16_t *local_port, char *err,
                                        size_t errlen)
 {
     struct media_stream *s = calloc(1, sizeof *s);
-    union media_addr a = m->addr;
+    int rtcp;
 
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    s->fd = socket(m->addr.sa.sa_family,
-                   SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->fd < 0) {
-        snprintf(err, errlen, "RTP socket: %s", strerror(errno));
+    if (rtp_ports_open(&m->ports, &s->fd, &rtcp, &s->port, err, errlen) < 0) {
         free(s);
         return NULL;
     }
-    if (media_drop_incoming(s->fd) < 0) {
-        snprintf(err, errlen, "RTP socket filter: %s", strerror(errno));
-        goto fail;
-    }
-    for (uint32_t k = 0; k < m->n_ports; k++) {
-        uint32_t i = (m->cursor + k) % m->n_ports;
-        uint16_t port = (uint16_t)(m->port_first + 2 * i);
-
-        if (media_port_used(m, i))
-            continue;
-        if (a.sa.sa_family == AF_INET)
-            a.in4.sin_port = htons(port);
-        else
-            a.in6.sin6_port = htons(port);
-        if (bind(s->fd, &a.sa, m->addr_len) < 0) {
-            if (errno == EADDRINUSE)
-                continue; /* held by someone else; try it again next round */
-            snprintf(err, errlen, "RTP bind port %u: %s", port,
-                     strerror(errno));
-            goto fail;
-        }
-        media_port_mark(m, i, true);
-        m->cursor = (i + 1) % m->n_ports;
-        s->m = m;
-        s->owner = owner;
-        s->on_done = on_done;
-        s->port = port;
-        *local_port = port;
-        return s;
-    }
-    snprintf(err, errlen, "no free RTP port in %u-%u", m->port_first,
-             m->port_first + 2 * (m->n_ports - 1));
-fail:
-    close(s->fd);
-    free(s);
-    return NULL;
+    s->m = m;
+    s->owner = owner;
+    s->on_done = on_done;
+    rtcp_open(&s->rtcp, rtcp, (uint16_t)(s->port + 1));
+    *local_port = s->port;
+    return s;
 }
 
 static uint16_t media_port_of(const struct sockaddr *sa)
@@ -735,13 +679,15 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     if (s->state != MEDIA_IDLE || frames == 0 || plays == 0 ||
         n_clips > UINT32_MAX ||
         (payload_type != G711_PT_PCMA && payload_type != G711_PT_PCMU) ||
-        dest->sa_family != m->addr.sa.sa_family ||
+        dest->sa_family != m->ports.addr.sa.sa_family ||
         media_port_of(dest) == 0) {
         errno = EINVAL;
         return -1;
     }
     /* Connected: the kernel keeps the route, and send() needs no address. */
     if (connect(s->fd, dest, dest_len) < 0)
+        return -1;
+    if (rtcp_set_peer(&s->rtcp, dest, dest_len, s->rtcp_peer_port) < 0)
         return -1;
     s->clips = malloc(n_clips * sizeof *s->clips);
     if (!s->clips)
@@ -783,22 +729,30 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
 }
 
 int media_stream_update(struct media_stream *s, const struct sockaddr *dest,
-                        socklen_t dest_len, bool paused)
+                        socklen_t dest_len, uint16_t rtcp_port,
+                        bool paused)
 {
     if (s == NULL || s->state != MEDIA_PLAYING || s->closing)
         return 0; /* not sending: nothing to change */
     struct media_cmd cmd = {.type = MEDIA_CMD_UPDATE, .s = s,
                             .play_id = s->play_id, .paused = paused};
     if (dest != NULL && dest_len > 0) {
-        if (dest->sa_family != s->m->addr.sa.sa_family ||
+        if (dest->sa_family != s->m->ports.addr.sa.sa_family ||
             dest_len > sizeof cmd.dest || media_port_of(dest) == 0) {
             errno = EINVAL;
             return -1;
         }
         memcpy(&cmd.dest, dest, dest_len);
         cmd.dest_len = dest_len;
+        cmd.rtcp_port = rtcp_port;
     }
     return queue_push(s->w->commands, &cmd);
+}
+
+void media_stream_set_rtcp_port(struct media_stream *s, uint16_t port)
+{
+    if (s)
+        s->rtcp_peer_port = port;
 }
 
 void media_stream_close(struct media_stream *s)

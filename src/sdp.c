@@ -10,6 +10,7 @@
  * Owns nothing: pure functions over the caller's buffers. Parsing is
  * sofia-sip's sdp parser, on a home freed before returning. */
 #include "sdp.h"
+#include "rtcp.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -159,6 +160,10 @@ static enum sdp_result examine_media(const sdp_session_t *sdp,
     if (!take_address(c, m->m_port, family, allow_hold, out, why, whylen))
         return SDP_REFUSED;
     out->payload_type = pt;
+    /* RFC 3605: the callee's RTCP port when it is not RTP + 1. */
+    const sdp_attribute_t *rtcp = sdp_attribute_find(m->m_attributes, "rtcp");
+    out->rtcp_port = rtcp_sdp_port(rtcp ? rtcp->a_value : NULL,
+                                   c ? c->c_address : NULL);
     out->dir = (enum sdp_dir)(m->m_mode & 3);
     out->paused = out->hold_address || out->dir == SDP_SENDONLY ||
                   out->dir == SDP_INACTIVE;

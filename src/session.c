@@ -72,9 +72,11 @@ static unsigned session_apply(struct session *ss, const struct sdp_peer *p,
     unsigned changes = 0;
     char where[INET6_ADDRSTRLEN + 10];
     if (p->addr_len > 0 && (p->addr_len != ss->dest_len ||
-                            memcmp(&p->addr, &ss->dest, p->addr_len) != 0)) {
+                            memcmp(&p->addr, &ss->dest, p->addr_len) != 0 ||
+                            p->rtcp_port != ss->rtcp_port)) {
         ss->dest = p->addr;
         ss->dest_len = p->addr_len;
+        ss->rtcp_port = p->rtcp_port;
         changes |= SESSION_MOVED;
     }
     if (p->paused != ss->paused)
@@ -104,6 +106,7 @@ enum sdp_result session_answer(struct session *ss, const char *body,
     ss->payload_type = p.payload_type;
     ss->dest = p.addr;
     ss->dest_len = p.addr_len;
+    ss->rtcp_port = p.rtcp_port;
     ss->paused = p.paused;
     if (p.paused) /* an answer may say sendonly/inactive too */
         log_info("%s: hold (the answer says %s)", ss->res_id,

@@ -188,6 +188,7 @@ static void parse_answer(struct sip_leg *leg, const sip_t *sip,
     ev->payload_type = leg->ss.payload_type;
     ev->media = leg->ss.dest;
     ev->media_len = leg->ss.dest_len;
+    ev->rtcp_port = leg->ss.rtcp_port;
 }
 
 /* Copies src into a fixed field; false (and nothing useful) if it does not
@@ -438,6 +439,7 @@ static void sip_post_media(struct sip *s, struct sip_leg *leg,
     if (changes & SESSION_MOVED) {
         ev.media = leg->ss.dest;
         ev.media_len = leg->ss.dest_len;
+        ev.rtcp_port = leg->ss.rtcp_port;
     }
     sip_post(s, &ev);
 }

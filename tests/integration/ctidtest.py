@@ -772,46 +772,78 @@ _SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)   # Linux value
 _TIMEVAL = struct.Struct("@ll")
 
 
+def _bind_port_pair():
+    """Two UDP sockets on 127.0.0.1: an even port and the odd one after it
+    (RTP and RTCP), so the daemon's RTCP to port + 1 lands here and not on
+    some other test's socket."""
+    for _ in range(200):
+        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtp.bind((HOST, 0))
+        port = rtp.getsockname()[1]
+        if port % 2 == 0 and port < 65535:
+            rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                rtcp.bind((HOST, port + 1))
+                return rtp, rtcp
+            except OSError:
+                rtcp.close()
+        rtp.close()
+    raise RuntimeError("no free RTP/RTCP port pair")
+
+
+def _recv_stamped(sock):
+    """(data, src, arrival time) of one datagram: the kernel's arrival time
+    (Linux SO_TIMESTAMP) when the socket has it, time.time() otherwise."""
+    data, anc, _flags, src = sock.recvmsg(65536, 256)
+    at = time.time()
+    for level, typ, cdata in anc:
+        if (level == socket.SOL_SOCKET and typ == _SO_TIMESTAMP and
+                len(cdata) >= _TIMEVAL.size):
+            sec, usec = _TIMEVAL.unpack(cdata[:_TIMEVAL.size])
+            at = sec + usec / 1e6
+    return data, src, at
+
+
 class RtpSink:
-    """A UDP socket on 127.0.0.1 and a thread recording every datagram that
-    parses as RTP (others are counted in .junk)."""
+    """A UDP socket on an even port of 127.0.0.1 and a thread recording
+    every datagram that parses as RTP (others are counted in .junk); the
+    next port is bound too and records RTCP datagrams as (data, src, at)
+    in .rtcp."""
 
     def __init__(self, name="rtp"):
         self.name = name
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock, self.rtcp_sock = _bind_port_pair()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-        self.sock.bind((HOST, 0))
         self.port = self.sock.getsockname()[1]
-        self.sock.settimeout(0.1)
+        self.rtcp_port = self.port + 1
         # kernel arrival times (Linux SO_TIMESTAMP), so a busy test process
         # does not make the pacing check flaky; time.time() otherwise
         self.kernel_ts = False
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
-            self.kernel_ts = True
-        except OSError:
-            pass
+        for sk in (self.sock, self.rtcp_sock):
+            sk.settimeout(0.1)
+            try:
+                sk.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+                self.kernel_ts = True
+            except OSError:
+                pass
         self.packets = []
+        self.rtcp = []
         self.junk = 0
         self.cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+        self._rtcp_thread = threading.Thread(target=self._run_rtcp, daemon=True)
+        self._rtcp_thread.start()
 
     def _run(self):
         while not self._stop:
             try:
-                data, anc, _flags, src = self.sock.recvmsg(65536, 256)
+                data, src, at = _recv_stamped(self.sock)
             except socket.timeout:
                 continue
             except OSError:
                 return
-            at = time.time()
-            for level, typ, cdata in anc:
-                if (level == socket.SOL_SOCKET and typ == _SO_TIMESTAMP and
-                        len(cdata) >= _TIMEVAL.size):
-                    sec, usec = _TIMEVAL.unpack(cdata[:_TIMEVAL.size])
-                    at = sec + usec / 1e6
             p = parse_rtp(data, src, at)
             with self.cond:
                 if p is None or p.version != 2:
@@ -819,6 +851,22 @@ class RtpSink:
                 else:
                     self.packets.append(p)
                 self.cond.notify_all()
+
+    def _run_rtcp(self):
+        while not self._stop:
+            try:
+                item = _recv_stamped(self.rtcp_sock)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.cond:
+                self.rtcp.append(item)
+                self.cond.notify_all()
+
+    def rtcp_snapshot(self):
+        with self.cond:
+            return list(self.rtcp)
 
     def count(self):
         with self.cond:
@@ -869,7 +917,9 @@ class RtpSink:
     def close(self):
         self._stop = True
         self._thread.join(1)
+        self._rtcp_thread.join(1)
         self.sock.close()
+        self.rtcp_sock.close()
 
 
 def check_rtp_stream(t, pkts, expected, pt, label="RTP", full=True,

@@ -1,6 +1,7 @@
-/* Unit tests for media: RTP headers, port allocation, and real playback
- * over loopback to a socket the test binds: packet count, marker,
- * sequence, timestamps, SSRC, payload and pacing; closing from on_done. */
+/* Unit tests for media: RTP headers, port pair allocation (RTP on an even
+ * port, RTCP bound on the next), and real playback over loopback to a
+ * socket the test binds: packet count, marker, sequence, timestamps, SSRC,
+ * payload and pacing; closing from on_done; incoming RTP/RTCP dropped. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,6 +66,19 @@ static struct prompt_clip *make_clip(size_t n_frames, int seed)
     }
     c->refs = 1;
     return c;
+}
+
+/* True when some socket has the UDP port bound on 127.0.0.1. */
+static int udp_bound(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int rc;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+    close(fd);
+    return rc != 0;
 }
 
 /* A port range free right now: 12 ports from a pid-dependent base. */
@@ -350,9 +364,10 @@ static void test_ports(void **state)
     struct sockaddr_in a = {.sin_family = AF_INET};
 
     (void)fx;
-    /* An odd minimum starts at the next even port; 3 even ports. */
+    /* An odd minimum starts at the next even port; 3 pairs (RTP on the
+     * even port, RTCP on the odd one after it, both in the range). */
     m = media_new(fx->base, "127.0.0.1", (uint16_t)(fx->port_min + 1),
-                  (uint16_t)(fx->port_min + 6), MEDIA_TEST_THREADS, err,
+                  (uint16_t)(fx->port_min + 7), MEDIA_TEST_THREADS, err,
                   sizeof err);
     assert_non_null(m);
     for (int i = 0; i < 3; i++) {
@@ -361,6 +376,9 @@ static void test_ports(void **state)
         assert_non_null(s[i]);
         assert_int_equal(ports[i] % 2, 0);
         assert_in_range(ports[i], fx->port_min + 1, fx->port_min + 6);
+        /* Both ports of the pair are ours now. */
+        assert_true(udp_bound((uint16_t)ports[i]));
+        assert_true(udp_bound((uint16_t)(ports[i] + 1)));
     }
     assert_int_equal(ports[0], fx->port_min + 2);
     assert_int_equal(ports[1], fx->port_min + 4);
@@ -368,8 +386,10 @@ static void test_ports(void **state)
     /* Exhausted. */
     assert_null(media_stream_open(m, NULL, on_done, &port, err, sizeof err));
     assert_non_null(strstr(err, "no free RTP port"));
-    /* A freed port is reused once it is the only one. */
+    /* A freed pair is reused once it is the only one. */
     media_stream_close(s[1]);
+    assert_false(udp_bound((uint16_t)(fx->port_min + 4)));
+    assert_false(udp_bound((uint16_t)(fx->port_min + 5)));
     s[1] = media_stream_open(m, NULL, on_done, &port, err, sizeof err);
     assert_non_null(s[1]);
     assert_int_equal(port, fx->port_min + 4);
@@ -392,7 +412,28 @@ static void test_ports(void **state)
     assert_int_equal(port, fx->port_min + 2);
     for (int i = 0; i < 3; i++)
         media_stream_close(s[i]);
+    /* A pair whose RTCP port someone else holds is skipped too, and the
+     * RTP socket the attempt bound is not leaked: its port stays free. */
+    a.sin_port = htons((uint16_t)(fx->port_min + 5));
+    blocker = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_int_equal(bind(blocker, (struct sockaddr *)&a, sizeof a), 0);
+    s[0] = media_stream_open(m, NULL, on_done, &port, err, sizeof err);
+    assert_non_null(s[0]);
+    assert_int_not_equal(port, fx->port_min + 4);
+    s[1] = media_stream_open(m, NULL, on_done, &port, err, sizeof err);
+    assert_non_null(s[1]);
+    assert_int_not_equal(port, fx->port_min + 4);
+    assert_null(media_stream_open(m, NULL, on_done, &port, err, sizeof err));
+    assert_false(udp_bound((uint16_t)(fx->port_min + 4)));
+    close(blocker);
+    media_stream_close(s[0]);
+    media_stream_close(s[1]);
     media_free(m);
+    /* A range whose only even port has no odd partner in it holds no
+     * pair. */
+    assert_null(media_new(fx->base, "127.0.0.1", 40001, 40002,
+                          MEDIA_TEST_THREADS, err, sizeof err));
+    assert_non_null(strstr(err, "no port pair"));
 
     /* Bad configurations. */
     assert_null(media_new(fx->base, "127.0.0.1", 40001, 40001,
@@ -555,14 +596,19 @@ static void test_incoming_drained(void **state)
     /* The socket filter drops incoming RTP in the kernel: nothing is ever
      * queued, with or without the loop running. */
     assert_int_not_equal(rx_queue(port), -1);
-    for (int i = 0; i < 300; i++)
+    assert_int_not_equal(rx_queue((uint16_t)(port + 1)), -1);
+    for (int i = 0; i < 300; i++) {
+        to.sin_port = htons((uint16_t)(port + i % 2)); /* RTP and RTCP */
         assert_int_equal(sendto(fd, junk, sizeof junk, 0,
                                 (struct sockaddr *)&to, sizeof to),
                          (ssize_t)sizeof junk);
+    }
     assert_int_equal(rx_queue(port), 0);
+    assert_int_equal(rx_queue((uint16_t)(port + 1)), 0);
     event_base_loopexit(fx->base, &tv);
     event_base_dispatch(fx->base);
     assert_int_equal(rx_queue(port), 0);
+    assert_int_equal(rx_queue((uint16_t)(port + 1)), 0);
     close(fd);
 }
 
@@ -575,7 +621,7 @@ static void resume_later(evutil_socket_t fd, short what, void *arg)
     struct fixture *fx = arg;
     (void)fd;
     (void)what;
-    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, false), 0);
+    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, 0, false), 0);
 }
 
 static void test_hold_resume(void **state)
@@ -591,7 +637,7 @@ static void test_hold_resume(void **state)
                                        (struct sockaddr *)&fx->rx_addr,
                                        sizeof fx->rx_addr, G711_PT_PCMA,
                                        &clip, 1, 1), 0);
-    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, true), 0);
+    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, 0, true), 0);
     struct event *ev = evtimer_new(fx->base, resume_later, fx);
     struct timeval tv = {0, 200000};
     evtimer_add(ev, &tv);
@@ -624,7 +670,7 @@ static void test_hold_resume(void **state)
     }
     event_free(ev);
     /* not playing any more: an update changes nothing and succeeds */
-    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, true), 0);
+    assert_int_equal(media_stream_update(fx->streams[0], NULL, 0, 0, true), 0);
     prompt_clip_unref(clip);
 }
 
@@ -649,13 +695,13 @@ static void test_redirect(void **state)
                                        &clip, 1, 1), 0);
     assert_int_equal(media_stream_update(fx->streams[0],
                                          (struct sockaddr *)&other,
-                                         sizeof other, false), 0);
+                                         sizeof other, 0, false), 0);
     /* a port of 0 or another family is refused, and changes nothing */
     struct sockaddr_in zero = other;
     zero.sin_port = 0;
     assert_int_equal(media_stream_update(fx->streams[0],
                                          (struct sockaddr *)&zero,
-                                         sizeof zero, false), -1);
+                                         sizeof zero, 0, false), -1);
     run_until_done(fx);
     assert_int_equal(fx->done_error, 0);
     size_t n = 0;

@@ -56,6 +56,28 @@ static void test_good_answer(void **state)
     assert_int_equal(p.payload_type, 8);
 }
 
+/* RFC 3605: a=rtcp names the callee's RTCP port; 0 means RTP + 1. */
+static void test_rtcp_attr(void **state)
+{
+    (void)state;
+    struct sdp_peer p;
+    char why[160];
+    assert_int_equal(ex(mk("10.1.2.3", "40000", "8", ""), -1, AF_INET,
+                        false, &p, why),
+                     SDP_OK);
+    assert_int_equal(p.rtcp_port, 0);
+    assert_int_equal(ex(mk("10.1.2.3", "40000", "8", "a=rtcp:40009\r\n"), -1,
+                        AF_INET, false, &p, why),
+                     SDP_OK);
+    assert_int_equal(p.rtcp_port, 40009);
+    /* another address than c= is not followed: RTP + 1 */
+    assert_int_equal(ex(mk("10.1.2.3", "40000", "8",
+                           "a=rtcp:40009 IN IP4 10.9.9.9\r\n"),
+                        -1, AF_INET, false, &p, why),
+                     SDP_OK);
+    assert_int_equal(p.rtcp_port, 0);
+}
+
 static void test_bad_ports(void **state)
 {
     (void)state;
@@ -209,7 +231,7 @@ int main(void)
         cmocka_unit_test(test_good_answer),  cmocka_unit_test(test_bad_ports),
         cmocka_unit_test(test_bad_addresses), cmocka_unit_test(test_codecs),
         cmocka_unit_test(test_hold),         cmocka_unit_test(test_answer_dir),
-        cmocka_unit_test(test_write),
+        cmocka_unit_test(test_write),        cmocka_unit_test(test_rtcp_attr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
