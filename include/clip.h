@@ -26,6 +26,12 @@ struct prompt_clip *clip_from_file(const char *path, const char *name,
                                    size_t item, unsigned max_seconds,
                                    struct rpc_error *err);
 
+/* Only the header's length against max_seconds, as clip_from_file checks
+ * it (the main thread calls this before queueing the file for a worker, so
+ * such a file is refused at once). 0 also when the file does not open. */
+int clip_check_length(const char *path, const char *name, size_t item,
+                      unsigned max_seconds, struct rpc_error *err);
+
 /* Synthesises text (already checked) in lang into a clip keyed key. */
 struct prompt_clip *clip_from_text(const char *key, enum speech_lang lang,
                                    const char *text, struct rpc_error *err);

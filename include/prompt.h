@@ -132,8 +132,8 @@ struct prompt_plan {
     const char *failed;       /* key of the file that failed to load */
 };
 
-/* Main thread: every item's cheap checks (names, paths, stat, text) and
- * every cache hit. -1 with err (404, -32602) and nothing held. */
+/* Main thread: every item's cheap checks (names, paths, stat, text, the
+ * header's length against max_prompt_seconds) and every cache hit. -1 with err (404, -32602) and nothing held. */
 int prompt_plan_make(struct prompt_cache *pc, const struct playlist *pl,
                      struct prompt_plan *plan, struct rpc_error *err);
 /* Any one thread at a time: decodes and synthesises what is missing,

@@ -176,8 +176,13 @@ static int plan_add_one(void *arg, const struct prompt_src *src,
     if (!nd->key || (!nd->text && !nd->name))
         return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
     nd->clip = prompt_cache_lookup(mk->pc, nd->key, src->text ? NULL : &st);
-    if (!nd->clip)
-        pl->missing++;
+    if (nd->clip)
+        return 0;
+    /* A header that claims hours is refused now, not after the wait. */
+    if (!src->text && clip_check_length(real, src->name, src->item,
+                                        pl->max_seconds, err) < 0)
+        return -1;
+    pl->missing++;
     return 0;
 }
 
