@@ -193,7 +193,9 @@ with t:
         d = t.ctid(name="capacity", gateways=[gateway("gw", gw)],
                    conf={"max_calls": 1})
         d.start()
-        sp = t.sipp("uas_answer_wait_bye.xml", port=gw, calls=2).start()
+        rtp = t.rtp_sink()
+        sp = t.sipp("uas_answer_wait_bye.xml", port=gw, calls=2,
+                    rtp_sink_port=rtp.port).start()
         to_uri = d.uri(gw)
         x, y = (t.client(d.listen_port, n) for n in "xy")
 
@@ -220,6 +222,8 @@ with t:
         t.check(n_tts == 4, "only the first construct's 4 texts were spoken",
                 "%d tts lines" % n_tts)
         if res_x:
+            # Answered (RTP flowing) first, so the drop is a BYE.
+            rtp.wait_packets(1, 10)
             x.call("ext.notify_call.drop", {"res_id": res_x})
             ev = x.wait_event(res_x, timeout=20)
             t.check(ev is not None, "first call released", _short(ev))
@@ -272,10 +276,10 @@ with t:
             res_w = lines[0].get("result", {}).get("res_id")
             check_released(t, lines[1], res_w, "w", None, "sys", cause=200,
                            answered=True, label="its event")
-        sp.wait(20)  # the first call may have been cancelled: a sipp "failure"
         t.check(len(sp.received("INVITE")) == 2,
                 "sipp saw two INVITEs in all (x and the half-closed client)",
                 "%d" % len(sp.received("INVITE")))
+        sp.check_exit(t, "sipp: both calls ended with BYE")
     t.run("capacity is checked first and held while prompts load", capacity)
 
     def rate():
@@ -300,9 +304,10 @@ with t:
         r1 = c.wait_reply(i1, 10)
         res1, _ = check_construct_result(t, r1, d.node_id, to_uri, "one")
         if res1:
-            c.call("ext.notify_call.drop", {"res_id": res1})
-            c.wait_event(res1, timeout=20)
-        sp.wait(20)
+            check_released(t, c.wait_event(res1, timeout=30), res1, "one",
+                           None, "sys", cause=200, answered=True,
+                           label="the first call plays out")
+        sp.check_exit(t, "sipp: the call ended with BYE")
     t.run("a construct over the call rate is refused before synthesis", rate)
 
     def shutdown():
