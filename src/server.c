@@ -370,6 +370,9 @@ static void do_construct(struct conn *c, struct rpc_request *req)
     w->in_request = false;
     if (w->finished)
         free(w);
+    else /* names the connection as construct.c's later lines do */
+        log_info("%s: construct waits for its prompts (connection %llu)",
+                 c->peer, (unsigned long long)c->id);
 }
 
 static void do_exists(struct conn *c, struct rpc_request *req)
