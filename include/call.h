@@ -102,12 +102,35 @@ struct call {
     struct server *server;      /* back pointer, not owned */
 };
 
-/* Turns a validated construct into a call: loads the prompts, checks
- * capacity (global and per gateway), opens the RTP port and hands the
- * INVITE to the SIP thread. Takes a->user_data. NULL with err (404 prompt,
- * 503 capacity, ...) and nothing changed otherwise. */
-struct call *call_start(struct server *srv, uint64_t creator_conn,
-                        struct api_construct *a, struct rpc_error *err);
+/* How call_start reports on a construct (construct.c). */
+struct call_waiter {
+    /* The prompts are ready after a wait: is the construct still wanted
+     * (its connection open)? If not, no call is placed. */
+    bool (*wanted)(struct server *srv, void *arg);
+    /* Exactly once: the call, placed (its INVITE handed to SIP), or NULL
+     * and why not. Maybe from inside call_start, maybe later from the
+     * main loop. */
+    void (*done)(struct server *srv, void *arg, struct call *call,
+                 const struct rpc_error *err);
+    void *arg;
+};
+
+/* Turns a validated construct into a call. First the cheap checks, with
+ * nothing loaded yet: shutdown (503), the gateway allow-list (-32602),
+ * max_tts_bytes (-32602), capacity, global and per gateway, and the call
+ * rate (503). Then the prompts: when all are cached the call is placed at
+ * once; otherwise a capacity slot is held and they load on a worker
+ * (work.h), and the call is placed when they are ready. Either way
+ * w->done says how it ended: a call (RTP port open, INVITE handed to the
+ * SIP thread) or an error (404 prompt, -32602 bad prompt, 503 ...) with
+ * nothing changed. May take a's contents (a is left freeable). */
+void call_start(struct server *srv, uint64_t creator_conn,
+                struct api_construct *a, const struct call_waiter *w);
+/* Shutdown: every construct still waiting for its prompts gets w->done
+ * with 503 why now; their work is abandoned and their slots freed. */
+void call_cancel_starts(struct server *srv, const char *why);
+/* A new call's RTP port and timers (call.c, for construct.c). */
+int call_open(struct call *c, uint16_t *rtp_port, struct rpc_error *err);
 /* The live call with this process_id, or NULL. */
 struct call *call_find(struct server *srv, uint64_t process_id);
 

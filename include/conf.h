@@ -32,6 +32,9 @@ struct conf {
     uint16_t rtp_port_min;           /* even ports in [min, max] are used */
     uint16_t rtp_port_max;
     unsigned media_threads;          /* threads sending RTP */
+    unsigned worker_threads;         /* decoding and speech off the main loop */
+    unsigned max_prompt_seconds;     /* audio per prompt file; 0 = no limit */
+    unsigned max_tts_bytes;          /* type 10 text per construct */
     char prompt_dir[PATH_MAX];
     char state_dir[PATH_MAX];
     char node_id[32];                /* area.station.instance */

@@ -23,6 +23,8 @@ struct sip;
 struct media;
 struct prompt_cache;
 struct conn;
+struct work_pool;
+struct call_start;
 
 struct server {
     struct conf conf;              /* changed only by a SIGHUP reload */
@@ -46,6 +48,9 @@ struct server {
     struct sip *sip;
     struct media *media;
     struct prompt_cache *prompts;
+    struct work_pool *work;        /* decoding and speech off the main loop */
+    struct call_start *starts;     /* constructs waiting for their prompts */
+    unsigned pending_calls;        /* ...each holding a slot of max_calls */
     struct cdr cdr;                /* call detail records, may be off */
     struct event *sig_hup;         /* SIGHUP: reopen log and CDR files */
     struct event *watchdog;        /* systemd WATCHDOG=1 pings, if asked */

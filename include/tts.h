@@ -2,7 +2,8 @@
  * Owns the one use of the espeak-ng library: its process-wide
  * initialisation (lazy, once) and synthesis of a text to 16-bit mono
  * samples at the library's rate. Caching and conversion to the line
- * format are the prompt cache's (prompt.h). Main thread only. */
+ * format are the prompt cache's (prompt.h). Any thread: one synthesis at
+ * a time (the library is not thread-safe), the others wait. */
 #ifndef CTID_TTS_H
 #define CTID_TTS_H
 
@@ -25,7 +26,7 @@ int tts_text_check(const char *text, size_t len, struct rpc_error *err);
 const char *tts_voice(enum speech_lang lang);
 
 /* Synthesises text (already checked) with lang's voice, synchronously on
- * the calling thread, which must be the main thread. Initialises the
+ * the calling thread (a worker's, for constructs). Initialises the
  * library on first use. On success *samples is a malloc'ed array of *n
  * mono samples at *rate Hz (22050 with Debian's data). A library that
  * cannot start or a voice it lacks is -32603; audio longer than

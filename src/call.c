@@ -3,8 +3,9 @@
  * call_transition() is the whole state machine of contract §1 and the
  * outcome table of §4, top to bottom, with no side effects. call_input()
  * feeds it one input and carries out the actions it asks for: timers, RTP,
- * CANCEL/BYE, and on release the on_released event. call_start() turns a
- * validated construct into a call: prompts, capacity, RTP port, INVITE.
+ * CANCEL/BYE, and on release the on_released event. Turning a construct
+ * into a call (checks, prompts, INVITE) is construct.c's; call_open gives
+ * a new call its RTP port and timers.
  *
  * Every struct call is owned by the server's call table (keyed by
  * process_id) from call_start until release, where call_release frees it. */
@@ -431,183 +432,23 @@ void call_on_sip_event(struct server *srv, const struct sip_event *ev)
     }
 }
 
-/* ---- creating a call ----------------------------------------------------- */
+/* ---- creating a call (the rest is construct.c) ------------------------- */
 
-/* The first to_uri whose gateway has a free slot; -1 when all are full. */
-static int pick_destination(struct server *srv, const struct api_construct *a,
-                            int *gateway)
+int call_open(struct call *c, uint16_t *rtp_port, struct rpc_error *err)
 {
-    for (size_t i = 0; i < a->n_to; i++) {
-        const struct conf_gateway *g =
-            conf_find_gateway(&srv->conf, a->to[i].host, a->to[i].port);
-        if (g == NULL) {
-            *gateway = -1;
-            return (int)i;
-        }
-        int gi = (int)(g - srv->conf.gateways);
-        if (g->max_calls == 0 || srv->gateway_calls[gi] < g->max_calls) {
-            *gateway = gi;
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
-struct call *call_start(struct server *srv, uint64_t creator_conn,
-                        struct api_construct *a, struct rpc_error *err)
-{
-    struct prompt_clip **clips = NULL;
-    size_t n_clips = 0;
-    /* Toll fraud: nothing is dialled that the operator did not list. */
-    for (size_t i = 0; i < a->n_to && !srv->conf.allow_unlisted_gateways;
-         i++)
-        if (conf_find_gateway(&srv->conf, a->to[i].host, a->to[i].port) ==
-            NULL) {
-            rpc_fail(err, RPC_INVALID_PARAMS,
-                     strchr(a->to[i].host, ':')
-                         ? "invalid params: to_uri: [%s]:%u is not a "
-                           "configured gateway"
-                         : "invalid params: to_uri: %s:%u is not a "
-                           "configured gateway",
-                     a->to[i].host, (unsigned)a->to[i].port);
-            return NULL;
-        }
-    if (prompt_load_playlist(srv->prompts, &a->playlist, &clips, &n_clips,
-                             err) < 0)
-        return NULL;
-    if (srv->stopping) {
-        rpc_fail(err, RPC_UNAVAILABLE, "shutting down");
-        goto fail;
-    }
-    if (srv->active_calls >= srv->conf.max_calls) {
-        rpc_fail(err, RPC_UNAVAILABLE, "at capacity: %u calls in progress",
-                 srv->active_calls);
-        goto fail;
-    }
-    int gateway = -1;
-    int dest = pick_destination(srv, a, &gateway);
-    if (dest < 0) {
-        rpc_fail(err, RPC_UNAVAILABLE,
-                 "at capacity: every gateway in to_uri is full");
-        goto fail;
-    }
-    /* Last of the capacity checks: a call refused for another reason
-     * does not spend a token. */
-    if (!rate_take(&srv->call_rate, rate_now_ns())) {
-        rpc_fail(err, RPC_UNAVAILABLE,
-                 "at capacity: more than %u new calls per second",
-                 srv->conf.max_call_rate);
-        goto fail;
-    }
-
-    struct call *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
-        goto fail;
-    }
-    c->server = srv;
-    c->process_id = srv->next_process_id;
-    api_format_res_id(srv->conf.node_id, c->process_id, c->res_id,
-                      sizeof c->res_id);
-    c->state = CALL_INITIATED;
-    c->creator_conn = creator_conn;
-    c->gateway = gateway;
-    c->begin_time = time(NULL);
-    c->clips = clips;
-    c->n_clips = n_clips;
-    clips = NULL;
-    c->plays = a->play_repeat + 1;
-    c->max_ring_seconds = a->max_ring_seconds;
-    c->user_data = a->user_data;
-    a->user_data = NULL;
-    uri_format(&a->to[dest], c->to_uri, sizeof c->to_uri);
-    uuid_t uu;
-    uuid_generate_random(uu);
-    uuid_unparse_lower(uu, c->uuid);
-    snprintf(c->sip_call_id, sizeof c->sip_call_id, "%s@ctid", c->uuid);
-    snprintf(c->caller, sizeof c->caller, "%s",
-             a->from_anonymous ? "anonymous"
-             : a->from_given   ? a->from.user
-                               : srv->conf.default_from);
-
+    struct server *srv = c->server;
     char why[256];
-    uint16_t rtp_port = 0;
-    c->media = media_stream_open(srv->media, c, call_media_done, &rtp_port,
+    c->media = media_stream_open(srv->media, c, call_media_done, rtp_port,
                                  why, sizeof why);
     if (c->media == NULL) {
         log_warn("%s: no RTP port: %s", c->res_id, why);
-        rpc_fail(err, RPC_UNAVAILABLE, "at capacity: %s", why);
-        call_free(c);
-        return NULL;
+        return rpc_fail(err, RPC_UNAVAILABLE, "at capacity: %s", why);
     }
     c->ring_timer = evtimer_new(srv->base, call_ring_timeout, c);
     c->dial_timer = evtimer_new(srv->base, call_dial_timeout, c);
-    if (c->ring_timer == NULL || c->dial_timer == NULL ||
-        idmap_put(&srv->calls, c->process_id, c) < 0) {
-        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
-        call_free(c);
-        return NULL;
-    }
-
-    /* Durable before the reply: from here on, a crash still ends in
-     * exactly one event for this call. */
-    c->ledger_seq = journal_next_seq(&srv->journal);
-    struct ledger_call lc;
-    call_ledger_entry(c, &lc);
-    if (ledger_add(&srv->ledger, &lc) < 0) {
-        log_error("%s: %s: %s", c->res_id, srv->ledger.path, strerror(errno));
-        idmap_del(&srv->calls, c->process_id);
-        rpc_fail(err, RPC_INTERNAL_ERROR, "cannot record the call durably");
-        call_free(c);
-        return NULL;
-    }
-
-    struct sip_invite inv = {0};
-    inv.call_id = c->process_id;
-    snprintf(inv.res_id, sizeof inv.res_id, "%s", c->res_id);
-    snprintf(inv.sip_call_id, sizeof inv.sip_call_id, "%s", c->sip_call_id);
-    inv.anonymous = a->from_anonymous;
-    if (a->from_given && !a->from_anonymous) {
-        snprintf(inv.from_user, sizeof inv.from_user, "%s", a->from.user);
-        /* host:port for the From URI, written here rather than by
-         * uri_format: that one writes a to_uri clients read back, which
-         * needs a scheme before a host named sip, sips or tel. */
-        if (a->from.host[0])
-            snprintf(inv.from_host, sizeof inv.from_host,
-                     strchr(a->from.host, ':') ? "[%s]:%u" : "%s:%u",
-                     a->from.host, (unsigned)a->from.port);
-    }
-    snprintf(inv.to_user, sizeof inv.to_user, "%s", a->to[dest].user);
-    snprintf(inv.to_host, sizeof inv.to_host, "%s", a->to[dest].host);
-    inv.to_port = a->to[dest].port;
-    inv.rtp_port = rtp_port;
-    if (gateway >= 0) {
-        const struct conf_gateway *g = &srv->conf.gateways[gateway];
-        snprintf(inv.username, sizeof inv.username, "%s", g->username);
-        snprintf(inv.password, sizeof inv.password, "%s", g->password);
-    }
-    if (sip_invite(srv->sip, &inv) < 0) {
-        idmap_del(&srv->calls, c->process_id);
-        ledger_remove(&srv->ledger, c->process_id);
-        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
-        call_free(c);
-        return NULL;
-    }
-
-    srv->next_process_id++;
-    srv->active_calls++;
-    if (gateway >= 0)
-        srv->gateway_calls[gateway]++;
-    struct timeval tv = {.tv_sec = srv->conf.dial_timeout};
-    evtimer_add(c->dial_timer, &tv);
-    log_info("%s: constructed to %s, %zu clip(s), plays %u, max ring %us",
-             c->res_id, c->to_uri, c->n_clips, c->plays,
-             c->max_ring_seconds);
-    return c;
-
-fail:
-    prompt_clips_release(clips, n_clips);
-    return NULL;
+    if (c->ring_timer == NULL || c->dial_timer == NULL)
+        return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+    return 0;
 }
 
 struct call *call_find(struct server *srv, uint64_t process_id)

@@ -34,6 +34,9 @@ void conf_defaults(struct conf *c)
     c->rtp_port_min = 20000;
     c->rtp_port_max = 29999;
     c->media_threads = 1;
+    c->worker_threads = 2;
+    c->max_prompt_seconds = 600;
+    c->max_tts_bytes = 4096;
     strcpy(c->prompt_dir, "/usr/share/ctid/prompts");
     strcpy(c->state_dir, "/var/lib/ctid");
     strcpy(c->node_id, "0.0.0");
@@ -166,6 +169,15 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
         return parse_port_range(c, value, err, errlen);
     if (strcmp(key, "media_threads") == 0)
         return set_unsigned(&c->media_threads, value, 1, 16, key, err,
+                            errlen);
+    if (strcmp(key, "worker_threads") == 0)
+        return set_unsigned(&c->worker_threads, value, 1, 16, key, err,
+                            errlen);
+    if (strcmp(key, "max_prompt_seconds") == 0)
+        return set_unsigned(&c->max_prompt_seconds, value, 0, 86400, key, err,
+                            errlen);
+    if (strcmp(key, "max_tts_bytes") == 0)
+        return set_unsigned(&c->max_tts_bytes, value, 0, 1000000, key, err,
                             errlen);
     if (strcmp(key, "prompt_dir") == 0)
         return copy_str(c->prompt_dir, sizeof c->prompt_dir, value, key, err,
@@ -445,6 +457,9 @@ void conf_print(const struct conf *c, FILE *out)
     fprintf(out, "media_ip = %s\n", conf_media_ip(c));
     fprintf(out, "rtp_ports = %u-%u\n", c->rtp_port_min, c->rtp_port_max);
     fprintf(out, "media_threads = %u\n", c->media_threads);
+    fprintf(out, "worker_threads = %u\n", c->worker_threads);
+    fprintf(out, "max_prompt_seconds = %u\n", c->max_prompt_seconds);
+    fprintf(out, "max_tts_bytes = %u\n", c->max_tts_bytes);
     fprintf(out, "prompt_dir = %s\n", c->prompt_dir);
     fprintf(out, "state_dir = %s\n", c->state_dir);
     fprintf(out, "node_id = %s\n", c->node_id);
@@ -621,6 +636,8 @@ unsigned conf_reload(struct conf *cur, const struct conf *next)
     RELOAD_UINT(max_output_bytes, "max_output_bytes");
     RELOAD_UINT(default_max_ring, "max_ring_seconds");
     RELOAD_UINT(shutdown_grace, "shutdown_grace");
+    RELOAD_UINT(max_prompt_seconds, "max_prompt_seconds");
+    RELOAD_UINT(max_tts_bytes, "max_tts_bytes");
     if (strcmp(cur->log_level, next->log_level) != 0) {
         log_info("SIGHUP: log_level %s -> %s", cur->log_level,
                  next->log_level);

@@ -1,12 +1,13 @@
-/* prompt: the prompt cache. Owns the decoded clips of the prompt directory:
- * path confinement (realpath, symlinks followed), decoding with libsndfile,
- * downmix and resampling to 8 kHz mono with libsamplerate, padding to whole
- * 20 ms frames, G.711 encoding, and reload when a file changes on disk.
+/* prompt: the prompt cache, main thread only. Owns the decoded clips of the
+ * prompt directory: path confinement (realpath, symlinks followed), lookup
+ * by path, and reload when a file changes on disk; the clips themselves
+ * are made by clip_ (decoding, resampling, G.711), on a worker thread when
+ * a construct needs them (prompt_plan.c), and adopted here.
  * Clips are reference counted so a reload never pulls audio from under a
  * call that is playing it. Spoken items (types 1-5) become the clips of
  * the prompt pack, <prompt_dir>/<lang>/<name>.wav, through the same cache.
  * Type 10 texts are synthesised by tts_ and cached here by (language,
- * text) beside the files, converted by the same code; as nothing bounds
+ * text) beside the files; as nothing bounds
  * the texts callers may send, those entries are kept within a byte budget,
  * least recently used first out. */
 
@@ -14,9 +15,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
-#include <samplerate.h>
-#include <sndfile.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +22,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "g711.h"
+#include "clip.h"
 #include "log.h"
 #include "speech.h"
 #include "tts.h"
-
-#define PROMPT_RATE 8000
 
 /* A hash chain link; the key is clip->path. */
 struct prompt_entry {
@@ -51,6 +47,7 @@ struct prompt_cache {
     size_t n_entries;
     struct prompt_entry *tts_newest, *tts_oldest;
     size_t tts_bytes, tts_budget;
+    unsigned max_seconds; /* of audio per file, from the header; 0: none */
 };
 
 static uint64_t prompt_hash(const char *s)
@@ -73,6 +70,7 @@ struct prompt_cache *prompt_cache_new(const char *prompt_dir)
     pc->dir = strdup(prompt_dir);
     pc->n_buckets = 64;
     pc->tts_budget = PROMPT_TTS_BUDGET;
+    pc->max_seconds = PROMPT_MAX_SECONDS;
     pc->buckets = calloc(pc->n_buckets, sizeof *pc->buckets);
     if (!pc->dir || !pc->buckets) {
         prompt_cache_free(pc);
@@ -180,196 +178,6 @@ static bool prompt_escapes(const char *name)
     return false;
 }
 
-/* Samples needed to hold n whole or partial 20 ms frames. */
-static size_t prompt_padded(size_t n)
-{
-    return (n + PROMPT_FRAME_SAMPLES - 1) / PROMPT_FRAME_SAMPLES *
-           PROMPT_FRAME_SAMPLES;
-}
-
-/* The step every clip's audio takes, whether decoded from a file or
- * synthesised: n mono samples in [-1, 1] at rate become the line format,
- * 8 kHz 16-bit (resampled with libsamplerate unless already 8 kHz,
- * clipped), in *out zero padded (silence) to *n_frames whole frames. buf
- * stays the caller's. */
-static int prompt_to_line(const float *buf, size_t n, int rate,
-                          const char *name, int16_t **out, size_t *n_frames,
-                          struct rpc_error *err)
-{
-    float *res = NULL;
-    int16_t *pcm;
-
-    if (rate != PROMPT_RATE && n > 0) {
-        SRC_DATA sd = {0};
-        int e;
-
-        sd.src_ratio = (double)PROMPT_RATE / rate;
-        sd.input_frames = (long)n;
-        sd.output_frames = (long)ceil(n * sd.src_ratio) + 16;
-        res = malloc((size_t)sd.output_frames * sizeof *res);
-        if (!res)
-            return rpc_fail(err, RPC_INTERNAL_ERROR,
-                            "out of memory loading %s", name);
-        sd.data_in = buf;
-        sd.data_out = res;
-        e = src_simple(&sd, SRC_SINC_MEDIUM_QUALITY, 1);
-        if (e) {
-            free(res);
-            return rpc_fail(err, RPC_INVALID_PARAMS,
-                            "play_content: cannot resample %s: %s", name,
-                            src_strerror(e));
-        }
-        n = (size_t)sd.output_frames_gen;
-        buf = res;
-    }
-    if (n == 0) {
-        free(res);
-        return rpc_fail(err, RPC_INVALID_PARAMS, "play_content: no audio in %s",
-                        name);
-    }
-    pcm = calloc(prompt_padded(n), sizeof *pcm);
-    if (!pcm) {
-        free(res);
-        return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory loading %s",
-                        name);
-    }
-    for (size_t i = 0; i < n; i++) {
-        long v = lrintf(buf[i] * 32768.0f);
-
-        pcm[i] = (int16_t)(v > INT16_MAX   ? INT16_MAX
-                           : v < INT16_MIN ? INT16_MIN
-                                           : v);
-    }
-    free(res);
-    *out = pcm;
-    *n_frames = prompt_padded(n) / PROMPT_FRAME_SAMPLES;
-    return 0;
-}
-
-/* Reads the whole file as 8 kHz mono int16 samples into *out, zero padded
- * (silence) to a whole number of frames. */
-static int prompt_decode(const char *path, const char *name, int16_t **out,
-                         size_t *n_frames, struct rpc_error *err)
-{
-    SF_INFO info = {0};
-    SNDFILE *sf = sf_open(path, SFM_READ, &info);
-    float *buf = NULL;
-    int16_t *pcm = NULL;
-    size_t frames, ch, got;
-    int rc = -1;
-
-    if (!sf)
-        return rpc_fail(err, RPC_INVALID_PARAMS,
-                        "play_content: cannot decode %s: %s", name,
-                        sf_strerror(NULL));
-    if (info.frames <= 0 || info.channels <= 0 || info.samplerate <= 0)
-        goto empty;
-    /* frames * channels floats, plus the resampler's output, must not
-     * overflow a size_t. */
-    if ((uint64_t)info.frames > SIZE_MAX / sizeof(float) /
-                                    (size_t)info.channels / 2) {
-        rpc_fail(err, RPC_INVALID_PARAMS, "play_content: %s is too long",
-                 name);
-        goto out;
-    }
-    frames = (size_t)info.frames;
-
-    if (info.samplerate == PROMPT_RATE && info.channels == 1) {
-        /* Already the line format: read the samples themselves, so a 16-bit
-         * file reaches the wire bit-exact. */
-        pcm = calloc(prompt_padded(frames), sizeof *pcm);
-        if (!pcm)
-            goto oom;
-        sf_command(sf, SFC_SET_CLIPPING, NULL, SF_TRUE);
-        got = (size_t)sf_readf_short(sf, pcm, (sf_count_t)frames);
-        if (got == 0)
-            goto empty;
-        *out = pcm;
-        *n_frames = prompt_padded(got) / PROMPT_FRAME_SAMPLES;
-        pcm = NULL;
-        rc = 0;
-        goto out;
-    }
-    ch = (size_t)info.channels;
-    buf = malloc(frames * ch * sizeof *buf);
-    if (!buf)
-        goto oom;
-    got = (size_t)sf_readf_float(sf, buf, (sf_count_t)frames);
-    /* Downmix in place: frame i's average lands in buf[i]. */
-    for (size_t i = 0; i < got && ch > 1; i++) {
-        float sum = 0;
-
-        for (size_t c = 0; c < ch; c++)
-            sum += buf[i * ch + c];
-        buf[i] = sum / (float)ch;
-    }
-    if (got == 0)
-        goto empty;
-    rc = prompt_to_line(buf, got, info.samplerate, name, out, n_frames, err);
-    goto out;
-empty:
-    rpc_fail(err, RPC_INVALID_PARAMS, "play_content: no audio in %s", name);
-    goto out;
-oom:
-    rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory loading %s", name);
-out:
-    free(pcm);
-    free(buf);
-    sf_close(sf);
-    return rc;
-}
-
-/* A new clip with one reference, keyed key, from line-format samples
- * (taken over, freed on failure too), with their A-law and mu-law. */
-static struct prompt_clip *prompt_clip_new(const char *key, const char *name,
-                                           int16_t *pcm, size_t n_frames,
-                                           struct rpc_error *err)
-{
-    struct prompt_clip *clip = calloc(1, sizeof *clip);
-    size_t total = n_frames * PROMPT_FRAME_SAMPLES;
-
-    if (!clip) {
-        free(pcm);
-        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory loading %s", name);
-        return NULL;
-    }
-    clip->refs = 1;
-    clip->pcm = pcm;
-    clip->n_frames = n_frames;
-    clip->path = strdup(key);
-    clip->alaw = malloc(total);
-    clip->ulaw = malloc(total);
-    if (!clip->path || !clip->alaw || !clip->ulaw) {
-        prompt_clip_unref(clip);
-        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory loading %s", name);
-        return NULL;
-    }
-    for (size_t i = 0; i < total; i++) {
-        clip->alaw[i] = g711_alaw_encode(clip->pcm[i]);
-        clip->ulaw[i] = g711_ulaw_encode(clip->pcm[i]);
-    }
-    return clip;
-}
-
-/* Loads path into a new clip with one reference. */
-static struct prompt_clip *prompt_load(const char *path, const char *name,
-                                       const struct stat *st,
-                                       struct rpc_error *err)
-{
-    struct prompt_clip *clip;
-    size_t n_frames;
-    int16_t *pcm;
-
-    if (prompt_decode(path, name, &pcm, &n_frames, err) < 0)
-        return NULL;
-    clip = prompt_clip_new(path, name, pcm, n_frames, err);
-    if (!clip)
-        return NULL;
-    clip->mtime = st->st_mtim;
-    clip->size = st->st_size;
-    return clip;
-}
-
 /* Links a new entry for clip (the cache's reference) at *pe, the end of
  * its chain. */
 static struct prompt_entry *prompt_add(struct prompt_cache *pc,
@@ -389,16 +197,11 @@ static struct prompt_entry *prompt_add(struct prompt_cache *pc,
     return e;
 }
 
-int prompt_cache_get(struct prompt_cache *pc, const char *name,
-                     struct prompt_clip **out, struct rpc_error *err)
+int prompt_resolve(struct prompt_cache *pc, const char *name, char *real,
+                   struct stat *st, struct rpc_error *err)
 {
-    char joined[PATH_MAX], real[PATH_MAX];
-    struct prompt_entry **pe, *e;
-    struct prompt_clip *clip;
-    struct stat st;
-    uint64_t hash;
+    char joined[PATH_MAX];
 
-    *out = NULL;
     if (name[0] == '\0')
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: empty file name");
@@ -431,46 +234,26 @@ int prompt_cache_get(struct prompt_cache *pc, const char *name,
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: %s is outside the prompt directory",
                         name);
-    if (stat(real, &st) < 0)
+    if (stat(real, st) < 0)
         return rpc_fail(err, errno == ENOENT ? RPC_NOT_FOUND
                                              : RPC_INVALID_PARAMS,
                         "prompt not found: %s", name);
-    if (!S_ISREG(st.st_mode))
+    if (!S_ISREG(st->st_mode))
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: %s is not a regular file", name);
-
-    hash = prompt_hash(real);
-    pe = prompt_find(pc, real, hash);
-    e = *pe;
-    if (e && e->clip->size == st.st_size &&
-        e->clip->mtime.tv_sec == st.st_mtim.tv_sec &&
-        e->clip->mtime.tv_nsec == st.st_mtim.tv_nsec) {
-        e->clip->refs++;
-        *out = e->clip;
-        return 0;
-    }
-
-    clip = prompt_load(real, name, &st, err);
-    if (!clip) {
-        if (e) { /* the cached audio is stale: forget it */
-            *pe = e->next;
-            prompt_clip_unref(e->clip);
-            free(e);
-            pc->n_entries--;
-        }
-        return -1;
-    }
-    if (e) {
-        prompt_clip_unref(e->clip); /* calls playing it keep their refs */
-        e->clip = clip;
-    } else if (!prompt_add(pc, pe, clip, hash)) {
-        prompt_clip_unref(clip);
-        return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory loading %s",
-                        name);
-    }
-    clip->refs++;
-    *out = clip;
     return 0;
+}
+
+static bool prompt_is_tts(const char *key)
+{
+    return strncmp(key, "tts:", 4) == 0;
+}
+
+static bool prompt_fresh(const struct prompt_clip *clip, const struct stat *st)
+{
+    return clip->size == st->st_size &&
+           clip->mtime.tv_sec == st->st_mtim.tv_sec &&
+           clip->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
 /* Type 10 entries, newest first: a hit moves its entry to the front and
@@ -524,260 +307,142 @@ void prompt_cache_set_tts_budget(struct prompt_cache *pc, size_t bytes)
     prompt_tts_trim(pc);
 }
 
-static double prompt_ms_since(const struct timespec *t0)
+int prompt_cache_get(struct prompt_cache *pc, const char *name,
+                     struct prompt_clip **out, struct rpc_error *err)
 {
-    struct timespec t1;
+    char real[PATH_MAX];
+    struct prompt_clip *clip;
+    struct stat st;
 
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+    *out = NULL;
+    if (prompt_resolve(pc, name, real, &st, err) < 0)
+        return -1;
+    *out = prompt_cache_lookup(pc, real, &st);
+    if (*out)
+        return 0;
+    clip = clip_from_file(real, name, CLIP_NO_ITEM, pc->max_seconds, err);
+    if (!clip) {
+        prompt_cache_forget(pc, real); /* the cached audio is stale */
+        return -1;
+    }
+    clip->mtime = st.st_mtim;
+    clip->size = st.st_size;
+    *out = prompt_cache_adopt(pc, clip, err);
+    return *out ? 0 : -1;
 }
 
-/* Synthesises text into a new clip with one reference, keyed key. */
-static struct prompt_clip *prompt_speak(const char *key, enum speech_lang lang,
-                                        const char *text,
-                                        struct rpc_error *err)
+struct prompt_clip *prompt_cache_lookup(struct prompt_cache *pc,
+                                        const char *key,
+                                        const struct stat *st)
 {
-    static const char name[] = "type 10 text";
-    struct prompt_clip *clip;
-    struct timespec t0;
-    int16_t *samples, *pcm;
-    size_t n, n_frames;
-    float *buf;
-    int rate, rc;
+    struct prompt_entry *e = *prompt_find(pc, key, prompt_hash(key));
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (tts_synth(lang, text, &samples, &n, &rate, err) < 0)
+    if (!e || (st && !prompt_fresh(e->clip, st)))
         return NULL;
-    /* The scale libsndfile reads 16-bit files with, so speech converts
-     * exactly as a WAV of the same samples would. */
-    buf = malloc(n * sizeof *buf);
-    if (!buf) {
-        free(samples);
-        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory speaking");
+    if (prompt_is_tts(key)) {
+        prompt_tts_unlink(pc, e);
+        prompt_tts_push(pc, e);
+    }
+    e->clip->refs++;
+    return e->clip;
+}
+
+void prompt_cache_forget(struct prompt_cache *pc, const char *key)
+{
+    uint64_t hash = prompt_hash(key);
+    struct prompt_entry **pe = prompt_find(pc, key, hash), *e = *pe;
+
+    if (!e)
+        return;
+    if (prompt_is_tts(key)) {
+        prompt_tts_unlink(pc, e);
+        pc->tts_bytes -= e->bytes;
+    }
+    *pe = e->next;
+    prompt_clip_unref(e->clip); /* calls playing it keep their refs */
+    free(e);
+    pc->n_entries--;
+}
+
+struct prompt_clip *prompt_cache_adopt(struct prompt_cache *pc,
+                                       struct prompt_clip *clip,
+                                       struct rpc_error *err)
+{
+    uint64_t hash = prompt_hash(clip->path);
+    struct prompt_entry **pe = prompt_find(pc, clip->path, hash), *e = *pe;
+    bool tts = prompt_is_tts(clip->path);
+
+    if (e && (tts || (e->clip->size == clip->size &&
+                      e->clip->mtime.tv_sec == clip->mtime.tv_sec &&
+                      e->clip->mtime.tv_nsec == clip->mtime.tv_nsec))) {
+        /* Loaded twice at once (two constructs, one new file): keep the
+         * first, so every call shares one copy. */
+        prompt_clip_unref(clip);
+        e->clip->refs++;
+        return e->clip;
+    }
+    if (e) {
+        prompt_clip_unref(e->clip); /* calls playing it keep their refs */
+        e->clip = clip;
+    } else if (!(e = prompt_add(pc, pe, clip, hash))) {
+        prompt_clip_unref(clip);
+        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory loading a prompt");
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
-        buf[i] = (float)samples[i] / 32768.0f;
-    free(samples);
-    rc = prompt_to_line(buf, n, rate, name, &pcm, &n_frames, err);
-    free(buf);
-    if (rc < 0)
-        return NULL;
-    clip = prompt_clip_new(key, name, pcm, n_frames, err);
-    if (!clip)
-        return NULL;
-    /* The main loop stood still for this long: worth seeing in the log.
-     * The text itself is the caller's business and stays out of it. */
-    log_info("tts: %s, %zu bytes of text: %zu frames (%.2f s) in %.1f ms",
-             tts_voice(lang), strlen(text), clip->n_frames,
-             (double)clip->n_frames * PROMPT_FRAME_SAMPLES / PROMPT_RATE,
-             prompt_ms_since(&t0));
+    if (tts) {
+        e->bytes = sizeof *clip + strlen(clip->path) +
+                   clip->n_frames * PROMPT_FRAME_SAMPLES *
+                       (sizeof *clip->pcm + 2);
+        prompt_tts_push(pc, e);
+        pc->tts_bytes += e->bytes;
+        prompt_tts_trim(pc);
+    }
+    clip->refs++;
     return clip;
+}
+
+char *prompt_tts_key(enum speech_lang lang, const char *text)
+{
+    /* Files are keyed by absolute path, so "tts:" never meets one. */
+    const char *dir = speech_lang_dir(lang);
+    size_t klen = 4 + strlen(dir) + 1 + strlen(text) + 1;
+    char *key = malloc(klen);
+
+    if (key)
+        snprintf(key, klen, "tts:%s:%s", dir, text);
+    return key;
 }
 
 int prompt_cache_tts(struct prompt_cache *pc, enum speech_lang lang,
                      const char *text, struct prompt_clip **out,
                      struct rpc_error *err)
 {
-    /* Files are keyed by absolute path, so "tts:" never meets one. */
-    const char *dir = speech_lang_dir(lang);
-    size_t len = strlen(text), klen = 4 + strlen(dir) + 1 + len + 1;
-    struct prompt_entry **pe, *e;
     struct prompt_clip *clip;
-    uint64_t hash;
     char *key;
 
     *out = NULL;
-    if (tts_text_check(text, len, err) < 0)
+    if (tts_text_check(text, strlen(text), err) < 0)
         return -1;
-    key = malloc(klen);
+    key = prompt_tts_key(lang, text);
     if (!key)
         return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory speaking");
-    snprintf(key, klen, "tts:%s:%s", dir, text);
-    hash = prompt_hash(key);
-    pe = prompt_find(pc, key, hash);
-    if (*pe) {
-        e = *pe;
-        free(key);
-        prompt_tts_unlink(pc, e);
-        prompt_tts_push(pc, e);
-        e->clip->refs++;
-        *out = e->clip;
-        return 0;
-    }
-    clip = prompt_speak(key, lang, text, err);
+    *out = prompt_cache_lookup(pc, key, NULL);
+    clip = *out ? NULL : clip_from_text(key, lang, text, err);
     free(key);
+    if (*out)
+        return 0;
     if (!clip)
         return -1;
-    e = prompt_add(pc, pe, clip, hash);
-    if (!e) {
-        prompt_clip_unref(clip);
-        return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory speaking");
-    }
-    e->bytes = sizeof *clip + len + clip->n_frames * PROMPT_FRAME_SAMPLES *
-                                        (sizeof *clip->pcm + 2);
-    prompt_tts_push(pc, e);
-    pc->tts_bytes += e->bytes;
-    prompt_tts_trim(pc);
-    clip->refs++;
-    *out = clip;
-    return 0;
+    *out = prompt_cache_adopt(pc, clip, err);
+    return *out ? 0 : -1;
 }
 
-/* What one clip of a play list comes from: a file relative to the prompt
- * directory, or (text set) a type 10 text in lang. item is the index in
- * the list, for errors. */
-struct prompt_src {
-    const char *name;
-    const char *text;
-    enum speech_lang lang;
-    size_t item;
-};
-
-/* Calls fn for each clip's source of the list, in play order; stops at the
- * first non-zero return. Names of a type 7 item are copied out of the
- * '|'-joined string into a buffer; a spoken item names its pack's files. */
-typedef int (*prompt_src_fn)(void *arg, const struct prompt_src *src,
-                             struct rpc_error *err);
-
-/* playlist_parse accepted the item, so the option and text checks here
- * fail only if the two disagree; say which item anyway. */
-static int prompt_item_fail(size_t i, struct rpc_error *err)
+void prompt_cache_set_max_seconds(struct prompt_cache *pc, unsigned seconds)
 {
-    struct rpc_error why = *err;
-
-    return rpc_fail(err, RPC_INVALID_PARAMS, "play_content: item %zu: %s", i,
-                    why.message);
+    pc->max_seconds = seconds;
 }
 
-static int prompt_each_spoken(const struct play_item *it, size_t i,
-                              prompt_src_fn fn, void *arg,
-                              struct rpc_error *err)
+unsigned prompt_cache_max_seconds(const struct prompt_cache *pc)
 {
-    struct prompt_src src = {NULL, NULL, SPEECH_ZH, i};
-    struct speech sp;
-    char name[64];
-
-    if (speech_options(it->options, &src.lang, err) < 0)
-        return prompt_item_fail(i, err);
-    if (it->type == PLAY_TTS) {
-        src.text = it->content;
-        return fn(arg, &src, err);
-    }
-    if (speech_say(it->type, it->content, src.lang, &sp, err) < 0)
-        return prompt_item_fail(i, err);
-    src.name = name;
-    for (size_t k = 0; k < sp.n; k++) {
-        snprintf(name, sizeof name, "%s/%s.wav", speech_lang_dir(src.lang),
-                 sp.names[k]);
-        if (fn(arg, &src, err) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int prompt_each_src(const struct playlist *pl, prompt_src_fn fn,
-                           void *arg, struct rpc_error *err)
-{
-    char name[PATH_MAX];
-
-    for (size_t i = 0; i < pl->n; i++) {
-        const struct play_item *it = &pl->items[i];
-        struct prompt_src src = {name, NULL, SPEECH_ZH, i};
-        const char *p = it->content;
-
-        if (it->type == PLAY_FILE) {
-            src.name = p;
-            if (fn(arg, &src, err) < 0)
-                return -1;
-            continue;
-        }
-        if (speech_is_spoken(it->type) || it->type == PLAY_TTS) {
-            if (prompt_each_spoken(it, i, fn, arg, err) < 0)
-                return -1;
-            continue;
-        }
-        if (it->type != PLAY_FILES)
-            return rpc_fail(err, RPC_INVALID_PARAMS,
-                            "play_content: item %zu: type %d is not playable",
-                            i, it->type);
-        for (;;) {
-            size_t len = strcspn(p, "|");
-
-            if (len >= sizeof name)
-                return rpc_fail(err, RPC_INVALID_PARAMS,
-                                "play_content: item %zu: file name too long",
-                                i);
-            memcpy(name, p, len);
-            name[len] = '\0';
-            if (fn(arg, &src, err) < 0)
-                return -1;
-            if (p[len] == '\0')
-                break;
-            p += len + 1;
-        }
-    }
-    return 0;
-}
-
-struct prompt_gather {
-    struct prompt_cache *pc;
-    struct prompt_clip **clips; /* NULL while only counting */
-    size_t n;
-};
-
-static int prompt_gather_one(void *arg, const struct prompt_src *src,
-                             struct rpc_error *err)
-{
-    struct prompt_gather *g = arg;
-
-    if (g->n >= PROMPT_MAX_CLIPS)
-        return rpc_fail(err, RPC_INVALID_PARAMS,
-                        "play_content: more than %d prompts (files and "
-                        "spoken words) in one play list",
-                        PROMPT_MAX_CLIPS);
-    if (g->clips) {
-        if (src->text) {
-            if (prompt_cache_tts(g->pc, src->lang, src->text,
-                                 &g->clips[g->n], err) < 0) {
-                /* -32603 (the library will not start) keeps its code */
-                struct rpc_error why = *err;
-
-                return rpc_fail(err, why.code, "play_content: item %zu: %s",
-                                src->item, why.message);
-            }
-        } else if (prompt_cache_get(g->pc, src->name, &g->clips[g->n],
-                                    err) < 0) {
-            return -1;
-        }
-    }
-    g->n++;
-    return 0;
-}
-
-int prompt_load_playlist(struct prompt_cache *pc, const struct playlist *pl,
-                         struct prompt_clip ***clips, size_t *n,
-                         struct rpc_error *err)
-{
-    struct prompt_gather g = {pc, NULL, 0};
-
-    *clips = NULL;
-    *n = 0;
-    /* Count first so the array is allocated once and exactly. */
-    if (prompt_each_src(pl, prompt_gather_one, &g, err) < 0)
-        return -1;
-    if (g.n == 0)
-        return rpc_fail(err, RPC_INVALID_PARAMS, "play_content: empty");
-    g.clips = malloc(g.n * sizeof *g.clips);
-    if (!g.clips)
-        return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
-    g.n = 0;
-    if (prompt_each_src(pl, prompt_gather_one, &g, err) < 0) {
-        prompt_clips_release(g.clips, g.n);
-        return -1;
-    }
-    *clips = g.clips;
-    *n = g.n;
-    return 0;
+    return pc->max_seconds;
 }

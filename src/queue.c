@@ -1,6 +1,8 @@
 /* queue: a mutex-guarded FIFO of fixed-size messages plus an eventfd.
- * This file holds the only lock in ctid: every message that crosses a
- * thread (main loop <-> SIP thread) goes through a struct queue. */
+ * Every message that crosses a thread (main loop <-> SIP thread, media
+ * threads, finished worker jobs) goes through a struct queue; the only
+ * other locks are the worker pool's job list (work.c) and espeak-ng's
+ * (tts.c). */
 #include "queue.h"
 
 #include <pthread.h>

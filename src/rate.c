@@ -31,6 +31,15 @@ bool rate_take(struct rate *r, uint64_t now_ns)
     return true;
 }
 
+void rate_give_back(struct rate *r)
+{
+    if (r->per_second == 0)
+        return;
+    r->tokens += 1;
+    if (r->tokens > r->burst)
+        r->tokens = r->burst;
+}
+
 uint64_t rate_now_ns(void)
 {
     struct timespec ts;

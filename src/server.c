@@ -38,6 +38,7 @@
 #include "prompt.h"
 #include "rpc.h"
 #include "sip.h"
+#include "work.h"
 
 #define SHUTDOWN_FLUSH_MS 2000 /* longest wait for replies/events to flush */
 #define AUTH_MAX_FAILURES 3    /* wrong tokens before the connection closes */
@@ -276,6 +277,64 @@ void server_call_released(struct server *srv, uint64_t creator_conn)
 
 /* ---- methods --------------------------------------------------------- */
 
+/* A construct between call_start and its reply. Names its connection by
+ * id: the connection may close while the prompts load. */
+struct construct_wait {
+    uint64_t conn_id;
+    json_t *id;         /* the request id (a reference) */
+    json_t *user_data;  /* for the result */
+    double t0;          /* construct latency, for metrics */
+    bool in_request;    /* still inside do_construct, which frees it */
+    bool finished;      /* construct_done has run */
+};
+
+static struct conn *conn_by_id(struct server *srv, uint64_t id)
+{
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+static bool construct_wanted(struct server *srv, void *arg)
+{
+    struct construct_wait *w = arg;
+    struct conn *c = conn_by_id(srv, w->conn_id);
+    return c != NULL && !c->closing && !c->overflowed;
+}
+
+/* The construct's reply: after the INVITE is handed to SIP, or its error.
+ * Other requests on the connection may have been answered meanwhile
+ * (docs/protocol.md); the call's events come later still. */
+static void construct_done(struct server *srv, void *arg, struct call *call,
+                           const struct rpc_error *err)
+{
+    struct construct_wait *w = arg;
+    struct conn *c = conn_by_id(srv, w->conn_id);
+    metrics_on_construct(&srv->metrics, metrics_now() - w->t0,
+                         call ? 0 : err->code);
+    if (c != NULL && call != NULL) {
+        json_t *result = json_pack("{s:s, s:O, s:s, s:{s:I}}", "res_id",
+                                   call->res_id, "user_data", w->user_data,
+                                   "to_uri", call->to_uri, "ipsc_info",
+                                   "process_id",
+                                   (json_int_t)call->process_id);
+        reply_result(c, w->id, result);
+    } else if (c != NULL) {
+        log_info("%s: construct refused: %d %s", c->peer, err->code,
+                 err->message);
+        c->calls--; /* counted while it waited */
+        reply_error(c, w->id, err);
+        if (!w->in_request)
+            conn_maybe_finish(c); /* may close c */
+    }
+    json_decref(w->id);
+    json_decref(w->user_data);
+    w->finished = true;
+    if (!w->in_request)
+        free(w);
+}
+
 static void do_construct(struct conn *c, struct rpc_request *req)
 {
     struct server *srv = c->srv;
@@ -290,25 +349,30 @@ static void do_construct(struct conn *c, struct rpc_request *req)
         metrics_on_construct(&srv->metrics, metrics_now() - t0, err.code);
         return;
     }
-    const char *user_data = a.user_data; /* moves into the call */
-    json_t *ud = user_data ? json_string(user_data) : json_null();
-    struct call *call = call_start(srv, c->id, &a, &err);
-    api_construct_free(&a);
-    if (call == NULL) {
-        json_decref(ud);
-        log_info("%s: construct refused: %d %s", c->peer, err.code,
-                 err.message);
+    struct construct_wait *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        api_construct_free(&a);
+        rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
         reply_error(c, req->id, &err);
-        metrics_on_construct(&srv->metrics, metrics_now() - t0, err.code);
         return;
     }
+    w->conn_id = c->id;
+    w->id = json_incref(req->id);
+    w->user_data = a.user_data ? json_string(a.user_data) : json_null();
+    w->t0 = t0;
+    w->in_request = true;
+    /* The reply and then the call's event are owed: a peer that sends EOF
+     * meanwhile keeps its connection (conn_maybe_finish). */
     c->calls++;
-    json_t *result = json_pack("{s:s, s:o, s:s, s:{s:I}}", "res_id",
-                               call->res_id, "user_data", ud, "to_uri",
-                               call->to_uri, "ipsc_info", "process_id",
-                               (json_int_t)call->process_id);
-    reply_result(c, req->id, result);
-    metrics_on_construct(&srv->metrics, metrics_now() - t0, 0);
+    struct call_waiter cw = {construct_wanted, construct_done, w};
+    call_start(srv, c->id, &a, &cw);
+    api_construct_free(&a);
+    w->in_request = false;
+    if (w->finished)
+        free(w);
+    else /* names the connection as construct.c's later lines do */
+        log_info("%s: construct waits for its prompts (connection %llu)",
+                 c->peer, (unsigned long long)c->id);
 }
 
 static void do_exists(struct conn *c, struct rpc_request *req)
@@ -807,6 +871,7 @@ static void server_notify_ready(struct server *srv)
  * then its event), then waits for the output to flush and stops. */
 static void server_end_calls(struct server *srv)
 {
+    call_cancel_starts(srv, "shutting down");
     if (srv->active_calls > 0)
         log_info("ending %u call(s) with \"shutdown\"", srv->active_calls);
     /* Collect first: releasing edits the table. */
@@ -950,6 +1015,12 @@ int server_init(struct server *srv, const struct conf *conf,
                            srv->conf.media_threads, err, errlen);
     if (srv->media == NULL)
         return -1;
+    srv->work = work_pool_new(srv->base, srv->conf.worker_threads);
+    if (srv->work == NULL) {
+        snprintf(err, errlen, "cannot start %u worker thread(s)",
+                 srv->conf.worker_threads);
+        return -1;
+    }
     /* Calls a crashed run left open: their events go to the journal now
      * (no client is connected yet; sys.subscribe since replays them), and
      * the SIP thread ends their dialogs before it accepts new calls. */
@@ -1023,6 +1094,10 @@ int server_run(struct server *srv)
 
 void server_free(struct server *srv)
 {
+    /* Constructs still loading get their 503 while their connections
+     * exist; then the workers are joined. */
+    call_cancel_starts(srv, "shutting down");
+    work_pool_free(srv->work);
     while (srv->conns != NULL)
         conn_close(srv->conns);
     for (size_t i = 0; i < srv->calls.cap; i++)

@@ -1,5 +1,5 @@
 /* tts: play_content type 10 through libespeak-ng, in process. Owns the
- * library's start (once per process, lazily, on the main thread), the
+ * library's start (once per process, lazily), the
  * choice of voice per language, and synthesis of one text into a growing
  * buffer of 16-bit samples at the library's rate. The prompt cache
  * (prompt.c) caches the result by (language, text) and converts it to
@@ -8,6 +8,7 @@
 
 #include <espeak-ng/espeak_ng.h>
 #include <espeak-ng/speak_lib.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +17,16 @@
  * ours could not make it otherwise; and in Debian 12's 1.51 the library
  * can start only once: espeak_ng_Terminate after a second
  * espeak_ng_Initialize never returns. This mirror of the library's state
- * is therefore ctid's one piece of mutable global state, touched only
- * from the main thread: rate is 0 before the first synthesis, the sample
- * rate once started, -1 if it failed to start (for good: retrying would
- * be the re-initialisation that hangs). */
+ * is therefore ctid's one piece of mutable global state: rate is 0 before
+ * the first synthesis, the sample rate once started, -1 if it failed to
+ * start (for good: retrying would be the re-initialisation that hangs).
+ * The library is not thread-safe and synthesis runs on the worker threads
+ * (work.c), so lock serialises every use of it and of this struct. */
 static struct {
+    pthread_mutex_t lock;
     int rate;
     char why[128];
-} tts_lib;
+} tts_lib = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 int tts_text_check(const char *text, size_t len, struct rpc_error *err)
 {
@@ -140,8 +143,9 @@ failed:
                     "text to speech unavailable: %s", tts_lib.why);
 }
 
-int tts_synth(enum speech_lang lang, const char *text, int16_t **samples,
-              size_t *n, int *rate, struct rpc_error *err)
+static int tts_synth_locked(enum speech_lang lang, const char *text,
+                            int16_t **samples, size_t *n, int *rate,
+                            struct rpc_error *err)
 {
     struct tts_buf b = {0};
     espeak_ng_STATUS st;
@@ -185,4 +189,13 @@ int tts_synth(enum speech_lang lang, const char *text, int16_t **samples,
     *n = b.n;
     *rate = tts_lib.rate;
     return 0;
+}
+
+int tts_synth(enum speech_lang lang, const char *text, int16_t **samples,
+              size_t *n, int *rate, struct rpc_error *err)
+{
+    pthread_mutex_lock(&tts_lib.lock);
+    int rc = tts_synth_locked(lang, text, samples, n, rate, err);
+    pthread_mutex_unlock(&tts_lib.lock);
+    return rc;
 }

@@ -1,0 +1,398 @@
+/* construct: turning ext.notify_call.construct into a call, without
+ * stalling the main loop. Owns the order of the work: the cheap checks
+ * first (shutdown, allow-list, max_tts_bytes, capacity, call rate), then a
+ * capacity slot held while the prompts load on a worker (struct
+ * call_start, kept in srv->starts), then the call itself: RTP port,
+ * table, ledger, INVITE. The reply goes out through the caller's
+ * call_waiter once the INVITE is handed to SIP, or with the error. */
+#include "call.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "log.h"
+#include "server.h"
+#include "sip.h"
+#include "work.h"
+
+
+/* The first to_uri whose gateway has a free slot; -1 when all are full. */
+static int pick_destination(struct server *srv, const struct api_construct *a,
+                            int *gateway)
+{
+    for (size_t i = 0; i < a->n_to; i++) {
+        const struct conf_gateway *g =
+            conf_find_gateway(&srv->conf, a->to[i].host, a->to[i].port);
+        if (g == NULL) {
+            *gateway = -1;
+            return (int)i;
+        }
+        int gi = (int)(g - srv->conf.gateways);
+        if (g->max_calls == 0 || srv->gateway_calls[gi] < g->max_calls) {
+            *gateway = gi;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* The cheap checks of a construct, in order, before any prompt work:
+ * shutdown, the allow-list, the type 10 text budget, capacity (global, then
+ * per gateway in to_uri order, counting constructs whose prompts are still
+ * loading) and last the call rate, so a construct refused for another
+ * reason spends no token. Sets the destination and its gateway. */
+static int call_check(struct server *srv, const struct api_construct *a,
+                      int *dest, int *gateway, struct rpc_error *err)
+{
+    size_t tts_bytes = 0;
+
+    if (srv->stopping)
+        return rpc_fail(err, RPC_UNAVAILABLE, "shutting down");
+    /* Toll fraud: nothing is dialled that the operator did not list. */
+    for (size_t i = 0; i < a->n_to && !srv->conf.allow_unlisted_gateways;
+         i++)
+        if (conf_find_gateway(&srv->conf, a->to[i].host, a->to[i].port) ==
+            NULL)
+            return rpc_fail(err, RPC_INVALID_PARAMS,
+                            strchr(a->to[i].host, ':')
+                                ? "invalid params: to_uri: [%s]:%u is not a "
+                                  "configured gateway"
+                                : "invalid params: to_uri: %s:%u is not a "
+                                  "configured gateway",
+                            a->to[i].host, (unsigned)a->to[i].port);
+    for (size_t i = 0; i < a->playlist.n; i++)
+        if (a->playlist.items[i].type == PLAY_TTS)
+            tts_bytes += strlen(a->playlist.items[i].content);
+    if (tts_bytes > srv->conf.max_tts_bytes)
+        return rpc_fail(err, RPC_INVALID_PARAMS,
+                        "play_content: %zu bytes of type 10 text, over "
+                        "max_tts_bytes %u",
+                        tts_bytes, srv->conf.max_tts_bytes);
+    if (srv->active_calls + srv->pending_calls >= srv->conf.max_calls)
+        return rpc_fail(err, RPC_UNAVAILABLE,
+                        "at capacity: %u calls in progress",
+                        srv->active_calls + srv->pending_calls);
+    *dest = pick_destination(srv, a, gateway);
+    if (*dest < 0)
+        return rpc_fail(err, RPC_UNAVAILABLE,
+                        "at capacity: every gateway in to_uri is full");
+    if (!rate_take(&srv->call_rate, rate_now_ns()))
+        return rpc_fail(err, RPC_UNAVAILABLE,
+                        "at capacity: more than %u new calls per second",
+                        srv->conf.max_call_rate);
+    return 0;
+}
+
+/* A new call entry (not yet in the table) for the checked construct. */
+static struct call *call_new(struct server *srv, uint64_t creator_conn,
+                             struct api_construct *a, int dest, int gateway,
+                             struct prompt_clip **clips, size_t n_clips)
+{
+    struct call *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->server = srv;
+    c->process_id = srv->next_process_id;
+    api_format_res_id(srv->conf.node_id, c->process_id, c->res_id,
+                      sizeof c->res_id);
+    c->state = CALL_INITIATED;
+    c->creator_conn = creator_conn;
+    c->gateway = gateway;
+    c->begin_time = time(NULL);
+    c->clips = clips;
+    c->n_clips = n_clips;
+    c->plays = a->play_repeat + 1;
+    c->max_ring_seconds = a->max_ring_seconds;
+    c->user_data = a->user_data;
+    a->user_data = NULL;
+    uri_format(&a->to[dest], c->to_uri, sizeof c->to_uri);
+    uuid_t uu;
+    uuid_generate_random(uu);
+    uuid_unparse_lower(uu, c->uuid);
+    snprintf(c->sip_call_id, sizeof c->sip_call_id, "%s@ctid", c->uuid);
+    snprintf(c->caller, sizeof c->caller, "%s",
+             a->from_anonymous ? "anonymous"
+             : a->from_given   ? a->from.user
+                               : srv->conf.default_from);
+    return c;
+}
+
+/* Hands the INVITE for c to the SIP thread. */
+static int call_send_invite(struct call *c, const struct api_construct *a,
+                            int dest, uint16_t rtp_port)
+{
+    struct server *srv = c->server;
+    struct sip_invite inv = {0};
+    inv.call_id = c->process_id;
+    snprintf(inv.res_id, sizeof inv.res_id, "%s", c->res_id);
+    snprintf(inv.sip_call_id, sizeof inv.sip_call_id, "%s", c->sip_call_id);
+    inv.anonymous = a->from_anonymous;
+    if (a->from_given && !a->from_anonymous) {
+        snprintf(inv.from_user, sizeof inv.from_user, "%s", a->from.user);
+        /* host:port for the From URI, written here rather than by
+         * uri_format: that one writes a to_uri clients read back, which
+         * needs a scheme before a host named sip, sips or tel. */
+        if (a->from.host[0])
+            snprintf(inv.from_host, sizeof inv.from_host,
+                     strchr(a->from.host, ':') ? "[%s]:%u" : "%s:%u",
+                     a->from.host, (unsigned)a->from.port);
+    }
+    snprintf(inv.to_user, sizeof inv.to_user, "%s", a->to[dest].user);
+    snprintf(inv.to_host, sizeof inv.to_host, "%s", a->to[dest].host);
+    inv.to_port = a->to[dest].port;
+    inv.rtp_port = rtp_port;
+    if (c->gateway >= 0) {
+        const struct conf_gateway *g = &srv->conf.gateways[c->gateway];
+        snprintf(inv.username, sizeof inv.username, "%s", g->username);
+        snprintf(inv.password, sizeof inv.password, "%s", g->password);
+    }
+    return sip_invite(srv->sip, &inv);
+}
+
+/* Places the checked construct with its prompts loaded (the plan's clips
+ * move into the call): RTP port, timers, the table, the ledger, the
+ * INVITE. NULL with err and nothing changed otherwise. */
+static struct call *call_place(struct server *srv, uint64_t creator_conn,
+                               struct api_construct *a, int dest, int gateway,
+                               struct prompt_plan *plan, struct rpc_error *err)
+{
+    struct prompt_clip **clips = NULL;
+    size_t n_clips = 0;
+    if (prompt_plan_finish(srv->prompts, plan, &clips, &n_clips, err) < 0)
+        return NULL;
+    struct call *c = call_new(srv, creator_conn, a, dest, gateway, clips,
+                              n_clips);
+    if (c == NULL) {
+        prompt_clips_release(clips, n_clips);
+        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+        return NULL;
+    }
+    uint16_t rtp_port = 0;
+    if (call_open(c, &rtp_port, err) < 0) {
+        call_free(c);
+        return NULL;
+    }
+    if (idmap_put(&srv->calls, c->process_id, c) < 0) {
+        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+        call_free(c);
+        return NULL;
+    }
+    /* Durable before the reply: from here on, a crash still ends in
+     * exactly one event for this call. */
+    c->ledger_seq = journal_next_seq(&srv->journal);
+    struct ledger_call lc;
+    call_ledger_entry(c, &lc);
+    if (ledger_add(&srv->ledger, &lc) < 0) {
+        log_error("%s: %s: %s", c->res_id, srv->ledger.path, strerror(errno));
+        idmap_del(&srv->calls, c->process_id);
+        rpc_fail(err, RPC_INTERNAL_ERROR, "cannot record the call durably");
+        call_free(c);
+        return NULL;
+    }
+    if (call_send_invite(c, a, dest, rtp_port) < 0) {
+        idmap_del(&srv->calls, c->process_id);
+        ledger_remove(&srv->ledger, c->process_id);
+        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+        call_free(c);
+        return NULL;
+    }
+    srv->next_process_id++;
+    srv->active_calls++;
+    if (gateway >= 0)
+        srv->gateway_calls[gateway]++;
+    struct timeval tv = {.tv_sec = srv->conf.dial_timeout};
+    evtimer_add(c->dial_timer, &tv);
+    log_info("%s: constructed to %s, %zu clip(s), plays %u, max ring %us",
+             c->res_id, c->to_uri, c->n_clips, c->plays,
+             c->max_ring_seconds);
+    return c;
+}
+
+/* ---- constructs waiting for their prompts ------------------------------ */
+
+/* A construct whose prompts load on a worker. It holds a slot of max_calls
+ * (srv->pending_calls) and of its gateway from the checks until it is
+ * placed or refused, so constructs in flight never overcommit. Owned by
+ * srv->starts; its job by the worker pool between submit and done. */
+struct call_start {
+    struct work_job job;       /* first: done gets this back */
+    struct server *srv;
+    uint64_t creator_conn;
+    struct api_construct a;    /* owned, moved from the caller */
+    int dest, gateway;
+    struct prompt_plan plan;   /* the worker's while the job runs */
+    int rc;                    /* prompt_plan_load's result, and its err */
+    struct rpc_error err;
+    struct call_waiter waiter;
+    bool reserved;             /* still holds its capacity slot */
+    bool answered;             /* waiter.done called (shutdown) */
+    struct timespec t0;        /* for the log */
+    struct call_start *prev, *next;
+};
+
+static void call_start_unreserve(struct call_start *s)
+{
+    struct server *srv = s->srv;
+    if (!s->reserved)
+        return;
+    s->reserved = false;
+    srv->pending_calls--;
+    if (s->gateway >= 0)
+        srv->gateway_calls[s->gateway]--;
+}
+
+static void call_start_free(struct call_start *s)
+{
+    struct server *srv = s->srv;
+    call_start_unreserve(s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->starts = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    prompt_plan_free(&s->plan);
+    api_construct_free(&s->a);
+    free(s);
+}
+
+static void call_start_run(struct work_job *job)
+{
+    struct call_start *s = (struct call_start *)job;
+    s->rc = prompt_plan_load(&s->plan, &job->cancelled, &s->err);
+}
+
+static double call_ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Main thread, the job back from its worker: place the call, or say why
+ * not. A construct whose connection has gone is not placed: no reply can
+ * reach anyone, so nothing was promised. */
+static void call_start_done(struct work_job *job)
+{
+    struct call_start *s = (struct call_start *)job;
+    struct server *srv = s->srv;
+    struct call *c = NULL;
+    struct rpc_error err = s->err;
+    if (s->answered) {
+        call_start_free(s);
+        return;
+    }
+    call_start_unreserve(s); /* call_place counts it as a call instead */
+    if (!job->ran || atomic_load(&job->cancelled) || srv->stopping) {
+        rpc_fail(&err, RPC_UNAVAILABLE, "shutting down");
+    } else if (s->rc < 0) {
+        prompt_plan_forget_failed(srv->prompts, &s->plan);
+        rate_give_back(&srv->call_rate);
+    } else if (!s->waiter.wanted(srv, s->waiter.arg)) {
+        log_info("connection %llu closed while its construct's prompts "
+                 "loaded (%.0f ms): no call placed",
+                 (unsigned long long)s->creator_conn, call_ms_since(&s->t0));
+        rate_give_back(&srv->call_rate);
+        rpc_fail(&err, RPC_UNAVAILABLE, "connection closed");
+    } else {
+        c = call_place(srv, s->creator_conn, &s->a, s->dest, s->gateway,
+                       &s->plan, &err);
+        if (c != NULL)
+            log_info("%s: prompts loaded off the main loop in %.0f ms",
+                     c->res_id, call_ms_since(&s->t0));
+    }
+    s->waiter.done(srv, s->waiter.arg, c, c ? NULL : &err);
+    call_start_free(s);
+}
+
+/* Queues the prompt work of a checked construct; reports through w. */
+static void call_start_defer(struct server *srv, uint64_t creator_conn,
+                             struct api_construct *a, int dest, int gateway,
+                             struct prompt_plan *plan,
+                             const struct call_waiter *w)
+{
+    struct call_start *s = calloc(1, sizeof *s);
+    struct rpc_error err;
+    if (s == NULL) {
+        prompt_plan_free(plan);
+        rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
+        w->done(srv, w->arg, NULL, &err);
+        return;
+    }
+    s->job.run = call_start_run;
+    s->job.done = call_start_done;
+    s->srv = srv;
+    s->creator_conn = creator_conn;
+    s->a = *a; /* moved: the caller's copy frees nothing */
+    memset(a, 0, sizeof *a);
+    s->dest = dest;
+    s->gateway = gateway;
+    s->plan = *plan;
+    s->waiter = *w;
+    s->reserved = true;
+    clock_gettime(CLOCK_MONOTONIC, &s->t0);
+    srv->pending_calls++;
+    if (gateway >= 0)
+        srv->gateway_calls[gateway]++;
+    s->next = srv->starts;
+    if (srv->starts)
+        srv->starts->prev = s;
+    srv->starts = s;
+    log_debug("connection %llu: %zu of %zu prompt(s) to load off the main "
+              "loop", (unsigned long long)creator_conn, plan->missing,
+              plan->n);
+    work_submit(srv->work, &s->job);
+}
+
+void call_start(struct server *srv, uint64_t creator_conn,
+                struct api_construct *a, const struct call_waiter *w)
+{
+    struct rpc_error err;
+    struct prompt_plan plan;
+    int dest = -1, gateway = -1;
+    if (call_check(srv, a, &dest, &gateway, &err) < 0) {
+        w->done(srv, w->arg, NULL, &err);
+        return;
+    }
+    prompt_cache_set_max_seconds(srv->prompts, srv->conf.max_prompt_seconds);
+    if (prompt_plan_make(srv->prompts, &a->playlist, &plan, &err) < 0) {
+        rate_give_back(&srv->call_rate);
+        w->done(srv, w->arg, NULL, &err);
+        return;
+    }
+    if (plan.missing > 0 && srv->work != NULL) {
+        call_start_defer(srv, creator_conn, a, dest, gateway, &plan, w);
+        return;
+    }
+    /* Every prompt cached (or no pool, in tests): cheap, so at once. */
+    struct call *c = NULL;
+    if (prompt_plan_load(&plan, NULL, &err) == 0)
+        c = call_place(srv, creator_conn, a, dest, gateway, &plan, &err);
+    else
+        prompt_plan_forget_failed(srv->prompts, &plan);
+    prompt_plan_free(&plan);
+    if (c == NULL)
+        rate_give_back(&srv->call_rate);
+    w->done(srv, w->arg, c, c ? NULL : &err);
+}
+
+void call_cancel_starts(struct server *srv, const char *why)
+{
+    struct rpc_error err;
+    rpc_fail(&err, RPC_UNAVAILABLE, "%s", why);
+    for (struct call_start *s = srv->starts; s != NULL; s = s->next) {
+        if (s->answered)
+            continue;
+        atomic_store(&s->job.cancelled, true);
+        call_start_unreserve(s);
+        s->answered = true;
+        s->waiter.done(srv, s->waiter.arg, NULL, &err);
+    }
+}
+
