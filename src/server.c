@@ -519,7 +519,10 @@ static void dispatch(struct conn *c, struct rpc_request *req)
     else if (strcmp(m, "sys.ping") == 0)
         reply_result(c, req->id, json_string("pong"));
     else {
-        rpc_fail(&err, RPC_METHOD_NOT_FOUND, "method not found: %.200s", m);
+        /* Cut on a character boundary: a split one would make the
+         * whole reply unsendable (jansson refuses invalid UTF-8). */
+        int n = (int)rpc_utf8_prefix(m, strlen(m), 200);
+        rpc_fail(&err, RPC_METHOD_NOT_FOUND, "method not found: %.*s", n, m);
         reply_error(c, req->id, &err);
     }
 }
