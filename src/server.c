@@ -725,6 +725,31 @@ static void on_flush_check(evutil_socket_t fd, short what, void *arg)
         event_base_once(srv->base, -1, EV_TIMEOUT, on_flush_check, srv, &tick);
 }
 
+/* A new auth_token ends every session the old one (or none) opened:
+ * each connection must call sys.auth again, and a subscriber, which may
+ * never send another request to learn that, is closed (its events stay
+ * in the journal for sys.subscribe since, after sys.auth). A connection
+ * keeps the events of the calls it constructed. */
+static void server_revoke_auth(struct server *srv)
+{
+    unsigned revoked = 0, closed = 0;
+    struct conn *next;
+    for (struct conn *c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        revoked += c->authed;
+        c->authed = false;
+        c->auth_failures = 0;
+        if (c->subscribed || c->replaying) {
+            log_info("%s: subscriber closed: auth_token changed", c->peer);
+            conn_close(c);
+            closed++;
+        }
+    }
+    log_info("SIGHUP: auth_token changed: %u authenticated connection(s) "
+             "must call sys.auth again, %u subscriber(s) closed",
+             revoked, closed);
+}
+
 /* SIGHUP, configuration: builds it again from the same file and flags
  * and applies what can change under running calls (conf_reload says
  * what). A call keeps its gateway by name; its count moves to the new
@@ -741,7 +766,12 @@ static void server_reload(struct server *srv)
     static char old_names[CONF_MAX_GATEWAYS][64];
     for (size_t i = 0; i < srv->conf.n_gateways; i++)
         memcpy(old_names[i], srv->conf.gateways[i].name, sizeof old_names[i]);
+    static char old_token[sizeof srv->conf.auth_token];
+    memcpy(old_token, srv->conf.auth_token, sizeof old_token);
     unsigned changed = conf_reload(&srv->conf, &next);
+    if (srv->conf.auth_token[0] != '\0' &&
+        strcmp(old_token, srv->conf.auth_token) != 0)
+        server_revoke_auth(srv);
     memset(srv->gateway_calls, 0, sizeof srv->gateway_calls);
     for (size_t i = 0; i < srv->calls.cap; i++) {
         struct call *c = srv->calls.keys[i] ? srv->calls.values[i] : NULL;
