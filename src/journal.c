@@ -302,12 +302,67 @@ static int recover_tail(struct journal *j, bool *cut, char *err,
     return 0;
 }
 
+/* Seqs up to the stored mark may have gone out without reaching the
+ * journal (disk full, a crash before the group commit): the next seq is
+ * above them too. */
+static void journal_open_mark(struct journal *j)
+{
+    uint64_t mark = 0;
+    if (seqmark_open(&j->mark, j->dir, &mark) < 0)
+        log_error("journal %s/" SEQMARK_FILE ": %s; events go out without "
+                  "seq until it can be written", j->dir, strerror(errno));
+    if (mark > SEQ_MAX - JOURNAL_SEQ_BLOCK) {
+        log_warn("journal %s/" SEQMARK_FILE ": mark %" PRIu64 " out of "
+                 "range; ignored", j->dir, mark);
+        mark = 0;
+    }
+    if (mark > j->last_seq) {
+        log_info("journal: seqs up to %" PRIu64 " may have been sent "
+                 "(last journaled %" PRIu64 "): next seq %" PRIu64,
+                 mark, j->last_seq, mark + 1);
+        j->last_seq = mark;
+    }
+    j->reserved = j->last_seq;
+}
+
+/* Makes the mark on disk cover seq (a block above it). */
+static int journal_reserve(struct journal *j, uint64_t seq)
+{
+    if (seq <= j->reserved)
+        return 0;
+    uint64_t mark = seq - 1 + JOURNAL_SEQ_BLOCK;
+    if (seqmark_store(&j->mark, mark) < 0) {
+        if (!j->mark_failing)
+            log_error("journal %s/" SEQMARK_FILE ": cannot store the seq "
+                      "mark: %s; events go out without seq until it can",
+                      j->dir, strerror(errno));
+        j->mark_failing = true;
+        return -1;
+    }
+    if (j->mark_failing)
+        log_info("journal %s/" SEQMARK_FILE ": seq mark stored again; "
+                 "events carry seq from %" PRIu64, j->dir, seq);
+    j->mark_failing = false;
+    j->reserved = mark;
+    return 0;
+}
+
+uint64_t journal_take_seq(struct journal *j)
+{
+    uint64_t seq = journal_next_seq(j);
+    if (seq > SEQ_MAX || journal_reserve(j, seq) < 0)
+        return 0;
+    j->last_seq = seq;
+    return seq;
+}
+
 int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
                  uint64_t max_age, uint64_t seg_max, int64_t now, char *err,
                  size_t errlen)
 {
     memset(j, 0, sizeof *j);
     j->fd = -1;
+    j->mark.fd = -1;
     j->max_bytes = max_bytes;
     j->max_age = max_age;
     j->seg_max = seg_max;
@@ -372,6 +427,7 @@ int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
         journal_close(j);
         return -1;
     }
+    journal_open_mark(j);
     journal_retain(j, now);
     return 0;
 }
@@ -382,11 +438,19 @@ void journal_close(struct journal *j)
         log_error("journal %s: fdatasync at close: %s", j->dir,
                   strerror(errno));
     j->unsynced = false;
+    /* Nothing above last_seq went out: a clean restart need skip none. */
+    if (j->mark.fd >= 0 && j->reserved > j->last_seq &&
+        seqmark_store(&j->mark, j->last_seq) < 0)
+        log_warn("journal %s/" SEQMARK_FILE ": cannot lower the mark at "
+                 "close: %s (the next start skips up to %" PRIu64 " seqs)",
+                 j->dir, strerror(errno), j->reserved - j->last_seq);
+    seqmark_close(&j->mark);
     if (j->fd >= 0)
         close(j->fd);
     free(j->segs);
     memset(j, 0, sizeof *j);
     j->fd = -1;
+    j->mark.fd = -1;
 }
 
 uint64_t journal_next_seq(const struct journal *j)
@@ -456,7 +520,10 @@ int journal_write(struct journal *j, int64_t now, uint64_t seq,
 {
     /* The seq is spent whatever happens: a live event may already carry
      * it, so it must never be given to another event. */
-    j->last_seq = seq;
+    if (seq > j->last_seq)
+        j->last_seq = seq;
+    if (journal_reserve(j, seq) < 0)
+        return -1;
     if (j->fd < 0 || len > JOURNAL_MAX_RECORD) {
         errno = j->fd < 0 ? EBADF : EMSGSIZE;
         return -1;

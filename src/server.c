@@ -185,9 +185,13 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
 {
     size_t len;
     unsigned sent = 0;
-    uint64_t seq = journal_next_seq(&srv->journal);
+    /* The seq is reserved on disk (the journal's high-water mark) before
+     * it is used, so it names this event only, whatever becomes of the
+     * record below. 0: the mark cannot be stored; the event goes out
+     * without a seq and unjournaled rather than risk naming two. */
+    uint64_t seq = journal_take_seq(&srv->journal);
     /* seq goes after the contract's fields, which keep their order. */
-    if (json_is_object(params))
+    if (seq != 0 && json_is_object(params))
         json_object_set_new(params, "seq", json_integer((json_int_t)seq));
     char *line = rpc_event_line(method, params, &len);
     if (line == NULL) {
@@ -197,10 +201,14 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
     /* On disk first: a connection may read the event and then the daemon
      * crash, and since-replay after a restart must still have it. The
      * sync comes with the group commit, before any connection gets it. */
-    if (journal_write(&srv->journal, (int64_t)time(NULL), seq, line, len) <
-        0)
-        log_error("journal: %s seq %llu not written (%s): sent live only",
-                  method, (unsigned long long)seq, strerror(errno));
+    if (seq == 0)
+        log_error("journal: %s sent live only, without seq (the seq mark "
+                  "cannot be stored)", method);
+    else if (journal_write(&srv->journal, (int64_t)time(NULL), seq, line,
+                           len) < 0)
+        log_error("journal: %s seq %llu not written (%s): sent live only; "
+                  "the seq stays reserved", method, (unsigned long long)seq,
+                  strerror(errno));
     else
         srv->metrics.events_journaled++;
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
@@ -937,6 +945,7 @@ int server_init(struct server *srv, const struct conf *conf,
     srv->conf = *conf;
     srv->source = *source;
     srv->journal.fd = -1; /* so server_free after an early failure is safe */
+    srv->journal.mark.fd = -1;
     srv->ledger.fd = -1;
     idmap_init(&srv->calls);
     rate_init(&srv->call_rate, srv->conf.max_call_rate, rate_now_ns());
