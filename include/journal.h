@@ -116,7 +116,7 @@ void journal_cursor_init(struct journal_cursor *cur, uint64_t after);
 int journal_read(struct journal *j, struct journal_cursor *cur,
                  size_t max_bytes, journal_record_fn fn, void *arg);
 
-/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32): crc is the running
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32; src/crc32.c): crc is the running
  * value, 0 to start. */
 uint32_t journal_crc32(uint32_t crc, const void *data, size_t len);
 
