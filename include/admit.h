@@ -70,6 +70,9 @@ unsigned admit_count(const struct admit *a, const struct admit_key *key);
 int admit_add(struct admit *a, const struct admit_key *key);
 void admit_del(struct admit *a, const struct admit_key *key);
 
+/* The server stops accepting for good (SIGTERM): a pending pause must
+ * not enable the listener again. */
+void admit_stop(struct admit *a);
 /* A connection was accepted: the accept pause starts short again. */
 void admit_accepted(struct admit *a);
 /* Tells fd why it is refused (one JSON-RPC error line, id null, code

@@ -267,6 +267,13 @@ void admit_on_accept_error(struct admit *a, struct evconnlistener *l)
         a->pause_ms = PAUSE_MAX_MS;
 }
 
+void admit_stop(struct admit *a)
+{
+    if (a->resume != NULL)
+        evtimer_del(a->resume);
+    a->listener = NULL;
+}
+
 void admit_accepted(struct admit *a)
 {
     a->pause_ms = PAUSE_MIN_MS;

@@ -964,6 +964,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     sd_notify(0, "STOPPING=1");
     if (srv->listener)
         evconnlistener_disable(srv->listener);
+    admit_stop(&srv->admit);
     if (srv->active_calls == 0 || srv->conf.shutdown_grace == 0) {
         log_info("signal %d: stopping; %u call(s) in progress", (int)sig,
                  srv->active_calls);
