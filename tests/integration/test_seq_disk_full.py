@@ -6,18 +6,21 @@ state_dir is a small tmpfs mounted in the test's temp dir (we run as root;
 the test is skipped, saying so, only when mount is impossible).
 
 A  two calls with the disk fine: seq 1, 2, journaled.
-B  12 calls ringing (each with 1000 bytes of user_data, so their events
-   need more than a tmpfs page of journal); then the tmpfs is filled up
-   with a file and the 12 calls are dropped: their events go out live while
+B  80 calls ringing (each with 1000 bytes of user_data, so their events
+   need more than a tmpfs page of journal, and their ledger "close"
+   records more than a page of calls.log); then the tmpfs is filled up
+   with a file and the 80 calls are dropped: their events go out live while
    the journal cannot take them (the log says so, and the test checks that
-   it really did happen).
+   it really did happen), nor the ledger their release.
 C  the file is removed, ctid is stopped cleanly and started again, three
    calls are placed.
 D  ctid is killed with SIGKILL, started again, one more call.
 Across every event received live (creator and a subscriber) and replayed
 with sys.subscribe {"since": 0} after each restart, no seq names two
-different events (res_ids). On the old code the calls of C reuse the seqs
-of B's unjournaled events.
+different events (res_ids), and no call has two events (a release the
+ledger could not record must not be reported again after the restart as
+"daemon restart"). On the old code the calls of C reuse the seqs of B's
+unjournaled events.
 """
 import errno
 import os
@@ -31,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, make_prompt,  # noqa: E402
                       gateway, free_port, _short)
 
-N_FULL = 12
+N_FULL = 80
 
 
 class Tmpfs:
@@ -85,6 +88,7 @@ with t:
     d.start()
     node = d.node_id
     named = {}      # seq -> set of res_ids it was seen with
+    per_call = {}   # res_id -> set of seqs (None: no seq) it was seen with
     unnumbered = []  # events received without a seq
     all_events = []  # (where, seq, res_id)
 
@@ -93,6 +97,7 @@ with t:
             p = e.get("params") or {}
             seq, res_id = p.get("seq"), p.get("res_id")
             all_events.append((where, seq, res_id))
+            per_call.setdefault(res_id, set()).add(seq)
             if seq is None:
                 unnumbered.append((where, res_id))
             else:
@@ -171,6 +176,9 @@ with t:
         t.check("not written" in log or "without seq" in log,
                 "B: the journal really could not take some events (log says so)",
                 "no journal failure logged: the test did not exercise a full disk")
+        t.check("cannot record the release" in log,
+                "B: nor the ledger some releases (log says so)",
+                "no ledger failure logged")
     t.run("B: events while state_dir is full", sub_b)
 
     def sub_c():
@@ -205,6 +213,11 @@ with t:
             len(named), len(all_events)),
             "; ".join("seq %s: %s" % (s, [x[:40] for x in r])
                       for s, r in sorted(twice.items())[:10]))
+        two = {r: sorted(x) for r, x in per_call.items() if len(x) > 1}
+        t.check(not two, "no call has two events (%d calls)" % len(per_call),
+                "; ".join("%s: seqs %s" % (r, x) for r, x in sorted(two.items())[:10]))
+        t.check("daemon restart" not in d.log_text(),
+                "no call was released again as \"daemon restart\"")
         t.check(len(named) >= 2 + N_FULL + 3 + 1 - len(unnumbered),
                 "every call's event was seen", "%d seqs" % len(named))
         if unnumbered:
