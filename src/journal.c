@@ -254,7 +254,7 @@ static void journal_open_mark(struct journal *j)
     if (seqmark_open(&j->mark, j->dir, &mark) < 0)
         log_error("journal %s/" SEQMARK_FILE ": %s; events go out without "
                   "seq until it can be written", j->dir, strerror(errno));
-    if (mark > SEQ_MAX - JOURNAL_SEQ_BLOCK) {
+    if (mark > SEQ_MAX) {
         log_warn("journal %s/" SEQMARK_FILE ": mark %" PRIu64 " out of "
                  "range; ignored", j->dir, mark);
         mark = 0;
@@ -274,6 +274,8 @@ static int journal_reserve(struct journal *j, uint64_t seq)
     if (seq <= j->reserved)
         return 0;
     uint64_t mark = seq - 1 + JOURNAL_SEQ_BLOCK;
+    if (mark > SEQ_MAX)
+        mark = SEQ_MAX;
     if (seqmark_store(&j->mark, mark) < 0) {
         if (!j->mark_failing)
             log_error("journal %s/" SEQMARK_FILE ": cannot store the seq "
