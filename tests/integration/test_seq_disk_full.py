@@ -43,9 +43,13 @@ class Tmpfs:
     def __init__(self, path, size):
         self.path = path
         os.makedirs(path, exist_ok=True)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0750" % size,
-                            "tmpfs", path], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
+        try:
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                                "size=%s,mode=0750" % size, "tmpfs", path],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except OSError as e:   # no mount(8) at all
+            self.ok, self.why = False, str(e)
+            return
         self.ok = r.returncode == 0
         self.why = r.stdout.decode(errors="replace").strip()
 
@@ -80,7 +84,7 @@ with t:
     if not fs.ok:
         t.log("SKIP: cannot mount a tmpfs for state_dir (%s); this test needs "
               "root and mount permission" % fs.why)
-        t.finish()
+        sys.exit(0)   # Test.__exit__ reports "0 passed, 0 failed"
     make_prompt(t.path("prompts", "short.wav"), 0.2)
     ports = {k: free_port("udp") for k in ("busy", "ring")}
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()],
