@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,12 +237,15 @@ static void drain_with_reserve(struct admit *a, evutil_socket_t lfd)
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        char peer[64];
+        char host[48] = "?", peer[64];
+        bool v6 = ss.ss_family == AF_INET6;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
         evutil_inet_ntop(ss.ss_family,
-                         ss.ss_family == AF_INET6
-                             ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                             : (void *)&((struct sockaddr_in *)&ss)->sin_addr,
-                         peer, sizeof peer);
+                         v6 ? (void *)&in6->sin6_addr : (void *)&in->sin_addr,
+                         host, sizeof host);
+        snprintf(peer, sizeof peer, "%s:%u", host,
+                 (unsigned)ntohs(v6 ? in6->sin6_port : in->sin_port));
         admit_refuse(a, fd, peer, ADMIT_NO_FD);
     }
     reserve_open(a);
