@@ -666,6 +666,28 @@ static void test_mark_short_file(void **state)
     journal_close(&j);
 }
 
+/* The append succeeded but its sync failed (or a power cut came first):
+ * the record is gone from the file after the restart, and its seq, which
+ * went out live, is still never given again. */
+static void test_mark_covers_lost_unsynced_record(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    char path[256];
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 2, T0);
+    uint64_t seq = journal_take_seq(&j);
+    assert_int_equal(seq, 3);
+    newest_segment(f->dir, path, sizeof path);
+    off_t before = file_size(path);
+    assert_int_equal(journal_write(&j, T0, seq, "{\"seq\":3}\n", 10), 0);
+    crash_j(&j); /* no sync, no close */
+    assert_int_equal(truncate(path, before), 0); /* the page never landed */
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_true(journal_next_seq(&j) > seq);
+    journal_close(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +706,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_age_retention, setup, teardown),
         cmocka_unit_test(test_bad_dir_fails),
         cmocka_unit_test_setup_teardown(test_mark_taken_seq_never_reused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mark_covers_lost_unsynced_record,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_reserves_blocks, setup,
                                         teardown),
