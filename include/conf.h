@@ -42,6 +42,8 @@ struct conf {
     unsigned max_calls;              /* global concurrent calls */
     unsigned max_line;               /* bytes per JSON-RPC line */
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* per source address; 0 = no cap */
+    unsigned handshake_timeout;      /* s to sys.auth (or a first request) */
     unsigned max_call_rate;          /* new calls per second; 0 = unlimited */
     unsigned max_output_bytes;       /* queued output per connection */
     unsigned dial_timeout;           /* s from INVITE to a final response */

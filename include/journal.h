@@ -1,6 +1,7 @@
 /* journal: the durable event journal in state_dir/journal/. Owns the
  * segment files (named by their first seq, e.g. 00000000000000000001.log),
- * the append descriptor of the newest one, the next sequence number and
+ * the append descriptor of the newest one, the next sequence number (and
+ * its persisted high-water mark, through seqmark) and
  * retention (whole old segments deleted by total size and by age).
  *
  * A record is a 32-byte header (magic, payload length, seq, unix time,
@@ -21,8 +22,14 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "seqmark.h"
+
 #define JOURNAL_HEADER_BYTES 32
 #define JOURNAL_MAX_RECORD (1u << 20) /* payload bytes; events are small */
+/* Seqs reserved per store of the high-water mark (seqmark.h): one
+ * fdatasync per this many events; at most this many seqs skipped after a
+ * crash. */
+#define JOURNAL_SEQ_BLOCK 1000
 
 struct journal_seg {
     uint64_t first;  /* seq of its first record (its file name) */
@@ -38,6 +45,10 @@ struct journal {
     uint64_t max_age;          /* retention: seconds since a segment's last append */
     uint64_t seg_max;          /* rotate once the newest segment reaches this */
     bool unsynced;             /* records written since the last fdatasync */
+    struct seqmark mark;       /* seq high-water mark file */
+    uint64_t reserved;         /* seqs up to this may be handed out: the
+                                  mark on disk is at least this */
+    bool mark_failing;         /* the last store of the mark failed */
     struct journal_seg *segs;  /* sorted by first; the last one is open */
     size_t n_segs, cap_segs;
 };
@@ -54,18 +65,30 @@ typedef void (*journal_record_fn)(void *arg, uint64_t seq, int64_t time,
                                   const char *data, size_t len);
 
 /* Opens (creating) dir, recovers the last seq from the newest segment,
- * truncating a torn tail, and applies retention at now. Returns 0 or -1
+ * truncating a torn tail, takes the seq mark into account (the next seq is
+ * above it too), and applies retention at now. A mark file that cannot be
+ * created is logged, not fatal (journal_take_seq retries). Returns 0 or -1
  * with err. */
 int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
                  uint64_t max_age, uint64_t seg_max, int64_t now, char *err,
                  size_t errlen);
+/* Syncs, lowers the mark to the last seq handed out (so a clean restart
+ * skips none) and closes. */
 void journal_close(struct journal *j);
 
-/* The seq the next append must carry (the caller puts it in the line). */
+/* The seq the next append will carry (a peek: nothing is reserved). */
 uint64_t journal_next_seq(const struct journal *j);
+/* Hands out the next seq for an event: first makes sure the mark on disk
+ * covers it (storing a new one JOURNAL_SEQ_BLOCK above when not), so no
+ * restart can give it again, whatever happens to the event's record.
+ * Returns 0 when the mark cannot be stored: the event must then go out
+ * without a seq (it cannot be journaled either). */
+uint64_t journal_take_seq(struct journal *j);
 
-/* Appends one record with seq = journal_next_seq() and syncs it. The seq
- * is used up even on failure (never handed out twice). Rotates first
+/* Appends one record with seq = journal_next_seq() (or a seq from
+ * journal_take_seq) and syncs it. The seq is used up even on failure
+ * (never handed out twice); one not yet covered by the mark is reserved
+ * first, and a failure to do so fails the append. Rotates first
  * and applies retention after. Returns 0 or -1 (errno set; the file is cut
  * back so no partial record stays). */
 int journal_append(struct journal *j, int64_t now, uint64_t seq,
@@ -93,7 +116,7 @@ void journal_cursor_init(struct journal_cursor *cur, uint64_t after);
 int journal_read(struct journal *j, struct journal_cursor *cur,
                  size_t max_bytes, journal_record_fn fn, void *arg);
 
-/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32): crc is the running
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32; src/crc32.c): crc is the running
  * value, 0 to start. */
 uint32_t journal_crc32(uint32_t crc, const void *data, size_t len);
 

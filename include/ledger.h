@@ -53,6 +53,8 @@ struct ledger {
     int fd;                  /* O_APPEND; -1 when closed */
     uint64_t bytes;          /* size of the file */
     bool unsynced;           /* an open record written, not yet synced */
+    bool close_lost;         /* a close record could not be written (disk
+                                full): rewrite as soon as possible */
 };
 
 /* Parses a ledger file's content: the calls opened and not closed, in
@@ -83,7 +85,9 @@ void ledger_note_dialog(struct ledger *l, uint64_t process_id,
 void ledger_note_answer(struct ledger *l, uint64_t process_id, int64_t t);
 void ledger_remove(struct ledger *l, uint64_t process_id);
 
-/* Time to rewrite the file with only the open calls? */
+/* Time to rewrite the file with only the open calls? Also when a close
+ * record was lost: a call whose event did not reach the journal either
+ * would otherwise be released again by the next start. */
 bool ledger_wants_rewrite(const struct ledger *l);
 /* Rewriting: begin, one add per open call, commit (synced and renamed
  * over the old file; on any failure the old file stays in use). */

@@ -26,9 +26,16 @@ struct rpc_error {
     char message[256];
 };
 
-/* Sets err and returns -1, so validators can `return rpc_fail(...)`. */
+/* Sets err and returns -1, so validators can `return rpc_fail(...)`. The
+ * message is cut at the first byte that is not part of a whole UTF-8
+ * character (a client's text truncated by the buffer or a precision). */
 int rpc_fail(struct rpc_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The longest prefix of s (len bytes) that is at most max bytes and made
+ * of whole, well-formed UTF-8 characters: where to cut client text that
+ * goes into a JSON string (jansson refuses a split character). */
+size_t rpc_utf8_prefix(const char *s, size_t len, size_t max);
 
 /* Splits a byte stream into lines. Owned by one connection. */
 struct rpc_framer {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "cdr.h"
 #include "conf.h"
 #include "idmap.h"
@@ -31,6 +32,8 @@ struct server {
     struct conf_source source;     /* file and flags, to reload from */
     struct event_base *base;       /* the main loop */
     struct evconnlistener *listener;
+    struct admit admit;            /* per-address counts, refusals, accept
+                                      back-off (admit.h) */
     struct event *sig_int;         /* SIGINT / SIGTERM: stop */
     struct event *sig_term;
     struct conn *conns;            /* open connections, a list */

@@ -44,6 +44,8 @@ void conf_defaults(struct conf *c)
     c->max_calls = 1000;
     c->max_line = 65536;
     c->max_connections = 1024;
+    c->max_connections_per_ip = 256;
+    c->handshake_timeout = 10;
     c->max_call_rate = 200;
     c->max_output_bytes = 1U << 20;
     c->dial_timeout = 60;
@@ -205,6 +207,12 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
                             errlen);
     if (strcmp(key, "max_connections") == 0)
         return set_unsigned(&c->max_connections, value, 1, 1000000, key, err,
+                            errlen);
+    if (strcmp(key, "max_connections_per_ip") == 0)
+        return set_unsigned(&c->max_connections_per_ip, value, 0, 1000000,
+                            key, err, errlen);
+    if (strcmp(key, "handshake_timeout") == 0)
+        return set_unsigned(&c->handshake_timeout, value, 0, 3600, key, err,
                             errlen);
     if (strcmp(key, "max_call_rate") == 0)
         return set_unsigned(&c->max_call_rate, value, 0, 1000000, key, err,
@@ -467,6 +475,8 @@ void conf_print(const struct conf *c, FILE *out)
     fprintf(out, "max_calls = %u\n", c->max_calls);
     fprintf(out, "max_line = %u\n", c->max_line);
     fprintf(out, "max_connections = %u\n", c->max_connections);
+    fprintf(out, "max_connections_per_ip = %u\n", c->max_connections_per_ip);
+    fprintf(out, "handshake_timeout = %u\n", c->handshake_timeout);
     fprintf(out, "max_call_rate = %u\n", c->max_call_rate);
     fprintf(out, "max_output_bytes = %u\n", c->max_output_bytes);
     fprintf(out, "dial_timeout = %u\n", c->dial_timeout);
@@ -632,6 +642,8 @@ unsigned conf_reload(struct conf *cur, const struct conf *next)
     RELOAD_UINT(max_calls, "max_calls");
     RELOAD_UINT(max_line, "max_line");
     RELOAD_UINT(max_connections, "max_connections");
+    RELOAD_UINT(max_connections_per_ip, "max_connections_per_ip");
+    RELOAD_UINT(handshake_timeout, "handshake_timeout");
     RELOAD_UINT(max_call_rate, "max_call_rate");
     RELOAD_UINT(max_output_bytes, "max_output_bytes");
     RELOAD_UINT(default_max_ring, "max_ring_seconds");

@@ -392,12 +392,14 @@ int ledger_sync(struct ledger *l)
     return fdatasync(l->fd);
 }
 
-static void append_or_log(struct ledger *l, json_t *rec, uint64_t pid,
-                          const char *what)
+static int append_or_log(struct ledger *l, json_t *rec, uint64_t pid,
+                         const char *what)
 {
-    if (append_line(l, rec) < 0)
-        log_warn("%s: cannot record %s of call %" PRIu64 ": %s", l->path,
-                 what, pid, strerror(errno));
+    if (append_line(l, rec) == 0)
+        return 0;
+    log_warn("%s: cannot record %s of call %" PRIu64 ": %s", l->path, what,
+             pid, strerror(errno));
+    return -1;
 }
 
 void ledger_note_dialog(struct ledger *l, uint64_t process_id,
@@ -419,12 +421,13 @@ void ledger_remove(struct ledger *l, uint64_t process_id)
 {
     json_t *rec = json_pack("{s:s, s:I}", "op", "close", "pid",
                             (json_int_t)process_id);
-    append_or_log(l, rec, process_id, "the release");
+    if (append_or_log(l, rec, process_id, "the release") < 0)
+        l->close_lost = true;
 }
 
 bool ledger_wants_rewrite(const struct ledger *l)
 {
-    return l->bytes >= LEDGER_COMPACT_BYTES;
+    return l->bytes >= LEDGER_COMPACT_BYTES || l->close_lost;
 }
 
 int ledger_rewrite_begin(struct ledger *l, struct ledger_rewrite *rw)
@@ -480,5 +483,6 @@ int ledger_rewrite_commit(struct ledger *l, struct ledger_rewrite *rw)
     l->fd = nfd;
     l->bytes = rw->bytes;
     l->unsynced = false;
+    l->close_lost = false;
     return 0;
 }

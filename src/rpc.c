@@ -13,19 +13,54 @@
  * max_line is typically 64 KiB. */
 #define RPC_FRAMER_MIN_CAP 256
 
-/* Cuts a UTF-8 sequence that truncation left incomplete at the end of s:
- * jansson refuses invalid UTF-8, and the message must reach the client. */
-static void rpc_utf8_trim(char *s, size_t len)
+/* Length of one well-formed UTF-8 character at s (at most n bytes
+ * available), or 0 when the bytes there are not one (a stray continuation
+ * byte, an overlong form, a surrogate, past U+10FFFF, or a sequence cut
+ * short). */
+static size_t rpc_utf8_char(const unsigned char *s, size_t n)
 {
-    size_t i = len;
-    while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-        i--;
-    if (i == 0)
-        return;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    if (len - (i - 1) < want)
-        s[i - 1] = '\0';
+    unsigned char c = s[0];
+    size_t want;
+    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        want = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        want = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        want = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (n < want || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < want; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return want;
+}
+
+size_t rpc_utf8_prefix(const char *s, size_t len, size_t max)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    if (max > len)
+        max = len;
+    while (i < max) {
+        size_t k = rpc_utf8_char(u + i, len - i);
+        if (k == 0 || i + k > max)
+            break;
+        i += k;
+    }
+    return i;
 }
 
 int rpc_fail(struct rpc_error *err, int code, const char *fmt, ...)
@@ -33,10 +68,14 @@ int rpc_fail(struct rpc_error *err, int code, const char *fmt, ...)
     va_list ap;
     err->code = code;
     va_start(ap, fmt);
-    int n = vsnprintf(err->message, sizeof err->message, fmt, ap);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
-    if (n >= (int)sizeof err->message)
-        rpc_utf8_trim(err->message, sizeof err->message - 1);
+    /* The message becomes a JSON string, and jansson refuses invalid
+     * UTF-8: whatever cut a client's text (the buffer's size, a %.Ns
+     * precision), the message ends at the last whole character before
+     * anything that is not one, so the error reply always goes out. */
+    size_t len = strlen(err->message);
+    err->message[rpc_utf8_prefix(err->message, len, len)] = '\0';
     return -1;
 }
 

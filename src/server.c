@@ -52,6 +52,9 @@ struct conn {
     struct bufferevent *bev;  /* owned */
     struct rpc_framer framer; /* owned */
     char peer[64];            /* "ip:port", for logs */
+    struct admit_key addr;    /* source address, counted per address */
+    struct event *handshake;  /* handshake_timeout: armed until sys.auth
+                                 (with a token) or a first request */
     bool authed;              /* sys.auth succeeded (or no auth_token) */
     unsigned auth_failures;   /* wrong tokens so far; closed at the limit */
     bool subscribed;          /* sys.subscribe: receives every event */
@@ -186,9 +189,13 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
 {
     size_t len;
     unsigned sent = 0;
-    uint64_t seq = journal_next_seq(&srv->journal);
+    /* The seq is reserved on disk (the journal's high-water mark) before
+     * it is used, so it names this event only, whatever becomes of the
+     * record below. 0: the mark cannot be stored; the event goes out
+     * without a seq and unjournaled rather than risk naming two. */
+    uint64_t seq = journal_take_seq(&srv->journal);
     /* seq goes after the contract's fields, which keep their order. */
-    if (json_is_object(params))
+    if (seq != 0 && json_is_object(params))
         json_object_set_new(params, "seq", json_integer((json_int_t)seq));
     char *line = rpc_event_line(method, params, &len);
     if (line == NULL) {
@@ -198,10 +205,14 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
     /* On disk first: a connection may read the event and then the daemon
      * crash, and since-replay after a restart must still have it. The
      * sync comes with the group commit, before any connection gets it. */
-    if (journal_write(&srv->journal, (int64_t)time(NULL), seq, line, len) <
-        0)
-        log_error("journal: %s seq %llu not written (%s): sent live only",
-                  method, (unsigned long long)seq, strerror(errno));
+    if (seq == 0)
+        log_error("journal: %s sent live only, without seq (the seq mark "
+                  "cannot be stored)", method);
+    else if (journal_write(&srv->journal, (int64_t)time(NULL), seq, line,
+                           len) < 0)
+        log_error("journal: %s seq %llu not written (%s): sent live only; "
+                  "the seq stays reserved", method, (unsigned long long)seq,
+                  strerror(errno));
     else
         srv->metrics.events_journaled++;
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
@@ -273,6 +284,42 @@ void server_call_released(struct server *srv, uint64_t creator_conn)
             conn_maybe_finish(c);
             return;
         }
+}
+
+/* ---- handshake ----------------------------------------------------------
+ *
+ * An idle connection that never authenticates (or, with no auth_token,
+ * never sends a request) would hold a slot for ever: it gets
+ * handshake_timeout seconds. After its handshake a connection may idle
+ * as long as it likes (a subscriber waiting for events does). */
+
+static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    log_info("%s: closed: no %s within handshake_timeout %us", c->peer,
+             c->srv->conf.auth_token[0] ? "sys.auth" : "complete request",
+             c->srv->conf.handshake_timeout);
+    conn_close(c);
+}
+
+static void conn_handshake_start(struct conn *c)
+{
+    unsigned s = c->srv->conf.handshake_timeout;
+    if (s == 0)
+        return;
+    if (c->handshake == NULL)
+        c->handshake = evtimer_new(c->srv->base, on_handshake_timeout, c);
+    struct timeval tv = {.tv_sec = (time_t)s};
+    if (c->handshake == NULL || evtimer_add(c->handshake, &tv) < 0)
+        log_warn("%s: cannot arm handshake_timeout", c->peer);
+}
+
+static void conn_handshake_done(struct conn *c)
+{
+    if (c->handshake != NULL)
+        evtimer_del(c->handshake);
 }
 
 /* ---- methods --------------------------------------------------------- */
@@ -539,6 +586,7 @@ static void do_auth(struct conn *c, struct rpc_request *req)
     if (want[0] == '\0' ||
         token_equal(json_string_value(tok), json_string_length(tok), want)) {
         c->authed = true;
+        conn_handshake_done(c);
         log_info("%s: authenticated", c->peer);
         reply_result(c, req->id, json_true());
         return;
@@ -583,7 +631,10 @@ static void dispatch(struct conn *c, struct rpc_request *req)
     else if (strcmp(m, "sys.ping") == 0)
         reply_result(c, req->id, json_string("pong"));
     else {
-        rpc_fail(&err, RPC_METHOD_NOT_FOUND, "method not found: %.200s", m);
+        /* Cut on a character boundary: a split one would make the
+         * whole reply unsendable (jansson refuses invalid UTF-8). */
+        int n = (int)rpc_utf8_prefix(m, strlen(m), 200);
+        rpc_fail(&err, RPC_METHOD_NOT_FOUND, "method not found: %.*s", n, m);
         reply_error(c, req->id, &err);
     }
 }
@@ -609,6 +660,8 @@ static void on_line(void *arg, char *line, size_t len)
         return;
     }
     log_debug("%s: %s", c->peer, req.method);
+    if (c->srv->conf.auth_token[0] == '\0')
+        conn_handshake_done(c); /* no token: a request is the handshake */
     dispatch(c, &req);
     rpc_request_free(&req);
 }
@@ -636,6 +689,9 @@ static void conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
+    admit_del(&srv->admit, &c->addr);
+    if (c->handshake != NULL)
+        event_free(c->handshake);
     bufferevent_free(c->bev);
     if (c->held != NULL)
         evbuffer_free(c->held);
@@ -683,6 +739,13 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* accept() failed (out of descriptors, say): admit_ answers and pauses. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct server *srv = arg;
+    admit_on_accept_error(&srv->admit, l);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
@@ -691,21 +754,34 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
     getnameinfo(sa, (socklen_t)salen, host, sizeof host, port, sizeof port,
                 NI_NUMERICHOST | NI_NUMERICSERV);
-    if (srv->n_conns >= srv->conf.max_connections || srv->stopping) {
-        log_warn("%s:%s: refused: %s", host, port,
-                 srv->stopping ? "shutting down" : "max_connections reached");
-        evutil_closesocket(fd);
+    admit_accepted(&srv->admit);
+    struct admit_key addr = admit_key_of(sa, salen);
+    unsigned per_ip = srv->conf.max_connections_per_ip;
+    /* Refused with a reason the client can read; logged once a second. */
+    if (srv->stopping || srv->n_conns >= srv->conf.max_connections ||
+        (per_ip > 0 && admit_count(&srv->admit, &addr) >= per_ip)) {
+        char peer[NI_MAXHOST + NI_MAXSERV + 2];
+        snprintf(peer, sizeof peer, "%s:%s", host, port);
+        admit_refuse(&srv->admit, fd, peer,
+                     srv->stopping ? ADMIT_STOPPING
+                     : srv->n_conns >= srv->conf.max_connections
+                         ? ADMIT_FULL
+                         : ADMIT_PER_IP);
         return;
     }
     struct conn *c = calloc(1, sizeof *c);
     if (c != NULL)
         c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c == NULL || c->bev == NULL) {
+    if (c == NULL || c->bev == NULL || admit_add(&srv->admit, &addr) < 0) {
         log_error("out of memory accepting a connection");
+        if (c != NULL && c->bev != NULL)
+            bufferevent_free(c->bev); /* closes fd */
+        else
+            evutil_closesocket(fd);
         free(c);
-        evutil_closesocket(fd);
         return;
     }
+    c->addr = addr;
     /* Replies and events are small writes: Nagle would hold one back
      * until the client's (delayed) ACK of the previous one. */
     int one = 1;
@@ -722,6 +798,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     metrics_on_connection(&srv->metrics);
     bufferevent_setcb(c->bev, conn_on_read, NULL, conn_on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    conn_handshake_start(c);
     log_info("%s: connection accepted", c->peer);
 }
 
@@ -786,6 +863,33 @@ static void on_flush_check(evutil_socket_t fd, short what, void *arg)
         event_base_once(srv->base, -1, EV_TIMEOUT, on_flush_check, srv, &tick);
 }
 
+/* A new auth_token ends every session the old one (or none) opened:
+ * each connection must call sys.auth again, and a subscriber, which may
+ * never send another request to learn that, is closed (its events stay
+ * in the journal for sys.subscribe since, after sys.auth). A connection
+ * keeps the events of the calls it constructed. */
+static void server_revoke_auth(struct server *srv)
+{
+    unsigned revoked = 0, closed = 0;
+    struct conn *next;
+    for (struct conn *c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        revoked += c->authed;
+        c->authed = false;
+        c->auth_failures = 0;
+        if (c->subscribed || c->replaying) {
+            log_info("%s: subscriber closed: auth_token changed", c->peer);
+            conn_close(c);
+            closed++;
+        } else {
+            conn_handshake_start(c); /* sys.auth again in time, or closed */
+        }
+    }
+    log_info("SIGHUP: auth_token changed: %u authenticated connection(s) "
+             "must call sys.auth again, %u subscriber(s) closed",
+             revoked, closed);
+}
+
 /* SIGHUP, configuration: builds it again from the same file and flags
  * and applies what can change under running calls (conf_reload says
  * what). A call keeps its gateway by name; its count moves to the new
@@ -802,7 +906,12 @@ static void server_reload(struct server *srv)
     static char old_names[CONF_MAX_GATEWAYS][64];
     for (size_t i = 0; i < srv->conf.n_gateways; i++)
         memcpy(old_names[i], srv->conf.gateways[i].name, sizeof old_names[i]);
+    static char old_token[sizeof srv->conf.auth_token];
+    memcpy(old_token, srv->conf.auth_token, sizeof old_token);
     unsigned changed = conf_reload(&srv->conf, &next);
+    if (srv->conf.auth_token[0] != '\0' &&
+        strcmp(old_token, srv->conf.auth_token) != 0)
+        server_revoke_auth(srv);
     memset(srv->gateway_calls, 0, sizeof srv->gateway_calls);
     for (size_t i = 0; i < srv->calls.cap; i++) {
         struct call *c = srv->calls.keys[i] ? srv->calls.values[i] : NULL;
@@ -920,6 +1029,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     sd_notify(0, "STOPPING=1");
     if (srv->listener)
         evconnlistener_disable(srv->listener);
+    admit_stop(&srv->admit);
     if (srv->active_calls == 0 || srv->conf.shutdown_grace == 0) {
         log_info("signal %d: stopping; %u call(s) in progress", (int)sig,
                  srv->active_calls);
@@ -969,6 +1079,8 @@ int server_init(struct server *srv, const struct conf *conf,
     srv->conf = *conf;
     srv->source = *source;
     srv->journal.fd = -1; /* so server_free after an early failure is safe */
+    srv->journal.mark.fd = -1;
+    srv->admit.reserve_fd = -1;
     srv->ledger.fd = -1;
     idmap_init(&srv->calls);
     rate_init(&srv->call_rate, srv->conf.max_call_rate, rate_now_ns());
@@ -1052,8 +1164,15 @@ int server_init(struct server *srv, const struct conf *conf,
                  strerror(errno));
         return -1;
     }
+    if (admit_init(&srv->admit, srv->base) < 0) {
+        snprintf(err, errlen, "cannot keep a reserve descriptor: %s",
+                 strerror(errno));
+        return -1;
+    }
     if (listen_on(srv, err, errlen) < 0)
         return -1;
+    admit_watch(&srv->admit, srv->listener);
+    evconnlistener_set_error_cb(srv->listener, on_accept_error);
     if (metrics_http_start(srv, err, errlen) < 0)
         return -1;
     srv->sig_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
@@ -1108,6 +1227,7 @@ void server_free(struct server *srv)
     sip_stop(srv->sip);
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    admit_free(&srv->admit);
     if (srv->sig_int)
         event_free(srv->sig_int);
     if (srv->sig_term)

@@ -4,7 +4,8 @@
 One call is in flight (3 s prompt, play_repeat 2) and a second, idle client is
 connected (sys.subscribe'd, so it sees every event). On a third connection:
 malformed JSON (-32700, id null), a non-object (-32600), an unknown method
-(-32601), invalid construct params (-32602 naming the param; a missing prompt
+(-32601; also one with a multi-byte character across the 200-byte cut of
+the error message), invalid construct params (-32602 naming the param; a missing prompt
 404), an oversize line (max_line = 4096: -32600, connection still usable), a
 line split across two sends, three requests in one send, blank lines and
 \\r\\n, a notification (no reply), "jsonrpc" omitted, and a positional-params
@@ -97,6 +98,16 @@ with t:
         expect_error("unknown method", {"jsonrpc": "2.0", "id": 3,
                                         "method": "no.such.method", "params": {}},
                      -32601, id=3)
+        # issue 10 bug 5: a 3-byte character across the 200-byte cut of the
+        # message used to make the reply unbuildable and close the connection
+        cut = "a" * 199 + "\u4e2d" + "b" * 50
+        r = expect_error("unknown method with a character at the 200-byte cut",
+                         {"jsonrpc": "2.0", "id": 4, "method": cut}, -32601, id=4)
+        if r is not None:
+            msg = r["error"].get("message", "")
+            t.check(msg == "method not found: " + "a" * 199,
+                    "the message is cut before the split character", _short(msg))
+        t.check(not bad.closed, "the connection is still open after it")
     t.run("JSON-RPC errors", framing_errors)
 
     def construct_errors():

@@ -27,12 +27,18 @@ the call still plays byte for byte and ends normally.
 Daemon "open" (no token, loopback, allow_unlisted_gateways = yes): no auth
 needed, sys.auth returns true, the unlisted to_uri places a real call.
 
+Daemon "rotate": auth_token changed by SIGHUP; an authenticated
+connection gets 401 until it calls sys.auth with the new token (the old
+one is now wrong), a subscriber authenticated with the old token is
+closed, a new connection needs sys.auth (issue 10).
+
 Finally neither log holds the token, a tried wrong token or the gateway
 password.
 """
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +57,7 @@ LONG = 3.01
 QUIET = 1.0   # how long "nothing follows" is watched
 
 TOKEN = "Tk-" + secrets.token_hex(14)          # 31 printable chars
+NEW_TOKEN = "Tn-" + secrets.token_hex(14)      # after the SIGHUP of "rotate"
 PASSWORD = "Pw-" + secrets.token_hex(10)
 WRONG = ["Wr-" + secrets.token_hex(14),         # plain wrong tokens
          "Wx-" + secrets.token_hex(14),
@@ -506,6 +513,62 @@ with t:
         log = o.log_text()
         t.check(OPEN_MARK not in log, "open daemon's log lacks the token sent to it")
     t.run("no token, allow_unlisted_gateways = yes", open_daemon)
+
+    def token_change():
+        """Issue 10: a new auth_token (SIGHUP) ends the sessions the old
+        one opened: their next request gets 401 until sys.auth with the
+        new token, and a subscriber (which may never send another request)
+        is closed."""
+        rd = t.ctid(name="rotate", conf={"auth_token": TOKEN})
+        rd.start()
+        a = t.client(rd.listen_port, "rot-a")
+        s = t.client(rd.listen_port, "rot-sub")
+        for c in (a, s):
+            r = c.call("sys.auth", {"token": TOKEN})
+            t.check(r is not None and r.get("result") is True,
+                    "%s authenticated with the first token" % c.name, _short(r))
+        r = s.call("sys.subscribe")
+        t.check(r is not None and r.get("result") is True, "rot-sub subscribed",
+                _short(r))
+        r = a.call("sys.ping")
+        t.check(r is not None and r.get("result") == "pong", "rot-a: ping before",
+                _short(r))
+        with open(rd.conf_path) as f:
+            text = f.read()
+        with open(rd.conf_path, "w") as f:
+            f.write(text.replace("auth_token = %s" % TOKEN,
+                                 "auth_token = %s" % NEW_TOKEN))
+        rd.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline and "configuration reloaded" not in rd.log_text():
+            time.sleep(0.05)
+        t.check("SIGHUP: auth_token changed" in rd.log_text(),
+                "the token change is logged")
+        r = a.call("sys.ping")
+        check_401(r, "rot-a: ping after the token changed")
+        r = a.call("ext.notify_call.exists", {"res_id": "0.0.0-ext.notify_call-1"})
+        check_401(r, "rot-a: exists after the token changed")
+        deadline = time.time() + 5
+        while time.time() < deadline and not s.closed:
+            time.sleep(0.05)
+        t.check(s.closed, "the subscriber authenticated with the old token was "
+                "closed")
+        r = a.call("sys.auth", {"token": TOKEN})
+        check_401(r, "rot-a: the old token is now wrong", msg=WRONG_MSG)
+        r = a.call("sys.auth", {"token": NEW_TOKEN})
+        t.check(r is not None and r.get("result") is True,
+                "rot-a: sys.auth with the new token", _short(r))
+        r = a.call("sys.ping")
+        t.check(r is not None and r.get("result") == "pong",
+                "rot-a: served again after sys.auth", _short(r))
+        n = t.client(rd.listen_port, "rot-new")
+        check_401(n.call("sys.ping"), "a new connection still needs sys.auth")
+        rc = rd.stop()
+        t.check(rc == 0, "rotate daemon exits 0 on SIGTERM", "exit %r" % (rc,))
+        log = rd.log_text()
+        t.check(TOKEN not in log and NEW_TOKEN not in log,
+                "neither token is in its log")
+    t.run("auth_token changed by SIGHUP", token_change)
 
     def no_secrets():
         rc = d.stop()

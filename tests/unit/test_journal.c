@@ -528,6 +528,166 @@ static void test_bad_dir_fails(void **state)
     journal_close(&j);
 }
 
+/* ---- the seq high-water mark (issue 10 bug 4) -------------------------- */
+
+/* What a crash leaves: descriptors gone, nothing lowered or synced. */
+static void crash_j(struct journal *j)
+{
+    close(j->fd);
+    seqmark_close(&j->mark);
+    free(j->segs);
+    memset(j, 0, sizeof *j);
+}
+
+/* The stored mark as the newest valid slot says (0: none). */
+static uint64_t stored_mark(const char *dir)
+{
+    struct seqmark m;
+    uint64_t mark;
+    assert_int_equal(seqmark_open(&m, dir, &mark), 0);
+    seqmark_close(&m);
+    return mark;
+}
+
+/* A seq that went out live but never reached the journal (disk full) is
+ * not given again after a crash, nor after a clean restart. */
+static void test_mark_taken_seq_never_reused(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 3, T0);
+    assert_int_equal(journal_take_seq(&j), 4); /* sent live, not written */
+    crash_j(&j);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    /* Everything up to the reserved block may have gone out. */
+    assert_true(journal_next_seq(&j) > 4);
+    assert_int_equal(journal_next_seq(&j), JOURNAL_SEQ_BLOCK + 1);
+    journal_close(&j);
+
+    /* Clean close: the mark comes down to the last seq handed out, so
+     * the next start skips nothing and reuses nothing. */
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    uint64_t s = journal_take_seq(&j);
+    assert_int_equal(s, JOURNAL_SEQ_BLOCK + 1);
+    journal_close(&j);
+    assert_int_equal(stored_mark(f->dir), s);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), s + 1);
+    journal_close(&j);
+}
+
+/* One store per JOURNAL_SEQ_BLOCK seqs, each a block above the seq. */
+static void test_mark_reserves_blocks(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_take_seq(&j), 1);
+    assert_int_equal(stored_mark(f->dir), JOURNAL_SEQ_BLOCK);
+    for (uint64_t k = 2; k <= JOURNAL_SEQ_BLOCK; k++)
+        assert_int_equal(journal_take_seq(&j), k);
+    assert_int_equal(stored_mark(f->dir), JOURNAL_SEQ_BLOCK);
+    assert_int_equal(journal_take_seq(&j), JOURNAL_SEQ_BLOCK + 1);
+    assert_int_equal(stored_mark(f->dir), 2 * JOURNAL_SEQ_BLOCK);
+    /* journal_append reserves too, for callers that never take. */
+    append_n(&j, 1, T0);
+    journal_close(&j);
+    assert_int_equal(stored_mark(f->dir), JOURNAL_SEQ_BLOCK + 2);
+}
+
+/* A mark that cannot be stored: no seq is handed out (the event goes
+ * without one) and no record is written; once it can, seqs go on. */
+static void test_mark_unstorable(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 2, T0);
+    j.reserved = 2; /* as if the block were used up */
+    int good = j.mark.fd;
+    j.mark.fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* pwrite fails */
+    assert_true(j.mark.fd >= 0);
+    assert_int_equal(journal_take_seq(&j), 0);
+    assert_int_equal(journal_take_seq(&j), 0);
+    assert_int_equal(journal_append(&j, T0, 3, "{}\n", 3), -1);
+    close(j.mark.fd);
+    j.mark.fd = good;
+    assert_int_equal(journal_take_seq(&j), 4); /* 3 was tried: spent */
+    journal_close(&j);
+}
+
+/* A store torn by a crash damages only the slot being written: the other
+ * slot's mark still counts. Both damaged: the journal alone decides. */
+static void test_mark_torn_slot(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    char path[256];
+    snprintf(path, sizeof path, "%s/" SEQMARK_FILE, f->dir);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 1, T0);              /* mark 1000, generation 1 */
+    j.reserved = 1;
+    assert_int_equal(journal_take_seq(&j), 2); /* mark 1001, generation 2 */
+    crash_j(&j);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    /* generation 2 is in slot 0: tear it */
+    assert_int_equal(pwrite(fd, "\xff\xff", 2, 14), 2);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), JOURNAL_SEQ_BLOCK + 1);
+    crash_j(&j);
+    assert_int_equal(pwrite(fd, "\xff\xff", 2, SEQMARK_SLOT + 14), 2);
+    close(fd);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 2); /* last journaled: 1 */
+    journal_close(&j);
+}
+
+/* A mark file cut short (a full disk while it was created) is made anew,
+ * and an unreasonable mark is ignored rather than wrapping seqs. */
+static void test_mark_short_file(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    char path[256];
+    snprintf(path, sizeof path, "%s/" SEQMARK_FILE, f->dir);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 2, T0);
+    journal_close(&j);
+    assert_int_equal(truncate(path, 100), 0);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 3);
+    assert_int_equal(file_size(path), SEQMARK_BYTES);
+    assert_int_equal(seqmark_store(&j.mark, UINT64_MAX - 5), 0);
+    crash_j(&j);
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_int_equal(journal_next_seq(&j), 3);
+    journal_close(&j);
+}
+
+/* The append succeeded but its sync failed (or a power cut came first):
+ * the record is gone from the file after the restart, and its seq, which
+ * went out live, is still never given again. */
+static void test_mark_covers_lost_unsynced_record(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    char path[256];
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    append_n(&j, 2, T0);
+    uint64_t seq = journal_take_seq(&j);
+    assert_int_equal(seq, 3);
+    newest_segment(f->dir, path, sizeof path);
+    off_t before = file_size(path);
+    assert_int_equal(journal_write(&j, T0, seq, "{\"seq\":3}\n", 10), 0);
+    crash_j(&j); /* no sync, no close */
+    assert_int_equal(truncate(path, before), 0); /* the page never landed */
+    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    assert_true(journal_next_seq(&j) > seq);
+    journal_close(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +705,17 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_age_retention, setup, teardown),
         cmocka_unit_test(test_bad_dir_fails),
+        cmocka_unit_test_setup_teardown(test_mark_taken_seq_never_reused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mark_covers_lost_unsynced_record,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mark_reserves_blocks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mark_unstorable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mark_torn_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mark_short_file, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_cut_seq_kept_across_reopen,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_seq_out_of_range, setup,

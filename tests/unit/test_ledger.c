@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -178,12 +179,45 @@ static void test_parse_damage(void **state)
     assert_null(orphans);
 }
 
+/* A close record that cannot be written (disk full) asks for a rewrite,
+ * so the released call is not left open for the next start to release
+ * again; a successful rewrite clears that (issue 10). */
+static void test_lost_close_wants_rewrite(void **state)
+{
+    (void)state;
+    struct ledger l;
+    struct ledger_call *orphans;
+    size_t n;
+    char err[256];
+    assert_int_equal(ledger_open(&l, dir, &orphans, &n, err, sizeof err), 0);
+    struct ledger_call a;
+    fill(&a, 201, "a");
+    assert_int_equal(ledger_add(&l, &a), 0);
+    assert_false(ledger_wants_rewrite(&l));
+    int good = l.fd;
+    l.fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* writes fail */
+    assert_true(l.fd >= 0);
+    ledger_remove(&l, 201);
+    close(l.fd);
+    l.fd = good;
+    assert_true(ledger_wants_rewrite(&l));
+    struct ledger_rewrite rw; /* no call open any more */
+    assert_int_equal(ledger_rewrite_begin(&l, &rw), 0);
+    assert_int_equal(ledger_rewrite_commit(&l, &rw), 0);
+    assert_false(ledger_wants_rewrite(&l));
+    ledger_close(&l);
+    assert_int_equal(ledger_open(&l, dir, &orphans, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    ledger_close(&l);
+}
+
 int main(void)
 {
     log_open(LOGL_ERROR, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_add_close_reopen),
         cmocka_unit_test(test_parse_damage),
+        cmocka_unit_test(test_lost_close_wants_rewrite),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -518,6 +518,51 @@ static void test_fail_truncates_utf8(void **state)
     free(line);
 }
 
+/* Issue 10 bug 5: a %.Ns precision cut through a character (the method
+ * name of "method not found") left half of it, jansson refused the
+ * message, and the connection got no reply. */
+static void test_fail_precision_cut_utf8(void **state)
+{
+    (void)state;
+    char method[260];
+    memset(method, 'a', 199);
+    memcpy(method + 199, "\xe4\xb8\xad", 3); /* a 3-byte character at 199 */
+    memset(method + 202, 'b', 50);
+    method[252] = '\0';
+    struct rpc_error err;
+    rpc_fail(&err, RPC_METHOD_NOT_FOUND, "method not found: %.200s", method);
+    /* "method not found: " and the 199 whole bytes, nothing of the cut
+     * character. */
+    assert_int_equal(strlen(err.message), 18 + 199);
+    size_t len;
+    json_t *id = json_integer(7);
+    char *line = rpc_error_line(id, &err, &len);
+    json_decref(id);
+    assert_non_null(line);
+    assert_non_null(strstr(line, "-32601"));
+    free(line);
+    /* Invalid bytes anywhere end the message there, never the reply. */
+    rpc_fail(&err, RPC_INVALID_PARAMS, "x%sy", "ab\xff\xfe");
+    assert_string_equal(err.message, "xab");
+}
+
+static void test_utf8_prefix(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80z"; /* a é 中 😀 z */
+    size_t n = strlen(s); /* 11 */
+    size_t want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 11};
+    for (size_t max = 0; max <= n; max++)
+        assert_int_equal(rpc_utf8_prefix(s, n, max), want[max]);
+    assert_int_equal(rpc_utf8_prefix(s, n, 1000), n);
+    /* Not UTF-8: stops before the first bad byte. */
+    assert_int_equal(rpc_utf8_prefix("ab\x80", 3, 3), 2);
+    assert_int_equal(rpc_utf8_prefix("\xc0\xaf", 2, 2), 0);     /* overlong */
+    assert_int_equal(rpc_utf8_prefix("\xed\xa0\x80", 3, 3), 0); /* surrogate */
+    assert_int_equal(rpc_utf8_prefix("\xf4\x90\x80\x80", 4, 4), 0);
+    assert_int_equal(rpc_utf8_prefix("x\xe4\xb8", 3, 3), 1);     /* cut short */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +589,8 @@ int main(void)
         cmocka_unit_test(test_error_line),
         cmocka_unit_test(test_event_line),
         cmocka_unit_test(test_fail_truncates_utf8),
+        cmocka_unit_test(test_fail_precision_cut_utf8),
+        cmocka_unit_test(test_utf8_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
