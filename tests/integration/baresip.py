@@ -63,6 +63,15 @@ def _tcp_free(port):
         s.close()
 
 
+def module_path():
+    """Where baresip's modules are (Debian: /usr/lib/baresip/modules)."""
+    for d in ("/usr/lib/baresip/modules", "/usr/local/lib/baresip/modules",
+              "/usr/lib/%s-linux-gnu/baresip/modules" % os.uname().machine):
+        if os.path.exists(os.path.join(d, "ctrl_tcp.so")):
+            return d
+    return "/usr/lib/baresip/modules"
+
+
 def sip_port_pair():
     """A port free for UDP and TCP whose successor is free for TCP (baresip
     binds TLS there)."""
@@ -116,7 +125,7 @@ class Baresip:
             # outside the kernel's ephemeral range, like ctid's (rtp_range)
             "rtp_ports %d-%d" % rtp_range(100),
             "rtcp_mux no",
-            "module_path /usr/lib/baresip/modules",
+            "module_path %s" % module_path(),
             "module g711.so",
             "module sndfile.so",
             "module account.so",
