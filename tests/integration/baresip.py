@@ -3,8 +3,8 @@
 Baresip (Debian baresip-core 1.0, installed by .ci/setup) runs as a child
 of the test with a private config directory (baresip -f DIR): SIP on a free
 loopback UDP port, one local account that never registers, G.711 only, no
-sound card (no audio player; the source is a sine tone), and two modules
-that make it testable:
+sound card (no audio player, no source: the phone sends no RTP, only RTCP),
+and two modules that make it testable:
 
   ctrl_tcp  commands and events as netstrings of JSON on a loopback TCP
             port: {"command": "accept", "token": "3"} is answered with
@@ -15,13 +15,15 @@ that make it testable:
             resume, listcalls, callstat, quit.
   sndfile   an audio filter that writes what the phone decoded from the
             RTP it received (16-bit PCM, the codec's 8 kHz) to
-            snd_path/dump-YYYY-MM-DD-HH-MM-SS-dec.wav (and what it sent to
-            ...-enc.wav). The filter sits right after the G.711 decoder:
-            no jitter buffer (jitter_buffer_delay 0-0), no PLC module, no
-            resampler in between, so each 20 ms packet becomes 160 samples
-            of the file in arrival order. Samples arriving while the call is
-            on hold (local direction sendonly) are dropped by baresip, not
-            written.
+            snd_path/dump-YYYY-MM-DD-HH-MM-SS-dec.wav. The filter sits
+            right after the G.711 decoder: no jitter buffer
+            (jitter_buffer_delay 0-0), no PLC module, no resampler in
+            between, so each 20 ms packet becomes 160 samples of the file in
+            arrival order. While the call is on hold (local direction
+            sendonly) baresip drops what arrives; at the hold it closes the
+            file and opens a new one (named by the second it opens in: the
+            test must not hold within a second of the answer), which
+            recording() joins.
 
     phone = Baresip(t, "phone").start()      # t: ctidtest.Test
     ev = phone.wait_event("CALL_INCOMING")
@@ -86,11 +88,9 @@ class Baresip:
     """baresip as the callee, driven through ctrl_tcp (see the module doc).
 
     codecs: the account's audio codecs in preference order ("PCMA",
-    "PCMU"). tone: the frequency of the sine the phone sends back (0: the
-    phone sends no audio)."""
+    "PCMU")."""
 
-    def __init__(self, t, name="phone", codecs=("PCMA", "PCMU"), tone=440,
-                 user="phone"):
+    def __init__(self, t, name="phone", codecs=("PCMA", "PCMU"), user="phone"):
         self.t = t
         self.name = name
         self.user = user
@@ -115,11 +115,18 @@ class Baresip:
             "net_interface %s" % HOST,
             "call_local_timeout 120",
             "call_max_calls 4",
-            # no sound card: no player (the decode filter still runs), a
-            # sine as the microphone, at the rate ausine insists on
-            "audio_source ausine,%d" % (tone or 440),
-            "ausrc_srate 48000",
-            "ausrc_channels 2",
+            # no sound card: no player and no source (the decode filter
+            # still runs; the phone sends no RTP)
+            "audio_player none",
+            "audio_source none",
+            "audio_alert none",
+            # sndfile cannot record this encoder format, so it has no
+            # encode-side state: baresip 1.0 rebuilds its filters only when
+            # both sides have none, and it drops the decode side whenever
+            # the stream is not sendrecv (hold). Without this the recording
+            # would end at the first hold; with it a new file starts there.
+            # Nothing is encoded (no source), so the format is never used.
+            "auenc_format s24_3le",
             "audio_buffer 20-160",
             "jitter_buffer_delay 0-0",
             # outside the kernel's ephemeral range, like ctid's (rtp_range)
@@ -134,8 +141,6 @@ class Baresip:
             "ctrl_tcp_listen %s:%d" % (HOST, self.ctrl_port),
             "snd_path %s" % self.rec_dir,
         ]
-        if tone:
-            conf.insert(conf.index("module sndfile.so"), "module ausine.so")
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write("\n".join(conf) + "\n")
         # regint=0: never registers; answermode=manual: the test accepts
@@ -166,14 +171,14 @@ class Baresip:
                 raise RuntimeError("baresip %s exited with %s during start-up:\n%s"
                                    % (self.name, self.proc.returncode,
                                       self.log_tail(30)))
-            if udp_port_bound(self.sip_port):
-                try:
-                    self.sock = socket.create_connection((HOST, self.ctrl_port),
-                                                         timeout=1.0)
-                    break
-                except OSError:
-                    pass
-            time.sleep(0.05)
+            # (not probing the SIP port by binding it: that could take it
+            # from baresip for a moment)
+            try:
+                self.sock = socket.create_connection((HOST, self.ctrl_port),
+                                                     timeout=1.0)
+                break
+            except OSError:
+                time.sleep(0.05)
         if self.sock is None:
             raise RuntimeError("baresip %s: SIP port %d / ctrl_tcp port %d not "
                                "ready after %.0f s:\n%s" % (
@@ -188,6 +193,9 @@ class Baresip:
         if r is None or not r.get("ok"):
             raise RuntimeError("baresip %s: listcalls over ctrl_tcp: %r\n%s" % (
                 self.name, r, self.log_tail(30)))
+        if not udp_port_bound(self.sip_port):
+            raise RuntimeError("baresip %s is not listening on UDP %d:\n%s" % (
+                self.name, self.sip_port, self.log_tail(30)))
         self.t.log("%s ready: sip %s:%d, ctrl_tcp %d (pid %d)" % (
             self.name, HOST, self.sip_port, self.ctrl_port, self.proc.pid))
         return self

@@ -201,8 +201,8 @@ def main(t):
         t_est = est["_at"]
         time.sleep(max(0.0, t_est + HOLD_AFTER - time.time()))
         n0 = len(phone_b.events())
-        r = phone_b.command("hold")
         t_hold = time.time()
+        r = phone_b.command("hold")
         t.check(r is not None and r.get("ok"), "B: hold accepted by the phone",
                 repr(r))
         time.sleep(max(0.0, t_hold + HOLD_FOR - time.time()))
@@ -210,8 +210,8 @@ def main(t):
         t.check(not early, "B: the call survives the hold re-INVITE",
                 "CALL_CLOSED %.2f s after the hold: %s" % (
                     early[0]["_at"] - t_hold, early[0].get("param")) if early else "")
-        r = phone_b.command("resume")
         t_resume = time.time()
+        r = phone_b.command("resume")
         t.check(r is not None and r.get("ok"), "B: resume accepted by the phone",
                 repr(r))
         ev = c.wait_event(res_id, timeout=B_SECONDS + 30)
