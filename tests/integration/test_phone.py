@@ -232,10 +232,14 @@ def main(t):
         fb = FRAME * SAMPLE
         k = leading_frames(pcm, want_b)
         held_at = t_hold - t_est
+        hint = ""
+        if secs(k * fb) > held_at + SLACK:
+            hint = (" -- no gap at the hold: the prompt resumed where it had "
+                    "paused (its timeline stood still), or the phone never held")
         t.check(k > 0 and abs(secs(k * fb) - held_at) <= SLACK,
                 "B: before the hold the phone heard the prompt from its start "
                 "exactly up to the hold (%.2f s in)" % held_at,
-                "%.2f s exact from the start; %s" % (secs(k * fb), where))
+                "%.2f s exact from the start; %s%s" % (secs(k * fb), where, hint))
         rest = pcm[k * fb:]
         if not t.check(secs(len(rest)) >= 1.0,
                        "B: the phone heard the prompt again after the resume",
