@@ -21,9 +21,9 @@ and two modules that make it testable:
             between, so each 20 ms packet becomes 160 samples of the file in
             arrival order. While the call is on hold (local direction
             sendonly) baresip drops what arrives; at the hold it closes the
-            file and opens a new one (named by the second it opens in: the
-            test must not hold within a second of the answer), which
-            recording() joins.
+            file and opens a new one (thanks to auenc_format, see the
+            config; named by the second it opens in: the test must not hold
+            within a second of the answer), which recording() joins.
 
     phone = Baresip(t, "phone").start()      # t: ctidtest.Test
     ev = phone.wait_event("CALL_INCOMING")
@@ -100,6 +100,8 @@ class Baresip:
         self.log_path = os.path.join(self.dir, "baresip.log")
         self.sip_port = sip_port_pair()
         self.ctrl_port = free_port("tcp")
+        while self.ctrl_port == self.sip_port + 1:   # baresip's TLS port
+            self.ctrl_port = free_port("tcp")
         self.proc = None
         self.sock = None
         self.cond = threading.Condition()
