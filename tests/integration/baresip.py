@@ -323,17 +323,21 @@ class Baresip:
     def sip_trace(self):
         """The SIP messages of baresip's trace (-s) in order, as dicts:
         dir ("in": received by the phone, "out": sent), first (the start
-        line), cseq (e.g. "2 INVITE"), text (start line and headers)."""
+        line), cseq (e.g. "2 INVITE"), text (start line and headers), sdp
+        (the body's SDP lines, if any)."""
         out = []
-        parts = re.split(r"^#\n(?:UDP|TCP|TLS) (\S+) -> (\S+)\n", self.log_text(),
-                         flags=re.M)
+        parts = re.split(r"^#\n(?:UDP|TCP|TLS) (\S+) -> (\S+)\n",
+                         self.log_text().replace("\r\n", "\n"), flags=re.M)
         for i in range(1, len(parts) - 2, 3):
             dst, msg = parts[i + 1], parts[i + 2]
-            head = msg.split("\n\n", 1)[0]
+            head, _, body = msg.partition("\n\n")
             m = re.search(r"^CSeq:\s*(.*?)\s*$", head, re.M | re.I)
+            # the body's SDP lines (log lines may follow the message)
+            sdp = re.findall(r"^[a-z]=.*$", body.split("\n\n", 1)[0], re.M)
             out.append({"dir": "in" if dst.endswith(":%d" % self.sip_port) else "out",
                         "first": head.split("\n", 1)[0].strip(),
-                        "cseq": m.group(1) if m else "", "text": head})
+                        "cseq": m.group(1) if m else "", "text": head,
+                        "sdp": [ln.strip() for ln in sdp]})
         return out
 
     def responses(self, method, dir="in"):
@@ -341,6 +345,13 @@ class Baresip:
         (dir "in") or sent ("out"), in order."""
         return [int(m["first"].split()[1]) for m in self.sip_trace()
                 if m["dir"] == dir and m["first"].startswith("SIP/2.0 ")
+                and m["cseq"].split()[-1:] == [method]]
+
+    def answers(self, method, dir="in"):
+        """The SDP lines of each 2xx response to `method` received ("in")
+        or sent ("out"), in order."""
+        return [m["sdp"] for m in self.sip_trace()
+                if m["dir"] == dir and m["first"].startswith("SIP/2.0 2")
                 and m["cseq"].split()[-1:] == [method]]
 
     def requests(self, method, dir="in"):

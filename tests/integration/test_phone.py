@@ -18,9 +18,10 @@ A  answer and listen: ctid calls the phone with a 3 s prompt, play_repeat
    equals the decoded prompt exactly, every sample of it, nothing else.
 B  hold and resume: a 10 s prompt; 2.5 s after the call is established the
    phone puts it on hold (re-INVITE a=sendonly), 3.5 s later resumes
-   (re-INVITE a=sendrecv). Both re-INVITEs get 200 and the call lives on
-   (ctid before issue 10 answered 403 and tore the call down); the call
-   ends with ctid's BYE and error null, sys, 200. While on hold the phone
+   (re-INVITE a=sendrecv). Both re-INVITEs get 200 with ctid's SDP (to
+   the hold recvonly or inactive, to the resume one that lets ctid send)
+   and the call lives on (ctid before issue 10 answered 403 and tore the
+   call down); the call ends with ctid's BYE and error null, sys, 200. While on hold the phone
    discards what arrives (its local direction is sendonly), so its
    recording is: the prompt from its start up to the hold, then, from the
    resume, the prompt's continuation to its end, exact, starting where the
@@ -227,6 +228,18 @@ def main(t):
         finals = [s for s in reinv if s >= 200]
         t.check(finals == [200, 200], "B: ctid answered both re-INVITEs (hold, "
                 "resume) with 200", "final responses %s" % finals)
+        sdps = phone_b.answers("INVITE", "in")
+        dirs = [[ln for ln in sdp if ln in ("a=sendrecv", "a=sendonly", "a=recvonly",
+                                             "a=inactive")] for sdp in sdps]
+        if len(sdps) == 2 and t.check(
+                all(any(ln.startswith("m=audio ") for ln in sdp) for sdp in sdps),
+                "B: both 200s carry ctid's SDP", repr(sdps)):
+            t.check(dirs[0] in (["a=recvonly"], ["a=inactive"]),
+                    "B: the answer to the hold (sendonly) is recvonly or inactive "
+                    "(RFC 3264 6.1)", "direction lines %s" % dirs[0])
+            t.check(dirs[1] in ([], ["a=sendrecv"], ["a=sendonly"]),
+                    "B: the answer to the resume lets ctid send (sendrecv or "
+                    "sendonly)", "direction lines %s" % dirs[1])
         pcm = check_recording(phone_b, "B")
         where = describe(pcm, want_b)   # for the failure messages
         fb = FRAME * SAMPLE
