@@ -21,4 +21,19 @@ void *idmap_get(const struct idmap *m, uint64_t id);
 /* Returns the removed value or NULL. */
 void *idmap_del(struct idmap *m, uint64_t id);
 
+/* Walks every entry, in no particular order:
+ *     struct idmap_iter it = IDMAP_ITER_INIT;
+ *     while (idmap_next(m, &it, &id, &value)) ...
+ * The map must not change during the walk (idmap_del moves entries):
+ * collect the ids first when the loop removes them. id and value may be
+ * NULL when not wanted. */
+struct idmap_iter {
+    size_t next;  /* the slot to look at next */
+};
+#define IDMAP_ITER_INIT {0}
+/* Entries stored. */
+size_t idmap_count(const struct idmap *m);
+int idmap_next(const struct idmap *m, struct idmap_iter *it, uint64_t *id,
+               void **value);
+
 #endif

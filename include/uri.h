@@ -18,5 +18,8 @@ int uri_parse(const char *text, struct uri *out, char *err, size_t errlen);
 int uri_user_valid(const char *user);
 /* "user@host:port" (IPv6 in brackets) into buf; returns snprintf's count. */
 int uri_format(const struct uri *u, char *buf, size_t len);
+/* "host:port", or "[host]:port" when host is an IPv6 address (has a
+ * colon); returns snprintf's count. The one place ctid writes that form. */
+int uri_hostport(char *buf, size_t len, const char *host, unsigned port);
 
 #endif

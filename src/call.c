@@ -213,11 +213,12 @@ static void call_ledger_rewrite(struct server *srv)
         return;
     }
     struct ledger_call lc;
-    for (size_t i = 0; i < srv->calls.cap; i++)
-        if (srv->calls.keys[i] != 0) {
-            call_ledger_entry(srv->calls.values[i], &lc);
-            ledger_rewrite_add(&rw, &lc);
-        }
+    struct idmap_iter it = IDMAP_ITER_INIT;
+    void *c;
+    while (idmap_next(&srv->calls, &it, NULL, &c)) {
+        call_ledger_entry(c, &lc);
+        ledger_rewrite_add(&rw, &lc);
+    }
     if (ledger_rewrite_commit(&srv->ledger, &rw) < 0)
         log_error("%s: rewrite failed (%s); the file keeps growing",
                   srv->ledger.path, strerror(errno));

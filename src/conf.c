@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "uri.h"
 
 static int conf_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -486,14 +487,10 @@ void conf_print(const struct conf *c, FILE *out)
     fprintf(out, "log_level = %s\n", c->log_level);
     fprintf(out, "log_file = %s\n", c->log_file);
     fprintf(out, "cdr_file = %s\n", c->cdr_file);
-    if (c->metrics_host[0] == '\0')
-        fprintf(out, "metrics_listen = \n");
-    else if (strchr(c->metrics_host, ':') != NULL) /* IPv6: brackets */
-        fprintf(out, "metrics_listen = [%s]:%u\n", c->metrics_host,
-                c->metrics_port);
-    else
-        fprintf(out, "metrics_listen = %s:%u\n", c->metrics_host,
-                c->metrics_port);
+    char hp[300] = "";
+    if (c->metrics_host[0] != '\0')
+        uri_hostport(hp, sizeof hp, c->metrics_host, c->metrics_port);
+    fprintf(out, "metrics_listen = %s\n", hp);
     fprintf(out, "journal_max_bytes = %llu\n",
             (unsigned long long)c->journal_max_bytes);
     fprintf(out, "journal_max_age = %u\n", c->journal_max_age);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "server.h"
 #include "sip.h"
+#include "uri.h"
 #include "work.h"
 
 
@@ -138,9 +139,8 @@ static int call_send_invite(struct call *c, const struct api_construct *a,
          * uri_format: that one writes a to_uri clients read back, which
          * needs a scheme before a host named sip, sips or tel. */
         if (a->from.host[0])
-            snprintf(inv.from_host, sizeof inv.from_host,
-                     strchr(a->from.host, ':') ? "[%s]:%u" : "%s:%u",
-                     a->from.host, (unsigned)a->from.port);
+            uri_hostport(inv.from_host, sizeof inv.from_host, a->from.host,
+                         a->from.port);
     }
     snprintf(inv.to_user, sizeof inv.to_user, "%s", a->to[dest].user);
     snprintf(inv.to_host, sizeof inv.to_host, "%s", a->to[dest].host);

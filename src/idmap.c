@@ -113,3 +113,24 @@ void *idmap_del(struct idmap *m, uint64_t id)
     m->count--;
     return value;
 }
+
+size_t idmap_count(const struct idmap *m)
+{
+    return m->count;
+}
+
+int idmap_next(const struct idmap *m, struct idmap_iter *it, uint64_t *id,
+               void **value)
+{
+    while (it->next < m->cap) {
+        size_t i = it->next++;
+        if (m->keys[i] != 0) {
+            if (id != NULL)
+                *id = m->keys[i];
+            if (value != NULL)
+                *value = m->values[i];
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -246,17 +246,15 @@ int ledger_parse(const char *buf, size_t len, struct ledger_call **calls,
         json_decref(rec);
         pos += line_len + 1;
     }
-    size_t count = 0;
-    for (size_t i = 0; i < open.cap; i++)
-        count += open.keys[i] != 0;
+    size_t count = idmap_count(&open);
     struct ledger_call *out = count ? calloc(count, sizeof *out) : NULL;
     if (count && out == NULL)
         rc = -1;
     size_t k = 0;
-    for (size_t i = 0; i < open.cap; i++) {
-        if (open.keys[i] == 0)
-            continue;
-        struct ledger_call *lc = open.values[i];
+    struct idmap_iter it = IDMAP_ITER_INIT;
+    void *v;
+    while (idmap_next(&open, &it, NULL, &v)) {
+        struct ledger_call *lc = v;
         if (out != NULL && rc == 0)
             out[k++] = *lc; /* takes user_data */
         else

@@ -913,9 +913,11 @@ static void server_reload(struct server *srv)
         strcmp(old_token, srv->conf.auth_token) != 0)
         server_revoke_auth(srv);
     memset(srv->gateway_calls, 0, sizeof srv->gateway_calls);
-    for (size_t i = 0; i < srv->calls.cap; i++) {
-        struct call *c = srv->calls.keys[i] ? srv->calls.values[i] : NULL;
-        if (c == NULL || c->gateway < 0)
+    struct idmap_iter it = IDMAP_ITER_INIT;
+    void *v;
+    while (idmap_next(&srv->calls, &it, NULL, &v)) {
+        struct call *c = v;
+        if (c->gateway < 0)
             continue;
         const char *name = old_names[c->gateway];
         c->gateway = -1;
@@ -985,10 +987,10 @@ static void server_end_calls(struct server *srv)
         log_info("ending %u call(s) with \"shutdown\"", srv->active_calls);
     /* Collect first: releasing edits the table. */
     size_t n = 0;
-    uint64_t *ids = malloc(srv->calls.count * sizeof *ids + 1);
-    for (size_t i = 0; ids && i < srv->calls.cap; i++)
-        if (srv->calls.keys[i] != 0)
-            ids[n++] = srv->calls.keys[i];
+    uint64_t *ids = malloc(idmap_count(&srv->calls) * sizeof *ids + 1);
+    struct idmap_iter it = IDMAP_ITER_INIT;
+    while (ids != NULL && idmap_next(&srv->calls, &it, &ids[n], NULL))
+        n++;
     for (size_t i = 0; i < n; i++) {
         struct call *c = call_find(srv, ids[i]);
         if (c != NULL)
@@ -1219,9 +1221,11 @@ void server_free(struct server *srv)
     work_pool_free(srv->work);
     while (srv->conns != NULL)
         conn_close(srv->conns);
-    for (size_t i = 0; i < srv->calls.cap; i++)
-        if (srv->calls.keys[i] != 0)
-            call_free(srv->calls.values[i]);
+    /* call_free does not touch the table: the walk stays valid. */
+    struct idmap_iter it = IDMAP_ITER_INIT;
+    void *c;
+    while (idmap_next(&srv->calls, &it, NULL, &c))
+        call_free(c);
     idmap_free(&srv->calls);
     /* The SIP thread goes first: it may still post events for calls. */
     sip_stop(srv->sip);

@@ -29,6 +29,7 @@
 #include "queue.h"
 #include "session.h"
 #include "sipguard.h"
+#include "uri.h"
 #include "version.h"
 
 struct sip;
@@ -145,15 +146,6 @@ static void leg_free(struct sip *s, struct sip_leg *leg)
         nua_handle_destroy(leg->nh);
     }
     free(leg);
-}
-
-/* host in a URI: IPv6 needs brackets. */
-static void uri_host(char *buf, size_t len, const char *host, unsigned port)
-{
-    if (strchr(host, ':') != NULL)
-        snprintf(buf, len, "[%s]:%u", host, port);
-    else
-        snprintf(buf, len, "%s:%u", host, port);
 }
 
 /* The message's SDP body, or NULL (none, or another content type). */
@@ -275,8 +267,8 @@ static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
     snprintf(leg->password, sizeof leg->password, "%s", inv->password);
 
     char local[300], target[300], from[600], to[600], sdp[512];
-    uri_host(local, sizeof local, s->conf.sip_host, s->conf.sip_port);
-    uri_host(target, sizeof target, inv->to_host, inv->to_port);
+    uri_hostport(local, sizeof local, s->conf.sip_host, s->conf.sip_port);
+    uri_hostport(target, sizeof target, inv->to_host, inv->to_port);
     if (inv->anonymous)
         snprintf(from, sizeof from,
                  "\"Anonymous\" <sip:anonymous@anonymous.invalid>");
@@ -915,7 +907,7 @@ static void *sip_thread_main(void *arg)
      * to it through su_msg: a third thread with no work of its own. */
     su_root_threading(s->root, 0);
     sipguard_log_start(s->root);
-    uri_host(host, sizeof host, s->conf.sip_host, s->conf.sip_port);
+    uri_hostport(host, sizeof host, s->conf.sip_host, s->conf.sip_port);
     snprintf(url, sizeof url, "sip:%s;transport=udp", host);
     sip_recover(s, url);
     s->nua = nua_create(s->root, sip_callback, s, NUTAG_URL(url),
@@ -975,12 +967,10 @@ static void *sip_thread_main(void *arg)
     su_root_run(s->root);
 
     /* nua_shutdown has ended every dialog; drop what is left. */
-    for (size_t i = 0; i < s->legs.cap; i++)
-        if (s->legs.keys[i] != 0) {
-            struct sip_leg *leg = s->legs.values[i];
-            leg->nh = NULL; /* nua_destroy frees the handles */
-            free(leg);
-        }
+    struct idmap_iter it = IDMAP_ITER_INIT;
+    void *leg;
+    while (idmap_next(&s->legs, &it, NULL, &leg))
+        free(leg); /* its handle: nua_destroy frees the handles */
     idmap_free(&s->legs);
     if (s->stop_timer != NULL)
         su_timer_destroy(s->stop_timer);

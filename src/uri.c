@@ -194,3 +194,9 @@ int uri_format(const struct uri *u, char *buf, size_t len)
     return snprintf(buf, len, "%s%s%s:%u", u->user, at, u->host,
                     (unsigned)u->port);
 }
+
+int uri_hostport(char *buf, size_t len, const char *host, unsigned port)
+{
+    return snprintf(buf, len, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u",
+                    host, port);
+}

@@ -10,10 +10,10 @@ B  a gateway answering 302 with Contact <sip:900premium@127.0.0.1:P> is
    not followed: "dial failed", sys, cause 302, the 302 ACKed, nothing at
    all sent to P; the CDR's callee is the number dialled.
 C  out-of-dialog requests (OPTIONS, MESSAGE, stray INVITE, BYE, CANCEL,
-   SUBSCRIBE, NOTIFY, INFO, PUBLISH) in three rounds of ROUND requests:
+   SUBSCRIBE, NOTIFY, INFO, PUBLISH, REFER) in three rounds of ROUND requests:
    each gets exactly one final response with the right status (OPTIONS
    200 with Accept: application/sdp and Allow; stray INVITE 403; BYE and
-   CANCEL 481; the others refused), and ctid's RSS does not grow from
+   CANCEL 481; REFER 405; the others refused), and ctid's RSS does not grow from
    round 2 to round 3 by more than RSS_BOUND_KB (the old daemon kept a
    nua handle per request: ~1.5 KB each, 7 MB a round).
 D  during round 3 a call plays its whole prompt byte for byte, and stray
@@ -160,7 +160,9 @@ MIX = [("SUBSCRIBE", "Event: presence\r\nExpires: 60\r\n", (403, 405, 489)),
        ("PUBLISH", "Event: presence\r\n", (403, 405)),
        ("INVITE", "", (403,)),
        ("BYE", "", (481,)),
-       ("CANCEL", "", (481,))]
+       ("CANCEL", "", (481,)),
+       # not in Allow: the stack answers 405, no 202, no NOTIFY
+       ("REFER", "Refer-To: <sip:900premium@127.0.0.1:5099>\r\n", (405,))]
 
 
 def plan(n):

@@ -45,7 +45,24 @@ static void test_idmap_put_get_del(void **state)
     assert_int_equal(idmap_put(&m, 1795527701000002ULL, &values[0]), 0);
     assert_int_equal(m.count, N / 2);
     assert_ptr_equal(idmap_get(&m, 1795527701000002ULL), &values[0]);
+    /* The walk sees each entry once. */
+    struct idmap_iter it = IDMAP_ITER_INIT;
+    uint64_t id;
+    void *v;
+    size_t seen = 0;
+    while (idmap_next(&m, &it, &id, &v)) {
+        assert_ptr_equal(idmap_get(&m, id), v);
+        assert_int_equal((id - 1795527701000000ULL) % 2, 0);
+        seen++;
+    }
+    assert_int_equal(seen, idmap_count(&m));
     idmap_free(&m);
+    /* An empty (never grown) map walks nothing. */
+    struct idmap e;
+    idmap_init(&e);
+    struct idmap_iter it2 = IDMAP_ITER_INIT;
+    assert_false(idmap_next(&e, &it2, NULL, NULL));
+    idmap_free(&e);
 }
 
 static void test_queue_fifo(void **state)

@@ -217,6 +217,11 @@ static void test_format(void **state)
     uri_format(&v6, buf, sizeof buf);
     assert_string_equal(buf, "1001@[2001:db8::1]:5070");
 
+    uri_hostport(buf, sizeof buf, "2001:db8::1", 5070);
+    assert_string_equal(buf, "[2001:db8::1]:5070");
+    uri_hostport(buf, sizeof buf, "127.0.0.1", 9);
+    assert_string_equal(buf, "127.0.0.1:9");
+
     struct uri nouser = {"", "gw", 5060};
     uri_format(&nouser, buf, sizeof buf);
     assert_string_equal(buf, "gw:5060");
