@@ -1,6 +1,8 @@
-/* call: notify-call resources. The table keyed by process_id, and the state
- * machine of contract §1/§4 (Initiated -> Answered -> Released), written as
- * one transition function that says what to do; call_input() does it. */
+/* call: one notify-call resource and the state machine of contract §1/§4
+ * (Initiated -> Answered -> Released), written as one transition function
+ * that says what to do; call_input() does it. The table that owns every
+ * call is calls.h; a call reaches SIP, media and the table only through
+ * its struct call_env. Main thread only. */
 #ifndef CTID_CALL_H
 #define CTID_CALL_H
 
@@ -14,7 +16,6 @@
 #include "ledger.h"
 #include "prompt.h"
 
-struct server;
 struct event;
 struct media_stream;
 struct sip_event;
@@ -71,7 +72,71 @@ struct call_step call_transition(enum call_state state,
                                  const struct call_facts *facts,
                                  enum call_input input);
 
-/* One notify-call resource. Owned by the call table of struct server. */
+struct conf;
+struct event_base;
+struct sip;
+struct sip_invite;
+struct media;
+struct ledger;
+struct metrics;
+struct prompt_cache;
+struct work_pool;
+struct journal;
+struct cdr;
+struct call;
+
+/* What a call needs from the rest of the daemon, none of it owned: given
+ * to the call table at start-up (calls_init). conf is the server's, which
+ * a SIGHUP reload changes in place; sip may be set after calls_init (the
+ * SIP thread starts after crash recovery). */
+struct call_deps {
+    const struct conf *conf;
+    struct event_base *base;    /* the main loop: timers */
+    struct sip *sip;
+    struct media *media;
+    struct prompt_cache *prompts;
+    struct work_pool *work;     /* NULL: prompts load on the main loop */
+    struct journal *journal;
+    struct ledger *ledger;
+    struct cdr *cdr;
+    struct metrics *metrics;
+};
+
+/* The SIP and media threads as a call reaches them: the daemon fills in
+ * the real sip_ and media_ functions (same signatures), unit tests
+ * recording fakes. All called on the main thread. */
+struct call_ops {
+    int (*invite)(struct sip *s, const struct sip_invite *inv);
+    int (*hangup)(struct sip *s, uint64_t call_id);
+    struct media_stream *(*media_open)(struct media *m, void *owner,
+                                       void (*on_done)(void *owner,
+                                                       int error),
+                                       uint16_t *local_port, char *err,
+                                       size_t errlen);
+    int (*media_play)(struct media_stream *s, const struct sockaddr *dest,
+                      socklen_t dest_len, int payload_type,
+                      struct prompt_clip *const *clips, size_t n_clips,
+                      unsigned plays);
+    int (*media_update)(struct media_stream *s, const struct sockaddr *dest,
+                        socklen_t dest_len, uint16_t rtcp_port, bool paused);
+    void (*media_set_rtcp_port)(struct media_stream *s, uint16_t port);
+    void (*media_close)(struct media_stream *s);
+};
+
+/* A call's surroundings, shared by every call of one table (struct calls
+ * embeds it). call.c sees the table only through release, so it depends
+ * on nothing above it. */
+struct call_env {
+    struct call_deps deps;
+    struct call_ops ops;
+    /* CALL_ACT_RELEASE: the table forgets c and reports its end (CDR,
+     * on_released, ledger); call_input frees c afterwards. */
+    void (*release)(void *table, struct call *c, const struct call_step *st);
+    void *table;
+};
+
+/* One notify-call resource. Owned by the call table (calls.h) from
+ * construct until release; freed by call_free. */
 struct call {
     uint64_t process_id;
     char res_id[API_RES_ID_MAX];
@@ -99,59 +164,23 @@ struct call {
     struct event *dial_timer;   /* owned */
     uint64_t ledger_seq;        /* journal seq at construct (struct ledger_call) */
     struct sip_dialog *dialog;  /* owned; NULL until SIP reports one */
-    struct server *server;      /* back pointer, not owned */
+    struct call_env *env;       /* its table's, not owned */
 };
 
-/* How call_start reports on a construct (construct.c). */
-struct call_waiter {
-    /* The prompts are ready after a wait: is the construct still wanted
-     * (its connection open)? If not, no call is placed. */
-    bool (*wanted)(struct server *srv, void *arg);
-    /* Exactly once: the call, placed (its INVITE handed to SIP), or NULL
-     * and why not. Maybe from inside call_start, maybe later from the
-     * main loop. */
-    void (*done)(struct server *srv, void *arg, struct call *call,
-                 const struct rpc_error *err);
-    void *arg;
-};
-
-/* Turns a validated construct into a call. First the cheap checks, with
- * nothing loaded yet: shutdown (503), the gateway allow-list (-32602),
- * max_tts_bytes (-32602), capacity, global and per gateway, and the call
- * rate (503). Then the prompts: when all are cached the call is placed at
- * once; otherwise a capacity slot is held and they load on a worker
- * (work.h), and the call is placed when they are ready. Either way
- * w->done says how it ended: a call (RTP port open, INVITE handed to the
- * SIP thread) or an error (404 prompt, -32602 bad prompt, 503 ...) with
- * nothing changed. May take a's contents (a is left freeable). */
-void call_start(struct server *srv, uint64_t creator_conn,
-                struct api_construct *a, const struct call_waiter *w);
-/* Shutdown: every construct still waiting for its prompts gets w->done
- * with 503 why now; their work is abandoned and their slots freed. */
-void call_cancel_starts(struct server *srv, const char *why);
 /* A new call's RTP port and timers (call.c, for construct.c). */
 int call_open(struct call *c, uint16_t *rtp_port, struct rpc_error *err);
-/* The live call with this process_id, or NULL. */
-struct call *call_find(struct server *srv, uint64_t process_id);
 
 /* Feeds one input to the state machine and carries out its actions. May
  * free the call (on release); do not touch it afterwards. */
 void call_input(struct call *c, enum call_input input, int status,
                 bool local);
-/* Routes a SIP event to its call (ignored if already released). */
-void call_on_sip_event(struct server *srv, const struct sip_event *ev);
+/* A SIP event for c (the table found it: calls_on_sip_event). */
+void call_on_sip_event(struct call *c, const struct sip_event *ev);
 /* Frees a call's resources without an event (daemon teardown only). */
 void call_free(struct call *c);
 
 /* The ledger's view of a live call; lc->user_data is borrowed from c. */
 void call_ledger_entry(const struct call *c, struct ledger_call *lc);
-
-/* Crash recovery at start-up, before any connection: every call a
- * previous run left open (the ledger's orphans) gets exactly one
- * on_released with error "daemon restart", unless the journal shows its
- * event went out already. Also writes their CDRs. */
-void call_release_orphans(struct server *srv, const struct ledger_call *orphans,
-                          size_t n);
 
 const char *call_state_name(enum call_state s);
 const char *call_input_name(enum call_input in);

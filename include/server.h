@@ -9,13 +9,12 @@
 #include <stdint.h>
 
 #include "admit.h"
+#include "calls.h"
 #include "cdr.h"
 #include "conf.h"
-#include "idmap.h"
 #include "journal.h"
 #include "ledger.h"
 #include "metrics.h"
-#include "rate.h"
 
 struct event_base;
 struct evconnlistener;
@@ -25,7 +24,6 @@ struct media;
 struct prompt_cache;
 struct conn;
 struct work_pool;
-struct call_start;
 
 struct server {
     struct conf conf;              /* changed only by a SIGHUP reload */
@@ -39,21 +37,15 @@ struct server {
     struct conn *conns;            /* open connections, a list */
     unsigned n_conns;
     uint64_t next_conn_id;
-    struct idmap calls;            /* process_id -> struct call * */
-    unsigned active_calls;
-    unsigned gateway_calls[CONF_MAX_GATEWAYS]; /* per conf gateway */
-    struct rate call_rate;         /* max_call_rate: new calls per second */
+    struct calls calls;            /* every call (calls.h) */
     struct event *reap;            /* closes connections over max_output_bytes */
     struct event *sync_due;        /* group commit: journal and ledger synced
                                       once per loop iteration, held output
                                       released */
-    uint64_t next_process_id;      /* start second * 10^6 + counter */
     struct sip *sip;
     struct media *media;
     struct prompt_cache *prompts;
     struct work_pool *work;        /* decoding and speech off the main loop */
-    struct call_start *starts;     /* constructs waiting for their prompts */
-    unsigned pending_calls;        /* ...each holding a slot of max_calls */
     struct cdr cdr;                /* call detail records, may be off */
     struct event *sig_hup;         /* SIGHUP: reopen log and CDR files */
     struct event *watchdog;        /* systemd WATCHDOG=1 pings, if asked */
@@ -86,9 +78,5 @@ unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
  * that has sent EOF is closed once nothing more is owed). While stopping,
  * the last call released ends the loop. */
 void server_call_released(struct server *srv, uint64_t creator_conn);
-
-/* Picks the next process_id: above every id this node handed out before,
- * also across restarts (state_dir/process_id keeps the last start second). */
-int server_reserve_ids(struct server *srv, char *err, size_t errlen);
 
 #endif

@@ -3,34 +3,32 @@
  * call_transition() is the whole state machine of contract §1 and the
  * outcome table of §4, top to bottom, with no side effects. call_input()
  * feeds it one input and carries out the actions it asks for: timers, RTP,
- * CANCEL/BYE, and on release the on_released event. Turning a construct
- * into a call (checks, prompts, INVITE) is construct.c's; call_open gives
- * a new call its RTP port and timers.
+ * CANCEL/BYE, and on release the table's release hook (CDR, on_released,
+ * ledger), then call_free. Turning a construct into a call (checks,
+ * prompts, INVITE) is construct.c's; call_open gives a new call its RTP
+ * port and timers.
  *
- * Every struct call is owned by the server's call table (keyed by
- * process_id) from call_start until release, where call_release frees it. */
+ * Every struct call is owned by the call table (calls.h, keyed by
+ * process_id) from construct until release; call_free is its one
+ * destructor. SIP and media are reached through c->env->ops, so tests can
+ * stand fakes in for their threads. */
 #include "call.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <uuid/uuid.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cdr.h"
+#include "conf.h"
 #include "log.h"
-#include "media.h"
-#include "server.h"
+#include "metrics.h"
 #include "sip.h"
-
-#define ON_RELEASED "ext.notify_call.on_released"
 
 /* ---- the state machine --------------------------------------------------- */
 
-static struct call_step release(unsigned extra, const char *error,
-                                const char *dropped_by, int cause)
+static struct call_step step_release(unsigned extra, const char *error,
+                                     const char *dropped_by, int cause)
 {
     return (struct call_step){.next = CALL_RELEASED,
                               .actions = CALL_ACT_RELEASE | extra,
@@ -39,7 +37,7 @@ static struct call_step release(unsigned extra, const char *error,
                               .cause = cause};
 }
 
-static struct call_step stay(enum call_state state, unsigned actions)
+static struct call_step step_stay(enum call_state state, unsigned actions)
 {
     return (struct call_step){.next = state, .actions = actions};
 }
@@ -51,11 +49,11 @@ static struct call_step dial_failure(const struct call_facts *f)
     if (f->local)
         /* Our own stack gave up: nothing ever answered is a dial error;
          * provisionals but no final response is a call timeout. */
-        return f->responded ? release(0, "call timeout", "sys", st)
-                            : release(0, "dial error", "sys", st);
+        return f->responded ? step_release(0, "call timeout", "sys", st)
+                            : step_release(0, "dial error", "sys", st);
     if (st == 486 || st == 600 || st == 603)
-        return release(0, "call rejected", "usr", st);
-    return release(0, "dial failed", "sys", st);
+        return step_release(0, "call rejected", "usr", st);
+    return step_release(0, "dial failed", "sys", st);
 }
 
 struct call_step call_transition(enum call_state state,
@@ -67,63 +65,63 @@ struct call_step call_transition(enum call_state state,
         switch (input) {
         case CALL_IN_PROVISIONAL:
             if (!f->ringing && (f->status == 180 || f->status == 183))
-                return stay(state, CALL_ACT_RING_TIMER);
-            return stay(state, 0);
+                return step_stay(state, CALL_ACT_RING_TIMER);
+            return step_stay(state, 0);
         case CALL_IN_ANSWERED:
-            return stay(CALL_ANSWERED, CALL_ACT_START_MEDIA);
+            return step_stay(CALL_ANSWERED, CALL_ACT_START_MEDIA);
         case CALL_IN_NO_CODEC:
-            return release(CALL_ACT_HANGUP, "dial failed", "sys", 488);
+            return step_release(CALL_ACT_HANGUP, "dial failed", "sys", 488);
         case CALL_IN_FAILED:
             return dial_failure(f);
         case CALL_IN_RING_TIMEOUT:
-            return release(CALL_ACT_HANGUP, "ring timeout", "sys", 487);
+            return step_release(CALL_ACT_HANGUP, "ring timeout", "sys", 487);
         case CALL_IN_DIAL_TIMEOUT:
             /* The SIP stack fails an unanswered INVITE (Timer B) before
              * dial_timeout, so reaching it means provisionals came. */
-            return release(CALL_ACT_HANGUP, "call timeout", "sys", 408);
+            return step_release(CALL_ACT_HANGUP, "call timeout", "sys", 408);
         case CALL_IN_DROP:
-            return release(CALL_ACT_HANGUP, "canceled", "sys", 487);
+            return step_release(CALL_ACT_HANGUP, "canceled", "sys", 487);
         case CALL_IN_SHUTDOWN:
-            return release(CALL_ACT_HANGUP, "shutdown", "sys", 487);
+            return step_release(CALL_ACT_HANGUP, "shutdown", "sys", 487);
         case CALL_IN_SESSION_LOST: /* no session yet: as a failure */
-            return release(CALL_ACT_HANGUP, "dial failed", "sys",
+            return step_release(CALL_ACT_HANGUP, "dial failed", "sys",
                            f->status);
         case CALL_IN_PEER_BYE:   /* no dialog yet: cannot happen */
         case CALL_IN_PLAY_DONE:  /* no media yet */
         case CALL_IN_PLAY_ERROR:
-            return stay(state, 0);
+            return step_stay(state, 0);
         }
         break;
     case CALL_ANSWERED:
         switch (input) {
         case CALL_IN_PLAY_DONE:
-            return release(CALL_ACT_HANGUP, NULL, "sys", 200);
+            return step_release(CALL_ACT_HANGUP, NULL, "sys", 200);
         case CALL_IN_PLAY_ERROR:
-            return release(CALL_ACT_HANGUP, "play error", "sys", 200);
+            return step_release(CALL_ACT_HANGUP, "play error", "sys", 200);
         case CALL_IN_PEER_BYE:
-            return release(0, NULL, "usr", 200);
+            return step_release(0, NULL, "usr", 200);
         case CALL_IN_FAILED:     /* the dialog died under us */
-            return release(CALL_ACT_HANGUP, NULL, "usr", 200);
+            return step_release(CALL_ACT_HANGUP, NULL, "usr", 200);
         case CALL_IN_SESSION_LOST:
             /* A failed session refresh or an expired session: the prompt
              * did not play out, and the failing status says why. */
-            return release(CALL_ACT_HANGUP, "play error", "sys", f->status);
+            return step_release(CALL_ACT_HANGUP, "play error", "sys", f->status);
         case CALL_IN_DROP:
-            return release(CALL_ACT_HANGUP, NULL, "sys", 200);
+            return step_release(CALL_ACT_HANGUP, NULL, "sys", 200);
         case CALL_IN_SHUTDOWN:
-            return release(CALL_ACT_HANGUP, "shutdown", "sys", 200);
+            return step_release(CALL_ACT_HANGUP, "shutdown", "sys", 200);
         case CALL_IN_PROVISIONAL: /* late or retransmitted responses */
         case CALL_IN_ANSWERED:
         case CALL_IN_NO_CODEC:
         case CALL_IN_RING_TIMEOUT:
         case CALL_IN_DIAL_TIMEOUT:
-            return stay(state, 0);
+            return step_stay(state, 0);
         }
         break;
     case CALL_RELEASED:
         break;
     }
-    return stay(state, 0);
+    return step_stay(state, 0);
 }
 
 const char *call_state_name(enum call_state s)
@@ -148,7 +146,7 @@ void call_free(struct call *c)
     if (c == NULL)
         return;
     if (c->media != NULL)
-        media_stream_close(c->media);
+        c->env->ops.media_close(c->media);
     if (c->ring_timer != NULL)
         event_free(c->ring_timer);
     if (c->dial_timer != NULL)
@@ -157,31 +155,6 @@ void call_free(struct call *c)
     free(c->dialog);
     free(c->user_data);
     free(c);
-}
-
-static json_t *json_time_or_null(time_t t)
-{
-    return t ? json_integer((json_int_t)t) : json_null();
-}
-
-/* The on_released params in the contract's order (§4). */
-static json_t *release_params(const char *res_id, const char *error,
-                              time_t begin, time_t answer, time_t end,
-                              const char *dropped_by, const char *user_data,
-                              int cause)
-{
-    json_t *params = json_object();
-    json_object_set_new(params, "res_id", json_string(res_id));
-    json_object_set_new(params, "error",
-                        error ? json_string(error) : json_null());
-    json_object_set_new(params, "begin_time", json_time_or_null(begin));
-    json_object_set_new(params, "answer_time", json_time_or_null(answer));
-    json_object_set_new(params, "end_time", json_integer((json_int_t)end));
-    json_object_set_new(params, "dropped_by", json_string(dropped_by));
-    json_object_set_new(params, "user_data",
-                        user_data ? json_string(user_data) : json_null());
-    json_object_set_new(params, "cause", json_integer(cause));
-    return params;
 }
 
 void call_ledger_entry(const struct call *c, struct ledger_call *lc)
@@ -203,82 +176,6 @@ void call_ledger_entry(const struct call *c, struct ledger_call *lc)
     }
 }
 
-/* The ledger has grown past its limit: rewrite it with the live calls. */
-static void call_ledger_rewrite(struct server *srv)
-{
-    struct ledger_rewrite rw;
-    if (ledger_rewrite_begin(&srv->ledger, &rw) < 0) {
-        log_error("%s: cannot start a rewrite: %s", srv->ledger.path,
-                  strerror(errno));
-        return;
-    }
-    struct ledger_call lc;
-    struct idmap_iter it = IDMAP_ITER_INIT;
-    void *c;
-    while (idmap_next(&srv->calls, &it, NULL, &c)) {
-        call_ledger_entry(c, &lc);
-        ledger_rewrite_add(&rw, &lc);
-    }
-    if (ledger_rewrite_commit(&srv->ledger, &rw) < 0)
-        log_error("%s: rewrite failed (%s); the file keeps growing",
-                  srv->ledger.path, strerror(errno));
-    else
-        log_info("%s: rewritten with %u open call(s)", srv->ledger.path,
-                 srv->active_calls);
-}
-
-/* Reports a call's end: its CDR first (a billing record must exist for
- * every event an application has seen), then its on_released. One path for
- * live calls and for the calls a crashed run left open. Returns the
- * connections the event was queued on. */
-static unsigned call_report_release(struct server *srv,
-                                    const struct ledger_call *lc,
-                                    const char *error, const char *dropped_by,
-                                    int cause, uint64_t creator_conn)
-{
-    time_t end = time(NULL);
-    struct cdr_record rec = {
-        .uuid = lc->uuid, .node_id = srv->conf.node_id,
-        .process_id = lc->process_id, .call_id = lc->sip_call_id,
-        .caller = lc->caller, .callee = lc->to_uri,
-        .answered = lc->answer_time != 0, .end_type = dropped_by,
-        .error = error, .cause = cause,
-        .begin_time = (time_t)lc->begin_time,
-        .answer_time = (time_t)lc->answer_time, .end_time = end,
-        .res_id = lc->res_id, .user_data = lc->user_data};
-    if (cdr_write(&srv->cdr, &rec) < 0)
-        log_error("%s: CDR not written to %s: %s", lc->res_id, srv->cdr.path,
-                  strerror(errno));
-    metrics_on_released(&srv->metrics, error);
-    json_t *params = release_params(lc->res_id, error, (time_t)lc->begin_time,
-                                    (time_t)lc->answer_time, end, dropped_by,
-                                    lc->user_data, cause);
-    return server_emit_event(srv, creator_conn, ON_RELEASED, params);
-}
-
-static void call_release(struct call *c, const struct call_step *st)
-{
-    struct server *srv = c->server;
-    log_info("%s: released error=%s dropped_by=%s cause=%d", c->res_id,
-             st->error ? st->error : "null", st->dropped_by, st->cause);
-    idmap_del(&srv->calls, c->process_id);
-    srv->active_calls--;
-    if (c->gateway >= 0)
-        srv->gateway_calls[c->gateway]--;
-    struct ledger_call lc;
-    call_ledger_entry(c, &lc);
-    unsigned sent = call_report_release(srv, &lc, st->error, st->dropped_by,
-                                        st->cause, c->creator_conn);
-    log_info("%s: on_released sent to %u connection(s)", c->res_id, sent);
-    /* After the journal has the event: a crash in between finds the event
-     * there and does not release the call twice. */
-    ledger_remove(&srv->ledger, c->process_id);
-    if (ledger_wants_rewrite(&srv->ledger))
-        call_ledger_rewrite(srv);
-    server_call_released(srv, c->creator_conn);
-    call_free(c);
-}
-
 static void call_ring_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -294,7 +191,7 @@ static void call_dial_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct call *c = arg;
     log_info("%s: no final response within %us", c->res_id,
-             c->server->conf.dial_timeout);
+             c->env->deps.conf->dial_timeout);
     call_input(c, CALL_IN_DIAL_TIMEOUT, 0, true);
 }
 
@@ -313,8 +210,8 @@ static void call_start_media(struct call *c)
     evtimer_del(c->ring_timer);
     evtimer_del(c->dial_timer);
     c->answer_time = time(NULL);
-    ledger_note_answer(&c->server->ledger, c->process_id, c->answer_time);
-    metrics_on_answered(&c->server->metrics);
+    ledger_note_answer(c->env->deps.ledger, c->process_id, c->answer_time);
+    metrics_on_answered(c->env->deps.metrics);
     char addr[INET6_ADDRSTRLEN] = "?";
     uint16_t port = 0;
     if (c->media_dest.ss_family == AF_INET6) {
@@ -329,7 +226,7 @@ static void call_start_media(struct call *c)
     log_info("%s: answered; playing %zu clip(s) x%u as %s to %s:%u",
              c->res_id, c->n_clips, c->plays,
              c->payload_type == 8 ? "PCMA" : "PCMU", addr, port);
-    if (media_stream_play(c->media, (const struct sockaddr *)&c->media_dest,
+    if (c->env->ops.media_play(c->media, (const struct sockaddr *)&c->media_dest,
                           c->media_dest_len, c->payload_type, c->clips,
                           c->n_clips, c->plays) < 0) {
         log_warn("%s: cannot start RTP", c->res_id);
@@ -359,9 +256,10 @@ void call_input(struct call *c, enum call_input input, int status,
         evtimer_add(c->ring_timer, &tv);
     }
     if (st.actions & CALL_ACT_HANGUP)
-        sip_hangup(c->server->sip, c->process_id);
+        c->env->ops.hangup(c->env->deps.sip, c->process_id);
     if (st.actions & CALL_ACT_RELEASE) {
-        call_release(c, &st);
+        c->env->release(c->env->table, c, &st);
+        call_free(c);
         return;
     }
     if (st.actions & CALL_ACT_START_MEDIA)
@@ -378,24 +276,22 @@ static void call_on_media_change(struct call *c, const struct sip_event *ev)
         c->media_dest = ev->media;
         c->media_dest_len = ev->media_len;
     }
-    if (media_stream_update(c->media, ev->media_len ? (const void *)&ev->media
+    if (c->env->ops.media_update(c->media, ev->media_len ? (const void *)&ev->media
                                                     : NULL,
                             ev->media_len, ev->rtcp_port, ev->paused) < 0)
         log_warn("%s: cannot change the RTP stream (%s)", c->res_id,
                  ev->paused ? "hold" : "resume");
 }
 
-void call_on_sip_event(struct server *srv, const struct sip_event *ev)
+void call_on_sip_event(struct call *c, const struct sip_event *ev)
 {
-    struct call *c = idmap_get(&srv->calls, ev->call_id);
-    if (c == NULL)
-        return; /* released already; SIP was told to forget it */
     if (ev->has_dialog) {
         if (c->dialog == NULL)
             c->dialog = malloc(sizeof *c->dialog);
         if (c->dialog != NULL) {
             *c->dialog = ev->dialog;
-            ledger_note_dialog(&srv->ledger, c->process_id, c->dialog);
+            ledger_note_dialog(c->env->deps.ledger, c->process_id,
+                               c->dialog);
         }
     }
     switch (ev->type) {
@@ -415,7 +311,7 @@ void call_on_sip_event(struct server *srv, const struct sip_event *ev)
         c->media_dest = ev->media;
         c->media_dest_len = ev->media_len;
         c->payload_type = ev->payload_type;
-        media_stream_set_rtcp_port(c->media, ev->rtcp_port);
+        c->env->ops.media_set_rtcp_port(c->media, ev->rtcp_port);
         call_input(c, CALL_IN_ANSWERED, ev->status, false);
         break;
     case SIP_EV_FAILED:
@@ -437,96 +333,19 @@ void call_on_sip_event(struct server *srv, const struct sip_event *ev)
 
 int call_open(struct call *c, uint16_t *rtp_port, struct rpc_error *err)
 {
-    struct server *srv = c->server;
+    struct call_env *env = c->env;
     char why[256];
-    c->media = media_stream_open(srv->media, c, call_media_done, rtp_port,
-                                 why, sizeof why);
+    c->media = env->ops.media_open(env->deps.media, c, call_media_done,
+                                   rtp_port, why, sizeof why);
     if (c->media == NULL) {
         log_warn("%s: no RTP port: %s", c->res_id, why);
         return rpc_fail(err, RPC_UNAVAILABLE, "at capacity: %s", why);
     }
-    c->ring_timer = evtimer_new(srv->base, call_ring_timeout, c);
-    c->dial_timer = evtimer_new(srv->base, call_dial_timeout, c);
+    c->ring_timer = evtimer_new(env->deps.base, call_ring_timeout, c);
+    c->dial_timer = evtimer_new(env->deps.base, call_dial_timeout, c);
     if (c->ring_timer == NULL || c->dial_timer == NULL)
         return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
     return 0;
 }
 
-struct call *call_find(struct server *srv, uint64_t process_id)
-{
-    return process_id ? idmap_get(&srv->calls, process_id) : NULL;
-}
 
-/* ---- crash recovery -------------------------------------------------------- */
-
-struct orphan_scan {
-    const struct ledger_call *orphans;
-    size_t n;
-    bool *released;  /* per orphan: the journal has its on_released */
-};
-
-static void orphan_scan_record(void *arg, uint64_t seq, int64_t t,
-                               const char *data, size_t len)
-{
-    (void)seq;
-    (void)t;
-    struct orphan_scan *sc = arg;
-    json_t *ev = json_loadb(data, len, 0, NULL);
-    const char *method = json_string_value(json_object_get(ev, "method"));
-    const char *res_id = json_string_value(
-        json_object_get(json_object_get(ev, "params"), "res_id"));
-    if (method != NULL && res_id != NULL && strcmp(method, ON_RELEASED) == 0)
-        for (size_t i = 0; i < sc->n; i++)
-            if (strcmp(sc->orphans[i].res_id, res_id) == 0)
-                sc->released[i] = true;
-    json_decref(ev);
-}
-
-void call_release_orphans(struct server *srv, const struct ledger_call *orphans,
-                          size_t n)
-{
-    if (n == 0)
-        return;
-    bool *released = calloc(n, sizeof *released);
-    if (released == NULL) {
-        log_error("recovery: out of memory; %zu call(s) not released", n);
-        return;
-    }
-    /* The journal after the oldest orphan's construct tells which events
-     * went out before the crash (the ledger's close may be missing). */
-    uint64_t from = orphans[0].seq;
-    for (size_t i = 1; i < n; i++)
-        if (orphans[i].seq < from)
-            from = orphans[i].seq;
-    struct orphan_scan sc = {orphans, n, released};
-    struct journal_cursor cur;
-    journal_cursor_init(&cur, from ? from - 1 : 0);
-    int r;
-    while ((r = journal_read(&srv->journal, &cur, 1u << 20,
-                             orphan_scan_record, &sc)) > 0)
-        ;
-    if (r < 0)
-        log_error("recovery: journal unreadable (%s); releasing every "
-                  "open call of the last run", strerror(errno));
-
-    unsigned emitted = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct ledger_call *o = &orphans[i];
-        if (released[i]) {
-            log_info("%s: released before the restart; its event is in the "
-                     "journal", o->res_id);
-            continue;
-        }
-        call_report_release(srv, o, "daemon restart", "sys",
-                            o->answer_time ? 200 : 487, 0);
-        log_warn("%s: open when the last run stopped: released (daemon "
-                 "restart), %s at the gateway", o->res_id,
-                 !o->has_dialog              ? "no dialog known to end"
-                 : o->dialog.established ? "BYE"
-                                         : "CANCEL");
-        emitted++;
-    }
-    log_warn("recovery: %zu call(s) were open when the last run stopped; "
-             "%u released now with error \"daemon restart\"", n, emitted);
-    free(released);
-}

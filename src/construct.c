@@ -1,11 +1,12 @@
-/* construct: turning ext.notify_call.construct into a call, without
- * stalling the main loop. Owns the order of the work: the cheap checks
- * first (shutdown, allow-list, max_tts_bytes, capacity, call rate), then a
+/* construct: the call table's way in (part of the calls_ module):
+ * turning ext.notify_call.construct into a call, without stalling the
+ * main loop. Owns the order of the work: the cheap checks first
+ * (shutdown, allow-list, max_tts_bytes, capacity, call rate), then a
  * capacity slot held while the prompts load on a worker (struct
- * call_start, kept in srv->starts), then the call itself: RTP port,
+ * calls_start, kept in t->starts), then the call itself: RTP port,
  * table, ledger, INVITE. The reply goes out through the caller's
- * call_waiter once the INVITE is handed to SIP, or with the error. */
-#include "call.h"
+ * calls_waiter once the INVITE is handed to SIP, or with the error. */
+#include "calls.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -15,26 +16,27 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "journal.h"
 #include "log.h"
-#include "server.h"
+#include "prompt.h"
 #include "sip.h"
 #include "uri.h"
 #include "work.h"
 
 
 /* The first to_uri whose gateway has a free slot; -1 when all are full. */
-static int pick_destination(struct server *srv, const struct api_construct *a,
+static int pick_destination(struct calls *t, const struct api_construct *a,
                             int *gateway)
 {
     for (size_t i = 0; i < a->n_to; i++) {
         const struct conf_gateway *g =
-            conf_find_gateway(&srv->conf, a->to[i].host, a->to[i].port);
+            conf_find_gateway(t->env.deps.conf, a->to[i].host, a->to[i].port);
         if (g == NULL) {
             *gateway = -1;
             return (int)i;
         }
-        int gi = (int)(g - srv->conf.gateways);
-        if (g->max_calls == 0 || srv->gateway_calls[gi] < g->max_calls) {
+        int gi = (int)(g - t->env.deps.conf->gateways);
+        if (g->max_calls == 0 || t->gateway_calls[gi] < g->max_calls) {
             *gateway = gi;
             return (int)i;
         }
@@ -47,17 +49,17 @@ static int pick_destination(struct server *srv, const struct api_construct *a,
  * per gateway in to_uri order, counting constructs whose prompts are still
  * loading) and last the call rate, so a construct refused for another
  * reason spends no token. Sets the destination and its gateway. */
-static int call_check(struct server *srv, const struct api_construct *a,
+static int call_check(struct calls *t, const struct api_construct *a,
                       int *dest, int *gateway, struct rpc_error *err)
 {
     size_t tts_bytes = 0;
 
-    if (srv->stopping)
+    if (t->stopping)
         return rpc_fail(err, RPC_UNAVAILABLE, "shutting down");
     /* Toll fraud: nothing is dialled that the operator did not list. */
-    for (size_t i = 0; i < a->n_to && !srv->conf.allow_unlisted_gateways;
+    for (size_t i = 0; i < a->n_to && !t->env.deps.conf->allow_unlisted_gateways;
          i++)
-        if (conf_find_gateway(&srv->conf, a->to[i].host, a->to[i].port) ==
+        if (conf_find_gateway(t->env.deps.conf, a->to[i].host, a->to[i].port) ==
             NULL)
             return rpc_fail(err, RPC_INVALID_PARAMS,
                             strchr(a->to[i].host, ':')
@@ -69,37 +71,37 @@ static int call_check(struct server *srv, const struct api_construct *a,
     for (size_t i = 0; i < a->playlist.n; i++)
         if (a->playlist.items[i].type == PLAY_TTS)
             tts_bytes += strlen(a->playlist.items[i].content);
-    if (tts_bytes > srv->conf.max_tts_bytes)
+    if (tts_bytes > t->env.deps.conf->max_tts_bytes)
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: %zu bytes of type 10 text, over "
                         "max_tts_bytes %u",
-                        tts_bytes, srv->conf.max_tts_bytes);
-    if (srv->active_calls + srv->pending_calls >= srv->conf.max_calls)
+                        tts_bytes, t->env.deps.conf->max_tts_bytes);
+    if (t->active + t->pending >= t->env.deps.conf->max_calls)
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: %u calls in progress",
-                        srv->active_calls + srv->pending_calls);
-    *dest = pick_destination(srv, a, gateway);
+                        t->active + t->pending);
+    *dest = pick_destination(t, a, gateway);
     if (*dest < 0)
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: every gateway in to_uri is full");
-    if (!rate_take(&srv->call_rate, rate_now_ns()))
+    if (!rate_take(&t->rate, rate_now_ns()))
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: more than %u new calls per second",
-                        srv->conf.max_call_rate);
+                        t->env.deps.conf->max_call_rate);
     return 0;
 }
 
 /* A new call entry (not yet in the table) for the checked construct. */
-static struct call *call_new(struct server *srv, uint64_t creator_conn,
+static struct call *call_new(struct calls *t, uint64_t creator_conn,
                              struct api_construct *a, int dest, int gateway,
                              struct prompt_clip **clips, size_t n_clips)
 {
     struct call *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    c->server = srv;
-    c->process_id = srv->next_process_id;
-    api_format_res_id(srv->conf.node_id, c->process_id, c->res_id,
+    c->env = &t->env;
+    c->process_id = t->next_process_id;
+    api_format_res_id(t->env.deps.conf->node_id, c->process_id, c->res_id,
                       sizeof c->res_id);
     c->state = CALL_INITIATED;
     c->creator_conn = creator_conn;
@@ -119,7 +121,7 @@ static struct call *call_new(struct server *srv, uint64_t creator_conn,
     snprintf(c->caller, sizeof c->caller, "%s",
              a->from_anonymous ? "anonymous"
              : a->from_given   ? a->from.user
-                               : srv->conf.default_from);
+                               : t->env.deps.conf->default_from);
     return c;
 }
 
@@ -127,7 +129,7 @@ static struct call *call_new(struct server *srv, uint64_t creator_conn,
 static int call_send_invite(struct call *c, const struct api_construct *a,
                             int dest, uint16_t rtp_port)
 {
-    struct server *srv = c->server;
+    struct call_env *env = c->env;
     struct sip_invite inv = {0};
     inv.call_id = c->process_id;
     snprintf(inv.res_id, sizeof inv.res_id, "%s", c->res_id);
@@ -147,25 +149,26 @@ static int call_send_invite(struct call *c, const struct api_construct *a,
     inv.to_port = a->to[dest].port;
     inv.rtp_port = rtp_port;
     if (c->gateway >= 0) {
-        const struct conf_gateway *g = &srv->conf.gateways[c->gateway];
+        const struct conf_gateway *g =
+            &env->deps.conf->gateways[c->gateway];
         snprintf(inv.username, sizeof inv.username, "%s", g->username);
         snprintf(inv.password, sizeof inv.password, "%s", g->password);
     }
-    return sip_invite(srv->sip, &inv);
+    return env->ops.invite(env->deps.sip, &inv);
 }
 
 /* Places the checked construct with its prompts loaded (the plan's clips
  * move into the call): RTP port, timers, the table, the ledger, the
  * INVITE. NULL with err and nothing changed otherwise. */
-static struct call *call_place(struct server *srv, uint64_t creator_conn,
+static struct call *call_place(struct calls *t, uint64_t creator_conn,
                                struct api_construct *a, int dest, int gateway,
                                struct prompt_plan *plan, struct rpc_error *err)
 {
     struct prompt_clip **clips = NULL;
     size_t n_clips = 0;
-    if (prompt_plan_finish(srv->prompts, plan, &clips, &n_clips, err) < 0)
+    if (prompt_plan_finish(t->env.deps.prompts, plan, &clips, &n_clips, err) < 0)
         return NULL;
-    struct call *c = call_new(srv, creator_conn, a, dest, gateway, clips,
+    struct call *c = call_new(t, creator_conn, a, dest, gateway, clips,
                               n_clips);
     if (c == NULL) {
         prompt_clips_release(clips, n_clips);
@@ -177,35 +180,35 @@ static struct call *call_place(struct server *srv, uint64_t creator_conn,
         call_free(c);
         return NULL;
     }
-    if (idmap_put(&srv->calls, c->process_id, c) < 0) {
+    if (idmap_put(&t->map, c->process_id, c) < 0) {
         rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
         call_free(c);
         return NULL;
     }
     /* Durable before the reply: from here on, a crash still ends in
      * exactly one event for this call. */
-    c->ledger_seq = journal_next_seq(&srv->journal);
+    c->ledger_seq = journal_next_seq(t->env.deps.journal);
     struct ledger_call lc;
     call_ledger_entry(c, &lc);
-    if (ledger_add(&srv->ledger, &lc) < 0) {
-        log_error("%s: %s: %s", c->res_id, srv->ledger.path, strerror(errno));
-        idmap_del(&srv->calls, c->process_id);
+    if (ledger_add(t->env.deps.ledger, &lc) < 0) {
+        log_error("%s: %s: %s", c->res_id, t->env.deps.ledger->path, strerror(errno));
+        idmap_del(&t->map, c->process_id);
         rpc_fail(err, RPC_INTERNAL_ERROR, "cannot record the call durably");
         call_free(c);
         return NULL;
     }
     if (call_send_invite(c, a, dest, rtp_port) < 0) {
-        idmap_del(&srv->calls, c->process_id);
-        ledger_remove(&srv->ledger, c->process_id);
+        idmap_del(&t->map, c->process_id);
+        ledger_remove(t->env.deps.ledger, c->process_id);
         rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
         call_free(c);
         return NULL;
     }
-    srv->next_process_id++;
-    srv->active_calls++;
+    t->next_process_id++;
+    t->active++;
     if (gateway >= 0)
-        srv->gateway_calls[gateway]++;
-    struct timeval tv = {.tv_sec = srv->conf.dial_timeout};
+        t->gateway_calls[gateway]++;
+    struct timeval tv = {.tv_sec = t->env.deps.conf->dial_timeout};
     evtimer_add(c->dial_timer, &tv);
     log_info("%s: constructed to %s, %zu clip(s), plays %u, max ring %us",
              c->res_id, c->to_uri, c->n_clips, c->plays,
@@ -216,44 +219,44 @@ static struct call *call_place(struct server *srv, uint64_t creator_conn,
 /* ---- constructs waiting for their prompts ------------------------------ */
 
 /* A construct whose prompts load on a worker. It holds a slot of max_calls
- * (srv->pending_calls) and of its gateway from the checks until it is
+ * (t->pending) and of its gateway from the checks until it is
  * placed or refused, so constructs in flight never overcommit. Owned by
- * srv->starts; its job by the worker pool between submit and done. */
-struct call_start {
+ * t->starts; its job by the worker pool between submit and done. */
+struct calls_start {
     struct work_job job;       /* first: done gets this back */
-    struct server *srv;
+    struct calls *table;
     uint64_t creator_conn;
     struct api_construct a;    /* owned, moved from the caller */
     int dest, gateway;
     struct prompt_plan plan;   /* the worker's while the job runs */
     int rc;                    /* prompt_plan_load's result, and its err */
     struct rpc_error err;
-    struct call_waiter waiter;
+    struct calls_waiter waiter;
     bool reserved;             /* still holds its capacity slot */
     bool answered;             /* waiter.done called (shutdown) */
     struct timespec t0;        /* for the log */
-    struct call_start *prev, *next;
+    struct calls_start *prev, *next;
 };
 
-static void call_start_unreserve(struct call_start *s)
+static void calls_start_unreserve(struct calls_start *s)
 {
-    struct server *srv = s->srv;
+    struct calls *t = s->table;
     if (!s->reserved)
         return;
     s->reserved = false;
-    srv->pending_calls--;
+    t->pending--;
     if (s->gateway >= 0)
-        srv->gateway_calls[s->gateway]--;
+        t->gateway_calls[s->gateway]--;
 }
 
-static void call_start_free(struct call_start *s)
+static void calls_start_free(struct calls_start *s)
 {
-    struct server *srv = s->srv;
-    call_start_unreserve(s);
+    struct calls *t = s->table;
+    calls_start_unreserve(s);
     if (s->prev)
         s->prev->next = s->next;
     else
-        srv->starts = s->next;
+        t->starts = s->next;
     if (s->next)
         s->next->prev = s->prev;
     prompt_plan_free(&s->plan);
@@ -261,9 +264,9 @@ static void call_start_free(struct call_start *s)
     free(s);
 }
 
-static void call_start_run(struct work_job *job)
+static void calls_start_run(struct work_job *job)
 {
-    struct call_start *s = (struct call_start *)job;
+    struct calls_start *s = (struct calls_start *)job;
     s->rc = prompt_plan_load(&s->plan, &job->cancelled, &s->err);
 }
 
@@ -278,56 +281,56 @@ static double call_ms_since(const struct timespec *t0)
 /* Main thread, the job back from its worker: place the call, or say why
  * not. A construct whose connection has gone is not placed: no reply can
  * reach anyone, so nothing was promised. */
-static void call_start_done(struct work_job *job)
+static void calls_start_done(struct work_job *job)
 {
-    struct call_start *s = (struct call_start *)job;
-    struct server *srv = s->srv;
+    struct calls_start *s = (struct calls_start *)job;
+    struct calls *t = s->table;
     struct call *c = NULL;
     struct rpc_error err = s->err;
     if (s->answered) {
-        call_start_free(s);
+        calls_start_free(s);
         return;
     }
-    call_start_unreserve(s); /* call_place counts it as a call instead */
-    if (!job->ran || atomic_load(&job->cancelled) || srv->stopping) {
+    calls_start_unreserve(s); /* call_place counts it as a call instead */
+    if (!job->ran || atomic_load(&job->cancelled) || t->stopping) {
         rpc_fail(&err, RPC_UNAVAILABLE, "shutting down");
     } else if (s->rc < 0) {
-        prompt_plan_forget_failed(srv->prompts, &s->plan);
-        rate_give_back(&srv->call_rate);
-    } else if (!s->waiter.wanted(srv, s->waiter.arg)) {
+        prompt_plan_forget_failed(t->env.deps.prompts, &s->plan);
+        rate_give_back(&t->rate);
+    } else if (!s->waiter.wanted(s->waiter.arg)) {
         log_info("connection %llu closed while its construct's prompts "
                  "loaded (%.0f ms): no call placed",
                  (unsigned long long)s->creator_conn, call_ms_since(&s->t0));
-        rate_give_back(&srv->call_rate);
+        rate_give_back(&t->rate);
         rpc_fail(&err, RPC_UNAVAILABLE, "connection closed");
     } else {
-        c = call_place(srv, s->creator_conn, &s->a, s->dest, s->gateway,
+        c = call_place(t, s->creator_conn, &s->a, s->dest, s->gateway,
                        &s->plan, &err);
         if (c != NULL)
             log_info("%s: prompts loaded off the main loop in %.0f ms",
                      c->res_id, call_ms_since(&s->t0));
     }
-    s->waiter.done(srv, s->waiter.arg, c, c ? NULL : &err);
-    call_start_free(s);
+    s->waiter.done(s->waiter.arg, c, c ? NULL : &err);
+    calls_start_free(s);
 }
 
 /* Queues the prompt work of a checked construct; reports through w. */
-static void call_start_defer(struct server *srv, uint64_t creator_conn,
+static void calls_start_defer(struct calls *t, uint64_t creator_conn,
                              struct api_construct *a, int dest, int gateway,
                              struct prompt_plan *plan,
-                             const struct call_waiter *w)
+                             const struct calls_waiter *w)
 {
-    struct call_start *s = calloc(1, sizeof *s);
+    struct calls_start *s = calloc(1, sizeof *s);
     struct rpc_error err;
     if (s == NULL) {
         prompt_plan_free(plan);
         rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
-        w->done(srv, w->arg, NULL, &err);
+        w->done(w->arg, NULL, &err);
         return;
     }
-    s->job.run = call_start_run;
-    s->job.done = call_start_done;
-    s->srv = srv;
+    s->job.run = calls_start_run;
+    s->job.done = calls_start_done;
+    s->table = t;
     s->creator_conn = creator_conn;
     s->a = *a; /* moved: the caller's copy frees nothing */
     memset(a, 0, sizeof *a);
@@ -337,62 +340,62 @@ static void call_start_defer(struct server *srv, uint64_t creator_conn,
     s->waiter = *w;
     s->reserved = true;
     clock_gettime(CLOCK_MONOTONIC, &s->t0);
-    srv->pending_calls++;
+    t->pending++;
     if (gateway >= 0)
-        srv->gateway_calls[gateway]++;
-    s->next = srv->starts;
-    if (srv->starts)
-        srv->starts->prev = s;
-    srv->starts = s;
+        t->gateway_calls[gateway]++;
+    s->next = t->starts;
+    if (t->starts)
+        t->starts->prev = s;
+    t->starts = s;
     log_debug("connection %llu: %zu of %zu prompt(s) to load off the main "
               "loop", (unsigned long long)creator_conn, plan->missing,
               plan->n);
-    work_submit(srv->work, &s->job);
+    work_submit(t->env.deps.work, &s->job);
 }
 
-void call_start(struct server *srv, uint64_t creator_conn,
-                struct api_construct *a, const struct call_waiter *w)
+void calls_construct(struct calls *t, uint64_t creator_conn,
+                struct api_construct *a, const struct calls_waiter *w)
 {
     struct rpc_error err;
     struct prompt_plan plan;
     int dest = -1, gateway = -1;
-    if (call_check(srv, a, &dest, &gateway, &err) < 0) {
-        w->done(srv, w->arg, NULL, &err);
+    if (call_check(t, a, &dest, &gateway, &err) < 0) {
+        w->done(w->arg, NULL, &err);
         return;
     }
-    prompt_cache_set_max_seconds(srv->prompts, srv->conf.max_prompt_seconds);
-    if (prompt_plan_make(srv->prompts, &a->playlist, &plan, &err) < 0) {
-        rate_give_back(&srv->call_rate);
-        w->done(srv, w->arg, NULL, &err);
+    prompt_cache_set_max_seconds(t->env.deps.prompts, t->env.deps.conf->max_prompt_seconds);
+    if (prompt_plan_make(t->env.deps.prompts, &a->playlist, &plan, &err) < 0) {
+        rate_give_back(&t->rate);
+        w->done(w->arg, NULL, &err);
         return;
     }
-    if (plan.missing > 0 && srv->work != NULL) {
-        call_start_defer(srv, creator_conn, a, dest, gateway, &plan, w);
+    if (plan.missing > 0 && t->env.deps.work != NULL) {
+        calls_start_defer(t, creator_conn, a, dest, gateway, &plan, w);
         return;
     }
     /* Every prompt cached (or no pool, in tests): cheap, so at once. */
     struct call *c = NULL;
     if (prompt_plan_load(&plan, NULL, &err) == 0)
-        c = call_place(srv, creator_conn, a, dest, gateway, &plan, &err);
+        c = call_place(t, creator_conn, a, dest, gateway, &plan, &err);
     else
-        prompt_plan_forget_failed(srv->prompts, &plan);
+        prompt_plan_forget_failed(t->env.deps.prompts, &plan);
     prompt_plan_free(&plan);
     if (c == NULL)
-        rate_give_back(&srv->call_rate);
-    w->done(srv, w->arg, c, c ? NULL : &err);
+        rate_give_back(&t->rate);
+    w->done(w->arg, c, c ? NULL : &err);
 }
 
-void call_cancel_starts(struct server *srv, const char *why)
+void calls_cancel_starts(struct calls *t, const char *why)
 {
     struct rpc_error err;
     rpc_fail(&err, RPC_UNAVAILABLE, "%s", why);
-    for (struct call_start *s = srv->starts; s != NULL; s = s->next) {
+    for (struct calls_start *s = t->starts; s != NULL; s = s->next) {
         if (s->answered)
             continue;
         atomic_store(&s->job.cancelled, true);
-        call_start_unreserve(s);
+        calls_start_unreserve(s);
         s->answered = true;
-        s->waiter.done(srv, s->waiter.arg, NULL, &err);
+        s->waiter.done(s->waiter.arg, NULL, &err);
     }
 }
 

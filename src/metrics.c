@@ -280,11 +280,11 @@ static void reply_text(struct evhttp_request *req, int code,
 static void serve_metrics(struct server *srv, struct evbuffer *body)
 {
     struct metrics_view v = {
-        .active_calls = srv->active_calls,
+        .active_calls = srv->calls.active,
         .connections = srv->n_conns,
         .uptime = metrics_now() - srv->metrics.started,
         .gateways = srv->conf.gateways,
-        .gateway_calls = srv->gateway_calls,
+        .gateway_calls = srv->calls.gateway_calls,
         .n_gateways = srv->conf.n_gateways,
     };
     media_stats(srv->media, &v.rtp_sent, &v.rtp_late);

@@ -271,7 +271,7 @@ static void on_flush_check(evutil_socket_t fd, short what, void *arg);
 void server_call_released(struct server *srv, uint64_t creator_conn)
 {
     /* The last call finished within the grace period: stop now. */
-    if (srv->stopping && srv->active_calls == 0 && srv->grace_timer != NULL &&
+    if (srv->stopping && srv->calls.active == 0 && srv->grace_timer != NULL &&
         evtimer_pending(srv->grace_timer, NULL)) {
         evtimer_del(srv->grace_timer);
         log_info("every call finished within shutdown_grace");
@@ -327,6 +327,7 @@ static void conn_handshake_done(struct conn *c)
 /* A construct between call_start and its reply. Names its connection by
  * id: the connection may close while the prompts load. */
 struct construct_wait {
+    struct server *srv;
     uint64_t conn_id;
     json_t *id;         /* the request id (a reference) */
     json_t *user_data;  /* for the result */
@@ -343,20 +344,21 @@ static struct conn *conn_by_id(struct server *srv, uint64_t id)
     return NULL;
 }
 
-static bool construct_wanted(struct server *srv, void *arg)
+static bool construct_wanted(void *arg)
 {
     struct construct_wait *w = arg;
-    struct conn *c = conn_by_id(srv, w->conn_id);
+    struct conn *c = conn_by_id(w->srv, w->conn_id);
     return c != NULL && !c->closing && !c->overflowed;
 }
 
 /* The construct's reply: after the INVITE is handed to SIP, or its error.
  * Other requests on the connection may have been answered meanwhile
  * (docs/protocol.md); the call's events come later still. */
-static void construct_done(struct server *srv, void *arg, struct call *call,
+static void construct_done(void *arg, struct call *call,
                            const struct rpc_error *err)
 {
     struct construct_wait *w = arg;
+    struct server *srv = w->srv;
     struct conn *c = conn_by_id(srv, w->conn_id);
     metrics_on_construct(&srv->metrics, metrics_now() - w->t0,
                          call ? 0 : err->code);
@@ -403,6 +405,7 @@ static void do_construct(struct conn *c, struct rpc_request *req)
         reply_error(c, req->id, &err);
         return;
     }
+    w->srv = srv;
     w->conn_id = c->id;
     w->id = json_incref(req->id);
     w->user_data = a.user_data ? json_string(a.user_data) : json_null();
@@ -411,8 +414,8 @@ static void do_construct(struct conn *c, struct rpc_request *req)
     /* The reply and then the call's event are owed: a peer that sends EOF
      * meanwhile keeps its connection (conn_maybe_finish). */
     c->calls++;
-    struct call_waiter cw = {construct_wanted, construct_done, w};
-    call_start(srv, c->id, &a, &cw);
+    struct calls_waiter cw = {construct_wanted, construct_done, w};
+    calls_construct(&srv->calls, c->id, &a, &cw);
     api_construct_free(&a);
     w->in_request = false;
     if (w->finished)
@@ -430,7 +433,7 @@ static void do_exists(struct conn *c, struct rpc_request *req)
         reply_error(c, req->id, &err);
         return;
     }
-    reply_result(c, req->id, json_boolean(call_find(c->srv, pid) != NULL));
+    reply_result(c, req->id, json_boolean(calls_find(&c->srv->calls, pid) != NULL));
 }
 
 static void do_drop(struct conn *c, struct rpc_request *req)
@@ -441,7 +444,7 @@ static void do_drop(struct conn *c, struct rpc_request *req)
         reply_error(c, req->id, &err);
         return;
     }
-    struct call *call = call_find(c->srv, pid);
+    struct call *call = calls_find(&c->srv->calls, pid);
     if (call == NULL) {
         rpc_fail(&err, RPC_NOT_FOUND, "unknown res_id");
         reply_error(c, req->id, &err);
@@ -802,44 +805,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     log_info("%s: connection accepted", c->peer);
 }
 
-/* ---- process ids ---------------------------------------------------------- */
-
-int server_reserve_ids(struct server *srv, char *err, size_t errlen)
-{
-    char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
-    snprintf(path, sizeof path, "%s/process_id", srv->conf.state_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (mkdir(srv->conf.state_dir, 0750) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "state_dir %s: %s", srv->conf.state_dir,
-                 strerror(errno));
-        return -1;
-    }
-    long long last = 0;
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-        if (fscanf(f, "%lld", &last) != 1)
-            last = 0;
-        fclose(f);
-    }
-    long long now = (long long)time(NULL);
-    /* A restart within the same second must not reuse that second's ids. */
-    long long second = now > last ? now : last + 1;
-    f = fopen(tmp, "w");
-    if (f == NULL || fprintf(f, "%lld\n", second) < 0 || fflush(f) != 0 ||
-        fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    srv->next_process_id = (uint64_t)second * 1000000ULL + 1;
-    return 0;
-}
-
 /* ---- life ------------------------------------------------------------------ */
-
-static void on_sip_event(void *arg, const struct sip_event *ev)
-{
-    call_on_sip_event(arg, ev);
-}
 
 static bool output_pending(const struct server *srv)
 {
@@ -904,7 +870,8 @@ static void server_reload(struct server *srv)
         return;
     }
     static char old_names[CONF_MAX_GATEWAYS][64];
-    for (size_t i = 0; i < srv->conf.n_gateways; i++)
+    size_t n_old = srv->conf.n_gateways;
+    for (size_t i = 0; i < n_old; i++)
         memcpy(old_names[i], srv->conf.gateways[i].name, sizeof old_names[i]);
     static char old_token[sizeof srv->conf.auth_token];
     memcpy(old_token, srv->conf.auth_token, sizeof old_token);
@@ -912,23 +879,8 @@ static void server_reload(struct server *srv)
     if (srv->conf.auth_token[0] != '\0' &&
         strcmp(old_token, srv->conf.auth_token) != 0)
         server_revoke_auth(srv);
-    memset(srv->gateway_calls, 0, sizeof srv->gateway_calls);
-    struct idmap_iter it = IDMAP_ITER_INIT;
-    void *v;
-    while (idmap_next(&srv->calls, &it, NULL, &v)) {
-        struct call *c = v;
-        if (c->gateway < 0)
-            continue;
-        const char *name = old_names[c->gateway];
-        c->gateway = -1;
-        for (size_t g = 0; g < srv->conf.n_gateways; g++)
-            if (strcmp(srv->conf.gateways[g].name, name) == 0) {
-                c->gateway = (int)g;
-                srv->gateway_calls[g]++;
-            }
-    }
+    calls_reload(&srv->calls, (const char(*)[64])old_names, n_old);
     log_set_level((enum log_level)log_level_parse(srv->conf.log_level));
-    rate_init(&srv->call_rate, srv->conf.max_call_rate, rate_now_ns());
     log_info("SIGHUP: configuration reloaded from %s: %u change(s) applied",
              srv->source.path[0] ? srv->source.path : "(flags only)",
              changed);
@@ -982,21 +934,7 @@ static void server_notify_ready(struct server *srv)
  * then its event), then waits for the output to flush and stops. */
 static void server_end_calls(struct server *srv)
 {
-    call_cancel_starts(srv, "shutting down");
-    if (srv->active_calls > 0)
-        log_info("ending %u call(s) with \"shutdown\"", srv->active_calls);
-    /* Collect first: releasing edits the table. */
-    size_t n = 0;
-    uint64_t *ids = malloc(idmap_count(&srv->calls) * sizeof *ids + 1);
-    struct idmap_iter it = IDMAP_ITER_INIT;
-    while (ids != NULL && idmap_next(&srv->calls, &it, &ids[n], NULL))
-        n++;
-    for (size_t i = 0; i < n; i++) {
-        struct call *c = call_find(srv, ids[i]);
-        if (c != NULL)
-            call_input(c, CALL_IN_SHUTDOWN, 0, true);
-    }
-    free(ids);
+    calls_end_all(&srv->calls);
     srv->flush_waited_ms = 0;
     on_flush_check(-1, 0, srv);
 }
@@ -1028,19 +966,20 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     srv->stopping = true;
+    calls_stop(&srv->calls);
     sd_notify(0, "STOPPING=1");
     if (srv->listener)
         evconnlistener_disable(srv->listener);
     admit_stop(&srv->admit);
-    if (srv->active_calls == 0 || srv->conf.shutdown_grace == 0) {
+    if (srv->calls.active == 0 || srv->conf.shutdown_grace == 0) {
         log_info("signal %d: stopping; %u call(s) in progress", (int)sig,
-                 srv->active_calls);
+                 srv->calls.active);
         server_end_calls(srv);
         return;
     }
     log_info("signal %d: stopping; new calls refused, %u call(s) in "
              "progress may finish within shutdown_grace %us",
-             (int)sig, srv->active_calls, srv->conf.shutdown_grace);
+             (int)sig, srv->calls.active, srv->conf.shutdown_grace);
     struct timeval tv = {.tv_sec = srv->conf.shutdown_grace};
     srv->grace_timer = evtimer_new(srv->base, on_grace_over, srv);
     if (srv->grace_timer == NULL || evtimer_add(srv->grace_timer, &tv) < 0)
@@ -1074,6 +1013,43 @@ static int listen_on(struct server *srv, char *err, size_t errlen)
     return 0;
 }
 
+/* The call table reaches SIP and media through these: the real threads. */
+static const struct call_ops server_call_ops = {
+    .invite = sip_invite,
+    .hangup = sip_hangup,
+    .media_open = media_stream_open,
+    .media_play = media_stream_play,
+    .media_update = media_stream_update,
+    .media_set_rtcp_port = media_stream_set_rtcp_port,
+    .media_close = media_stream_close,
+};
+
+/* What the call table needs of the daemon: whatever runs so far. */
+static struct call_deps server_call_deps(struct server *srv)
+{
+    return (struct call_deps){.conf = &srv->conf,
+                              .base = srv->base,
+                              .sip = srv->sip,
+                              .media = srv->media,
+                              .prompts = srv->prompts,
+                              .work = srv->work,
+                              .journal = &srv->journal,
+                              .ledger = &srv->ledger,
+                              .cdr = &srv->cdr,
+                              .metrics = &srv->metrics};
+}
+
+static unsigned server_deliver_event(void *arg, uint64_t creator_conn,
+                                     const char *method, json_t *params)
+{
+    return server_emit_event(arg, creator_conn, method, params);
+}
+
+static void server_on_call_gone(void *arg, uint64_t creator_conn)
+{
+    server_call_released(arg, creator_conn);
+}
+
 int server_init(struct server *srv, const struct conf *conf,
                 const struct conf_source *source, char *err, size_t errlen)
 {
@@ -1084,10 +1060,12 @@ int server_init(struct server *srv, const struct conf *conf,
     srv->journal.mark.fd = -1;
     srv->admit.reserve_fd = -1;
     srv->ledger.fd = -1;
-    idmap_init(&srv->calls);
-    rate_init(&srv->call_rate, srv->conf.max_call_rate, rate_now_ns());
+    struct call_deps deps = server_call_deps(srv);
+    struct calls_events events = {server_deliver_event, server_on_call_gone,
+                                  srv};
+    calls_init(&srv->calls, &deps, &server_call_ops, &events);
     signal(SIGPIPE, SIG_IGN);
-    if (server_reserve_ids(srv, err, errlen) < 0)
+    if (calls_reserve_ids(&srv->calls, srv->conf.state_dir, err, errlen) < 0)
         return -1;
     char jdir[PATH_MAX + 16];
     snprintf(jdir, sizeof jdir, "%s/journal", srv->conf.state_dir);
@@ -1143,7 +1121,7 @@ int server_init(struct server *srv, const struct conf *conf,
     if (ledger_open(&srv->ledger, srv->conf.state_dir, &orphans, &n_orphans,
                     err, errlen) < 0)
         return -1;
-    call_release_orphans(srv, orphans, n_orphans);
+    calls_release_orphans(&srv->calls, orphans, n_orphans);
     server_sync(srv); /* their events on disk before the ledger forgets */
     struct sip_dialog *dialogs = NULL;
     size_t n_dialogs = 0;
@@ -1153,11 +1131,13 @@ int server_init(struct server *srv, const struct conf *conf,
             if (orphans[i].has_dialog)
                 dialogs[n_dialogs++] = orphans[i].dialog;
     ledger_calls_free(orphans, n_orphans);
-    srv->sip = sip_start(&srv->conf, srv->base, on_sip_event, srv, dialogs,
-                         n_dialogs, err, errlen);
+    srv->sip = sip_start(&srv->conf, srv->base, calls_on_sip_event,
+                         &srv->calls, dialogs, n_dialogs, err, errlen);
     free(dialogs);
     if (srv->sip == NULL)
         return -1;
+    deps = server_call_deps(srv);
+    calls_set_deps(&srv->calls, &deps);
     /* Every orphan is dealt with: start the ledger afresh. */
     struct ledger_rewrite rw;
     if (n_orphans > 0 && (ledger_rewrite_begin(&srv->ledger, &rw) < 0 ||
@@ -1217,16 +1197,11 @@ void server_free(struct server *srv)
 {
     /* Constructs still loading get their 503 while their connections
      * exist; then the workers are joined. */
-    call_cancel_starts(srv, "shutting down");
+    calls_cancel_starts(&srv->calls, "shutting down");
     work_pool_free(srv->work);
     while (srv->conns != NULL)
         conn_close(srv->conns);
-    /* call_free does not touch the table: the walk stays valid. */
-    struct idmap_iter it = IDMAP_ITER_INIT;
-    void *c;
-    while (idmap_next(&srv->calls, &it, NULL, &c))
-        call_free(c);
-    idmap_free(&srv->calls);
+    calls_free(&srv->calls);
     /* The SIP thread goes first: it may still post events for calls. */
     sip_stop(srv->sip);
     if (srv->listener)

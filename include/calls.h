@@ -1,0 +1,124 @@
+/* calls: the call table, owner of every call. Keyed by process_id; holds
+ * the active and per-gateway counts, the capacity slots of constructs
+ * whose prompts are loading (construct.c, the table's way in), the
+ * call-rate bucket, process-id allocation, the ledger records and the
+ * crash-recovery release. It tells the server what happened through
+ * struct calls_events, which the server fills in; it knows nothing of
+ * connections. Main thread only. Every struct call and struct calls_start
+ * is the table's: calls_free frees what is left at exit. */
+#ifndef CTID_CALLS_H
+#define CTID_CALLS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "call.h"
+#include "conf.h"
+#include "idmap.h"
+#include "ledger.h"
+#include "rate.h"
+#include "rpc.h"
+
+struct sip_event;
+struct calls_start;
+
+/* The table's word to the outside, filled in by the server. */
+struct calls_events {
+    /* Deliver this event (params stolen) to the creator connection and
+     * the subscribers; returns the connections it was queued on. */
+    unsigned (*deliver)(void *arg, uint64_t creator_conn, const char *method,
+                        json_t *params);
+    /* This call is gone: its creator connection owes one event less. */
+    void (*released)(void *arg, uint64_t creator_conn);
+    void *arg;
+};
+
+struct calls {
+    struct call_env env;           /* first: deps, ops, the release hook */
+    struct calls_events events;
+    struct idmap map;              /* process_id -> struct call * */
+    unsigned active;               /* calls in the map */
+    unsigned gateway_calls[CONF_MAX_GATEWAYS]; /* per conf gateway, calls
+                                      and constructs holding a slot */
+    unsigned pending;              /* constructs holding a max_calls slot */
+    struct calls_start *starts;    /* constructs waiting for their prompts */
+    struct rate rate;              /* max_call_rate: new calls per second */
+    uint64_t next_process_id;      /* start second * 10^6 + counter */
+    bool stopping;                 /* no new calls (shutdown) */
+};
+
+/* An empty table over deps (copied), reaching SIP and media through ops
+ * and the server through events. At start-up deps may lack the loop,
+ * SIP, media, prompts and workers (crash recovery needs none of them):
+ * calls_set_deps gives them once they run, before any construct. */
+void calls_init(struct calls *t, const struct call_deps *deps,
+                const struct call_ops *ops, const struct calls_events *ev);
+void calls_set_deps(struct calls *t, const struct call_deps *deps);
+/* Frees every call left (no events: daemon teardown) and the map. */
+void calls_free(struct calls *t);
+
+/* Picks the next process_id: above every id this node handed out before,
+ * also across restarts (state_dir/process_id keeps the last start
+ * second). 0, or -1 with err. */
+int calls_reserve_ids(struct calls *t, const char *state_dir, char *err,
+                      size_t errlen);
+
+/* The live call with this process_id, or NULL. */
+struct call *calls_find(struct calls *t, uint64_t process_id);
+/* sip_start's event callback (arg: the table): routes a SIP event to its
+ * call; an event for a call already released is ignored. */
+void calls_on_sip_event(void *arg, const struct sip_event *ev);
+
+/* SIGHUP reload: conf (deps.conf) has changed. A call keeps its gateway
+ * by name (old_names, the previous conf's gateway names in order); its
+ * count moves to the new table, a gateway removed stops counting it. The
+ * call-rate bucket restarts at the new max_call_rate. */
+void calls_reload(struct calls *t, const char (*old_names)[64],
+                  size_t n_old);
+
+/* Shutdown: no new calls from here on. */
+void calls_stop(struct calls *t);
+/* Shutdown: constructs waiting for prompts get 503 why; every call ends
+ * with "shutdown" (CANCEL or BYE, then its event). */
+void calls_end_all(struct calls *t);
+
+/* Crash recovery at start-up, before any connection: every call a
+ * previous run left open (the ledger's orphans) gets exactly one
+ * on_released with error "daemon restart", unless the journal shows its
+ * event went out already. Also writes their CDRs. */
+void calls_release_orphans(struct calls *t, const struct ledger_call *orphans,
+                           size_t n);
+
+/* ---- construct.c: turning a construct into a call ---------------------- */
+
+/* How calls_construct reports on a construct. */
+struct calls_waiter {
+    /* The prompts are ready after a wait: is the construct still wanted
+     * (its connection open)? If not, no call is placed. */
+    bool (*wanted)(void *arg);
+    /* Exactly once: the call, placed (its INVITE handed to SIP), or NULL
+     * and why not. Maybe from inside calls_construct, maybe later from
+     * the main loop. */
+    void (*done)(void *arg, struct call *call, const struct rpc_error *err);
+    void *arg;
+};
+
+/* Turns a validated construct into a call. First the cheap checks, with
+ * nothing loaded yet: shutdown (503), the gateway allow-list (-32602),
+ * max_tts_bytes (-32602), capacity, global and per gateway, and the call
+ * rate (503). Then the prompts: when all are cached the call is placed at
+ * once; otherwise a capacity slot is held and they load on a worker
+ * (work.h), and the call is placed when they are ready. Either way
+ * w->done says how it ended: a call (RTP port open, INVITE handed to the
+ * SIP thread) or an error (404 prompt, -32602 bad prompt, 503 ...) with
+ * nothing changed. May take a's contents (a is left freeable). */
+void calls_construct(struct calls *t, uint64_t creator_conn,
+                     struct api_construct *a, const struct calls_waiter *w);
+/* Shutdown: every construct still waiting for its prompts gets w->done
+ * with 503 why now; their work is abandoned and their slots freed. */
+void calls_cancel_starts(struct calls *t, const char *why);
+
+#endif
