@@ -1,0 +1,571 @@
+/* Unit tests of the call lifecycle: the call table (calls.c), construct
+ * (construct.c) and call_input (call.c) together, with recording fakes
+ * standing in for the SIP and media threads behind struct call_ops and for
+ * the server behind struct calls_events. A real libevent base runs the
+ * timers; a timer's expiry is simulated with event_active. No sockets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <sndfile.h>
+
+#include "calls.h"
+#include "cdr.h"
+#include "journal.h"
+#include "ledger.h"
+#include "metrics.h"
+#include "prompt.h"
+#include "sip.h"
+
+/* ---- the fakes ----------------------------------------------------------- */
+
+struct record {
+    unsigned invites, hangups, opens, plays, updates, closes;
+    uint64_t last_invite, last_hangup;
+    void *media_owner;                 /* the call, for play done */
+    void (*media_done)(void *owner, int error);
+    unsigned delivered, released;
+    char last_error[64];               /* on_released error, "null" */
+    char last_dropped_by[8];
+    int last_cause;
+};
+
+static struct record rec;
+static char fake_streams[64];          /* stand-ins for struct media_stream */
+
+static int fake_invite(struct sip *s, const struct sip_invite *inv)
+{
+    (void)s;
+    rec.invites++;
+    rec.last_invite = inv->call_id;
+    return 0;
+}
+
+static int fake_hangup(struct sip *s, uint64_t call_id)
+{
+    (void)s;
+    rec.hangups++;
+    rec.last_hangup = call_id;
+    return 0;
+}
+
+static struct media_stream *fake_media_open(struct media *m, void *owner,
+                                            void (*on_done)(void *, int),
+                                            uint16_t *port, char *err,
+                                            size_t errlen)
+{
+    (void)m;
+    (void)err;
+    (void)errlen;
+    rec.media_owner = owner;
+    rec.media_done = on_done;
+    *port = (uint16_t)(40000 + 2 * (rec.opens % 1000));
+    return (struct media_stream *)&fake_streams[rec.opens++ % 64];
+}
+
+static int fake_media_play(struct media_stream *s, const struct sockaddr *dest,
+                           socklen_t dest_len, int pt,
+                           struct prompt_clip *const *clips, size_t n_clips,
+                           unsigned plays)
+{
+    (void)s;
+    (void)dest;
+    (void)dest_len;
+    (void)pt;
+    (void)clips;
+    (void)n_clips;
+    (void)plays;
+    rec.plays++;
+    return 0;
+}
+
+static int fake_media_update(struct media_stream *s,
+                             const struct sockaddr *dest, socklen_t len,
+                             uint16_t rtcp_port, bool paused)
+{
+    (void)s;
+    (void)dest;
+    (void)len;
+    (void)rtcp_port;
+    (void)paused;
+    rec.updates++;
+    return 0;
+}
+
+static void fake_media_rtcp(struct media_stream *s, uint16_t port)
+{
+    (void)s;
+    (void)port;
+}
+
+static void fake_media_close(struct media_stream *s)
+{
+    (void)s;
+    rec.closes++;
+}
+
+static const struct call_ops fake_ops = {
+    fake_invite,     fake_hangup,     fake_media_open,  fake_media_play,
+    fake_media_update, fake_media_rtcp, fake_media_close,
+};
+
+static unsigned fake_deliver(void *arg, uint64_t conn, const char *method,
+                             json_t *params)
+{
+    (void)arg;
+    (void)conn;
+    assert_string_equal(method, "ext.notify_call.on_released");
+    const char *e = json_string_value(json_object_get(params, "error"));
+    snprintf(rec.last_error, sizeof rec.last_error, "%s", e ? e : "null");
+    snprintf(rec.last_dropped_by, sizeof rec.last_dropped_by, "%s",
+             json_string_value(json_object_get(params, "dropped_by")));
+    rec.last_cause = (int)json_integer_value(json_object_get(params, "cause"));
+    rec.delivered++;
+    json_decref(params);
+    return 1;
+}
+
+static void fake_released(void *arg, uint64_t conn)
+{
+    (void)arg;
+    (void)conn;
+    rec.released++;
+}
+
+/* ---- the fixture ------------------------------------------------------------ */
+
+struct fixture {
+    char dir[64];
+    struct conf conf;
+    struct event_base *base;
+    struct journal journal;
+    struct ledger ledger;
+    struct cdr cdr;
+    struct metrics metrics;
+    struct prompt_cache *prompts;
+    struct calls calls;
+    struct call *placed;      /* the waiter's result */
+    int refused;              /* the waiter's error code, 0 none */
+};
+
+static void write_prompt(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/a.wav", dir);
+    SF_INFO info = {.samplerate = 8000, .channels = 1,
+                    .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+    SNDFILE *sf = sf_open(path, SFM_WRITE, &info);
+    assert_non_null(sf);
+    short pcm[800] = {0};
+    for (size_t i = 0; i < 800; i++)
+        pcm[i] = (short)((i % 16) * 500);
+    sf_write_short(sf, pcm, 800);
+    sf_close(sf);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char err[256];
+    snprintf(f->dir, sizeof f->dir, "/tmp/ctid-lifecycle-XXXXXX");
+    if (f == NULL || mkdtemp(f->dir) == NULL)
+        return -1;
+    memset(&rec, 0, sizeof rec);
+    conf_defaults(&f->conf);
+    snprintf(f->conf.state_dir, sizeof f->conf.state_dir, "%s", f->dir);
+    struct conf_gateway *g = &f->conf.gateways[0];
+    snprintf(g->name, sizeof g->name, "gw");
+    snprintf(g->host, sizeof g->host, "127.0.0.1");
+    g->port = 5062;
+    f->conf.n_gateways = 1;
+    f->base = event_base_new();
+    write_prompt(f->dir);
+    f->prompts = prompt_cache_new(f->dir);
+    char jdir[96];
+    snprintf(jdir, sizeof jdir, "%s/journal", f->dir);
+    struct ledger_call *orphans = NULL;
+    size_t n = 0;
+    if (f->base == NULL || f->prompts == NULL ||
+        journal_open(&f->journal, jdir, 1 << 20, 0, 1 << 18, 1, err,
+                     sizeof err) < 0 ||
+        ledger_open(&f->ledger, f->dir, &orphans, &n, err, sizeof err) < 0 ||
+        cdr_open(&f->cdr, "", err, sizeof err) < 0)
+        return -1;
+    ledger_calls_free(orphans, n);
+    struct call_deps deps = {.conf = &f->conf, .base = f->base,
+                             .prompts = f->prompts, .journal = &f->journal,
+                             .ledger = &f->ledger, .cdr = &f->cdr,
+                             .metrics = &f->metrics};
+    struct calls_events ev = {fake_deliver, fake_released, f};
+    calls_init(&f->calls, &deps, &fake_ops, &ev);
+    if (calls_reserve_ids(&f->calls, f->dir, err, sizeof err) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    calls_free(&f->calls);
+    prompt_cache_free(f->prompts);
+    journal_close(&f->journal);
+    ledger_close(&f->ledger);
+    cdr_close(&f->cdr);
+    event_base_free(f->base);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static bool waiter_wanted(void *arg)
+{
+    (void)arg;
+    return true;
+}
+
+static void waiter_done(void *arg, struct call *call,
+                        const struct rpc_error *err)
+{
+    struct fixture *f = arg;
+    f->placed = call;
+    f->refused = call ? 0 : err->code;
+}
+
+/* A construct to the fixture's gateway; the call it placed. */
+static struct call *construct(struct fixture *f, unsigned max_ring)
+{
+    char text[256];
+    snprintf(text, sizeof text,
+             "{\"to_uri\":\"1000@127.0.0.1:5062\",\"play_content\":\"a.wav\","
+             "\"max_ring_seconds\":%u}",
+             max_ring);
+    json_t *params = json_loads(text, 0, NULL);
+    struct api_construct a;
+    struct rpc_error err;
+    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
+    struct calls_waiter w = {waiter_wanted, waiter_done, f};
+    f->placed = NULL;
+    f->refused = -1;
+    calls_construct(&f->calls, 7, &a, &w);
+    api_construct_free(&a);
+    json_decref(params);
+    assert_int_equal(f->refused, 0);
+    assert_non_null(f->placed);
+    return f->placed;
+}
+
+static void sip_event(struct fixture *f, enum sip_event_type type,
+                      uint64_t id, int status)
+{
+    struct sip_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    ev.call_id = id;
+    ev.status = status;
+    if (type == SIP_EV_ANSWERED) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ev.media;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(30000);
+        sin->sin_addr.s_addr = htonl(0x7f000001);
+        ev.media_len = sizeof *sin;
+        ev.payload_type = 8;
+    }
+    calls_on_sip_event(&f->calls, &ev);
+}
+
+/* Fires a call's timer as if it had expired. */
+static void expire(struct fixture *f, struct event *timer)
+{
+    event_active(timer, EV_TIMEOUT, 0);
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+}
+
+static void ringing(struct fixture *f, struct call *c)
+{
+    sip_event(f, SIP_EV_PROGRESS, c->process_id, 180);
+}
+
+static void answered(struct fixture *f, struct call *c)
+{
+    ringing(f, c);
+    sip_event(f, SIP_EV_ANSWERED, c->process_id, 200);
+}
+
+/* Exactly one release, reported once, with this outcome; the table and
+ * its counts empty again. */
+static void assert_released_once(struct fixture *f, uint64_t id,
+                                 const char *error, const char *dropped_by,
+                                 int cause)
+{
+    assert_int_equal(rec.delivered, 1);
+    assert_int_equal(rec.released, 1);
+    assert_string_equal(rec.last_error, error);
+    assert_string_equal(rec.last_dropped_by, dropped_by);
+    assert_int_equal(rec.last_cause, cause);
+    assert_null(calls_find(&f->calls, id));
+    assert_int_equal(f->calls.active, 0);
+    assert_int_equal(f->calls.gateway_calls[0], 0);
+    assert_int_equal(rec.closes, rec.opens);
+    /* A late SIP event for the released call changes nothing. */
+    sip_event(f, SIP_EV_ANSWERED, id, 200);
+    sip_event(f, SIP_EV_ENDED, id, 200);
+    assert_int_equal(rec.delivered, 1);
+    assert_int_equal(rec.released, 1);
+}
+
+/* ---- the happy path ----------------------------------------------------------- */
+
+static void test_construct_ring_answer_play(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct(f, 30);
+    uint64_t id = c->process_id;
+    /* construct -> INVITE command, counted, dial timer armed */
+    assert_int_equal(rec.invites, 1);
+    assert_int_equal(rec.last_invite, id);
+    assert_int_equal(rec.opens, 1);
+    assert_ptr_equal(calls_find(&f->calls, id), c);
+    assert_int_equal(f->calls.active, 1);
+    assert_int_equal(f->calls.gateway_calls[0], 1);
+    assert_true(evtimer_pending(c->dial_timer, NULL));
+    assert_false(evtimer_pending(c->ring_timer, NULL));
+    /* 100 does not ring; 180 starts the ring timer, stops the dial one */
+    sip_event(f, SIP_EV_PROGRESS, id, 100);
+    assert_false(evtimer_pending(c->ring_timer, NULL));
+    ringing(f, c);
+    assert_true(evtimer_pending(c->ring_timer, NULL));
+    assert_false(evtimer_pending(c->dial_timer, NULL));
+    /* 200 -> media starts, timers stop */
+    sip_event(f, SIP_EV_ANSWERED, id, 200);
+    assert_int_equal(c->state, CALL_ANSWERED);
+    assert_int_equal(rec.plays, 1);
+    assert_false(evtimer_pending(c->ring_timer, NULL));
+    assert_int_not_equal(c->answer_time, 0);
+    /* a re-INVITE's media change reaches the stream */
+    sip_event(f, SIP_EV_MEDIA, id, 0);
+    assert_int_equal(rec.updates, 1);
+    assert_int_equal(rec.delivered, 0);
+    /* play done -> BYE and exactly one release report */
+    assert_ptr_equal(rec.media_owner, c);
+    rec.media_done(rec.media_owner, 0);
+    assert_int_equal(rec.hangups, 1);
+    assert_int_equal(rec.last_hangup, id);
+    assert_released_once(f, id, "null", "sys", 200);
+}
+
+static void test_play_error(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct(f, 30);
+    uint64_t id = c->process_id;
+    answered(f, c);
+    rec.media_done(rec.media_owner, -1);
+    assert_int_equal(rec.hangups, 1);
+    assert_released_once(f, id, "play error", "sys", 200);
+}
+
+/* ---- every ending in every state ----------------------------------------- */
+
+enum phase { INITIATED, RINGING, ANSWERED };
+
+static struct call *reach(struct fixture *f, enum phase p)
+{
+    struct call *c = construct(f, 30);
+    if (p == RINGING)
+        ringing(f, c);
+    else if (p == ANSWERED)
+        answered(f, c);
+    return c;
+}
+
+static void test_drop(void **state)
+{
+    static const struct {
+        enum phase p;
+        const char *error;
+        int cause;
+    } rows[] = {{INITIATED, "canceled", 487},
+                {RINGING, "canceled", 487},
+                {ANSWERED, "null", 200}};
+    for (size_t i = 0; i < 3; i++) {
+        struct fixture *f = *state;
+        memset(&rec, 0, sizeof rec);
+        struct call *c = reach(f, rows[i].p);
+        uint64_t id = c->process_id;
+        call_input(c, CALL_IN_DROP, 0, true);
+        assert_int_equal(rec.hangups, 1);
+        assert_released_once(f, id, rows[i].error, "sys", rows[i].cause);
+    }
+}
+
+static void test_shutdown(void **state)
+{
+    static const struct {
+        enum phase p;
+        int cause;
+    } rows[] = {{INITIATED, 487}, {RINGING, 487}, {ANSWERED, 200}};
+    for (size_t i = 0; i < 3; i++) {
+        struct fixture *f = *state;
+        memset(&rec, 0, sizeof rec);
+        uint64_t id = reach(f, rows[i].p)->process_id;
+        calls_end_all(&f->calls);
+        assert_int_equal(rec.hangups, 1);
+        assert_released_once(f, id, "shutdown", "sys", rows[i].cause);
+    }
+}
+
+static void test_shutdown_refuses_new_calls(void **state)
+{
+    struct fixture *f = *state;
+    calls_stop(&f->calls);
+    json_t *params = json_loads("{\"to_uri\":\"1000@127.0.0.1:5062\","
+                                "\"play_content\":\"a.wav\"}",
+                                0, NULL);
+    struct api_construct a;
+    struct rpc_error err;
+    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
+    struct calls_waiter w = {waiter_wanted, waiter_done, f};
+    calls_construct(&f->calls, 7, &a, &w);
+    api_construct_free(&a);
+    json_decref(params);
+    assert_null(f->placed);
+    assert_int_equal(f->refused, RPC_UNAVAILABLE);
+    assert_int_equal(rec.invites, 0);
+    assert_int_equal(f->calls.active, 0);
+    assert_int_equal(f->calls.gateway_calls[0], 0);
+}
+
+static void test_ring_timeout(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = reach(f, RINGING);
+    uint64_t id = c->process_id;
+    expire(f, c->ring_timer);
+    assert_int_equal(rec.hangups, 1);
+    assert_released_once(f, id, "ring timeout", "sys", 487);
+}
+
+static void test_dial_timeout(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = reach(f, INITIATED);
+    uint64_t id = c->process_id;
+    sip_event(f, SIP_EV_PROGRESS, id, 100);
+    expire(f, c->dial_timer);
+    assert_int_equal(rec.hangups, 1);
+    assert_released_once(f, id, "call timeout", "sys", 408);
+}
+
+/* Timers that may still be armed in a later state do nothing there. */
+static void test_timers_after_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = reach(f, ANSWERED);
+    expire(f, c->ring_timer);
+    expire(f, c->dial_timer);
+    assert_int_equal(rec.delivered, 0);
+    assert_int_equal(c->state, CALL_ANSWERED);
+    assert_int_equal(f->calls.active, 1);
+}
+
+static void test_callee_ends(void **state)
+{
+    struct fixture *f = *state;
+    /* Before answer the callee refuses (486) or the INVITE fails. */
+    struct call *c = reach(f, RINGING);
+    uint64_t id = c->process_id;
+    sip_event(f, SIP_EV_FAILED, id, 486);
+    assert_int_equal(rec.hangups, 0); /* the stack ended it already */
+    assert_released_once(f, id, "call rejected", "usr", 486);
+    /* A BYE before answer cannot be (no dialog): ignored. */
+    memset(&rec, 0, sizeof rec);
+    c = reach(f, INITIATED);
+    id = c->process_id;
+    sip_event(f, SIP_EV_ENDED, id, 200);
+    assert_int_equal(rec.delivered, 0);
+    assert_ptr_equal(calls_find(&f->calls, id), c);
+    call_input(c, CALL_IN_DROP, 0, true);
+    /* After answer: the callee's BYE, no BYE of ours. */
+    memset(&rec, 0, sizeof rec);
+    c = reach(f, ANSWERED);
+    id = c->process_id;
+    sip_event(f, SIP_EV_ENDED, id, 200);
+    assert_int_equal(rec.hangups, 0);
+    assert_released_once(f, id, "null", "usr", 200);
+}
+
+/* Several calls: every count back to zero once all ended, whatever the
+ * order and the way. */
+static void test_counts_return_to_zero(void **state)
+{
+    struct fixture *f = *state;
+    struct call *a = reach(f, INITIATED);
+    struct call *b = reach(f, RINGING);
+    struct call *c = reach(f, ANSWERED);
+    (void)c;
+    assert_int_equal(f->calls.active, 3);
+    assert_int_equal(f->calls.gateway_calls[0], 3);
+    assert_int_not_equal(a->process_id, b->process_id);
+    call_input(b, CALL_IN_DROP, 0, true);
+    assert_int_equal(f->calls.gateway_calls[0], 2);
+    sip_event(f, SIP_EV_FAILED, a->process_id, 503);
+    assert_int_equal(f->calls.gateway_calls[0], 1);
+    calls_end_all(&f->calls);
+    assert_int_equal(f->calls.active, 0);
+    assert_int_equal(f->calls.gateway_calls[0], 0);
+    assert_int_equal(f->calls.pending, 0);
+    assert_int_equal(rec.delivered, 3);
+    assert_int_equal(rec.released, 3);
+    assert_int_equal(rec.closes, 3);
+}
+
+/* A reload that renames the gateway stops counting its calls; one that
+ * keeps the name keeps the count. */
+static void test_reload_recounts(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = reach(f, RINGING);
+    static const char old_names[1][64] = {"gw"};
+    calls_reload(&f->calls, old_names, 1);
+    assert_int_equal(f->calls.gateway_calls[0], 1);
+    snprintf(f->conf.gateways[0].name, sizeof f->conf.gateways[0].name,
+             "other");
+    calls_reload(&f->calls, old_names, 1);
+    assert_int_equal(f->calls.gateway_calls[0], 0);
+    assert_int_equal(c->gateway, -1);
+    call_input(c, CALL_IN_DROP, 0, true);
+    assert_int_equal(f->calls.gateway_calls[0], 0);
+    assert_int_equal(f->calls.active, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_construct_ring_answer_play),
+        T(test_play_error),
+        T(test_drop),
+        T(test_shutdown),
+        T(test_shutdown_refuses_new_calls),
+        T(test_ring_timeout),
+        T(test_dial_timeout),
+        T(test_timers_after_answer),
+        T(test_callee_ends),
+        T(test_counts_return_to_zero),
+        T(test_reload_recounts),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
