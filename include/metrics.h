@@ -12,7 +12,8 @@
 
 struct evbuffer;
 struct evhttp;
-struct server;
+struct event_base;
+struct conf;
 struct conf_gateway;
 
 /* Finite upper bounds of the construct latency histogram, in seconds; the
@@ -23,6 +24,11 @@ struct conf_gateway;
 #define METRICS_N_ERRORS 10
 /* Construct error codes: the ones construct can answer, then "other". */
 #define METRICS_N_CODES 5
+
+struct metrics_view;
+/* Fills a view at scrape time (the server's, so metrics_ does not know
+ * struct server). */
+typedef void (*metrics_view_fn)(void *arg, struct metrics_view *v);
 
 struct metrics {
     uint64_t constructed;                      /* construct results sent */
@@ -37,6 +43,8 @@ struct metrics {
     uint64_t events_journaled;                 /* appended to the journal */
     double started;                            /* metrics_now() at start-up */
     struct evhttp *http;                       /* NULL: metrics_listen empty */
+    metrics_view_fn view;                      /* the rest, at scrape time */
+    void *view_arg;
 };
 
 /* Values the daemon holds elsewhere, read when a scrape comes in. */
@@ -49,7 +57,9 @@ struct metrics_view {
     const struct conf_gateway *gateways;    /* conf order */
     const unsigned *gateway_calls;          /* active calls of each */
     size_t n_gateways;
+    bool stopping;                          /* /healthz: 503 */
 };
+
 
 /* CLOCK_MONOTONIC in seconds: for measuring a construct's latency. */
 double metrics_now(void);
@@ -73,8 +83,11 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
                    struct evbuffer *out);
 
 /* Records the start time and, when conf.metrics_listen is set, serves
- * HTTP there on the server's loop. 0, or -1 with err. */
-int metrics_http_start(struct server *srv, char *err, size_t errlen);
+ * HTTP there on base; each request reads the daemon's values through
+ * view(arg). 0, or -1 with err. */
+int metrics_http_start(struct metrics *m, struct event_base *base,
+                       const struct conf *c, metrics_view_fn view, void *arg,
+                       char *err, size_t errlen);
 /* Closes the HTTP server and its connections (before the loop is freed). */
 void metrics_http_stop(struct metrics *m);
 

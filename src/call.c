@@ -105,7 +105,8 @@ struct call_step call_transition(enum call_state state,
         case CALL_IN_SESSION_LOST:
             /* A failed session refresh or an expired session: the prompt
              * did not play out, and the failing status says why. */
-            return step_release(CALL_ACT_HANGUP, "play error", "sys", f->status);
+            return step_release(CALL_ACT_HANGUP, "play error", "sys",
+                                f->status);
         case CALL_IN_DROP:
             return step_release(CALL_ACT_HANGUP, NULL, "sys", 200);
         case CALL_IN_SHUTDOWN:
@@ -226,7 +227,8 @@ static void call_start_media(struct call *c)
     log_info("%s: answered; playing %zu clip(s) x%u as %s to %s:%u",
              c->res_id, c->n_clips, c->plays,
              c->payload_type == 8 ? "PCMA" : "PCMU", addr, port);
-    if (c->env->ops.media_play(c->media, (const struct sockaddr *)&c->media_dest,
+    if (c->env->ops.media_play(c->media,
+                               (const struct sockaddr *)&c->media_dest,
                           c->media_dest_len, c->payload_type, c->clips,
                           c->n_clips, c->plays) < 0) {
         log_warn("%s: cannot start RTP", c->res_id);
@@ -276,9 +278,10 @@ static void call_on_media_change(struct call *c, const struct sip_event *ev)
         c->media_dest = ev->media;
         c->media_dest_len = ev->media_len;
     }
-    if (c->env->ops.media_update(c->media, ev->media_len ? (const void *)&ev->media
-                                                    : NULL,
-                            ev->media_len, ev->rtcp_port, ev->paused) < 0)
+    const struct sockaddr *dest =
+        ev->media_len ? (const struct sockaddr *)&ev->media : NULL;
+    if (c->env->ops.media_update(c->media, dest, ev->media_len, ev->rtcp_port,
+                                 ev->paused) < 0)
         log_warn("%s: cannot change the RTP stream (%s)", c->res_id,
                  ev->paused ? "hold" : "resume");
 }

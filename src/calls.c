@@ -71,7 +71,8 @@ static void calls_ledger_rewrite(struct calls *t)
         log_error("%s: rewrite failed (%s); the file keeps growing",
                   t->env.deps.ledger->path, strerror(errno));
     else
-        log_info("%s: rewritten with %u open call(s)", t->env.deps.ledger->path,
+        log_info("%s: rewritten with %u open call(s)",
+                 t->env.deps.ledger->path,
                  t->active);
 }
 

@@ -57,10 +57,9 @@ static int call_check(struct calls *t, const struct api_construct *a,
     if (t->stopping)
         return rpc_fail(err, RPC_UNAVAILABLE, "shutting down");
     /* Toll fraud: nothing is dialled that the operator did not list. */
-    for (size_t i = 0; i < a->n_to && !t->env.deps.conf->allow_unlisted_gateways;
-         i++)
-        if (conf_find_gateway(t->env.deps.conf, a->to[i].host, a->to[i].port) ==
-            NULL)
+    const struct conf *conf = t->env.deps.conf;
+    for (size_t i = 0; i < a->n_to && !conf->allow_unlisted_gateways; i++)
+        if (conf_find_gateway(conf, a->to[i].host, a->to[i].port) == NULL)
             return rpc_fail(err, RPC_INVALID_PARAMS,
                             strchr(a->to[i].host, ':')
                                 ? "invalid params: to_uri: [%s]:%u is not a "
@@ -166,7 +165,8 @@ static struct call *call_place(struct calls *t, uint64_t creator_conn,
 {
     struct prompt_clip **clips = NULL;
     size_t n_clips = 0;
-    if (prompt_plan_finish(t->env.deps.prompts, plan, &clips, &n_clips, err) < 0)
+    if (prompt_plan_finish(t->env.deps.prompts, plan, &clips, &n_clips,
+                           err) < 0)
         return NULL;
     struct call *c = call_new(t, creator_conn, a, dest, gateway, clips,
                               n_clips);
@@ -191,7 +191,8 @@ static struct call *call_place(struct calls *t, uint64_t creator_conn,
     struct ledger_call lc;
     call_ledger_entry(c, &lc);
     if (ledger_add(t->env.deps.ledger, &lc) < 0) {
-        log_error("%s: %s: %s", c->res_id, t->env.deps.ledger->path, strerror(errno));
+        log_error("%s: %s: %s", c->res_id, t->env.deps.ledger->path,
+                  strerror(errno));
         idmap_del(&t->map, c->process_id);
         rpc_fail(err, RPC_INTERNAL_ERROR, "cannot record the call durably");
         call_free(c);
@@ -363,7 +364,8 @@ void calls_construct(struct calls *t, uint64_t creator_conn,
         w->done(w->arg, NULL, &err);
         return;
     }
-    prompt_cache_set_max_seconds(t->env.deps.prompts, t->env.deps.conf->max_prompt_seconds);
+    prompt_cache_set_max_seconds(t->env.deps.prompts,
+                                 t->env.deps.conf->max_prompt_seconds);
     if (prompt_plan_make(t->env.deps.prompts, &a->playlist, &plan, &err) < 0) {
         rate_give_back(&t->rate);
         w->done(w->arg, NULL, &err);

@@ -1,11 +1,12 @@
 /* metrics: operational counters in Prometheus text, and GET /healthz.
  *
  * Counters live in server.metrics and change only on the main thread,
- * through the metrics_on_* hooks that server.c and call.c call at the
- * moment something happens; nothing here takes a lock. Values the daemon
- * already keeps (active calls, per-gateway calls, open connections) are
- * read from struct server at scrape time instead of being mirrored, so
- * they can never disagree with it. RTP counts come from the media threads
+ * through the metrics_on_* hooks that conn.c, methods.c, calls.c and
+ * call.c call at the moment something happens; nothing here takes a
+ * lock. Values the daemon already keeps (active calls, per-gateway calls,
+ * open connections, stopping) are read at scrape time through the view
+ * the server fills (metrics_view_fn) instead of being mirrored, so they
+ * can never disagree with it. RTP counts come from the media threads
  * by the stream hand-back (media_stats): a stream still playing shows up
  * when it finishes.
  *
@@ -24,8 +25,6 @@
 
 #include "conf.h"
 #include "log.h"
-#include "media.h"
-#include "server.h"
 #include "version.h"
 
 #define METRICS_HTTP_TIMEOUT_S 10      /* idle scrape connections */
@@ -277,24 +276,12 @@ static void reply_text(struct evhttp_request *req, int code,
     evhttp_send_reply(req, code, reason, body);
 }
 
-static void serve_metrics(struct server *srv, struct evbuffer *body)
-{
-    struct metrics_view v = {
-        .active_calls = srv->calls.active,
-        .connections = srv->n_conns,
-        .uptime = metrics_now() - srv->metrics.started,
-        .gateways = srv->conf.gateways,
-        .gateway_calls = srv->calls.gateway_calls,
-        .n_gateways = srv->conf.n_gateways,
-    };
-    media_stats(srv->media, &v.rtp_sent, &v.rtp_late);
-    if (metrics_render(&srv->metrics, &v, body) < 0)
-        log_error("metrics: out of memory rendering a scrape");
-}
+
 
 static void metrics_on_request(struct evhttp_request *req, void *arg)
 {
-    struct server *srv = arg;
+    const struct metrics *m = arg;
+    struct metrics_view v = {0};
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -305,6 +292,7 @@ static void metrics_on_request(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 500, NULL);
         return;
     }
+    m->view(m->view_arg, &v);
     bool is_metrics = path && strcmp(path, "/metrics") == 0;
     bool is_health = path && strcmp(path, "/healthz") == 0;
     if (!is_metrics && !is_health) {
@@ -316,26 +304,29 @@ static void metrics_on_request(struct evhttp_request *req, void *arg)
     } else if (is_health) {
         /* 503 from SIGTERM on, so a balancer stops sending work while
          * calls are being ended and events flushed. */
-        evbuffer_add_printf(body, srv->stopping ? "stopping\n" : "ok\n");
-        reply_text(req, srv->stopping ? 503 : 200,
-                   srv->stopping ? "Service Unavailable" : "OK", text, body);
+        evbuffer_add_printf(body, v.stopping ? "stopping\n" : "ok\n");
+        reply_text(req, v.stopping ? 503 : 200,
+                   v.stopping ? "Service Unavailable" : "OK", text, body);
     } else {
-        serve_metrics(srv, body);
+        if (metrics_render(m, &v, body) < 0)
+            log_error("metrics: out of memory rendering a scrape");
         reply_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
                    body);
     }
     evbuffer_free(body);
 }
 
-int metrics_http_start(struct server *srv, char *err, size_t errlen)
+int metrics_http_start(struct metrics *m, struct event_base *base,
+                       const struct conf *c, metrics_view_fn view, void *arg,
+                       char *err, size_t errlen)
 {
-    struct metrics *m = &srv->metrics;
-    const struct conf *c = &srv->conf;
 
     m->started = metrics_now();
+    m->view = view;
+    m->view_arg = arg;
     if (c->metrics_host[0] == '\0')
         return 0;
-    m->http = evhttp_new(srv->base);
+    m->http = evhttp_new(base);
     if (m->http == NULL) {
         snprintf(err, errlen, "metrics: cannot create the HTTP server");
         return -1;
@@ -349,7 +340,7 @@ int metrics_http_start(struct server *srv, char *err, size_t errlen)
     evhttp_set_timeout(m->http, METRICS_HTTP_TIMEOUT_S);
     evhttp_set_max_headers_size(m->http, METRICS_HTTP_MAX_HEADERS);
     evhttp_set_max_body_size(m->http, METRICS_HTTP_MAX_BODY);
-    evhttp_set_gencb(m->http, metrics_on_request, srv);
+    evhttp_set_gencb(m->http, metrics_on_request, m);
     errno = 0;
     if (evhttp_bind_socket_with_handle(m->http, c->metrics_host,
                                        c->metrics_port) == NULL) {

@@ -1,47 +1,40 @@
-/* server: the one struct server that holds the daemon's state, the
- * JSON-RPC listener and its connections, method dispatch, and event
- * delivery to creators and subscribers. Runs on the main libevent loop. */
+/* server: the daemon's lifecycle (private to src/, for main.c). struct
+ * server holds every subsystem of the daemon (each owned here, built by
+ * server_init and freed by server_free); the main thread runs its
+ * libevent loop.
+ * Connections (src/conn.h), methods (src/methods.h) and calls (calls.h)
+ * are their own modules, wired together here. */
 #ifndef CTID_SERVER_H
 #define CTID_SERVER_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "admit.h"
 #include "calls.h"
 #include "cdr.h"
 #include "conf.h"
 #include "journal.h"
 #include "ledger.h"
 #include "metrics.h"
+#include "conn.h"
+#include "methods.h"
 
 struct event_base;
-struct evconnlistener;
 struct event;
 struct sip;
 struct media;
 struct prompt_cache;
-struct conn;
 struct work_pool;
 
 struct server {
     struct conf conf;              /* changed only by a SIGHUP reload */
     struct conf_source source;     /* file and flags, to reload from */
     struct event_base *base;       /* the main loop */
-    struct evconnlistener *listener;
-    struct admit admit;            /* per-address counts, refusals, accept
-                                      back-off (admit.h) */
+    struct conns conns;            /* listener, connections, their output */
+    struct methods methods;        /* what the method handlers work on */
+    struct calls calls;            /* every call (calls.h) */
     struct event *sig_int;         /* SIGINT / SIGTERM: stop */
     struct event *sig_term;
-    struct conn *conns;            /* open connections, a list */
-    unsigned n_conns;
-    uint64_t next_conn_id;
-    struct calls calls;            /* every call (calls.h) */
-    struct event *reap;            /* closes connections over max_output_bytes */
-    struct event *sync_due;        /* group commit: journal and ledger synced
-                                      once per loop iteration, held output
-                                      released */
     struct sip *sip;
     struct media *media;
     struct prompt_cache *prompts;
@@ -64,19 +57,5 @@ int server_init(struct server *srv, const struct conf *conf,
 /* Runs the loop until SIGINT/SIGTERM; returns the exit status. */
 int server_run(struct server *srv);
 void server_free(struct server *srv);
-
-/* Gives the event the next seq (added to params, which must be an
- * object), appends it to the journal, then queues it for the creator
- * connection and every subscriber (once each), released to them once the
- * journal is synced (group commit, at the end of the loop iteration); a
- * connection still replaying the journal gets it from there. Steals
- * params. Returns the connections it was queued on. */
-unsigned server_emit_event(struct server *srv, uint64_t creator_conn,
-                           const char *method, json_t *params);
-
-/* A call released: its creator connection owes one event less (a peer
- * that has sent EOF is closed once nothing more is owed). While stopping,
- * the last call released ends the loop. */
-void server_call_released(struct server *srv, uint64_t creator_conn);
 
 #endif

@@ -1,0 +1,229 @@
+/* methods: the JSON-RPC methods (ext.notify_call.construct, exists, drop,
+ * sys.auth, sys.subscribe, sys.ping) and the auth gate in front of them.
+ * methods_on_request is the request handler of struct conns: it reads a
+ * parsed request, calls into the call table (calls.h) or the replay
+ * (replay.h), and queues the reply on the connection. Owns struct
+ * construct_wait, a construct between calls_construct and its reply.
+ * Main thread. */
+#include "methods.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "metrics.h"
+#include "replay.h"
+
+#define AUTH_MAX_FAILURES 3    /* wrong tokens before the connection closes */
+
+/* A construct between call_start and its reply. Names its connection by
+ * id: the connection may close while the prompts load. */
+struct construct_wait {
+    struct methods *m;
+    uint64_t conn_id;
+    json_t *id;         /* the request id (a reference) */
+    json_t *user_data;  /* for the result */
+    double t0;          /* construct latency, for metrics */
+    bool in_request;    /* still inside method_construct, which frees it */
+    bool finished;      /* construct_done has run */
+};
+
+static bool construct_wanted(void *arg)
+{
+    struct construct_wait *w = arg;
+    struct conn *c = conns_find(w->m->conns, w->conn_id);
+    return c != NULL && !c->closing && !c->overflowed;
+}
+
+/* The construct's reply: after the INVITE is handed to SIP, or its error.
+ * Other requests on the connection may have been answered meanwhile
+ * (docs/protocol.md); the call's events come later still. */
+static void construct_done(void *arg, struct call *call,
+                           const struct rpc_error *err)
+{
+    struct construct_wait *w = arg;
+    struct conn *c = conns_find(w->m->conns, w->conn_id);
+    metrics_on_construct(w->m->metrics, metrics_now() - w->t0,
+                         call ? 0 : err->code);
+    if (c != NULL && call != NULL) {
+        json_t *result = json_pack("{s:s, s:O, s:s, s:{s:I}}", "res_id",
+                                   call->res_id, "user_data", w->user_data,
+                                   "to_uri", call->to_uri, "ipsc_info",
+                                   "process_id",
+                                   (json_int_t)call->process_id);
+        conn_reply_result(c, w->id, result);
+    } else if (c != NULL) {
+        log_info("%s: construct refused: %d %s", c->peer, err->code,
+                 err->message);
+        c->calls--; /* counted while it waited */
+        conn_reply_error(c, w->id, err);
+        if (!w->in_request)
+            conn_maybe_finish(c); /* may close c */
+    }
+    json_decref(w->id);
+    json_decref(w->user_data);
+    w->finished = true;
+    if (!w->in_request)
+        free(w);
+}
+
+static void method_construct(struct methods *m, struct conn *c,
+                             struct rpc_request *req)
+{
+    double t0 = metrics_now(); /* construct latency, for metrics */
+    struct api_construct a;
+    struct rpc_error err;
+    if (api_parse_construct(req->params, m->conf->default_max_ring, &a,
+                            &err) < 0) {
+        log_info("%s: construct refused: %s", c->peer, err.message);
+        api_construct_free(&a);
+        conn_reply_error(c, req->id, &err);
+        metrics_on_construct(m->metrics, metrics_now() - t0, err.code);
+        return;
+    }
+    struct construct_wait *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        api_construct_free(&a);
+        rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
+        conn_reply_error(c, req->id, &err);
+        return;
+    }
+    w->m = m;
+    w->conn_id = c->id;
+    w->id = json_incref(req->id);
+    w->user_data = a.user_data ? json_string(a.user_data) : json_null();
+    w->t0 = t0;
+    w->in_request = true;
+    /* The reply and then the call's event are owed: a peer that sends EOF
+     * meanwhile keeps its connection (conn_maybe_finish). */
+    c->calls++;
+    struct calls_waiter cw = {construct_wanted, construct_done, w};
+    calls_construct(m->calls, c->id, &a, &cw);
+    api_construct_free(&a);
+    w->in_request = false;
+    if (w->finished)
+        free(w);
+    else /* names the connection as construct.c's later lines do */
+        log_info("%s: construct waits for its prompts (connection %llu)",
+                 c->peer, (unsigned long long)c->id);
+}
+
+static void method_exists(struct methods *m, struct conn *c,
+                          struct rpc_request *req)
+{
+    uint64_t pid;
+    struct rpc_error err;
+    if (api_parse_res_id(req->params, m->conf->node_id, &pid, &err) < 0) {
+        conn_reply_error(c, req->id, &err);
+        return;
+    }
+    conn_reply_result(c, req->id,
+                      json_boolean(calls_find(m->calls, pid) != NULL));
+}
+
+static void method_drop(struct methods *m, struct conn *c,
+                        struct rpc_request *req)
+{
+    uint64_t pid;
+    struct rpc_error err;
+    if (api_parse_res_id(req->params, m->conf->node_id, &pid, &err) < 0) {
+        conn_reply_error(c, req->id, &err);
+        return;
+    }
+    struct call *call = calls_find(m->calls, pid);
+    if (call == NULL) {
+        rpc_fail(&err, RPC_NOT_FOUND, "unknown res_id");
+        conn_reply_error(c, req->id, &err);
+        return;
+    }
+    log_info("%s: drop requested by %s", call->res_id, c->peer);
+    /* Reply first: the event that the drop causes must follow it. */
+    conn_reply_result(c, req->id, json_true());
+    call_input(call, CALL_IN_DROP, 0, true);
+}
+
+/* Compares in time that depends only on the lengths, never on where the
+ * first difference is, so the token cannot be guessed byte by byte. */
+static bool method_token_equal(const char *given, size_t given_len,
+                        const char *want)
+{
+    size_t want_len = strlen(want);
+    unsigned char diff = given_len != want_len;
+    for (size_t i = 0; i < want_len; i++)
+        diff |= (unsigned char)(i < given_len ? given[i] : 0) ^
+                (unsigned char)want[i];
+    return diff == 0;
+}
+
+/* sys.auth {"token": T} or [T]. */
+static void method_auth(struct methods *m, struct conn *c,
+                        struct rpc_request *req)
+{
+    struct rpc_error err;
+    json_t *tok = req->params ? rpc_param(req->params, "token", 0) : NULL;
+    if (!json_is_string(tok)) {
+        rpc_fail(&err, RPC_INVALID_PARAMS,
+                 "invalid params: token: expected a string");
+        conn_reply_error(c, req->id, &err);
+        return;
+    }
+    const char *want = m->conf->auth_token;
+    if (want[0] == '\0' ||
+        method_token_equal(json_string_value(tok), json_string_length(tok),
+                           want)) {
+        c->authed = true;
+        conn_handshake_done(c);
+        log_info("%s: authenticated", c->peer);
+        conn_reply_result(c, req->id, json_true());
+        return;
+    }
+    c->auth_failures++;
+    log_warn("%s: sys.auth with a wrong token (%u of %d)", c->peer,
+             c->auth_failures, AUTH_MAX_FAILURES);
+    rpc_fail(&err, RPC_UNAUTHORIZED, "not authenticated: wrong token");
+    conn_reply_error(c, req->id, &err);
+    if (c->auth_failures >= AUTH_MAX_FAILURES) {
+        log_warn("%s: closing after %d wrong tokens", c->peer,
+                 AUTH_MAX_FAILURES);
+        c->closing = true;
+        c->flush_first = true; /* the client reads why */
+    }
+}
+
+void methods_on_request(void *arg, struct conn *c, struct rpc_request *req)
+{
+    struct methods *m = arg;
+    const char *name = req->method;
+    struct rpc_error err;
+    if (strcmp(name, "sys.auth") == 0) {
+        method_auth(m, c, req);
+        return;
+    }
+    /* A token read at every request, so a SIGHUP that sets one applies to
+     * connections already open. */
+    if (!c->authed && m->conf->auth_token[0] != '\0') {
+        rpc_fail(&err, RPC_UNAUTHORIZED,
+                 "not authenticated: call sys.auth with the token first");
+        conn_reply_error(c, req->id, &err);
+        return;
+    }
+    if (strcmp(name, "ext.notify_call.construct") == 0)
+        method_construct(m, c, req);
+    else if (strcmp(name, "ext.notify_call.exists") == 0)
+        method_exists(m, c, req);
+    else if (strcmp(name, "ext.notify_call.drop") == 0)
+        method_drop(m, c, req);
+    else if (strcmp(name, "sys.subscribe") == 0)
+        replay_subscribe(c, req);
+    else if (strcmp(name, "sys.ping") == 0)
+        conn_reply_result(c, req->id, json_string("pong"));
+    else {
+        /* Cut on a character boundary: a split one would make the
+         * whole reply unsendable (jansson refuses invalid UTF-8). */
+        int n = (int)rpc_utf8_prefix(name, strlen(name), 200);
+        rpc_fail(&err, RPC_METHOD_NOT_FOUND, "method not found: %.*s", n,
+                 name);
+        conn_reply_error(c, req->id, &err);
+    }
+}

@@ -1,0 +1,21 @@
+/* methods: the JSON-RPC method handlers (private to src/; methods.c).
+ * Main thread. */
+#ifndef CTID_METHODS_H
+#define CTID_METHODS_H
+
+#include "calls.h"
+#include "conn.h"
+
+/* What the methods work on, none of it owned. */
+struct methods {
+    const struct conf *conf;   /* the server's; a reload changes it */
+    struct calls *calls;
+    struct conns *conns;
+    struct metrics *metrics;
+};
+
+/* The request handler of struct conns (conn_request_fn); arg is a struct
+ * methods. Runs the method and queues its reply on c. */
+void methods_on_request(void *arg, struct conn *c, struct rpc_request *req);
+
+#endif
