@@ -26,13 +26,13 @@
 
 /* ---- reporting a release ------------------------------------------------ */
 
-static json_t *json_time_or_null(time_t t)
+static json_t *calls_json_time(time_t t)
 {
     return t ? json_integer((json_int_t)t) : json_null();
 }
 
 /* The on_released params in the contract's order (§4). */
-static json_t *release_params(const char *res_id, const char *error,
+static json_t *calls_released_params(const char *res_id, const char *error,
                               time_t begin, time_t answer, time_t end,
                               const char *dropped_by, const char *user_data,
                               int cause)
@@ -41,8 +41,8 @@ static json_t *release_params(const char *res_id, const char *error,
     json_object_set_new(params, "res_id", json_string(res_id));
     json_object_set_new(params, "error",
                         error ? json_string(error) : json_null());
-    json_object_set_new(params, "begin_time", json_time_or_null(begin));
-    json_object_set_new(params, "answer_time", json_time_or_null(answer));
+    json_object_set_new(params, "begin_time", calls_json_time(begin));
+    json_object_set_new(params, "answer_time", calls_json_time(answer));
     json_object_set_new(params, "end_time", json_integer((json_int_t)end));
     json_object_set_new(params, "dropped_by", json_string(dropped_by));
     json_object_set_new(params, "user_data",
@@ -101,9 +101,9 @@ static unsigned calls_report_release(struct calls *t,
         log_error("%s: CDR not written to %s: %s", lc->res_id, d->cdr->path,
                   strerror(errno));
     metrics_on_released(d->metrics, error);
-    json_t *params = release_params(lc->res_id, error, (time_t)lc->begin_time,
-                                    (time_t)lc->answer_time, end, dropped_by,
-                                    lc->user_data, cause);
+    json_t *params = calls_released_params(
+        lc->res_id, error, (time_t)lc->begin_time, (time_t)lc->answer_time,
+        end, dropped_by, lc->user_data, cause);
     return t->events.deliver(t->events.arg, creator_conn, ON_RELEASED,
                              params);
 }

@@ -25,8 +25,9 @@
 
 
 /* The first to_uri whose gateway has a free slot; -1 when all are full. */
-static int pick_destination(struct calls *t, const struct api_construct *a,
-                            int *gateway)
+static int calls_pick_destination(struct calls *t,
+                                  const struct api_construct *a,
+                                  int *gateway)
 {
     for (size_t i = 0; i < a->n_to; i++) {
         const struct conf_gateway *g =
@@ -49,8 +50,9 @@ static int pick_destination(struct calls *t, const struct api_construct *a,
  * per gateway in to_uri order, counting constructs whose prompts are still
  * loading) and last the call rate, so a construct refused for another
  * reason spends no token. Sets the destination and its gateway. */
-static int call_check(struct calls *t, const struct api_construct *a,
-                      int *dest, int *gateway, struct rpc_error *err)
+static int calls_check_construct(struct calls *t,
+                                 const struct api_construct *a, int *dest,
+                                 int *gateway, struct rpc_error *err)
 {
     size_t tts_bytes = 0;
 
@@ -79,7 +81,7 @@ static int call_check(struct calls *t, const struct api_construct *a,
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: %u calls in progress",
                         t->active + t->pending);
-    *dest = pick_destination(t, a, gateway);
+    *dest = calls_pick_destination(t, a, gateway);
     if (*dest < 0)
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: every gateway in to_uri is full");
@@ -91,9 +93,10 @@ static int call_check(struct calls *t, const struct api_construct *a,
 }
 
 /* A new call entry (not yet in the table) for the checked construct. */
-static struct call *call_new(struct calls *t, uint64_t creator_conn,
-                             struct api_construct *a, int dest, int gateway,
-                             struct prompt_clip **clips, size_t n_clips)
+static struct call *calls_new_call(struct calls *t, uint64_t creator_conn,
+                                   struct api_construct *a, int dest,
+                                   int gateway, struct prompt_clip **clips,
+                                   size_t n_clips)
 {
     struct call *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -125,8 +128,8 @@ static struct call *call_new(struct calls *t, uint64_t creator_conn,
 }
 
 /* Hands the INVITE for c to the SIP thread. */
-static int call_send_invite(struct call *c, const struct api_construct *a,
-                            int dest, uint16_t rtp_port)
+static int calls_send_invite(struct call *c, const struct api_construct *a,
+                             int dest, uint16_t rtp_port)
 {
     struct call_env *env = c->env;
     struct sip_invite inv = {0};
@@ -159,17 +162,18 @@ static int call_send_invite(struct call *c, const struct api_construct *a,
 /* Places the checked construct with its prompts loaded (the plan's clips
  * move into the call): RTP port, timers, the table, the ledger, the
  * INVITE. NULL with err and nothing changed otherwise. */
-static struct call *call_place(struct calls *t, uint64_t creator_conn,
-                               struct api_construct *a, int dest, int gateway,
-                               struct prompt_plan *plan, struct rpc_error *err)
+static struct call *calls_place(struct calls *t, uint64_t creator_conn,
+                                struct api_construct *a, int dest,
+                                int gateway, struct prompt_plan *plan,
+                                struct rpc_error *err)
 {
     struct prompt_clip **clips = NULL;
     size_t n_clips = 0;
     if (prompt_plan_finish(t->env.deps.prompts, plan, &clips, &n_clips,
                            err) < 0)
         return NULL;
-    struct call *c = call_new(t, creator_conn, a, dest, gateway, clips,
-                              n_clips);
+    struct call *c = calls_new_call(t, creator_conn, a, dest, gateway, clips,
+                                    n_clips);
     if (c == NULL) {
         prompt_clips_release(clips, n_clips);
         rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
@@ -198,7 +202,7 @@ static struct call *call_place(struct calls *t, uint64_t creator_conn,
         call_free(c);
         return NULL;
     }
-    if (call_send_invite(c, a, dest, rtp_port) < 0) {
+    if (calls_send_invite(c, a, dest, rtp_port) < 0) {
         idmap_del(&t->map, c->process_id);
         ledger_remove(t->env.deps.ledger, c->process_id);
         rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
@@ -271,7 +275,7 @@ static void calls_start_run(struct work_job *job)
     s->rc = prompt_plan_load(&s->plan, &job->cancelled, &s->err);
 }
 
-static double call_ms_since(const struct timespec *t0)
+static double calls_ms_since(const struct timespec *t0)
 {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -292,7 +296,7 @@ static void calls_start_done(struct work_job *job)
         calls_start_free(s);
         return;
     }
-    calls_start_unreserve(s); /* call_place counts it as a call instead */
+    calls_start_unreserve(s); /* calls_place counts it as a call instead */
     if (!job->ran || atomic_load(&job->cancelled) || t->stopping) {
         rpc_fail(&err, RPC_UNAVAILABLE, "shutting down");
     } else if (s->rc < 0) {
@@ -301,15 +305,15 @@ static void calls_start_done(struct work_job *job)
     } else if (!s->waiter.wanted(s->waiter.arg)) {
         log_info("connection %llu closed while its construct's prompts "
                  "loaded (%.0f ms): no call placed",
-                 (unsigned long long)s->creator_conn, call_ms_since(&s->t0));
+                 (unsigned long long)s->creator_conn, calls_ms_since(&s->t0));
         rate_give_back(&t->rate);
         rpc_fail(&err, RPC_UNAVAILABLE, "connection closed");
     } else {
-        c = call_place(t, s->creator_conn, &s->a, s->dest, s->gateway,
-                       &s->plan, &err);
+        c = calls_place(t, s->creator_conn, &s->a, s->dest, s->gateway,
+                        &s->plan, &err);
         if (c != NULL)
             log_info("%s: prompts loaded off the main loop in %.0f ms",
-                     c->res_id, call_ms_since(&s->t0));
+                     c->res_id, calls_ms_since(&s->t0));
     }
     s->waiter.done(s->waiter.arg, c, c ? NULL : &err);
     calls_start_free(s);
@@ -360,7 +364,7 @@ void calls_construct(struct calls *t, uint64_t creator_conn,
     struct rpc_error err;
     struct prompt_plan plan;
     int dest = -1, gateway = -1;
-    if (call_check(t, a, &dest, &gateway, &err) < 0) {
+    if (calls_check_construct(t, a, &dest, &gateway, &err) < 0) {
         w->done(w->arg, NULL, &err);
         return;
     }
@@ -378,7 +382,7 @@ void calls_construct(struct calls *t, uint64_t creator_conn,
     /* Every prompt cached (or no pool, in tests): cheap, so at once. */
     struct call *c = NULL;
     if (prompt_plan_load(&plan, NULL, &err) == 0)
-        c = call_place(t, creator_conn, a, dest, gateway, &plan, &err);
+        c = calls_place(t, creator_conn, a, dest, gateway, &plan, &err);
     else
         prompt_plan_forget_failed(t->env.deps.prompts, &plan);
     prompt_plan_free(&plan);

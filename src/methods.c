@@ -17,7 +17,7 @@
 
 #define AUTH_MAX_FAILURES 3    /* wrong tokens before the connection closes */
 
-/* A construct between call_start and its reply. Names its connection by
+/* A construct between calls_construct and its reply. Names its connection by
  * id: the connection may close while the prompts load. */
 struct construct_wait {
     struct methods *m;
@@ -26,10 +26,10 @@ struct construct_wait {
     json_t *user_data;  /* for the result */
     double t0;          /* construct latency, for metrics */
     bool in_request;    /* still inside method_construct, which frees it */
-    bool finished;      /* construct_done has run */
+    bool finished;      /* method_construct_done has run */
 };
 
-static bool construct_wanted(void *arg)
+static bool method_construct_wanted(void *arg)
 {
     struct construct_wait *w = arg;
     struct conn *c = conns_find(w->m->conns, w->conn_id);
@@ -39,8 +39,8 @@ static bool construct_wanted(void *arg)
 /* The construct's reply: after the INVITE is handed to SIP, or its error.
  * Other requests on the connection may have been answered meanwhile
  * (docs/protocol.md); the call's events come later still. */
-static void construct_done(void *arg, struct call *call,
-                           const struct rpc_error *err)
+static void method_construct_done(void *arg, struct call *call,
+                                  const struct rpc_error *err)
 {
     struct construct_wait *w = arg;
     struct conn *c = conns_find(w->m->conns, w->conn_id);
@@ -98,7 +98,8 @@ static void method_construct(struct methods *m, struct conn *c,
     /* The reply and then the call's event are owed: a peer that sends EOF
      * meanwhile keeps its connection (conn_maybe_finish). */
     c->calls++;
-    struct calls_waiter cw = {construct_wanted, construct_done, w};
+    struct calls_waiter cw = {method_construct_wanted, method_construct_done,
+                              w};
     calls_construct(m->calls, c->id, &a, &cw);
     api_construct_free(&a);
     w->in_request = false;

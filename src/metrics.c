@@ -264,7 +264,7 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
 
 /* ---- HTTP ------------------------------------------------------------------ */
 
-static void reply_text(struct evhttp_request *req, int code,
+static void metrics_http_reply(struct evhttp_request *req, int code,
                        const char *reason, const char *content_type,
                        struct evbuffer *body)
 {
@@ -297,20 +297,20 @@ static void metrics_on_request(struct evhttp_request *req, void *arg)
     bool is_health = path && strcmp(path, "/healthz") == 0;
     if (!is_metrics && !is_health) {
         evbuffer_add_printf(body, "not found\n");
-        reply_text(req, 404, "Not Found", text, body);
+        metrics_http_reply(req, 404, "Not Found", text, body);
     } else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
         evbuffer_add_printf(body, "method not allowed\n");
-        reply_text(req, 405, "Method Not Allowed", text, body);
+        metrics_http_reply(req, 405, "Method Not Allowed", text, body);
     } else if (is_health) {
         /* 503 from SIGTERM on, so a balancer stops sending work while
          * calls are being ended and events flushed. */
         evbuffer_add_printf(body, v.stopping ? "stopping\n" : "ok\n");
-        reply_text(req, v.stopping ? 503 : 200,
+        metrics_http_reply(req, v.stopping ? 503 : 200,
                    v.stopping ? "Service Unavailable" : "OK", text, body);
     } else {
         if (metrics_render(m, &v, body) < 0)
             log_error("metrics: out of memory rendering a scrape");
-        reply_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+        metrics_http_reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
                    body);
     }
     evbuffer_free(body);
