@@ -3,8 +3,9 @@
  * (max_connections_per_ip), the descriptor kept in reserve so that even
  * at the file limit a refused client is told why, the pause of the
  * listener after accept() fails (EMFILE and friends), and the refusal
- * log, at most one line a second with counts. The connection set (conn.c) owns
- * the listener and the connections and calls in here; main loop only. */
+ * log, at most one line a second with counts. The connection set
+ * (conn.c) owns the listener and the connections and calls in here; main
+ * loop only. */
 #ifndef CTID_ADMIT_H
 #define CTID_ADMIT_H
 

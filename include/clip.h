@@ -1,5 +1,6 @@
-/* clip: makes one prompt clip (prompt.h) from a file or a type 10 text:
- * decoding with libsndfile, downmix, resampling to 8 kHz with
+/* clip: struct prompt_clip, one decoded prompt, and its reference count
+ * (the cache, prompt.h, keeps them). Makes one from a file or a type 10
+ * text: decoding with libsndfile, downmix, resampling to 8 kHz with
  * libsamplerate, G.711 encoding. Thread-safe (it touches only its
  * arguments; tts_ serialises the speech library), so the worker pool runs
  * it off the main loop. The clip returned has one reference and belongs to
@@ -9,10 +10,34 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
-#include "prompt.h"
 #include "rpc.h"
 #include "speech.h"
+
+#define PROMPT_FRAME_SAMPLES 160 /* 20 ms at 8 kHz */
+
+/* One decoded file or spoken text. Reference counted: the cache holds
+ * one reference and each call playing it holds one. Main thread only, once
+ * the cache has it; before that (made by clip_ on a worker) it belongs to
+ * the one job that made it. */
+struct prompt_clip {
+    char *path;        /* the cache key: a file's resolved absolute path,
+                          or "tts:<lang>:<text>" */
+    size_t n_frames;   /* 20 ms frames; the last one padded with silence */
+    int16_t *pcm;      /* n_frames * 160 samples, 8 kHz mono */
+    uint8_t *alaw;     /* pcm encoded, n_frames * 160 bytes */
+    uint8_t *ulaw;
+    struct timespec mtime; /* of the file when loaded; a change reloads it
+                              (nanoseconds: a rewrite within the same second
+                              must be seen too) */
+    off_t size;        /* mtime and size are 0 for speech */
+    unsigned refs;
+};
+
+/* Drops one reference; the last frees the clip. */
+void prompt_clip_unref(struct prompt_clip *clip);
 
 #define CLIP_NO_ITEM ((size_t)-1) /* errors name the file only */
 

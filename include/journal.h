@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "crc32.h" /* journal_crc32, for journal and ledger records */
 #include "seqmark.h"
 
 #define JOURNAL_HEADER_BYTES 32
@@ -115,9 +116,5 @@ void journal_cursor_init(struct journal_cursor *cur, uint64_t after);
  * the number of records delivered (0: caught up) or -1 on an I/O error. */
 int journal_read(struct journal *j, struct journal_cursor *cur,
                  size_t max_bytes, journal_record_fn fn, void *arg);
-
-/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32; src/crc32.c): crc is the running
- * value, 0 to start. */
-uint32_t journal_crc32(uint32_t crc, const void *data, size_t len);
 
 #endif

@@ -14,11 +14,11 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "clip.h" /* struct prompt_clip, prompt_clip_unref */
 #include "playlist.h"
 #include "rpc.h"
 #include "speech.h"
 
-#define PROMPT_FRAME_SAMPLES 160 /* 20 ms at 8 kHz */
 #define PROMPT_MAX_CLIPS 256     /* clips in one call's play list */
 /* Memory the cached type 10 clips may hold (about 32 KB per second of
  * speech: 16-bit PCM plus A-law and mu-law), so about 35 minutes. */
@@ -26,23 +26,6 @@
 /* Default max_prompt_seconds: audio one file may hold, by its header. */
 #define PROMPT_MAX_SECONDS 600
 
-/* One decoded file or spoken text. Reference counted: the cache holds
- * one reference and each call playing it holds one. Main thread only, once
- * the cache has it; before that (made by clip_ on a worker) it belongs to
- * the one job that made it. */
-struct prompt_clip {
-    char *path;        /* the cache key: a file's resolved absolute path,
-                          or "tts:<lang>:<text>" */
-    size_t n_frames;   /* 20 ms frames; the last one padded with silence */
-    int16_t *pcm;      /* n_frames * 160 samples, 8 kHz mono */
-    uint8_t *alaw;     /* pcm encoded, n_frames * 160 bytes */
-    uint8_t *ulaw;
-    struct timespec mtime; /* of the file when loaded; a change reloads it
-                              (nanoseconds: a rewrite within the same second
-                              must be seen too) */
-    off_t size;        /* mtime and size are 0 for speech */
-    unsigned refs;
-};
 
 struct prompt_cache;
 
@@ -55,7 +38,6 @@ void prompt_cache_free(struct prompt_cache *pc);
  * undecodable one -32602. */
 int prompt_cache_get(struct prompt_cache *pc, const char *name,
                      struct prompt_clip **out, struct rpc_error *err);
-void prompt_clip_unref(struct prompt_clip *clip);
 
 /* Returns a new reference to text spoken in lang (tts.h), synthesised on
  * the calling thread when not cached: a repeated text costs a hash

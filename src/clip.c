@@ -1,4 +1,5 @@
-/* clip: one prompt clip from a file or a type 10 text. Owns the audio
+/* clip: one prompt clip from a file or a type 10 text, and the clip's
+ * reference count (prompt_clip_unref, its one destructor). Owns the audio
  * conversions every clip goes through: decoding with libsndfile (after a
  * look at the header's length against max_prompt_seconds), downmix,
  * resampling to 8 kHz mono with libsamplerate, padding to whole 20 ms
@@ -22,6 +23,17 @@
 #include "tts.h"
 
 #define PROMPT_RATE 8000
+
+void prompt_clip_unref(struct prompt_clip *clip)
+{
+    if (!clip || --clip->refs > 0)
+        return;
+    free(clip->path);
+    free(clip->pcm);
+    free(clip->alaw);
+    free(clip->ulaw);
+    free(clip);
+}
 
 /* Samples needed to hold n whole or partial 20 ms frames. */
 static size_t prompt_padded(size_t n)

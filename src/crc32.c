@@ -1,10 +1,10 @@
 /* crc32: the CRC-32 of journal records, ledger lines and the seq mark
- * (journal_crc32, declared in include/journal.h). Pure; a const table, no
+ * (journal_crc32, declared in include/crc32.h). Pure; a const table, no
  * state. Apart from journal.c so that file stays about its records. */
 #include <stddef.h>
 #include <stdint.h>
 
-#include "journal.h"
+#include "crc32.h"
 
 /* The reflected IEEE polynomial 0xEDB88320, one entry per byte value;
  * const, so it is no mutable state. */

@@ -103,17 +103,6 @@ void prompt_cache_free(struct prompt_cache *pc)
     free(pc);
 }
 
-void prompt_clip_unref(struct prompt_clip *clip)
-{
-    if (!clip || --clip->refs > 0)
-        return;
-    free(clip->path);
-    free(clip->pcm);
-    free(clip->alaw);
-    free(clip->ulaw);
-    free(clip);
-}
-
 void prompt_clips_release(struct prompt_clip **clips, size_t n)
 {
     if (!clips)

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "crc32.h"
 #include "log.h"
 
 #define SEQMARK_MAGIC 0x314d5443u /* "CTM1" little-endian */
