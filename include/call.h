@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "api.h"
-#include "idmap.h"
 #include "ledger.h"
 #include "prompt.h"
 
