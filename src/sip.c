@@ -16,8 +16,8 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,17 +55,18 @@ struct sip_leg;
 
 enum sip_cmd_type { SIP_CMD_INVITE, SIP_CMD_HANGUP, SIP_CMD_STOP };
 
-/* A command from the main loop; carries a whole sip_invite so one queue
- * message type serves every command. */
+/* A command from the main loop: one small struct per kind. */
 struct sip_cmd {
     enum sip_cmd_type type;
-    struct sip_invite invite;  /* INVITE: everything; HANGUP: call_id */
+    union {
+        /* INVITE: a heap copy, the only message with the gateway's
+         * password; the SIP thread's once popped, wiped and freed by
+         * sip_invite_free when the INVITE is out. */
+        struct sip_invite *invite;
+        uint64_t call_id; /* HANGUP */
+        /* STOP: nothing */
+    };
 };
-
-/* Internal start-up result travels on the event queue before any call
- * event, so sip_start can wait for the thread without a second channel. */
-#define SIP_EV_STARTED 100
-#define SIP_EV_START_FAILED 101
 
 #define SIP_STOP_GRACE_MS 5000
 #define SIP_ALLOWED_METHODS "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
@@ -108,6 +109,10 @@ struct sip {
     struct idmap legs;          /* call_id -> struct sip_leg * */
     bool shutting_down;
     su_timer_t *stop_timer;     /* bounds the wait for nua_shutdown */
+    /* Start-up handshake: the thread writes these, then posts started
+     * once; sip_start reads them after its wait. */
+    sem_t started;
+    bool start_ok;
     char start_error[256];
     /* Crash recovery, before nua starts (sip_recover). */
     const struct sip_dialog *orphans;
@@ -117,25 +122,32 @@ struct sip {
 
 /* ---- SIP thread: helpers ------------------------------------------------ */
 
-static void sip_post(struct sip *s, const struct sip_event *ev)
+static void sip_post(struct sip *s, struct sip_event ev)
 {
-    if (queue_push(s->events, ev) < 0)
+    if (queue_push(s->events, &ev) < 0) {
         log_error("sip: out of memory queueing an event for call %llu",
-                  (unsigned long long)ev->call_id);
+                  (unsigned long long)ev.call_id);
+        sip_event_release(&ev);
+    }
 }
 
-static void sip_post_simple(struct sip *s, struct sip_leg *leg,
-                            enum sip_event_type type, int status, bool local,
-                            bool by_peer)
+/* Sends main a copy of the leg's dialog record (a DIALOG event). */
+static void sip_post_dialog(struct sip *s, const struct sip_leg *leg,
+                            const struct sip_dialog *d)
 {
-    struct sip_event ev = {0};
-    ev.type = type;
-    ev.call_id = leg->call_id;
-    ev.status = status;
-    ev.local = local;
-    ev.by_peer = by_peer;
-    ev.payload_type = -1;
-    sip_post(s, &ev);
+    struct sip_event ev;
+    if (sip_event_dialog(&ev, leg->call_id, d) < 0)
+        log_error("sip: out of memory queueing an event for call %llu",
+                  (unsigned long long)leg->call_id);
+    else
+        sip_post(s, ev);
+}
+
+/* The INVITE command's copy: the password wiped before it is freed. */
+static void sip_invite_free(struct sip_invite *inv)
+{
+    explicit_bzero(inv, sizeof *inv);
+    free(inv);
 }
 
 static void leg_free(struct sip *s, struct sip_leg *leg)
@@ -145,6 +157,7 @@ static void leg_free(struct sip *s, struct sip_leg *leg)
         nua_handle_bind(leg->nh, NULL);
         nua_handle_destroy(leg->nh);
     }
+    explicit_bzero(leg->password, sizeof leg->password);
     free(leg);
 }
 
@@ -164,23 +177,25 @@ static const char *sip_sdp_body(const sip_t *sip, size_t *len)
 /* Finds where to send RTP and with which payload type in a 2xx's SDP:
  * the answerer's first listed PCMA or PCMU, at an address and port ctid
  * may stream to (sdp_examine). Anything else leaves payload_type -1. */
-static void parse_answer(struct sip_leg *leg, const sip_t *sip,
-                         struct sip_event *ev)
+static struct sip_event parse_answer(struct sip_leg *leg, const sip_t *sip,
+                                     int status)
 {
     size_t len = 0;
     const char *body = sip_sdp_body(sip, &len);
-    enum sdp_result r = session_answer(&leg->ss, body, len, ev->reason,
-                                       sizeof ev->reason);
-    ev->payload_type = -1;
+    char reason[sizeof ((struct sip_ev_answered *)0)->reason] = "";
+    enum sdp_result r = session_answer(&leg->ss, body, len, reason,
+                                       sizeof reason);
     if (r != SDP_OK) {
-        ev->media_refused = r == SDP_REFUSED;
-        log_debug("%s: SDP answer unusable: %s", leg->res_id, ev->reason);
-        return;
+        struct sip_event ev = sip_event_answered(leg->call_id, status, -1,
+                                                 NULL, 0, 0);
+        ev.answered.media_refused = r == SDP_REFUSED;
+        memcpy(ev.answered.reason, reason, sizeof reason);
+        log_debug("%s: SDP answer unusable: %s", leg->res_id, reason);
+        return ev;
     }
-    ev->payload_type = leg->ss.payload_type;
-    ev->media = leg->ss.dest;
-    ev->media_len = leg->ss.dest_len;
-    ev->rtcp_port = leg->ss.rtcp_port;
+    return sip_event_answered(leg->call_id, status, leg->ss.payload_type,
+                              &leg->ss.dest, leg->ss.dest_len,
+                              leg->ss.rtcp_port);
 }
 
 /* Copies src into a fixed field; false (and nothing useful) if it does not
@@ -190,18 +205,18 @@ static bool copy_field(char *dst, size_t len, const char *src)
     return src != NULL && (size_t)snprintf(dst, len, "%s", src) < len;
 }
 
-/* Records in ev what a restarted daemon needs to end this call if ctid
+/* Records in d what a restarted daemon needs to end this call if ctid
  * dies now: for a CANCEL the INVITE's request line, From, To, CSeq and
  * Via branch; once answered, the peer's tag, Contact and route set for a
- * BYE. Leaves ev->has_dialog false when the response lacks any of it. */
-static void sip_fill_dialog(const struct sip_leg *leg, const sip_t *sip,
-                            bool established, struct sip_event *ev)
+ * BYE. False when the response lacks any of it. */
+static bool sip_fill_dialog(const struct sip_leg *leg, const sip_t *sip,
+                            bool established, struct sip_dialog *d)
 {
-    struct sip_dialog *d = &ev->dialog;
+    memset(d, 0, sizeof *d);
     if (sip == NULL || sip->sip_call_id == NULL || sip->sip_from == NULL ||
         sip->sip_to == NULL || sip->sip_via == NULL ||
         sip->sip_via->v_branch == NULL || sip->sip_cseq == NULL)
-        return;
+        return false;
     su_home_t home[1] = {SU_HOME_INIT(home)};
     bool ok = copy_field(d->call_id, sizeof d->call_id,
                          sip->sip_call_id->i_id) &&
@@ -241,11 +256,11 @@ static void sip_fill_dialog(const struct sip_leg *leg, const sip_t *sip,
         }
     }
     su_home_deinit(home);
-    ev->has_dialog = ok;
     if (!ok)
         log_warn("%s: dialog identifiers too long to keep; a crash now "
                  "would leave this call for the gateway to time out",
                  leg->res_id);
+    return ok;
 }
 
 /* ---- SIP thread: commands ------------------------------------------------ */
@@ -255,10 +270,7 @@ static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
     struct sip_leg *leg = calloc(1, sizeof *leg);
     if (leg == NULL || idmap_put(&s->legs, inv->call_id, leg) < 0) {
         free(leg);
-        struct sip_event ev = {.type = SIP_EV_FAILED, .call_id = inv->call_id,
-                               .status = 500, .local = true,
-                               .payload_type = -1};
-        sip_post(s, &ev);
+        sip_post(s, sip_event_failed(inv->call_id, 500, true));
         return;
     }
     leg->call_id = inv->call_id;
@@ -294,7 +306,7 @@ static void sip_do_invite(struct sip *s, const struct sip_invite *inv)
                          SIPTAG_TO_STR(to),
                          SIPTAG_CALL_ID_STR(inv->sip_call_id), TAG_END());
     if (leg->nh == NULL) {
-        sip_post_simple(s, leg, SIP_EV_FAILED, 500, true, false);
+        sip_post(s, sip_event_failed(leg->call_id, 500, true));
         leg_free(s, leg);
         return;
     }
@@ -341,18 +353,14 @@ static int sip_on_commands(struct sip *s, su_wait_t *w, void *arg)
     while (queue_pop(s->commands, &cmd)) {
         switch (cmd.type) {
         case SIP_CMD_INVITE:
-            if (s->shutting_down) {
-                struct sip_event ev = {.type = SIP_EV_FAILED,
-                                       .call_id = cmd.invite.call_id,
-                                       .status = 503, .local = true,
-                                       .payload_type = -1};
-                sip_post(s, &ev);
-            } else {
-                sip_do_invite(s, &cmd.invite);
-            }
+            if (s->shutting_down)
+                sip_post(s, sip_event_failed(cmd.invite->call_id, 503, true));
+            else
+                sip_do_invite(s, cmd.invite);
+            sip_invite_free(cmd.invite);
             break;
         case SIP_CMD_HANGUP:
-            sip_do_hangup(s, cmd.invite.call_id);
+            sip_do_hangup(s, cmd.call_id);
             break;
         case SIP_CMD_STOP:
             if (!s->shutting_down) {
@@ -394,9 +402,12 @@ static bool sip_try_auth(struct sip_leg *leg, const sip_t *sip)
     snprintf(cred, sizeof cred, "%s:%s:%s:%s", au->au_scheme, realm,
              leg->username, leg->password);
     leg->auth_tried = true;
+    /* One answer per leg: the password is not needed again. */
+    explicit_bzero(leg->password, sizeof leg->password);
     log_info("%s: answering %s challenge for realm %s as %s", leg->res_id,
              au->au_scheme, realm, leg->username);
     nua_authenticate(leg->nh, NUTAG_AUTH(cred), TAG_END());
+    explicit_bzero(cred, sizeof cred); /* nua keeps its own copy */
     return true;
 }
 
@@ -423,17 +434,11 @@ static void sip_post_media(struct sip *s, struct sip_leg *leg,
 {
     if (changes == 0)
         return;
-    struct sip_event ev = {0};
-    ev.type = SIP_EV_MEDIA;
-    ev.call_id = leg->call_id;
-    ev.payload_type = leg->ss.payload_type;
-    ev.paused = leg->ss.paused;
-    if (changes & SESSION_MOVED) {
-        ev.media = leg->ss.dest;
-        ev.media_len = leg->ss.dest_len;
-        ev.rtcp_port = leg->ss.rtcp_port;
-    }
-    sip_post(s, &ev);
+    bool moved = changes & SESSION_MOVED;
+    sip_post(s, sip_event_media(leg->call_id, leg->ss.paused,
+                                moved ? &leg->ss.dest : NULL,
+                                moved ? leg->ss.dest_len : 0,
+                                leg->ss.rtcp_port));
 }
 
 /* Keeps main's dialog record (the ledger, for a BYE after a crash) in step
@@ -461,16 +466,8 @@ static void sip_note_dialog(struct sip *s, struct sip_leg *leg,
         }
         su_home_deinit(home);
     }
-    if (!changed)
-        return;
-    struct sip_event ev = {0};
-    ev.type = SIP_EV_MEDIA; /* nothing changed but the dialog record */
-    ev.call_id = leg->call_id;
-    ev.payload_type = leg->ss.payload_type;
-    ev.paused = leg->ss.paused;
-    ev.has_dialog = true;
-    ev.dialog = leg->dialog;
-    sip_post(s, &ev);
+    if (changed)
+        sip_post_dialog(s, leg, &leg->dialog);
 }
 
 /* A re-INVITE or UPDATE inside the call. With no soa (NUTAG_MEDIA_ENABLE
@@ -540,7 +537,7 @@ static void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
              leg->res_id, what, status, phrase,
              local ? " (from our stack)" : "");
     leg->reported = true;
-    sip_post_simple(s, leg, SIP_EV_SESSION_LOST, status, local, false);
+    sip_post(s, sip_event_session_lost(leg->call_id, status, local));
     /* nua itself ends the dialog now: after a 481 or 408 it removes the
      * session without a BYE (RFC 5057: the callee has no such dialog or
      * it timed out), after other errors it sends the BYE (RFC 4028
@@ -565,20 +562,16 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
     if (status < 200) {
         if (leg->hangup)
             return;
-        struct sip_event ev = {0};
-        ev.type = SIP_EV_PROGRESS;
-        ev.call_id = leg->call_id;
-        ev.status = status;
-        ev.local = local;
-        ev.payload_type = -1;
-        /* Once per INVITE (a digest answer sends a new one). */
+        /* The dialog record once per INVITE (a digest answer sends a new
+         * one), just before the PROGRESS it came with. */
+        struct sip_dialog d;
         if (!local && sip != NULL && sip->sip_cseq != NULL &&
-            sip->sip_cseq->cs_seq != leg->reported_cseq) {
-            sip_fill_dialog(leg, sip, false, &ev);
-            if (ev.has_dialog)
-                leg->reported_cseq = sip->sip_cseq->cs_seq;
+            sip->sip_cseq->cs_seq != leg->reported_cseq &&
+            sip_fill_dialog(leg, sip, false, &d)) {
+            leg->reported_cseq = sip->sip_cseq->cs_seq;
+            sip_post_dialog(s, leg, &d);
         }
-        sip_post(s, &ev);
+        sip_post(s, sip_event_progress(leg->call_id, status, local));
         return;
     }
     if (status < 300) {
@@ -592,16 +585,12 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
             }
             return;
         }
-        struct sip_event ev = {0};
-        ev.type = SIP_EV_ANSWERED;
-        ev.call_id = leg->call_id;
-        ev.status = status;
-        parse_answer(leg, sip, &ev);
-        sip_fill_dialog(leg, sip, true, &ev);
-        leg->dialog = ev.dialog;
-        leg->has_dialog = ev.has_dialog;
-        sip_post(s, &ev);
-        if (ev.payload_type >= 0 && leg->ss.paused)
+        struct sip_event ev = parse_answer(leg, sip, status);
+        leg->has_dialog = sip_fill_dialog(leg, sip, true, &leg->dialog);
+        if (leg->has_dialog)
+            sip_post_dialog(s, leg, &leg->dialog);
+        sip_post(s, ev);
+        if (ev.answered.payload_type >= 0 && leg->ss.paused)
             sip_post_media(s, leg, SESSION_HOLD);
         /* Session refresh (RFC 4028) by UPDATE without SDP where the
          * callee allows it: a re-INVITE refresh would resend the INVITE,
@@ -616,7 +605,7 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
         return;
     if (!leg->reported) {
         leg->reported = true;
-        sip_post_simple(s, leg, SIP_EV_FAILED, status, local, false);
+        sip_post(s, sip_event_failed(leg->call_id, status, local));
     }
 }
 
@@ -642,11 +631,12 @@ static void sip_on_state(struct sip *s, struct sip_leg *leg, int status,
              * that expired, a refresh answered 481). */
             log_warn("%s: dialog lost (%d); ending the call", leg->res_id,
                      status);
-            sip_post_simple(s, leg, SIP_EV_SESSION_LOST,
-                            status >= 300 ? status : 408, true, false);
+            sip_post(s, sip_event_session_lost(
+                            leg->call_id, status >= 300 ? status : 408,
+                            true));
         } else {
-            sip_post_simple(s, leg, SIP_EV_FAILED, status ? status : 500,
-                            true, false);
+            sip_post(s, sip_event_failed(leg->call_id,
+                                         status ? status : 500, true));
         }
     }
     log_debug("%s: dialog terminated", leg->res_id);
@@ -672,7 +662,7 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
         if (leg != NULL && !leg->reported) {
             log_info("%s: BYE from callee", leg->res_id);
             leg->reported = true;
-            sip_post_simple(s, leg, SIP_EV_ENDED, 200, false, true);
+            sip_post(s, sip_event_ended(leg->call_id, 200, false, true));
         }
         break;
     case nua_i_state:
@@ -708,7 +698,7 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
                      "(answered %d)", leg->res_id, status);
             leg->reported = true;
             leg->bye_sent = true;
-            sip_post_simple(s, leg, SIP_EV_SESSION_LOST, 408, true, false);
+            sip_post(s, sip_event_session_lost(leg->call_id, 408, true));
             break;
         }
         /* fall through */
@@ -892,7 +882,6 @@ static unsigned sip_timer_b_ms(const struct conf *c)
 static void *sip_thread_main(void *arg)
 {
     struct sip *s = arg;
-    struct sip_event ev = {.type = (enum sip_event_type)SIP_EV_START_FAILED};
     char url[320], host[300];
 
     su_init();
@@ -960,8 +949,8 @@ static void *sip_thread_main(void *arg)
                  "sofia-sip: cannot watch the command queue");
         goto fail;
     }
-    ev.type = (enum sip_event_type)SIP_EV_STARTED;
-    sip_post(s, &ev);
+    s->start_ok = true;
+    sem_post(&s->started);
     log_info("sip: listening on udp %s", host);
 
     su_root_run(s->root);
@@ -991,7 +980,7 @@ fail:
     }
     su_home_unref(home);
     su_deinit();
-    sip_post(s, &ev);
+    sem_post(&s->started); /* start_ok false */
     return NULL;
 }
 
@@ -1003,21 +992,34 @@ static void sip_on_events(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct sip *s = arg;
     struct sip_event ev;
-    while (queue_pop(s->events, &ev))
+    while (queue_pop(s->events, &ev)) {
         s->on_event(s->arg, &ev);
+        sip_event_release(&ev);
+    }
 }
 
-/* Waits for the thread's first event, the start-up result. */
+/* Waits for the thread's start-up result (the semaphore it posts once). */
 static int sip_wait_started(struct sip *s)
 {
-    struct sip_event ev;
-    for (;;) {
-        if (queue_pop(s->events, &ev))
-            return ev.type == (enum sip_event_type)SIP_EV_STARTED ? 0 : -1;
-        struct pollfd pfd = {.fd = queue_fd(s->events), .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+    while (sem_wait(&s->started) < 0)
+        if (errno != EINTR)
             return -1;
-    }
+    return s->start_ok ? 0 : -1;
+}
+
+/* Frees what is left in both queues once the thread is gone: INVITE
+ * copies (the password wiped) and DIALOG records nobody will read. */
+static void sip_free_queues(struct sip *s)
+{
+    struct sip_cmd cmd;
+    while (s->commands != NULL && queue_pop(s->commands, &cmd))
+        if (cmd.type == SIP_CMD_INVITE)
+            sip_invite_free(cmd.invite);
+    struct sip_event ev;
+    while (s->events != NULL && queue_pop(s->events, &ev))
+        sip_event_release(&ev);
+    queue_free(s->commands);
+    queue_free(s->events);
 }
 
 struct sip *sip_start(const struct conf *conf, struct event_base *base,
@@ -1036,6 +1038,7 @@ struct sip *sip_start(const struct conf *conf, struct event_base *base,
     s->orphans = orphans; /* read by the thread before it reports started */
     s->n_orphans = n_orphans;
     idmap_init(&s->legs);
+    sem_init(&s->started, 0, 0);
     s->commands = queue_new(sizeof(struct sip_cmd));
     s->events = queue_new(sizeof(struct sip_event));
     if (s->commands == NULL || s->events == NULL) {
@@ -1064,8 +1067,8 @@ struct sip *sip_start(const struct conf *conf, struct event_base *base,
 fail:
     if (s->events_ev != NULL)
         event_free(s->events_ev);
-    queue_free(s->commands);
-    queue_free(s->events);
+    sip_free_queues(s);
+    sem_destroy(&s->started);
     free(s);
     return NULL;
 }
@@ -1078,20 +1081,27 @@ void sip_stop(struct sip *s)
     if (queue_push(s->commands, &stop) == 0)
         pthread_join(s->thread, NULL);
     event_free(s->events_ev);
-    queue_free(s->commands);
-    queue_free(s->events);
+    sip_free_queues(s);
+    sem_destroy(&s->started);
     free(s);
 }
 
 int sip_invite(struct sip *s, const struct sip_invite *inv)
 {
-    struct sip_cmd cmd = {.type = SIP_CMD_INVITE, .invite = *inv};
-    return queue_push(s->commands, &cmd);
+    struct sip_cmd cmd = {.type = SIP_CMD_INVITE};
+    cmd.invite = malloc(sizeof *cmd.invite);
+    if (cmd.invite == NULL)
+        return -1;
+    *cmd.invite = *inv;
+    if (queue_push(s->commands, &cmd) < 0) {
+        sip_invite_free(cmd.invite);
+        return -1;
+    }
+    return 0;
 }
 
 int sip_hangup(struct sip *s, uint64_t call_id)
 {
-    struct sip_cmd cmd = {.type = SIP_CMD_HANGUP};
-    cmd.invite.call_id = call_id;
+    struct sip_cmd cmd = {.type = SIP_CMD_HANGUP, .call_id = call_id};
     return queue_push(s->commands, &cmd);
 }
