@@ -3,7 +3,7 @@
  *
  * What it measures. A sender (this process) plays N streams: every 20 ms
  * tick each stream sends one 172-byte RTP packet (12-byte header + 160
- * bytes of A-law, built the way src/media.c builds it: header written,
+ * bytes of A-law, built the way src/media_worker.c builds it: header written,
  * payload copied from a clip). The tick is split into --slots slots (1: one
  * burst of N packets per tick; 20: ctid's wheel, N/20 packets every 1 ms).
  * The sender's CPU (getrusage RUSAGE_SELF, user + sys, from the first tick
@@ -158,7 +158,8 @@ static double tv_us(struct timeval tv)
     return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
 }
 
-/* Writes the stream's next packet (header + payload) to pkt, as media.c. */
+/* Writes the stream's next packet (header + payload) to pkt, as
+ * media_worker.c does. */
 static inline void build(uint8_t *pkt, struct stream *s)
 {
     const uint32_t ts = s->ts, ssrc = s->ssrc;

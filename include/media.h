@@ -1,8 +1,11 @@
-/* media: RTP and RTCP (RFC 3550) for calls. Owns the RTP port range, two
- * UDP sockets per call (RTP on an even port, RTCP on the next), and the
- * media threads that send each stream's 20 ms frames at their due time on
- * an absolute clock, so long prompts never drift, and its RTCP sender
- * reports (rtcp.h). Incoming RTP and RTCP are dropped in the kernel. */
+/* media: RTP and RTCP (RFC 3550) for calls. Owns the streams (a port
+ * pair from the RTP range, rtpports.c: two UDP sockets per call, RTP on
+ * an even port, RTCP on the next) and the media threads that send each
+ * playing stream's 20 ms frames at their due time on an absolute clock,
+ * so long prompts never drift, and its RTCP sender reports (rtcp.h).
+ * Nothing here runs on the libevent loop but the hand-back of streams
+ * that finished; incoming RTP and RTCP are dropped in the kernel and
+ * never read. Every function below is for the main thread. */
 #ifndef CTID_MEDIA_H
 #define CTID_MEDIA_H
 

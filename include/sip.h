@@ -2,7 +2,11 @@
  * docs/architecture.md for why). The main loop sends commands through one
  * queue and receives events through another; each queue wakes its reader
  * with an eventfd. Calls are named by process_id on both sides, so no
- * pointer crosses the thread boundary. */
+ * pointer to a call or a leg crosses the thread boundary; the only
+ * pointers that do are to heap copies handed over with a message (an
+ * INVITE command's struct sip_invite, a DIALOG event's record), each
+ * freed by the sip module. Commands and events are small tagged unions,
+ * one struct per kind (sizes in docs/architecture.md). */
 #ifndef CTID_SIP_H
 #define CTID_SIP_H
 
@@ -51,34 +55,109 @@ enum sip_event_type {
     SIP_EV_ANSWERED,   /* 2xx with a usable SDP answer; ACK sent */
     SIP_EV_FAILED,     /* the INVITE ended without a call */
     SIP_EV_ENDED,      /* an established call ended (BYE either way) */
-    SIP_EV_MEDIA,      /* a re-INVITE/UPDATE changed the media: media
-                          (media_len 0: unchanged) and paused; or only
-                          the dialog record (has_dialog: a refresh) */
+    SIP_EV_MEDIA,      /* a re-INVITE/UPDATE changed the media */
     SIP_EV_SESSION_LOST, /* an answered call's dialog is gone without a
                             BYE from the callee: a session refresh failed
                             (status) or the session expired (408) */
+    SIP_EV_DIALOG,     /* the call's dialog record, new or changed: comes
+                          just before the PROGRESS or ANSWERED it belongs
+                          to, or alone (a refresh or target refresh) */
 };
 
+/* One struct per kind: each carries what its kind needs and no more. */
+struct sip_ev_progress {
+    int status;                       /* 100-199 */
+    bool local;                       /* made by our stack, not the peer */
+};
+
+struct sip_ev_answered {
+    int status;                       /* 2xx */
+    int payload_type;                 /* 8 PCMA, 0 PCMU, -1 none */
+    bool media_refused;               /* payload_type -1 because the SDP is
+                                         unusable (reason), not merely
+                                         without PCMA/PCMU */
+    char reason[128];                 /* why the SDP is unusable */
+    struct sockaddr_storage dest;     /* where to send RTP */
+    socklen_t dest_len;
+    uint16_t rtcp_port;               /* a=rtcp port, 0: RTP + 1 */
+};
+
+struct sip_ev_failed {
+    int status;                       /* the final status */
+    bool local;                       /* made by our stack (timeout,
+                                         transport error), not the peer */
+};
+
+struct sip_ev_ended {
+    int status;
+    bool local;
+    bool by_peer;                     /* the callee sent BYE */
+};
+
+struct sip_ev_media {
+    bool paused;                      /* the callee holds the call */
+    struct sockaddr_storage dest;     /* dest_len 0: unchanged */
+    socklen_t dest_len;
+    uint16_t rtcp_port;               /* with dest: a=rtcp, 0: RTP + 1 */
+};
+
+struct sip_ev_session_lost {
+    int status;                       /* the refresh's, or 408 */
+    bool local;
+};
+
+struct sip_ev_dialog {
+    /* Heap, owned by the sip module, not the receiver: valid during the
+     * sip_event_fn call only (copy what you keep); freed after it by
+     * sip_event_release. Never NULL in a queued event. */
+    struct sip_dialog *record;
+};
+
+/* A SIP event: the kind, the call, and the kind's own struct. The queue
+ * copies sizeof(struct sip_event) bytes, the largest kind's (ANSWERED);
+ * the dialog record (~1.8 KB) rides by pointer in its own kind. */
 struct sip_event {
     enum sip_event_type type;
-    uint64_t call_id;
-    int status;                       /* SIP status; for FAILED the final */
-    bool local;                       /* status made by our stack (timeout,
-                                         transport error), not the peer */
-    bool by_peer;                     /* ENDED: the callee sent BYE */
-    int payload_type;                 /* ANSWERED: 8 PCMA, 0 PCMU, -1 none */
-    struct sockaddr_storage media;    /* ANSWERED, MEDIA: where to send RTP */
-    socklen_t media_len;
-    bool paused;                      /* MEDIA: the callee holds the call */
-    bool media_refused;               /* ANSWERED with payload_type -1: the
-                                         SDP is unusable (reason), not
-                                         merely without PCMA/PCMU */
-    char reason[128];                 /* ANSWERED: why the SDP is unusable */
-    uint16_t rtcp_port;               /* ANSWERED, MEDIA: a=rtcp port, 0: RTP + 1 */
-    bool has_dialog;                  /* PROGRESS/ANSWERED: dialog is set */
-    struct sip_dialog dialog;         /* how to end it after a crash */
+    uint64_t call_id;                 /* the call's process_id */
+    union {
+        struct sip_ev_progress progress;
+        struct sip_ev_answered answered;
+        struct sip_ev_failed failed;
+        struct sip_ev_ended ended;
+        struct sip_ev_media media;
+        struct sip_ev_session_lost session_lost;
+        struct sip_ev_dialog dialog;
+    };
 };
 
+/* Event constructors (sip_event.c; pure, so tests' stand-ins for the SIP
+ * thread build the very events it sends). */
+struct sip_event sip_event_progress(uint64_t call_id, int status,
+                                    bool local);
+/* payload_type -1 and no address: reason says why when media_refused. */
+struct sip_event sip_event_answered(uint64_t call_id, int status,
+                                    int payload_type,
+                                    const struct sockaddr_storage *dest,
+                                    socklen_t dest_len, uint16_t rtcp_port);
+struct sip_event sip_event_failed(uint64_t call_id, int status, bool local);
+struct sip_event sip_event_ended(uint64_t call_id, int status, bool local,
+                                 bool by_peer);
+/* dest NULL (or dest_len 0): the address is unchanged. */
+struct sip_event sip_event_media(uint64_t call_id, bool paused,
+                                 const struct sockaddr_storage *dest,
+                                 socklen_t dest_len, uint16_t rtcp_port);
+struct sip_event sip_event_session_lost(uint64_t call_id, int status,
+                                        bool local);
+/* A heap copy of d in a DIALOG event; -1 (ev untouched) if out of
+ * memory. */
+int sip_event_dialog(struct sip_event *ev, uint64_t call_id,
+                     const struct sip_dialog *d);
+/* Frees what ev owns (a DIALOG's record); any other kind: nothing. */
+void sip_event_release(struct sip_event *ev);
+/* "PROGRESS", "ANSWERED", ... for log lines and tests. */
+const char *sip_event_name(enum sip_event_type type);
+
+/* Called on the main loop for each event, in the SIP thread's order. */
 typedef void (*sip_event_fn)(void *arg, const struct sip_event *ev);
 
 /* Starts the SIP thread bound to conf's sip address. Events are delivered
@@ -93,7 +172,10 @@ struct sip *sip_start(const struct conf *conf, struct event_base *base,
 /* Ends every dialog it still has, stops and joins the thread. */
 void sip_stop(struct sip *s);
 
-/* Queue commands; both return 0 or -1 (out of memory). */
+/* Queue commands; both return 0 or -1 (out of memory). The INVITE command
+ * carries a heap copy of inv (the only command with the credentials),
+ * which the SIP thread wipes and frees once the INVITE is sent; the
+ * caller keeps inv. */
 int sip_invite(struct sip *s, const struct sip_invite *inv);
 /* CANCEL before a final response, BYE after 2xx; then forgets the call.
  * No event follows. Unknown or finished ids are ignored. */

@@ -274,60 +274,64 @@ static void call_on_media_change(struct call *c, const struct sip_event *ev)
 {
     if (c->state != CALL_ANSWERED)
         return;
-    if (ev->media_len > 0) {
-        c->media_dest = ev->media;
-        c->media_dest_len = ev->media_len;
+    const struct sip_ev_media *m = &ev->media;
+    if (m->dest_len > 0) {
+        c->media_dest = m->dest;
+        c->media_dest_len = m->dest_len;
     }
     const struct sockaddr *dest =
-        ev->media_len ? (const struct sockaddr *)&ev->media : NULL;
-    if (c->env->ops.media_update(c->media, dest, ev->media_len, ev->rtcp_port,
-                                 ev->paused) < 0)
+        m->dest_len ? (const struct sockaddr *)&m->dest : NULL;
+    if (c->env->ops.media_update(c->media, dest, m->dest_len, m->rtcp_port,
+                                 m->paused) < 0)
         log_warn("%s: cannot change the RTP stream (%s)", c->res_id,
-                 ev->paused ? "hold" : "resume");
+                 m->paused ? "hold" : "resume");
 }
 
 void call_on_sip_event(struct call *c, const struct sip_event *ev)
 {
-    if (ev->has_dialog) {
+    const struct sip_ev_answered *a = &ev->answered;
+    switch (ev->type) {
+    case SIP_EV_DIALOG: /* comes before the PROGRESS/ANSWERED it is for */
         if (c->dialog == NULL)
             c->dialog = malloc(sizeof *c->dialog);
         if (c->dialog != NULL) {
-            *c->dialog = ev->dialog;
+            *c->dialog = *ev->dialog.record;
             ledger_note_dialog(c->env->deps.ledger, c->process_id,
                                c->dialog);
         }
-    }
-    switch (ev->type) {
+        break;
     case SIP_EV_PROGRESS:
-        call_input(c, CALL_IN_PROVISIONAL, ev->status, ev->local);
+        call_input(c, CALL_IN_PROVISIONAL, ev->progress.status,
+                   ev->progress.local);
         break;
     case SIP_EV_ANSWERED:
-        if (ev->payload_type < 0) {
-            if (ev->media_refused)
-                log_warn("%s: answer refused: %s", c->res_id, ev->reason);
+        if (a->payload_type < 0) {
+            if (a->media_refused)
+                log_warn("%s: answer refused: %s", c->res_id, a->reason);
             else
                 log_warn("%s: answer offers neither PCMA nor PCMU",
                          c->res_id);
-            call_input(c, CALL_IN_NO_CODEC, ev->status, false);
+            call_input(c, CALL_IN_NO_CODEC, a->status, false);
             break;
         }
-        c->media_dest = ev->media;
-        c->media_dest_len = ev->media_len;
-        c->payload_type = ev->payload_type;
-        c->env->ops.media_set_rtcp_port(c->media, ev->rtcp_port);
-        call_input(c, CALL_IN_ANSWERED, ev->status, false);
+        c->media_dest = a->dest;
+        c->media_dest_len = a->dest_len;
+        c->payload_type = a->payload_type;
+        c->env->ops.media_set_rtcp_port(c->media, a->rtcp_port);
+        call_input(c, CALL_IN_ANSWERED, a->status, false);
         break;
     case SIP_EV_FAILED:
-        call_input(c, CALL_IN_FAILED, ev->status, ev->local);
+        call_input(c, CALL_IN_FAILED, ev->failed.status, ev->failed.local);
         break;
     case SIP_EV_ENDED:
-        call_input(c, CALL_IN_PEER_BYE, ev->status, ev->local);
+        call_input(c, CALL_IN_PEER_BYE, ev->ended.status, ev->ended.local);
         break;
     case SIP_EV_MEDIA:
         call_on_media_change(c, ev);
         break;
     case SIP_EV_SESSION_LOST:
-        call_input(c, CALL_IN_SESSION_LOST, ev->status, ev->local);
+        call_input(c, CALL_IN_SESSION_LOST, ev->session_lost.status,
+                   ev->session_lost.local);
         break;
     }
 }

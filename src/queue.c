@@ -1,8 +1,12 @@
 /* queue: a mutex-guarded FIFO of fixed-size messages plus an eventfd.
- * Every message that crosses a thread (main loop <-> SIP thread, media
- * threads, finished worker jobs) goes through a struct queue; the only
- * other locks are the worker pool's job list (work.c) and espeak-ng's
- * (tts.c). */
+ * Every message that crosses a thread (main loop <-> SIP thread, main
+ * loop <-> media threads, finished worker jobs) goes through a struct
+ * queue; each channel's message is a small tagged union, one struct per
+ * kind (docs/architecture.md lists them). The only other locks are the
+ * worker pool's job list (work.c) and espeak-ng's (tts.c); the SIP
+ * thread's start-up result is a semaphore posted once (sip.c). Owns its
+ * nodes only: a message's pointers are its sender's and receiver's
+ * business. */
 #include "queue.h"
 
 #include <pthread.h>

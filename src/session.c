@@ -5,8 +5,8 @@
  * codec, direction per RFC 3264 6.1) or 488 leaving everything as it was.
  * An offer or answer that is sendonly, inactive or has c=0.0.0.0 (RFC
  * 2543) pauses the RTP; a sendrecv or recvonly one resumes it; a new
- * address redirects it. The caller (sip.c) does the SIP I/O and tells the
- * main loop about the changes.
+ * address redirects it. The callers (sip_leg.c, sip_dialog.c) do the SIP
+ * I/O and tell the main loop about the changes.
  *
  * Owns nothing beyond the struct session its caller embeds. */
 #include "session.h"

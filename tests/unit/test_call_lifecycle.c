@@ -266,21 +266,40 @@ static struct call *construct(struct fixture *f, unsigned max_ring)
     return f->placed;
 }
 
+/* The event the SIP thread would post, built by its own constructors;
+ * local false: from the peer. */
 static void sip_event(struct fixture *f, enum sip_event_type type,
                       uint64_t id, int status)
 {
     struct sip_event ev;
     memset(&ev, 0, sizeof ev);
-    ev.type = type;
-    ev.call_id = id;
-    ev.status = status;
-    if (type == SIP_EV_ANSWERED) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ev.media;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(30000);
-        sin->sin_addr.s_addr = htonl(0x7f000001);
-        ev.media_len = sizeof *sin;
-        ev.payload_type = 8;
+    struct sockaddr_storage dest;
+    memset(&dest, 0, sizeof dest);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&dest;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(30000);
+    sin->sin_addr.s_addr = htonl(0x7f000001);
+    switch (type) {
+    case SIP_EV_PROGRESS:
+        ev = sip_event_progress(id, status, false);
+        break;
+    case SIP_EV_ANSWERED:
+        ev = sip_event_answered(id, status, 8, &dest, sizeof *sin, 0);
+        break;
+    case SIP_EV_FAILED:
+        ev = sip_event_failed(id, status, false);
+        break;
+    case SIP_EV_ENDED:
+        ev = sip_event_ended(id, status, false, false);
+        break;
+    case SIP_EV_MEDIA:
+        ev = sip_event_media(id, false, NULL, 0, 0);
+        break;
+    case SIP_EV_SESSION_LOST:
+        ev = sip_event_session_lost(id, status, false);
+        break;
+    default:
+        fail_msg("no stand-in for %s", sip_event_name(type));
     }
     calls_on_sip_event(&f->calls, &ev);
 }

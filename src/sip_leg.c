@@ -1,0 +1,274 @@
+/* sip_leg: one outbound INVITE on the SIP thread, from the INVITE
+ * command to nua's terminated state. Owns struct sip_leg's life (made by
+ * sip_leg_invite, freed by sip_leg_free): the From/To/SDP of the INVITE,
+ * digest answers (the password wiped once used), the responses that
+ * become PROGRESS, ANSWERED and FAILED events, and CANCEL or BYE when main
+ * hangs up. What happens once the call is answered is sip_dialog.c's. */
+#include "sip_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "uri.h"
+
+void sip_leg_free(struct sip *s, struct sip_leg *leg)
+{
+    idmap_del(&s->legs, leg->call_id);
+    if (leg->nh != NULL) {
+        nua_handle_bind(leg->nh, NULL);
+        nua_handle_destroy(leg->nh);
+    }
+    explicit_bzero(leg->password, sizeof leg->password);
+    free(leg);
+}
+
+/* The message's SDP body, or NULL (none, or another content type). */
+const char *sip_sdp_body(const sip_t *sip, size_t *len)
+{
+    if (sip == NULL || sip->sip_payload == NULL ||
+        sip->sip_payload->pl_len == 0)
+        return NULL;
+    if (sip->sip_content_type != NULL && sip->sip_content_type->c_type &&
+        strcasecmp(sip->sip_content_type->c_type, "application/sdp") != 0)
+        return NULL;
+    *len = sip->sip_payload->pl_len;
+    return sip->sip_payload->pl_data;
+}
+
+/* Finds where to send RTP and with which payload type in a 2xx's SDP:
+ * the answerer's first listed PCMA or PCMU, at an address and port ctid
+ * may stream to (sdp_examine). Anything else leaves payload_type -1. */
+static struct sip_event parse_answer(struct sip_leg *leg, const sip_t *sip,
+                                     int status)
+{
+    size_t len = 0;
+    const char *body = sip_sdp_body(sip, &len);
+    char reason[sizeof ((struct sip_ev_answered *)0)->reason] = "";
+    enum sdp_result r = session_answer(&leg->ss, body, len, reason,
+                                       sizeof reason);
+    if (r != SDP_OK) {
+        struct sip_event ev = sip_event_answered(leg->call_id, status, -1,
+                                                 NULL, 0, 0);
+        ev.answered.media_refused = r == SDP_REFUSED;
+        memcpy(ev.answered.reason, reason, sizeof reason);
+        log_debug("%s: SDP answer unusable: %s", leg->res_id, reason);
+        return ev;
+    }
+    return sip_event_answered(leg->call_id, status, leg->ss.payload_type,
+                              &leg->ss.dest, leg->ss.dest_len,
+                              leg->ss.rtcp_port);
+}
+
+void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
+{
+    struct sip_leg *leg = calloc(1, sizeof *leg);
+    if (leg == NULL || idmap_put(&s->legs, inv->call_id, leg) < 0) {
+        free(leg);
+        sip_post(s, sip_event_failed(inv->call_id, 500, true));
+        return;
+    }
+    leg->call_id = inv->call_id;
+    snprintf(leg->res_id, sizeof leg->res_id, "%s", inv->res_id);
+    snprintf(leg->username, sizeof leg->username, "%s", inv->username);
+    snprintf(leg->password, sizeof leg->password, "%s", inv->password);
+
+    char local[300], target[300], from[600], to[600], sdp[512];
+    uri_hostport(local, sizeof local, s->conf.sip_host, s->conf.sip_port);
+    uri_hostport(target, sizeof target, inv->to_host, inv->to_port);
+    if (inv->anonymous)
+        snprintf(from, sizeof from,
+                 "\"Anonymous\" <sip:anonymous@anonymous.invalid>");
+    else
+        snprintf(from, sizeof from, "<sip:%s@%s>",
+                 inv->from_user[0] ? inv->from_user : s->conf.default_from,
+                 inv->from_host[0] ? inv->from_host : local);
+    if (inv->to_user[0])
+        snprintf(to, sizeof to, "<sip:%s@%s>", inv->to_user, target);
+    else
+        snprintf(to, sizeof to, "<sip:%s>", target);
+    snprintf(leg->to, sizeof leg->to, "%s", to);
+    snprintf(leg->request_uri, sizeof leg->request_uri, "%.*s",
+             (int)strlen(to) - 2, to + 1);
+    uint32_t id;
+    if (getrandom(&id, sizeof id, 0) != sizeof id)
+        id = inv->rtp_port;
+    session_init(&leg->ss, leg->res_id, conf_media_ip(&s->conf),
+                 inv->rtp_port, id);
+    session_offer(&leg->ss, sdp, sizeof sdp);
+
+    leg->nh = nua_handle(s->nua, leg, SIPTAG_FROM_STR(from),
+                         SIPTAG_TO_STR(to),
+                         SIPTAG_CALL_ID_STR(inv->sip_call_id), TAG_END());
+    if (leg->nh == NULL) {
+        sip_post(s, sip_event_failed(leg->call_id, 500, true));
+        sip_leg_free(s, leg);
+        return;
+    }
+    log_info("%s: INVITE %s from %s (rtp port %u)", leg->res_id, to, from,
+             inv->rtp_port);
+    nua_invite(leg->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+               SIPTAG_PAYLOAD_STR(sdp),
+               TAG_IF(inv->anonymous, SIPTAG_PRIVACY_STR("id")), TAG_END());
+}
+
+void sip_leg_hangup(struct sip *s, uint64_t call_id)
+{
+    struct sip_leg *leg = idmap_get(&s->legs, call_id);
+    if (leg == NULL || leg->hangup)
+        return;
+    leg->hangup = true;
+    leg->reported = true; /* main has released the call: no more events */
+    if (leg->bye_sent) {
+        log_debug("%s: BYE already on its way", leg->res_id);
+    } else if (leg->answered) {
+        log_info("%s: BYE", leg->res_id);
+        leg->bye_sent = true;
+        nua_bye(leg->nh, TAG_END());
+    } else {
+        log_info("%s: CANCEL", leg->res_id);
+        nua_cancel(leg->nh, TAG_END());
+    }
+}
+
+/* Answers a 401/407 with the gateway's credentials, once. */
+static bool sip_try_auth(struct sip_leg *leg, const sip_t *sip)
+{
+    if (leg->auth_tried || leg->username[0] == '\0' || sip == NULL)
+        return false;
+    msg_auth_t const *au = sip->sip_proxy_authenticate
+                               ? sip->sip_proxy_authenticate
+                               : sip->sip_www_authenticate;
+    if (au == NULL)
+        return false;
+    const char *realm = msg_params_find(au->au_params, "realm=");
+    if (realm == NULL)
+        return false;
+    char cred[512];
+    snprintf(cred, sizeof cred, "%s:%s:%s:%s", au->au_scheme, realm,
+             leg->username, leg->password);
+    leg->auth_tried = true;
+    /* One answer per leg: the password is not needed again. */
+    explicit_bzero(leg->password, sizeof leg->password);
+    log_info("%s: answering %s challenge for realm %s as %s", leg->res_id,
+             au->au_scheme, realm, leg->username);
+    nua_authenticate(leg->nh, NUTAG_AUTH(cred), TAG_END());
+    explicit_bzero(cred, sizeof cred); /* nua keeps its own copy */
+    return true;
+}
+
+/* Did our own stack make this response (timeout, ICMP error, DNS failure)
+ * rather than the peer? nta synthesises those complete with headers and a
+ * To tag; what they lack is the transport the tport layer records on every
+ * message it reads from the network (ai_protocol stays 0). Inside a nua
+ * callback, nua_current_request() is the message of the event at hand,
+ * here the response. */
+bool sip_response_is_local(nua_t *nua, const sip_t *sip)
+{
+    if (sip == NULL)
+        return true;
+    msg_t *msg = nua_current_request(nua);
+    su_addrinfo_t *ai = msg ? msg_addrinfo(msg) : NULL;
+    return ai == NULL || ai->ai_protocol == 0;
+}
+
+static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
+                                       int status, const char *phrase,
+                                       const sip_t *sip, bool local)
+{
+    if (leg->answered) {
+        /* A response to a refresh re-INVITE: not news for main (and its
+         * dialog record must stay "established"). */
+        if (status >= 200)
+            sip_on_refresh_response(s, leg, "re-INVITE", status, phrase,
+                                    sip, local);
+        return;
+    }
+    log_info("%s: %d %s%s", leg->res_id, status, phrase,
+             local ? " (from our stack)" : "");
+    if (status < 200) {
+        if (leg->hangup)
+            return;
+        /* The dialog record once per INVITE (a digest answer sends a new
+         * one), just before the PROGRESS it came with. */
+        struct sip_dialog d;
+        if (!local && sip != NULL && sip->sip_cseq != NULL &&
+            sip->sip_cseq->cs_seq != leg->reported_cseq &&
+            sip_fill_dialog(leg, sip, false, &d)) {
+            leg->reported_cseq = sip->sip_cseq->cs_seq;
+            sip_post_dialog(s, leg, &d);
+        }
+        sip_post(s, sip_event_progress(leg->call_id, status, local));
+        return;
+    }
+    if (status < 300) {
+        leg->answered = true;
+        if (leg->hangup) {
+            /* 200 crossed our CANCEL: the call exists, so end it. */
+            if (!leg->bye_sent) {
+                log_info("%s: BYE (answer crossed CANCEL)", leg->res_id);
+                leg->bye_sent = true;
+                nua_bye(leg->nh, TAG_END());
+            }
+            return;
+        }
+        struct sip_event ev = parse_answer(leg, sip, status);
+        leg->has_dialog = sip_fill_dialog(leg, sip, true, &leg->dialog);
+        if (leg->has_dialog)
+            sip_post_dialog(s, leg, &leg->dialog);
+        sip_post(s, ev);
+        if (ev.answered.payload_type >= 0 && leg->ss.paused)
+            sip_post_media(s, leg, SESSION_HOLD);
+        /* Session refresh (RFC 4028) by UPDATE without SDP where the
+         * callee allows it: a re-INVITE refresh would resend the INVITE,
+         * offer and all. */
+        if (sip != NULL && sip->sip_allow != NULL &&
+            sip_is_allowed(sip->sip_allow, sip_method_update, "UPDATE"))
+            nua_set_hparams(leg->nh, NUTAG_UPDATE_REFRESH(1), TAG_END());
+        return;
+    }
+    if ((status == 401 || status == 407) && !leg->hangup &&
+        sip_try_auth(leg, sip))
+        return;
+    if (!leg->reported) {
+        leg->reported = true;
+        sip_post(s, sip_event_failed(leg->call_id, status, local));
+    }
+}
+
+void sip_leg_on_invite_response(struct sip *s, struct sip_leg *leg,
+                                int status, const char *phrase,
+                                const sip_t *sip)
+{
+    sip_handle_invite_response(s, leg, status, phrase, sip,
+                               sip_response_is_local(s->nua, sip));
+}
+
+void sip_leg_on_state(struct sip *s, struct sip_leg *leg, int status,
+                      tagi_t tags[])
+{
+    int state = nua_callstate_init;
+    tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+    if (state != nua_callstate_terminated)
+        return;
+    if (!leg->reported) {
+        leg->reported = true;
+        if (leg->answered) {
+            /* Neither side's BYE: nua ended the dialog itself (a session
+             * that expired, a refresh answered 481). */
+            log_warn("%s: dialog lost (%d); ending the call", leg->res_id,
+                     status);
+            sip_post(s, sip_event_session_lost(
+                            leg->call_id, status >= 300 ? status : 408,
+                            true));
+        } else {
+            sip_post(s, sip_event_failed(leg->call_id,
+                                         status ? status : 500, true));
+        }
+    }
+    log_debug("%s: dialog terminated", leg->res_id);
+    sip_leg_free(s, leg);
+}
