@@ -13,22 +13,20 @@
 
 #include "ledger.h"
 #include "log.h"
+#include "testutil.h"
 
-static char dir[64];
+static char dir[TU_DIR_MAX];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/ctid-ledger-XXXXXX");
-    return mkdtemp(dir) == NULL ? -1 : 0;
+    return tu_mkdtemp(dir, sizeof dir, "ledger");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(dir);
 }
 
 static void fill(struct ledger_call *lc, uint64_t pid, const char *ud)
@@ -129,7 +127,7 @@ static void test_parse_damage(void **state)
     unsigned bad;
     char err[256];
     char sub[128];
-    snprintf(sub, sizeof sub, "%s/damage", dir);
+    tu_path(sub, sizeof sub, dir, "damage");
     mkdir(sub, 0700);
     assert_int_equal(ledger_open(&l, sub, &orphans, &n, err, sizeof err), 0);
     struct ledger_call a, b;
@@ -140,7 +138,7 @@ static void test_parse_damage(void **state)
     ledger_close(&l);
 
     char path[256];
-    snprintf(path, sizeof path, "%s/calls.log", sub);
+    tu_path(path, sizeof path, sub, "calls.log");
     FILE *f = fopen(path, "rb");
     char buf[8192];
     size_t len = fread(buf, 1, sizeof buf, f);
