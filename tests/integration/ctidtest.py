@@ -20,11 +20,13 @@ status is 1 when M > 0.
 Pieces: Test (checks, temp dir, cleanup), Ctid (daemon process), Sipp (UAS
 process), RpcClient (one JSON-RPC connection: replies matched by id, events
 collected separately, arrival order kept), RtpSink (UDP socket + thread
-recording RTP packets), prompt helpers (sox), G.711 helpers.
+recording RTP packets), the metrics endpoint (http_get, scrape), prompt
+helpers (sox), G.711 helpers.
 """
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -1148,6 +1150,46 @@ def best_correlation(x, y, max_lag=64):
             if c > best[0]:
                 best = (c, lag)
     return best
+
+
+# --------------------------------------------------------------------------
+# the metrics endpoint (metrics_listen)
+
+def http_get(port, path, method="GET", timeout=5.0):
+    """One HTTP request to HOST:port: (status, {lower-case header: value},
+    body text)."""
+    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), \
+            r.read().decode("utf-8", "replace")
+    finally:
+        c.close()
+
+
+def scrape(port):
+    """The unlabelled samples of ctid's /metrics as {name: int}.
+    (test_metrics.py checks the whole text against the format.)"""
+    _, _, body = http_get(port, "/metrics")
+    out = {}
+    for line in body.splitlines():
+        m = re.match(r"^([a-z_]+) (\S+)$", line)
+        if m:
+            out[m.group(1)] = int(float(m.group(2)))
+    return out
+
+
+def wait_metric(port, name, want, timeout=10.0):
+    """Scrapes until the sample name equals want; its last value."""
+    deadline = time.time() + timeout
+    v = None
+    while time.time() < deadline:
+        v = scrape(port).get(name)
+        if v == want:
+            return v
+        time.sleep(0.05)
+    return v
 
 
 # --------------------------------------------------------------------------

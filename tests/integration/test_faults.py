@@ -45,7 +45,6 @@ cap and no handshake_timeout, for section 3) lives through:
 Deterministic: every random choice comes from SEED. CTID_FAULTS_SECTIONS=1,3
 (say) runs only those sections, for debugging.
 """
-import http.client
 import json
 import os
 import random
@@ -61,7 +60,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (HOST, FRAME, Test, check_construct_result,  # noqa: E402
                       check_released, check_rtp_stream, expected_payload,
-                      make_prompt, gateway, free_port, _short)
+                      make_prompt, gateway, free_port, scrape, wait_metric,
+                      _short)
 
 SEED = 20250611
 MAX_LINE = 8192
@@ -113,33 +113,6 @@ def proc_nofile(pid):
                 v = line.split()[3:5]
                 return tuple(-1 if x == "unlimited" else int(x) for x in v)
     return None
-
-
-def scrape(port):
-    """The unlabelled samples of ctid's /metrics as {name: int}."""
-    c = http.client.HTTPConnection(HOST, port, timeout=5)
-    try:
-        c.request("GET", "/metrics")
-        body = c.getresponse().read().decode()
-    finally:
-        c.close()
-    out = {}
-    for line in body.splitlines():
-        m = re.match(r"^([a-z_]+) (\S+)$", line)
-        if m:
-            out[m.group(1)] = int(float(m.group(2)))
-    return out
-
-
-def wait_metric(port, name, want, timeout=10.0):
-    deadline = time.time() + timeout
-    v = None
-    while time.time() < deadline:
-        v = scrape(port).get(name)
-        if v == want:
-            return v
-        time.sleep(0.05)
-    return v
 
 
 def _csum(b):
