@@ -982,6 +982,19 @@ def check_rtp_stream(t, pkts, expected, pt, label="RTP", full=True,
     return ok
 
 
+def check_one_stream(t, sink, expected, pt, label, full=True):
+    """Checks that sink received one RTP stream and that it carries the
+    expected payload bytes (check_rtp_stream). Its packets, or None when
+    there was not exactly one stream. Call sink.wait_quiet() first."""
+    streams = sink.streams()
+    if not t.check(len(streams) == 1, "RTP: one stream",
+                   "%d streams" % len(streams)):
+        return None
+    pkts = list(streams.values())[0]
+    check_rtp_stream(t, pkts, expected, pt, label, full=full)
+    return pkts
+
+
 def diff_bytes(got, want):
     if got == want:
         return "equal"
