@@ -379,6 +379,14 @@ class Ctid:
         self.exit_code = self.proc.returncode
         return self.exit_code
 
+    def wait_exit(self, timeout=10.0):
+        """Waits for the daemon to exit by itself (after a signal sent with
+        proc.send_signal): its exit status, or "still running"."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return "still running"
+
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
             self.stop()
@@ -389,6 +397,25 @@ class Ctid:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def wait_log(self, text, timeout=5.0, step=0.05):
+        """Waits until text is in the log; whether it is."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and text not in self.log_text():
+            time.sleep(step)
+        return text in self.log_text()
+
+    def conf_text(self):
+        with open(self.conf_path) as f:
+            return f.read()
+
+    def reload(self, text, wait_for="configuration reloaded", timeout=5.0):
+        """Writes text as the configuration file, sends SIGHUP and waits
+        until wait_for is in the log; whether it is."""
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+        self.proc.send_signal(signal.SIGHUP)
+        return self.wait_log(wait_for, timeout)
 
     def log_tail(self, n=60):
         """The last n lines, runs of one repeated line collapsed."""

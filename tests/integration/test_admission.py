@@ -101,9 +101,7 @@ def start(d):
     """Starts d and waits until it has seen the readiness probe's
     connection close, so that it does not count against a limit."""
     d.start()
-    deadline = time.time() + 10
-    while time.time() < deadline and "connection closed" not in d.log_text():
-        time.sleep(0.05)
+    d.wait_log("connection closed", timeout=10)
     return d
 
 

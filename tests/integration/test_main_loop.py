@@ -239,10 +239,7 @@ with t:
         time.sleep(0.2)
         z.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         z.close()
-        deadline = time.time() + 60
-        while time.time() < deadline and "no call placed" not in d.log_text():
-            time.sleep(0.1)
-        t.check("no call placed" in d.log_text(),
+        t.check(d.wait_log("no call placed", timeout=60, step=0.1),
                 "the daemon noted the closed connection and placed no call")
         time.sleep(0.5)
         n_calls = d.log_text().count(": constructed to ")

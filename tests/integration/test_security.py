@@ -38,7 +38,6 @@ password.
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -533,15 +532,9 @@ with t:
         r = a.call("sys.ping")
         t.check(r is not None and r.get("result") == "pong", "rot-a: ping before",
                 _short(r))
-        with open(rd.conf_path) as f:
-            text = f.read()
-        with open(rd.conf_path, "w") as f:
-            f.write(text.replace("auth_token = %s" % TOKEN,
-                                 "auth_token = %s" % NEW_TOKEN))
-        rd.proc.send_signal(signal.SIGHUP)
-        deadline = time.time() + 10
-        while time.time() < deadline and "configuration reloaded" not in rd.log_text():
-            time.sleep(0.05)
+        rd.reload(rd.conf_text().replace("auth_token = %s" % TOKEN,
+                                         "auth_token = %s" % NEW_TOKEN),
+                  timeout=10)
         t.check("SIGHUP: auth_token changed" in rd.log_text(),
                 "the token change is logged")
         r = a.call("sys.ping")
