@@ -1,12 +1,12 @@
 /* Helpers shared by the unit tests: a private temporary directory for a
- * test or a fixture, paths inside it, and its removal.
+ * test or a fixture, paths inside it, and its removal; test JSON.
  *
  * Header only (static inline), so that every tests/unit/test_*.c stays one
  * self-contained cmocka binary. Ownership: the caller owns the buffer that
  * holds the directory's name (TU_DIR_MAX bytes are enough) and removes the
  * directory with tu_rmtree() in its teardown; nothing here allocates.
  * Single-threaded: called from cmocka's setup, test and teardown only;
- * tu_path fails the running test through cmocka. */
+ * tu_path fails the running test through cmocka, as tu_json does. */
 #ifndef CTID_TESTUTIL_H
 #define CTID_TESTUTIL_H
 
@@ -51,5 +51,20 @@ static inline void tu_path(char *out, size_t size, const char *dir,
 
     assert_true(n >= 0 && (size_t)n < size);
 }
+
+#ifdef JANSSON_H
+/* Parses text as any JSON value; bad JSON fails the test (it is the test's
+ * own mistake). The caller owns the result (json_decref). Defined only
+ * where jansson.h was included before this header. */
+static inline json_t *tu_json(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+
+    if (v == NULL)
+        fail_msg("bad test JSON %s: %s", text, jerr.text);
+    return v;
+}
+#endif
 
 #endif
