@@ -62,10 +62,10 @@ static void test_named(void **state)
 {
     (void)state;
     json_t *p = tu_json("{\"from_uri\":\"1001\","
-                     "\"to_uri\":\"sip:13800000000@10.0.0.5:5060\","
-                     "\"play_content\":\"hello.wav\",\"play_repeat\":0,"
-                     "\"max_ring_seconds\":30,\"user_data\":\"ud\","
-                     "\"appid \":\"x\",\"unknown\":[1,2,3]}");
+                        "\"to_uri\":\"sip:13800000000@10.0.0.5:5060\","
+                        "\"play_content\":\"hello.wav\",\"play_repeat\":0,"
+                        "\"max_ring_seconds\":30,\"user_data\":\"ud\","
+                        "\"appid \":\"x\",\"unknown\":[1,2,3]}");
     struct api_construct c;
     parse_ok(p, &c);
     assert_true(c.from_given);
@@ -91,7 +91,7 @@ static void test_named_trailing_space(void **state)
 {
     (void)state;
     json_t *p = tu_json("{\" to_uri \":\"1@gw\",\"play_content \":\"a\","
-                     "\"play_repeat \":3}");
+                        "\"play_repeat \":3}");
     struct api_construct c;
     parse_ok(p, &c);
     assert_string_equal(c.to[0].user, "1");
@@ -104,7 +104,7 @@ static void test_positional(void **state)
 {
     (void)state;
     json_t *p = tu_json("[null, [\"1@gw1\", \"2@gw2:5070\"],"
-                     " [[\"a.wav\"], [\"b|c\", 7]], 2, 10, null]");
+                        " [[\"a.wav\"], [\"b|c\", 7]], 2, 10, null]");
     struct api_construct c;
     parse_ok(p, &c);
     assert_false(c.from_given);
@@ -151,9 +151,10 @@ static void test_defaults(void **state)
     json_decref(p);
 
     /* Explicit nulls are defaults too. */
-    p = tu_json("{\"from_uri\":null,\"to_uri\":\"1@gw\",\"play_content\":\"a\","
-             "\"play_repeat\":null,\"max_ring_seconds\":null,"
-             "\"user_data\":null}");
+    p = tu_json("{\"from_uri\":null,\"to_uri\":\"1@gw\","
+                "\"play_content\":\"a\",\"play_repeat\":null,"
+                "\"max_ring_seconds\":null,"
+                "\"user_data\":null}");
     struct rpc_error err;
     assert_int_equal(api_parse_construct(p, 7, &c, &err), 0);
     assert_false(c.from_given);

@@ -56,8 +56,8 @@ static void test_array(void **state)
 {
     (void)state;
     json_t *v = tu_json("[[\"a.wav\"], [\"b.wav\", 0], [\"skip\", -1, \"x\"],"
-                     " [\"c.wav|d/e.wav\", 7, \"opt\"],"
-                     " [\"f.wav\", null, null], [\"/abs\", -5]]");
+                        " [\"c.wav|d/e.wav\", 7, \"opt\"],"
+                        " [\"f.wav\", null, null], [\"/abs\", -5]]");
     struct playlist pl;
     struct rpc_error err;
     assert_int_equal(playlist_parse(v, &pl, &err), 0);
@@ -95,9 +95,9 @@ static void test_spoken(void **state)
 {
     (void)state;
     json_t *v = tu_json("[[\"intro.wav\"], [\"4815\", 1], [\"skip\", -1],"
-                     " [\"1086.30\", 2, \"lang=en\"], [\"0.05\", 3],"
-                     " [\"2024-02-29 00:00\", 4, \"x=1;lang=zh\"],"
-                     " [\"99:99\", 5], [\"a.wav|b.wav\", 7]]");
+                        " [\"1086.30\", 2, \"lang=en\"], [\"0.05\", 3],"
+                        " [\"2024-02-29 00:00\", 4, \"x=1;lang=zh\"],"
+                        " [\"99:99\", 5], [\"a.wav|b.wav\", 7]]");
     struct playlist pl;
     struct rpc_error err;
     assert_int_equal(playlist_parse(v, &pl, &err), 0);
@@ -283,7 +283,7 @@ static void test_tts(void **state)
 {
     (void)state;
     json_t *v = tu_json("[[\"您的包裹已到\", 10], [\" Your parcel, order 42. \", 10,"
-                     " \"lang=en\"], [\"a.wav\"], [\"x\", 10, \"x=1; lang=zh\"]]");
+                        " \"lang=en\"], [\"a.wav\"], [\"x\", 10, \"x=1; lang=zh\"]]");
     struct playlist pl;
     struct rpc_error err;
     assert_int_equal(playlist_parse(v, &pl, &err), 0);
