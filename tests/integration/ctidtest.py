@@ -1236,6 +1236,17 @@ def wait_metric(port, name, want, timeout=10.0):
 # contract checks shared by the tests
 
 
+def check_result(t, reply, want, what):
+    """Checks that a reply came and that its result is want: True, False
+    and None by identity (1 is not true), anything else by value."""
+    got = reply.get("result") if reply is not None else None
+    if isinstance(want, bool) or want is None:
+        ok = reply is not None and got is want
+    else:
+        ok = reply is not None and got == want
+    return t.check(ok, what, _short(reply))
+
+
 def check_construct_result(t, reply, node_id, to_uri, user_data, label="construct"):
     """Checks a construct reply; returns (res_id, process_id) or (None, None)."""
     if not t.check(reply is not None, "%s: reply received" % label, "no reply"):

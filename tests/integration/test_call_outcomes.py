@@ -20,7 +20,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
                       check_one_stream, expected_payload, make_prompt, gateway,
-                      free_port, header, digest_params, digest_ok)
+                      free_port, header, digest_params, digest_ok, check_result)
 
 DIAL_TIMEOUT = 4
 SHORT = 1.03   # prompt seconds
@@ -205,7 +205,7 @@ with t:
             return
         time.sleep(1.0)   # the 180 has arrived by now
         r = c.call("ext.notify_call.drop", {"res_id": res_id})
-        t.check(r is not None and r.get("result") is True, "drop returns true", repr(r))
+        check_result(t, r, True, "drop returns true")
         ev = c.wait_event(res_id, timeout=15)
         check_released(t, ev, res_id, "ud-dropring", "canceled", "sys", cause=None,
                        answered=False, t_before=t0, t_after=time.time())
@@ -213,8 +213,8 @@ with t:
             t.check(r.seq < ev.seq, "drop's reply came before the event")
         sp.check_exit(t, "the callee got CANCEL (and the 487 was ACKed)")
         r = c.call("ext.notify_call.exists", {"res_id": res_id})
-        t.check(r is not None and r.get("result") is False, "exists false after the "
-                "event", repr(r))
+        check_result(t, r, False, "exists false after the "
+                     "event")
     t.run("drop before answer", dropring)
 
     def dropans():
@@ -227,8 +227,7 @@ with t:
         got = sink.wait_packets(25, timeout=15)
         t.check(got, "RTP is flowing before the drop")
         r = c.call("ext.notify_call.drop", [res_id])
-        t.check(r is not None and r.get("result") is True,
-                "drop (positional) returns true", repr(r))
+        check_result(t, r, True, "drop (positional) returns true")
         ev = c.wait_event(res_id, timeout=15)
         t1 = time.time()
         check_released(t, ev, res_id, "ud-dropans", None, "sys", cause=200,
@@ -256,8 +255,7 @@ with t:
         t.check(r is not None and (r.get("error") or {}).get("code") == 404,
                 "drop of another node's res_id: error 404", repr(r))
         r = c.call("ext.notify_call.exists", {"res_id": bogus})
-        t.check(r is not None and r.get("result") is False,
-                "exists of an unknown res_id: false", repr(r))
+        check_result(t, r, False, "exists of an unknown res_id: false")
         r = c.call("ext.notify_call.drop", {})
         t.check(r is not None and (r.get("error") or {}).get("code") == -32602 and
                 "res_id" in (r.get("error") or {}).get("message", ""),

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
                       check_rtp_stream, expected_payload, make_prompt, gateway,
                       header, alaw_encode, ulaw_encode, read_wav, g711_of, FRAME,
-                      free_port)
+                      free_port, check_result)
 
 PROMPT_SECONDS = 1.03  # not a multiple of 20 ms: the last frame is padded
 
@@ -52,11 +52,9 @@ with t:
 
     def sub_subscribe():
         r = c2.call("sys.subscribe", {})
-        t.check(r is not None and r.get("result") is True,
-                "sys.subscribe returns true", repr(r))
+        check_result(t, r, True, "sys.subscribe returns true")
         r = c1.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "sys.ping returns \"pong\"",
-                repr(r))
+        check_result(t, r, "pong", "sys.ping returns \"pong\"")
     t.run("subscribe", sub_subscribe)
 
     def call_a():
@@ -74,11 +72,10 @@ with t:
             return
         pids.append(pid)
         r = c1.call("ext.notify_call.exists", {"res_id": res_id})
-        t.check(r is not None and r.get("result") is True,
-                "exists is true right after construct", repr(r))
+        check_result(t, r, True, "exists is true right after construct")
         r = c2.call("ext.notify_call.exists", [res_id])
-        t.check(r is not None and r.get("result") is True,
-                "exists (positional, other connection) is true during the call", repr(r))
+        check_result(t, r, True,
+                     "exists (positional, other connection) is true during the call")
         ev = c1.wait_event(res_id, timeout=30)
         t1 = time.time()
         check_released(t, ev, res_id, user_data, None, "sys", cause=200, answered=True,
@@ -95,8 +92,7 @@ with t:
                     "both connections got the same event params",
                     "%r vs %r" % (ev2.get("params"), ev.get("params")))
         r = c1.call("ext.notify_call.exists", {"res_id": res_id})
-        t.check(r is not None and r.get("result") is False,
-                "exists is false after the event", repr(r))
+        check_result(t, r, False, "exists is false after the event")
         sp.check_exit(t, "sipp received the daemon's BYE")
         sink.wait_quiet(0.5, 5)
         streams = sink.streams()

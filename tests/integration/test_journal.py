@@ -23,7 +23,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port)
+                      make_prompt, gateway, free_port, check_result)
 
 CONTRACT_KEYS = ["res_id", "error", "begin_time", "answer_time", "end_time",
                  "dropped_by", "user_data", "cause"]
@@ -70,7 +70,7 @@ with t:
         the reply is true. (client, reply)."""
         s = t.client(d.listen_port, name)
         r = s.call("sys.subscribe", since)
-        t.check(r is not None and r.get("result") is True, what, repr(r))
+        check_result(t, r, True, what)
         return s, r
 
     def busy_call_after(label, what):
@@ -208,11 +208,10 @@ with t:
             t.check(err.get("code") == -32602, "F: since %s is -32602" % json.dumps(p),
                     repr(r))
         r = c.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "F: the connection stays usable")
+        check_result(t, r, "pong", "F: the connection stays usable")
         r = c.call("sys.subscribe", {})
-        t.check(r is not None and r.get("result") is True,
-                "F: sys.subscribe without since still works (live only)")
+        check_result(t, r, True,
+                     "F: sys.subscribe without since still works (live only)")
         time.sleep(0.3)
         t.check_eq(c.events(), [], "F: live only: nothing replayed")
         c.close()

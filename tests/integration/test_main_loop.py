@@ -35,7 +35,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port, _short)
+                      make_prompt, gateway, free_port, _short, check_result)
 
 PING_MAX = 0.4      # s: one ping's round trip while the workers are busy
 QUICK = 1.5         # s: a refusal that needs no prompt work
@@ -180,8 +180,7 @@ with t:
         for res_id, ud in calls.items():
             c = a if ud == "speech" else b
             r = c.call("ext.notify_call.drop", {"res_id": res_id})
-            t.check(r is not None and r.get("result") is True,
-                    "drop the %s call" % ud, _short(r))
+            check_result(t, r, True, "drop the %s call" % ud)
             check_released(t, c.wait_event(res_id, timeout=20), res_id, ud,
                            None, "sys", cause=200, answered=True,
                            label="%s event" % ud)

@@ -30,7 +30,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port, http_get, HOST)
+                      make_prompt, gateway, free_port, http_get, HOST, check_result)
 
 GW_B_NAME = 'b "quoted" \\ name'     # label escaping end to end
 GW_B_LABEL = 'b \\"quoted\\" \\\\ name'
@@ -262,7 +262,7 @@ with t:
         c1 = t.client(d.listen_port, "creator")
         c2 = t.client(d.listen_port, "subscriber")
         r = c2.call("sys.subscribe", {})
-        t.check(r is not None and r.get("result") is True, "sys.subscribe", repr(r))
+        check_result(t, r, True, "sys.subscribe")
 
         sink = t.rtp_sink("A")
         sp = t.sipp("uas_answer_wait_bye.xml", port=port_a, rtp_sink_port=sink.port,

@@ -32,7 +32,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, make_prompt,  # noqa: E402
-                      gateway, free_port, _short)
+                      gateway, free_port, check_result)
 
 N_FULL = 80
 
@@ -128,8 +128,7 @@ with t:
     def replay(label):
         s = t.client(d.listen_port, "replay-" + label)
         r = s.call("sys.subscribe", {"since": 0})
-        t.check(r is not None and r.get("result") is True,
-                "%s: sys.subscribe since 0" % label, _short(r))
+        check_result(t, r, True, "%s: sys.subscribe since 0" % label)
         time.sleep(1.0)
         evs = s.events()
         note("replay-" + label, evs)
@@ -141,7 +140,7 @@ with t:
     def sub_a():
         state["sub"] = t.client(d.listen_port, "subscriber")
         r = state["sub"].call("sys.subscribe")
-        t.check(r is not None and r.get("result") is True, "A: subscribed")
+        check_result(t, r, True, "A: subscribed")
         state["c"] = t.client(d.listen_port, "creator")
         busy_calls(state["c"], 2, "A")
     t.run("A: two calls, disk fine", sub_a)
@@ -170,7 +169,7 @@ with t:
         mark = len(d.log_text())
         for res_id in ids:
             r = c.call("ext.notify_call.drop", {"res_id": res_id})
-            t.check(r is not None and r.get("result") is True, "B: drop", _short(r))
+            check_result(t, r, True, "B: drop")
         for res_id in ids:
             t.check(c.wait_event(res_id, timeout=20) is not None,
                     "B: the event of %s went out live with the disk full" % res_id)

@@ -24,7 +24,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port)
+                      make_prompt, gateway, free_port, check_result)
 
 t = Test("shutdown")
 with t:
@@ -155,8 +155,7 @@ with t:
                 "C: a broken file is reported")
         t.check(d.alive(), "C: the daemon keeps running")
         r = c.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "C: and serving", repr(r))
+        check_result(t, r, "pong", "C: and serving")
         c.close()
         t.check_eq(d.stop(), 0, "C: clean stop")
     t.run("C: SIGHUP reload", sub_c)
