@@ -123,6 +123,29 @@ static void newest_segment(const char *dir, char *path, size_t len)
     tu_path(path, len, dir, best);
 }
 
+/* Appends n records at T0 to the fixture's journal and closes it; path
+ * gets its newest segment file, the one a damage test then damages. */
+static void append_closed(struct fixture *f, int n, char *path, size_t len)
+{
+    struct journal j;
+    open_std(&j, f);
+    append_n(&j, n, T0);
+    journal_close(&j);
+    newest_segment(f->dir, path, len);
+}
+
+/* XORs the byte at off of path with mask. */
+static void flip_byte(const char *path, off_t off, unsigned char mask)
+{
+    int fd = open(path, O_RDWR);
+    unsigned char b;
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, off), 1);
+    b ^= mask;
+    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
 static int count_segments(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -243,10 +266,7 @@ static void test_torn_tail_truncated(void **state)
     struct journal j;
     char path[256];
     struct got *g = &f->got;
-    open_std(&j, f);
-    append_n(&j, 4, T0);
-    journal_close(&j);
-    newest_segment(f->dir, path, sizeof path);
+    append_closed(f, 4, path, sizeof path);
     off_t size = file_size(path);
     assert_int_equal(truncate(path, size - 3), 0);
     open_std(&j, f);
@@ -285,17 +305,9 @@ static void test_flipped_byte_detected(void **state)
     struct journal j;
     char path[256];
     struct got *g = &f->got;
-    open_std(&j, f);
-    append_n(&j, 3, T0);
-    journal_close(&j);
-    newest_segment(f->dir, path, sizeof path);
+    append_closed(f, 3, path, sizeof path);
     off_t size = file_size(path);
-    int fd = open(path, O_RDWR);
-    char b;
-    assert_int_equal(pread(fd, &b, 1, size - 4), 1);
-    b ^= 0x20;
-    assert_int_equal(pwrite(fd, &b, 1, size - 4), 1);
-    close(fd);
+    flip_byte(path, size - 4, 0x20);
     open_std(&j, f);
     read_all(&j, 0, g);
     assert_int_equal(g->n, 2);
@@ -304,17 +316,11 @@ static void test_flipped_byte_detected(void **state)
     journal_close(&j);
 
     /* and one flipped bit in a header's seq field, also caught */
-    open_std(&j, f);
-    append_n(&j, 1, T0); /* seq 4, the last record */
-    journal_close(&j);
-    newest_segment(f->dir, path, sizeof path); /* the cut started one */
+    /* seq 4, the last record, in a new segment (the cut started one) */
+    append_closed(f, 1, path, sizeof path);
     size = file_size(path);
     off_t rec = size - (JOURNAL_HEADER_BYTES + (off_t)strlen("{\"seq\":4}\n"));
-    fd = open(path, O_RDWR);
-    assert_int_equal(pread(fd, &b, 1, rec + 8), 1);
-    b ^= 0x04;
-    assert_int_equal(pwrite(fd, &b, 1, rec + 8), 1);
-    close(fd);
+    flip_byte(path, rec + 8, 0x04);
     open_std(&j, f);
     assert_int_equal(file_size(path), rec);
     read_all(&j, 0, g);
@@ -422,10 +428,7 @@ static void test_fuzz_cut_seq_kept_across_reopen(void **state)
     struct journal j;
     char path[256];
     struct got *g = &f->got;
-    open_std(&j, f);
-    append_n(&j, 4, T0);
-    journal_close(&j);
-    newest_segment(f->dir, path, sizeof path);
+    append_closed(f, 4, path, sizeof path);
     assert_int_equal(truncate(path, file_size(path) - 3), 0);
     open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 5); /* 4 is skipped */
