@@ -531,6 +531,14 @@ class Sipp:
         return [m for d, m in self.messages()
                 if d == "recv" and m.startswith(method + " ")]
 
+    def responses(self, status, cseq):
+        """Text of every response with this status sipp received for
+        CSeq "N METHOD"."""
+        n, method = cseq.split()
+        return [m for d, m in self.messages() if d == "recv" and
+                m.startswith("SIP/2.0 %d" % status) and
+                re.search(r"^CSeq:\s*%s %s\s*$" % (n, method), m, re.M | re.I)]
+
     def report(self):
         """sipp's error log and the interesting lines of its screen output."""
         parts = []
@@ -1009,16 +1017,17 @@ def check_rtp_stream(t, pkts, expected, pt, label="RTP", full=True,
     return ok
 
 
-def check_one_stream(t, sink, expected, pt, label, full=True):
+def check_one_stream(t, sink, expected, pt, label, **kw):
     """Checks that sink received one RTP stream and that it carries the
-    expected payload bytes (check_rtp_stream). Its packets, or None when
-    there was not exactly one stream. Call sink.wait_quiet() first."""
+    expected payload bytes (check_rtp_stream, which takes kw). Its packets,
+    or None when there was not exactly one stream. Call sink.wait_quiet()
+    first."""
     streams = sink.streams()
     if not t.check(len(streams) == 1, "RTP: one stream",
                    "%d streams" % len(streams)):
         return None
     pkts = list(streams.values())[0]
-    check_rtp_stream(t, pkts, expected, pt, label, full=full)
+    check_rtp_stream(t, pkts, expected, pt, label, **kw)
     return pkts
 
 
@@ -1190,6 +1199,24 @@ def best_correlation(x, y, max_lag=64):
             if c > best[0]:
                 best = (c, lag)
     return best
+
+
+def request_half_closed(port, req, timeout=30):
+    """Sends one request the way `printf REQUEST | nc` does: the line, a
+    half-close, then reading until EOF. The JSON lines received."""
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        sock.sendall((json.dumps(req) + "\n").encode())
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    return [json.loads(x) for x in data.decode().splitlines() if x.strip()]
 
 
 # --------------------------------------------------------------------------
