@@ -1274,6 +1274,17 @@ def check_result(t, reply, want, what):
     return t.check(ok, what, _short(reply))
 
 
+def construct(t, c, d, to_uri, play_content, label="construct", **params):
+    """Sends ext.notify_call.construct {to_uri, play_content, params...}
+    (in that order) on connection c of daemon d and checks the reply with
+    check_construct_result. The res_id, or None."""
+    reply = c.call("ext.notify_call.construct",
+                   dict({"to_uri": to_uri, "play_content": play_content}, **params))
+    res_id, _ = check_construct_result(t, reply, d.node_id, to_uri,
+                                       params.get("user_data"), label=label)
+    return res_id
+
+
 def check_construct_result(t, reply, node_id, to_uri, user_data, label="construct"):
     """Checks a construct reply; returns (res_id, process_id) or (None, None)."""
     if not t.check(reply is not None, "%s: reply received" % label, "no reply"):

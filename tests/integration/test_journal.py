@@ -22,7 +22,7 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
+from ctidtest import (Test, construct, check_released,  # noqa: E402
                       make_prompt, gateway, free_port, check_result)
 
 CONTRACT_KEYS = ["res_id", "error", "begin_time", "answer_time", "end_time",
@@ -35,7 +35,6 @@ with t:
     ports = {k: free_port("udp") for k in ("busy", "answer")}
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()])
     d.start()
-    node = d.node_id
     seen = []   # (seq, res_id) of every event so far, in order
 
     def busy_calls(c, n, label):
@@ -44,10 +43,7 @@ with t:
         evs = []
         for i in range(n):
             ud = "%s-%d" % (label, i)
-            reply = c.call("ext.notify_call.construct", {
-                "to_uri": d.uri(ports["busy"]), "play_content": "short.wav",
-                "user_data": ud})
-            res_id, _ = check_construct_result(t, reply, node, d.uri(ports["busy"]), ud)
+            res_id = construct(t, c, d, d.uri(ports["busy"]), "short.wav", user_data=ud)
             if res_id is None:
                 return evs
             ev = c.wait_event(res_id, timeout=20)
@@ -104,11 +100,8 @@ with t:
         before = seen[-1][0] if seen else 0
         c = t.client(d.listen_port, "creator-B")
         sp = t.sipp("uas_answer_wait_bye.xml", port=ports["answer"]).start()
-        reply = c.call("ext.notify_call.construct", {
-            "to_uri": d.uri(ports["answer"]), "play_content": "long.wav",
-            "play_repeat": 0, "user_data": "lost creator"})
-        res_id, _ = check_construct_result(t, reply, node, d.uri(ports["answer"]),
-                                           "lost creator")
+        res_id = construct(t, c, d, d.uri(ports["answer"]), "long.wav",
+                           play_repeat=0, user_data="lost creator")
         if res_id is None:
             return
         time.sleep(0.5)                    # answered, playing

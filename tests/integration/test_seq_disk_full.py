@@ -31,7 +31,7 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import (Test, check_construct_result, make_prompt,  # noqa: E402
+from ctidtest import (Test, construct, make_prompt,  # noqa: E402
                       gateway, free_port, check_result)
 
 N_FULL = 80
@@ -90,7 +90,6 @@ with t:
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()],
                state_dir=fs.path)
     d.start()
-    node = d.node_id
     named = {}      # seq -> set of res_ids it was seen with
     per_call = {}   # res_id -> set of seqs (None: no seq) it was seen with
     unnumbered = []  # events received without a seq
@@ -112,11 +111,8 @@ with t:
         res = []
         for i in range(n):
             ud = "%s-%d" % (label, i)
-            reply = c.call("ext.notify_call.construct", {
-                "to_uri": d.uri(ports["busy"]), "play_content": "short.wav",
-                "user_data": ud})
-            res_id, _ = check_construct_result(t, reply, node, d.uri(ports["busy"]),
-                                               ud, label="%s construct %d" % (label, i))
+            res_id = construct(t, c, d, d.uri(ports["busy"]), "short.wav",
+                               label="%s construct %d" % (label, i), user_data=ud)
             if res_id is not None:
                 t.check(c.wait_event(res_id, timeout=20) is not None,
                         "%s: event of call %d" % (label, i))
@@ -152,11 +148,8 @@ with t:
         ids = []
         for i in range(N_FULL):
             ud = ("B-%d-" % i) + "x" * 1000
-            reply = c.call("ext.notify_call.construct", {
-                "to_uri": d.uri(ports["ring"]), "play_content": "short.wav",
-                "user_data": ud})
-            res_id, _ = check_construct_result(t, reply, node, d.uri(ports["ring"]),
-                                               ud, label="B construct %d" % i)
+            res_id = construct(t, c, d, d.uri(ports["ring"]), "short.wav",
+                               label="B construct %d" % i, user_data=ud)
             if res_id:
                 ids.append(res_id)
         # ringing: INVITE, 100, 180 done (the ledger has their dialogs)
