@@ -17,11 +17,14 @@ failed.  --verbose prints every JSON line sent and received.  Every check
 prints one PASS/FAIL line; the last line is "N passed, M failed" and the exit
 status is 1 when M > 0.
 
-Pieces: Test (checks, temp dir, cleanup), Ctid (daemon process), Sipp (UAS
-process), RpcClient (one JSON-RPC connection: replies matched by id, events
-collected separately, arrival order kept), RtpSink (UDP socket + thread
-recording RTP packets), the metrics endpoint (http_get, scrape), prompt
-helpers (sox), G.711 helpers.
+Pieces: Test (checks, temp dir, cleanup), Ctid (daemon process: wait_log,
+wait_exit, reload), Sipp (UAS process: received, responses), RpcClient (one
+JSON-RPC connection: replies matched by id, events collected separately,
+arrival order kept), request_half_closed (an nc-style client), RtpSink (UDP
+socket + thread recording RTP packets; check_one_stream), the metrics
+endpoint (http_get, scrape, wait_metric), prompt helpers (sox), G.711
+helpers, and the contract checks every test shares (construct,
+check_result, check_construct_result, check_released).
 """
 
 import argparse
