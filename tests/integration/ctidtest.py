@@ -17,14 +17,19 @@ failed.  --verbose prints every JSON line sent and received.  Every check
 prints one PASS/FAIL line; the last line is "N passed, M failed" and the exit
 status is 1 when M > 0.
 
-Pieces: Test (checks, temp dir, cleanup), Ctid (daemon process), Sipp (UAS
-process), RpcClient (one JSON-RPC connection: replies matched by id, events
-collected separately, arrival order kept), RtpSink (UDP socket + thread
-recording RTP packets), prompt helpers (sox), G.711 helpers.
+Pieces: Test (checks, temp dir, cleanup), Ctid (daemon process: wait_log,
+wait_exit, reload), Sipp (UAS process: received, responses), RpcClient (one
+JSON-RPC connection: replies matched by id, events collected separately,
+arrival order kept), request_half_closed (an nc-style client), RtpSink (UDP
+socket + thread recording RTP packets; check_one_stream), the metrics
+endpoint (http_get, scrape, wait_metric), prompt helpers (sox), G.711
+helpers, and the contract checks every test shares (construct,
+check_result, check_construct_result, check_released).
 """
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -377,6 +382,14 @@ class Ctid:
         self.exit_code = self.proc.returncode
         return self.exit_code
 
+    def wait_exit(self, timeout=10.0):
+        """Waits for the daemon to exit by itself (after a signal sent with
+        proc.send_signal): its exit status, or "still running"."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return "still running"
+
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
             self.stop()
@@ -387,6 +400,25 @@ class Ctid:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def wait_log(self, text, timeout=5.0, step=0.05):
+        """Waits until text is in the log; whether it is."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and text not in self.log_text():
+            time.sleep(step)
+        return text in self.log_text()
+
+    def conf_text(self):
+        with open(self.conf_path) as f:
+            return f.read()
+
+    def reload(self, text, wait_for="configuration reloaded", timeout=5.0):
+        """Writes text as the configuration file, sends SIGHUP and waits
+        until wait_for is in the log; whether it is."""
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+        self.proc.send_signal(signal.SIGHUP)
+        return self.wait_log(wait_for, timeout)
 
     def log_tail(self, n=60):
         """The last n lines, runs of one repeated line collapsed."""
@@ -501,6 +533,14 @@ class Sipp:
         """Text of every request with this method sipp received."""
         return [m for d, m in self.messages()
                 if d == "recv" and m.startswith(method + " ")]
+
+    def responses(self, status, cseq):
+        """Text of every response with this status sipp received for
+        CSeq "N METHOD"."""
+        n, method = cseq.split()
+        return [m for d, m in self.messages() if d == "recv" and
+                m.startswith("SIP/2.0 %d" % status) and
+                re.search(r"^CSeq:\s*%s %s\s*$" % (n, method), m, re.M | re.I)]
 
     def report(self):
         """sipp's error log and the interesting lines of its screen output."""
@@ -980,6 +1020,20 @@ def check_rtp_stream(t, pkts, expected, pt, label="RTP", full=True,
     return ok
 
 
+def check_one_stream(t, sink, expected, pt, label, **kw):
+    """Checks that sink received one RTP stream and that it carries the
+    expected payload bytes (check_rtp_stream, which takes kw). Its packets,
+    or None when there was not exactly one stream. Call sink.wait_quiet()
+    first."""
+    streams = sink.streams()
+    if not t.check(len(streams) == 1, "RTP: one stream",
+                   "%d streams" % len(streams)):
+        return None
+    pkts = list(streams.values())[0]
+    check_rtp_stream(t, pkts, expected, pt, label, **kw)
+    return pkts
+
+
 def diff_bytes(got, want):
     if got == want:
         return "equal"
@@ -1150,8 +1204,88 @@ def best_correlation(x, y, max_lag=64):
     return best
 
 
+def request_half_closed(port, req, timeout=30):
+    """Sends one request the way `printf REQUEST | nc` does: the line, a
+    half-close, then reading until EOF. The JSON lines received."""
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        sock.sendall((json.dumps(req) + "\n").encode())
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    return [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+
+
+# --------------------------------------------------------------------------
+# the metrics endpoint (metrics_listen)
+
+def http_get(port, path, method="GET", timeout=5.0):
+    """One HTTP request to HOST:port: (status, {lower-case header: value},
+    body text)."""
+    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), \
+            r.read().decode("utf-8", "replace")
+    finally:
+        c.close()
+
+
+def scrape(port):
+    """The unlabelled samples of ctid's /metrics as {name: int}.
+    (test_metrics.py checks the whole text against the format.)"""
+    _, _, body = http_get(port, "/metrics")
+    out = {}
+    for line in body.splitlines():
+        m = re.match(r"^([a-z_]+) (\S+)$", line)
+        if m:
+            out[m.group(1)] = int(float(m.group(2)))
+    return out
+
+
+def wait_metric(port, name, want, timeout=10.0):
+    """Scrapes until the sample name equals want; its last value."""
+    deadline = time.time() + timeout
+    v = None
+    while time.time() < deadline:
+        v = scrape(port).get(name)
+        if v == want:
+            return v
+        time.sleep(0.05)
+    return v
+
+
 # --------------------------------------------------------------------------
 # contract checks shared by the tests
+
+
+def check_result(t, reply, want, what):
+    """Checks that a reply came and that its result is want: True, False
+    and None by identity (1 is not true), anything else by value."""
+    got = reply.get("result") if reply is not None else None
+    if isinstance(want, bool) or want is None:
+        ok = reply is not None and got is want
+    else:
+        ok = reply is not None and got == want
+    return t.check(ok, what, _short(reply))
+
+
+def construct(t, c, d, to_uri, play_content, label="construct", **params):
+    """Sends ext.notify_call.construct {to_uri, play_content, params...}
+    (in that order) on connection c of daemon d and checks the reply with
+    check_construct_result. The res_id, or None."""
+    reply = c.call("ext.notify_call.construct",
+                   dict({"to_uri": to_uri, "play_content": play_content}, **params))
+    res_id, _ = check_construct_result(t, reply, d.node_id, to_uri,
+                                       params.get("user_data"), label=label)
+    return res_id
 
 
 def check_construct_result(t, reply, node_id, to_uri, user_data, label="construct"):

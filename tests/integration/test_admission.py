@@ -33,7 +33,7 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import HOST, Test, _short  # noqa: E402
+from ctidtest import HOST, Test, _short, check_result  # noqa: E402
 
 TOKEN = "Tk-" + secrets.token_hex(14)
 
@@ -101,9 +101,7 @@ def start(d):
     """Starts d and waits until it has seen the readiness probe's
     connection close, so that it does not count against a limit."""
     d.start()
-    deadline = time.time() + 10
-    while time.time() < deadline and "connection closed" not in d.log_text():
-        time.sleep(0.05)
+    d.wait_log("connection closed", timeout=10)
     return d
 
 
@@ -122,8 +120,7 @@ with t:
         start(d)
         good = keep(connect(d.listen_port))
         r = rpc(good, "sys.auth", {"token": TOKEN})
-        t.check(r is not None and r.get("result") is True, "A: an early client "
-                "authenticates", _short(r))
+        check_result(t, r, True, "A: an early client authenticates")
         wrong = keep(connect(d.listen_port))
         r = rpc(wrong, "sys.auth", {"token": "Wr-" + secrets.token_hex(14)})
         t.check(r is not None and r.get("error", {}).get("code") == 401,
@@ -152,15 +149,13 @@ with t:
                 "\n".join(ln for ln in log.splitlines() if "handshake" in ln)[:2000])
         c = keep(connect(d.listen_port))
         r = rpc(c, "sys.auth", {"token": TOKEN})
-        t.check(r is not None and r.get("result") is True,
-                "A: the legitimate client is served now", _short(r))
+        check_result(t, r, True, "A: the legitimate client is served now")
         r = rpc(c, "sys.ping", id=2)
-        t.check(r is not None and r.get("result") == "pong", "A: its ping",
-                _short(r))
+        check_result(t, r, "pong", "A: its ping")
         r = rpc(good, "sys.ping", id=2)
-        t.check(r is not None and r.get("result") == "pong",
-                "A: the authenticated client idled %.0f s and is still served"
-                % (time.time() - t0), _short(r))
+        check_result(t, r, "pong",
+                     "A: the authenticated client idled %.0f s and is still served"
+                     % (time.time() - t0))
         t.check(d.alive(), "A: ctid alive")
     t.run("A: handshake_timeout with a token", sub_a)
 
@@ -172,7 +167,7 @@ with t:
         junk.sendall(b"not json\n{\"id\":1,\n")
         talker = keep(connect(d.listen_port))
         r = rpc(talker, "sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "B: ping", _short(r))
+        check_result(t, r, "pong", "B: ping")
         t0 = time.time()
         left = [silent, junk]
         while left and time.time() < t0 + 15:
@@ -183,8 +178,8 @@ with t:
                 "B: logged")
         time.sleep(max(0, t0 + 3 - time.time()))
         r = rpc(talker, "sys.ping", id=2)
-        t.check(r is not None and r.get("result") == "pong",
-                "B: the one that sent a request stays past the timeout", _short(r))
+        check_result(t, r, "pong",
+                     "B: the one that sent a request stays past the timeout")
     t.run("B: handshake_timeout without a token", sub_b)
 
     def sub_c():
@@ -205,16 +200,14 @@ with t:
         try:
             other = keep(connect(d.listen_port, src="127.0.0.2"))
             r = rpc(other, "sys.ping")
-            t.check(r is not None and r.get("result") == "pong",
-                    "C: a connection from 127.0.0.2 is accepted", _short(r))
+            check_result(t, r, "pong", "C: a connection from 127.0.0.2 is accepted")
         except OSError as ex:
             t.log("C: cannot bind 127.0.0.2 (%s); that check skipped" % ex)
         five[0].close()
         time.sleep(0.3)
         again = keep(connect(d.listen_port))
         r = rpc(again, "sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "C: after one closed, 127.0.0.1 may connect again", _short(r))
+        check_result(t, r, "pong", "C: after one closed, 127.0.0.1 may connect again")
         t.check("max_connections_per_ip reached" in d.log_text(),
                 "C: the refusal is logged")
     t.run("C: max_connections_per_ip", sub_c)
@@ -289,8 +282,7 @@ with t:
                 time.sleep(0.2)
         t.check(served is not None, "D: after ten closed, a new client is served")
         r = rpc(held[-1], "sys.ping", id=9)
-        t.check(r is not None and r.get("result") == "pong",
-                "D: a connection held throughout is still served", _short(r))
+        check_result(t, r, "pong", "D: a connection held throughout is still served")
         t.check(d.alive(), "D: ctid alive")
     t.run("D: out of file descriptors", sub_d)
 

@@ -22,7 +22,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
                       check_rtp_stream, expected_payload, make_prompt, gateway,
-                      free_port, _short)
+                      free_port, _short, check_result)
 
 MAX_LINE = 4096
 LONG = 3.01
@@ -49,7 +49,7 @@ with t:
 
     def start_call():
         r = idle.call("sys.subscribe")
-        t.check(r is not None and r.get("result") is True, "idle client subscribed")
+        check_result(t, r, True, "idle client subscribed")
         reply = creator.call("ext.notify_call.construct", {
             "to_uri": to_uri, "play_content": "long.wav", "play_repeat": LONG_REPEAT,
             "user_data": "in-flight", "appid ": "extra key, ignored",
@@ -173,8 +173,8 @@ with t:
         if r is not None:
             t.log("oversize reply: %s" % _short(r))
         r = bad.call("sys.ping", None, id=51)
-        t.check(r is not None and r.get("result") == "pong",
-                "sys.ping on the same connection after the oversize line", repr(r))
+        check_result(t, r, "pong",
+                     "sys.ping on the same connection after the oversize line")
         # an oversize line that arrives in pieces
         n = len(bad.all_msgs())
         bad.send_raw(line[:3000])
@@ -186,8 +186,7 @@ with t:
         t.check(r is not None and (r.get("error") or {}).get("code") == -32600,
                 "oversize line sent in three pieces: -32600", repr(r))
         r = bad.call("sys.ping", None, id=52)
-        t.check(r is not None and r.get("result") == "pong",
-                "sys.ping after the piecewise oversize line", repr(r))
+        check_result(t, r, "pong", "sys.ping after the piecewise oversize line")
         n = len(bad.all_msgs())
         time.sleep(0.3)
         extra = bad.all_msgs()[n:]
@@ -203,8 +202,7 @@ with t:
         t.check(len(bad.all_msgs()) == n, "no reply to half a line")
         bad.send_raw(line[17:])
         r = bad.wait_reply(60)
-        t.check(r is not None and r.get("result") == "pong",
-                "a line split across two sends is one request", repr(r))
+        check_result(t, r, "pong", "a line split across two sends is one request")
 
         n = len(bad.all_msgs())
         bad.send_raw("".join(json.dumps(o) + "\n" for o in (
@@ -277,11 +275,9 @@ with t:
             check_rtp_stream(t, streams[0], expected_payload(short, 8, 0), 8,
                              "positional RTP (play_repeat 0 at position 3)")
         r = idle.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "idle client still answers",
-                repr(r))
+        check_result(t, r, "pong", "idle client still answers")
         r = bad.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "the abused connection still answers", repr(r))
+        check_result(t, r, "pong", "the abused connection still answers")
         t.check(d.alive(), "ctid is alive")
         time.sleep(0.5)
         evs = idle.events()

@@ -10,6 +10,7 @@ the gateway's credentials (played normally), drop before answer (canceled/
 sys, CANCEL seen), drop after answer (null/sys, BYE seen), drop/exists of
 unknown ids, and SIGTERM during ringing (shutdown/sys).
 """
+import collections
 import os
 import socket
 import sys
@@ -18,8 +19,8 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      check_rtp_stream, expected_payload, make_prompt, gateway,
-                      free_port, header, digest_params, digest_ok)
+                      check_one_stream, expected_payload, make_prompt, gateway,
+                      free_port, header, digest_params, digest_ok, check_result)
 
 DIAL_TIMEOUT = 4
 SHORT = 1.03   # prompt seconds
@@ -62,41 +63,32 @@ with t:
             all_ids.append(res_id)
         return res_id, t0
 
-    def simple(name, scenario, error, dropped_by, cause, answered, ring_ms=300,
-               ring=None, elapsed=None):
-        sp = t.sipp(scenario, port=port[name], ring_ms=ring_ms).start()
-        res_id, t0 = construct(name, ring=ring)
+    def released(name, error, dropped_by, cause, answered, timeout=30, **kw):
+        """Constructs a call to gateway `name` (kw: construct's), waits for
+        its on_released and checks it. (t0, t1): construct sent, event
+        seen; None when the construct failed."""
+        res_id, t0 = construct(name, **kw)
         if not res_id:
-            return
-        ev = c.wait_event(res_id, timeout=30)
+            return None
+        ev = c.wait_event(res_id, timeout=timeout)
         t1 = time.time()
         check_released(t, ev, res_id, "ud-" + name, error, dropped_by, cause=cause,
                        answered=answered, t_before=t0, t_after=t1)
-        if elapsed:
-            t.check(elapsed[0] <= t1 - t0 <= elapsed[1],
-                    "the event came %.1f..%.1f s after construct (%.2f s)" % (
-                        elapsed[0], elapsed[1], t1 - t0))
-        return sp
+        return t0, t1
 
     # --- answered, the callee hangs up during playback
     def hangup():
         sink = t.rtp_sink()
         sp = t.sipp("uas_answer_hangup.xml", port=port["hangup"],
                     rtp_sink_port=sink.port).start()
-        res_id, t0 = construct("hangup", play="long.wav", repeat=1)
-        if not res_id:
+        if not released("hangup", None, "usr", 200, True, play="long.wav", repeat=1):
             return
-        ev = c.wait_event(res_id, timeout=30)
-        check_released(t, ev, res_id, "ud-hangup", None, "usr", cause=200,
-                       answered=True, t_before=t0, t_after=time.time())
         sp.check_exit(t, "the daemon answered the callee's BYE")
         sink.wait_quiet(0.5, 5)
         n_quiet = sink.count()
-        streams = sink.streams()
-        if t.check(len(streams) == 1, "RTP: one stream", "%d" % len(streams)):
-            pkts = list(streams.values())[0]
-            check_rtp_stream(t, pkts, expected_payload(long_, 8, 1), 8,
-                             "RTP until the hang-up", full=False)
+        pkts = check_one_stream(t, sink, expected_payload(long_, 8, 1), 8,
+                                "RTP until the hang-up", full=False)
+        if pkts is not None:
             n = len(pkts)
             t.check(50 <= n <= 120, "RTP stopped about 1.5 s after the answer "
                     "(%d packets)" % n)
@@ -105,67 +97,61 @@ with t:
                 "%d more packets" % (sink.count() - n_quiet))
     t.run("callee hangs up mid-play", hangup)
 
-    # --- final failure responses
-    def busy():
-        sp = simple("busy", "uas_busy.xml", "call rejected", "usr", 486, False)
-        if sp:
-            sp.check_exit(t, "the daemon ACKed the 486")
-    t.run("486 Busy Here", busy)
+    # --- final failure responses, then the timers: one row a case. The
+    # callee (scenario) answers on gateway gw; the event must say error/
+    # dropped_by/cause with no answer_time; sipp exiting 0 shows `acked`.
+    # ring: max_ring_seconds; elapsed: (min, max) s from construct to event.
+    Outcome = collections.namedtuple(
+        "Outcome", "title gw scenario error dropped_by cause acked ring elapsed")
+    outcomes = [
+        Outcome("486 Busy Here", "busy", "uas_busy.xml",
+                "call rejected", "usr", 486, "the daemon ACKed the 486", None, None),
+        Outcome("603 Decline", "decline", "uas_decline.xml",
+                "call rejected", "usr", 603, "the daemon ACKed the 603", None, None),
+        Outcome("404 Not Found", "notfound", "uas_not_found.xml",
+                "dial failed", "sys", 404, "the daemon ACKed the 404", None, None),
+        Outcome("480 Temporarily Unavailable", "unavail", "uas_unavailable.xml",
+                "dial failed", "sys", 480, "the daemon ACKed the 480", None, None),
+        Outcome("ringing past max_ring_seconds=2", "ring", "uas_ring_forever.xml",
+                "ring timeout", "sys", 487,
+                "the callee got CANCEL (and the 487 was ACKed)", 2, (1.5, 5.0)),
+        Outcome("100 Trying only, past dial_timeout=%d" % DIAL_TIMEOUT, "trying",
+                "uas_trying_forever.xml", "call timeout", "sys", None,
+                "the gateway got CANCEL (and the 487 was ACKed)", None,
+                (DIAL_TIMEOUT - 0.5, DIAL_TIMEOUT + 4.0)),
+    ]
 
-    def decline():
-        sp = simple("decline", "uas_decline.xml", "call rejected", "usr", 603, False)
-        if sp:
-            sp.check_exit(t, "the daemon ACKed the 603")
-    t.run("603 Decline", decline)
-
-    def notfound():
-        sp = simple("notfound", "uas_not_found.xml", "dial failed", "sys", 404, False)
-        if sp:
-            sp.check_exit(t, "the daemon ACKed the 404")
-    t.run("404 Not Found", notfound)
-
-    def unavail():
-        sp = simple("unavail", "uas_unavailable.xml", "dial failed", "sys", 480, False)
-        if sp:
-            sp.check_exit(t, "the daemon ACKed the 480")
-    t.run("480 Temporarily Unavailable", unavail)
-
-    # --- timers
-    def ring():
-        sp = simple("ring", "uas_ring_forever.xml", "ring timeout", "sys", 487, False,
-                    ring=2, elapsed=(1.5, 5.0))
-        if sp:
-            sp.check_exit(t, "the callee got CANCEL (and the 487 was ACKed)")
-    t.run("ringing past max_ring_seconds=2", ring)
-
-    def trying():
-        sp = simple("trying", "uas_trying_forever.xml", "call timeout", "sys", None,
-                    False, elapsed=(DIAL_TIMEOUT - 0.5, DIAL_TIMEOUT + 4.0))
-        if sp:
-            sp.check_exit(t, "the gateway got CANCEL (and the 487 was ACKed)")
-    t.run("100 Trying only, past dial_timeout=%d" % DIAL_TIMEOUT, trying)
+    def outcome(o):
+        sp = t.sipp(o.scenario, port=port[o.gw], ring_ms=300).start()
+        times = released(o.gw, o.error, o.dropped_by, o.cause, False, ring=o.ring)
+        if not times:
+            return
+        t0, t1 = times
+        if o.elapsed:
+            t.check(o.elapsed[0] <= t1 - t0 <= o.elapsed[1],
+                    "the event came %.1f..%.1f s after construct (%.2f s)" % (
+                        o.elapsed[0], o.elapsed[1], t1 - t0))
+        sp.check_exit(t, o.acked)
+    for o in outcomes:
+        t.run(o.title, outcome, o)
 
     def nobody():
         # nothing listens on this UDP port (ICMP port unreachable or silence)
-        res_id, t0 = construct("nobody")
-        if not res_id:
+        times = released("nobody", "dial error", "sys", None, False,
+                         timeout=DIAL_TIMEOUT + 40)
+        if not times:
             return
-        ev = c.wait_event(res_id, timeout=DIAL_TIMEOUT + 40)
-        t1 = time.time()
-        check_released(t, ev, res_id, "ud-nobody", "dial error", "sys", cause=None,
-                       answered=False, t_before=t0, t_after=t1)
+        t0, t1 = times
         t.check(t1 - t0 <= DIAL_TIMEOUT + 4,
                 "dial error within dial_timeout (%.2f s)" % (t1 - t0))
     t.run("nobody listening (ICMP port unreachable)", nobody)
 
     def silent_gw():
-        res_id, t0 = construct("silent")
-        if not res_id:
+        times = released("silent", "dial error", "sys", None, False,
+                         timeout=DIAL_TIMEOUT + 40)
+        if not times:
             return
-        ev = c.wait_event(res_id, timeout=DIAL_TIMEOUT + 40)
-        t1 = time.time()
-        check_released(t, ev, res_id, "ud-silent", "dial error", "sys", cause=None,
-                       answered=False, t_before=t0, t_after=t1)
+        t0, t1 = times
         # The stack stops retransmitting an unanswered INVITE (Timer B) at
         # 3/4 of dial_timeout, so the dial error comes before the dial
         # timer, which would say "call timeout" (docs/protocol.md).
@@ -187,12 +173,8 @@ with t:
     def auth(name, scenario):
         sink = t.rtp_sink()
         sp = t.sipp(scenario, port=port[name], rtp_sink_port=sink.port).start()
-        res_id, t0 = construct(name, repeat=0)
-        if not res_id:
+        if not released(name, None, "sys", 200, True, repeat=0):
             return
-        ev = c.wait_event(res_id, timeout=30)
-        check_released(t, ev, res_id, "ud-" + name, None, "sys", cause=200,
-                       answered=True, t_before=t0, t_after=time.time())
         sp.check_exit(t, "challenge answered, call played, BYE received")
         invites = sp.received("INVITE")
         t.check(len(invites) == 2, "two INVITEs (plain, then with credentials)",
@@ -211,10 +193,7 @@ with t:
             cid = [header(m, "Call-ID") for m in invites]
             t.check(cid[0] == cid[-1], "same Call-ID on the retried INVITE", repr(cid))
         sink.wait_quiet(0.5, 5)
-        streams = sink.streams()
-        if t.check(len(streams) == 1, "RTP: one stream", "%d" % len(streams)):
-            check_rtp_stream(t, list(streams.values())[0],
-                             expected_payload(short, 8, 0), 8, "RTP after auth")
+        check_one_stream(t, sink, expected_payload(short, 8, 0), 8, "RTP after auth")
     t.run("407 Proxy Authentication Required", auth, "auth407", "uas_auth.xml")
     t.run("401 Unauthorized", auth, "auth401", "uas_auth_401.xml")
 
@@ -226,7 +205,7 @@ with t:
             return
         time.sleep(1.0)   # the 180 has arrived by now
         r = c.call("ext.notify_call.drop", {"res_id": res_id})
-        t.check(r is not None and r.get("result") is True, "drop returns true", repr(r))
+        check_result(t, r, True, "drop returns true")
         ev = c.wait_event(res_id, timeout=15)
         check_released(t, ev, res_id, "ud-dropring", "canceled", "sys", cause=None,
                        answered=False, t_before=t0, t_after=time.time())
@@ -234,8 +213,8 @@ with t:
             t.check(r.seq < ev.seq, "drop's reply came before the event")
         sp.check_exit(t, "the callee got CANCEL (and the 487 was ACKed)")
         r = c.call("ext.notify_call.exists", {"res_id": res_id})
-        t.check(r is not None and r.get("result") is False, "exists false after the "
-                "event", repr(r))
+        check_result(t, r, False, "exists false after the "
+                     "event")
     t.run("drop before answer", dropring)
 
     def dropans():
@@ -248,8 +227,7 @@ with t:
         got = sink.wait_packets(25, timeout=15)
         t.check(got, "RTP is flowing before the drop")
         r = c.call("ext.notify_call.drop", [res_id])
-        t.check(r is not None and r.get("result") is True,
-                "drop (positional) returns true", repr(r))
+        check_result(t, r, True, "drop (positional) returns true")
         ev = c.wait_event(res_id, timeout=15)
         t1 = time.time()
         check_released(t, ev, res_id, "ud-dropans", None, "sys", cause=200,
@@ -257,11 +235,8 @@ with t:
         t.check(t1 - t0 < 2 * LONG, "the call ended early (%.2f s)" % (t1 - t0))
         sp.check_exit(t, "the callee got BYE")
         sink.wait_quiet(0.5, 5)
-        streams = sink.streams()
-        if t.check(len(streams) == 1, "RTP: one stream", "%d" % len(streams)):
-            check_rtp_stream(t, list(streams.values())[0],
-                             expected_payload(long_, 8, 1), 8, "RTP until the drop",
-                             full=False)
+        check_one_stream(t, sink, expected_payload(long_, 8, 1), 8,
+                         "RTP until the drop", full=False)
         r = c.call("ext.notify_call.drop", {"res_id": res_id})
         t.check(r is not None and (r.get("error") or {}).get("code") == 404,
                 "drop of the released id: error 404", repr(r))
@@ -280,8 +255,7 @@ with t:
         t.check(r is not None and (r.get("error") or {}).get("code") == 404,
                 "drop of another node's res_id: error 404", repr(r))
         r = c.call("ext.notify_call.exists", {"res_id": bogus})
-        t.check(r is not None and r.get("result") is False,
-                "exists of an unknown res_id: false", repr(r))
+        check_result(t, r, False, "exists of an unknown res_id: false")
         r = c.call("ext.notify_call.drop", {})
         t.check(r is not None and (r.get("error") or {}).get("code") == -32602 and
                 "res_id" in (r.get("error") or {}).get("message", ""),

@@ -13,8 +13,6 @@ C  defaults (play_repeat 1, user_data null), to_uri as an array, play_content
    as an item list, from_uri "anonymous" (anonymous From + Privacy: id).
 D  process_id keeps increasing across a restart with the same state_dir.
 """
-import json
-import socket
 import os
 import sys
 import time
@@ -24,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
                       check_rtp_stream, expected_payload, make_prompt, gateway,
                       header, alaw_encode, ulaw_encode, read_wav, g711_of, FRAME,
-                      free_port)
+                      free_port, check_result, check_one_stream,
+                      request_half_closed)
 
 PROMPT_SECONDS = 1.03  # not a multiple of 20 ms: the last frame is padded
 
@@ -52,11 +51,9 @@ with t:
 
     def sub_subscribe():
         r = c2.call("sys.subscribe", {})
-        t.check(r is not None and r.get("result") is True,
-                "sys.subscribe returns true", repr(r))
+        check_result(t, r, True, "sys.subscribe returns true")
         r = c1.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "sys.ping returns \"pong\"",
-                repr(r))
+        check_result(t, r, "pong", "sys.ping returns \"pong\"")
     t.run("subscribe", sub_subscribe)
 
     def call_a():
@@ -74,11 +71,10 @@ with t:
             return
         pids.append(pid)
         r = c1.call("ext.notify_call.exists", {"res_id": res_id})
-        t.check(r is not None and r.get("result") is True,
-                "exists is true right after construct", repr(r))
+        check_result(t, r, True, "exists is true right after construct")
         r = c2.call("ext.notify_call.exists", [res_id])
-        t.check(r is not None and r.get("result") is True,
-                "exists (positional, other connection) is true during the call", repr(r))
+        check_result(t, r, True,
+                     "exists (positional, other connection) is true during the call")
         ev = c1.wait_event(res_id, timeout=30)
         t1 = time.time()
         check_released(t, ev, res_id, user_data, None, "sys", cause=200, answered=True,
@@ -95,8 +91,7 @@ with t:
                     "both connections got the same event params",
                     "%r vs %r" % (ev2.get("params"), ev.get("params")))
         r = c1.call("ext.notify_call.exists", {"res_id": res_id})
-        t.check(r is not None and r.get("result") is False,
-                "exists is false after the event", repr(r))
+        check_result(t, r, False, "exists is false after the event")
         sp.check_exit(t, "sipp received the daemon's BYE")
         sink.wait_quiet(0.5, 5)
         streams = sink.streams()
@@ -168,11 +163,8 @@ with t:
         check_released(t, ev, res_id, None, None, "sys", cause=200, answered=True)
         sp.check_exit(t, "sipp received the daemon's BYE")
         sink.wait_quiet(0.5, 5)
-        streams = sink.streams()
-        if t.check(len(streams) == 1, "RTP: one stream", "%d streams" % len(streams)):
-            pkts = max(streams.values(), key=len)
-            check_rtp_stream(t, pkts, expected_payload(prompt, 8, 1), 8,
-                             "RTP default play_repeat (two plays)")
+        check_one_stream(t, sink, expected_payload(prompt, 8, 1), 8,
+                         "RTP default play_repeat (two plays)")
         inv = sp.received("INVITE")
         if inv:
             frm = header(inv[0], "From") or ""
@@ -186,20 +178,10 @@ with t:
         # its request and still reads. ctid must answer, deliver the event,
         # and only then close the connection.
         sp = t.sipp("uas_answer_wait_bye.xml", port=ports["E"]).start()
-        sock = socket.create_connection(("127.0.0.1", d.listen_port), timeout=30)
-        req = {"id": 7, "method": "ext.notify_call.construct",
-               "params": {"to_uri": d.uri(ports["E"]), "play_content": "notice.wav",
-                          "play_repeat": 0, "user_data": "nc"}}
-        sock.sendall((json.dumps(req) + "\n").encode())
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        sock.close()
-        lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+        lines = request_half_closed(d.listen_port, {
+            "id": 7, "method": "ext.notify_call.construct",
+            "params": {"to_uri": d.uri(ports["E"]), "play_content": "notice.wav",
+                       "play_repeat": 0, "user_data": "nc"}})
         t.check(len(lines) == 2, "half-closed client got 2 lines, then EOF",
                 repr(lines))
         if len(lines) == 2:

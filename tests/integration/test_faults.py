@@ -45,7 +45,6 @@ cap and no handshake_timeout, for section 3) lives through:
 Deterministic: every random choice comes from SEED. CTID_FAULTS_SECTIONS=1,3
 (say) runs only those sections, for debugging.
 """
-import http.client
 import json
 import os
 import random
@@ -61,7 +60,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (HOST, FRAME, Test, check_construct_result,  # noqa: E402
                       check_released, check_rtp_stream, expected_payload,
-                      make_prompt, gateway, free_port, _short)
+                      make_prompt, gateway, free_port, scrape, wait_metric,
+                      _short, check_result)
 
 SEED = 20250611
 MAX_LINE = 8192
@@ -113,33 +113,6 @@ def proc_nofile(pid):
                 v = line.split()[3:5]
                 return tuple(-1 if x == "unlimited" else int(x) for x in v)
     return None
-
-
-def scrape(port):
-    """The unlabelled samples of ctid's /metrics as {name: int}."""
-    c = http.client.HTTPConnection(HOST, port, timeout=5)
-    try:
-        c.request("GET", "/metrics")
-        body = c.getresponse().read().decode()
-    finally:
-        c.close()
-    out = {}
-    for line in body.splitlines():
-        m = re.match(r"^([a-z_]+) (\S+)$", line)
-        if m:
-            out[m.group(1)] = int(float(m.group(2)))
-    return out
-
-
-def wait_metric(port, name, want, timeout=10.0):
-    deadline = time.time() + timeout
-    v = None
-    while time.time() < deadline:
-        v = scrape(port).get(name)
-        if v == want:
-            return v
-        time.sleep(0.05)
-    return v
 
 
 def _csum(b):
@@ -922,7 +895,7 @@ with t:
     def rtp_after():
         full_call("after_rtp", "after-rtp")
         r = c.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "sys.ping", repr(r))
+        check_result(t, r, "pong", "sys.ping")
         t.check(d.alive(), "ctid is alive")
     if "2" in SECTIONS:
         t.run("2d. a normal call after the RTP faults", rtp_after)
@@ -961,13 +934,11 @@ with t:
                     "(%.2f KiB)" % (per / 1024))
 
             r = c.call("sys.ping")
-            t.check(r is not None and r.get("result") == "pong",
-                    "sys.ping on another connection", repr(r))
+            check_result(t, r, "pong", "sys.ping on another connection")
             other = t.client(d.listen_port, "idle-new")
             r = other.call("sys.ping")
-            t.check(r is not None and r.get("result") == "pong",
-                    "sys.ping on a new connection (%d open)" % (base + IDLE + 1),
-                    repr(r))
+            check_result(t, r, "pong",
+                         "sys.ping on a new connection (%d open)" % (base + IDLE + 1))
             other.close()
             full_call("idle_call", "idle-call")
 
@@ -1008,8 +979,7 @@ with t:
         rss2 = proc_status_kib(pid, "VmRSS")
         t.log("VmRSS after closing them: %d KiB" % rss2)
         r = c.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "sys.ping after they closed", repr(r))
+        check_result(t, r, "pong", "sys.ping after they closed")
         t.check(d.alive(), "ctid is alive")
     if "3" in SECTIONS:
         t.run("3. %d idle connections" % IDLE, idle)
@@ -1084,8 +1054,7 @@ with t:
                 "no connection went over max_output_bytes")
         for k, cl in enumerate(conns):
             r = cl.call("sys.ping", timeout=5)
-            if not t.check(r is not None and r.get("result") == "pong",
-                           "flood%02d answers a ping afterwards" % k, repr(r)):
+            if not check_result(t, r, "pong", "flood%02d answers a ping afterwards" % k):
                 break
         t.check(d.alive(), "ctid is alive")
         full_call("flood_call", "flood-call")

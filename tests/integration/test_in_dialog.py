@@ -26,13 +26,6 @@ from ctidtest import (Test, check_construct_result,  # noqa: E402
                       make_prompt, gateway, free_port, header)
 
 
-def resp(sp, status, cseq):
-    n, method = cseq.split()
-    return [m for d, m in sp.messages() if d == "recv" and
-            m.startswith("SIP/2.0 %d" % status) and
-            re.search(r"^CSeq:\s*%s %s\s*$" % (n, method), m, re.M | re.I)]
-
-
 t = Test("in_dialog")
 with t:
     prompt = t.path("prompts", "three.wav")
@@ -54,12 +47,12 @@ with t:
                           "no NOTIFY, BYE at the end")
 
     def refresh():
-        t.check(len(resp(sp, 200, "1 UPDATE")) == 1,
+        t.check(len(sp.responses(200, "1 UPDATE")) == 1,
                 "A: UPDATE without SDP answered 200")
     t.run("A: UPDATE refresh", refresh)
 
     def refer():
-        r = resp(sp, 405, "2 REFER")
+        r = sp.responses(405, "2 REFER")
         if t.check(len(r) == 1, "B: REFER answered 405"):
             allow = [m.strip().upper() for m in
                      (header(r[0], "Allow") or "").split(",")]
@@ -76,9 +69,9 @@ with t:
     def bad_offers():
         for n, what in ((3, "c=224.0.0.1"), (4, "m=audio 70000"),
                         (5, "G.729 only")):
-            t.check(len(resp(sp, 488, "%d UPDATE" % n)) == 1,
+            t.check(len(sp.responses(488, "%d UPDATE" % n)) == 1,
                     "C: UPDATE offering %s answered 488" % what)
-        t.check(len(resp(sp, 488, "6 INVITE")) >= 1,
+        t.check(len(sp.responses(488, "6 INVITE")) >= 1,
                 "C: re-INVITE offering c=224.0.0.1 answered 488")
         log = d.log_text()
         for reason in ("multicast", "above 65535", "lacks PCMA"):
@@ -88,7 +81,7 @@ with t:
     t.run("C: unacceptable offers", bad_offers)
 
     def no_sdp_reinvite():
-        r = resp(sp, 200, "7 INVITE")
+        r = sp.responses(200, "7 INVITE")
         if t.check(len(r) >= 1, "D: re-INVITE without SDP answered 200"):
             body = r[0]
             m = re.search(r"^m=audio (\d+) RTP/AVP ([0-9 ]+)$", body, re.M)

@@ -22,8 +22,8 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port)
+from ctidtest import (Test, construct, check_released,  # noqa: E402
+                      make_prompt, gateway, free_port, check_result)
 
 CONTRACT_KEYS = ["res_id", "error", "begin_time", "answer_time", "end_time",
                  "dropped_by", "user_data", "cause"]
@@ -35,7 +35,6 @@ with t:
     ports = {k: free_port("udp") for k in ("busy", "answer")}
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()])
     d.start()
-    node = d.node_id
     seen = []   # (seq, res_id) of every event so far, in order
 
     def busy_calls(c, n, label):
@@ -44,10 +43,7 @@ with t:
         evs = []
         for i in range(n):
             ud = "%s-%d" % (label, i)
-            reply = c.call("ext.notify_call.construct", {
-                "to_uri": d.uri(ports["busy"]), "play_content": "short.wav",
-                "user_data": ud})
-            res_id, _ = check_construct_result(t, reply, node, d.uri(ports["busy"]), ud)
+            res_id = construct(t, c, d, d.uri(ports["busy"]), "short.wav", user_data=ud)
             if res_id is None:
                 return evs
             ev = c.wait_event(res_id, timeout=20)
@@ -61,6 +57,29 @@ with t:
     def seq_of(ev):
         return ev.get("params", {}).get("seq") if ev is not None else None
 
+    def seq_ids(evs):
+        """(seq, res_id) of each event, as `seen` holds them."""
+        return [(seq_of(e), e["params"]["res_id"]) for e in evs]
+
+    def subscriber(name, since, what):
+        """A new connection that sends sys.subscribe(since); checks that
+        the reply is true. (client, reply)."""
+        s = t.client(d.listen_port, name)
+        r = s.call("sys.subscribe", since)
+        check_result(t, r, True, what)
+        return s, r
+
+    def busy_call_after(label, what):
+        """After a restart: one more rejected call; checks that its seq is
+        above every seq seen. (creator client, the event or None)."""
+        c = t.client(d.listen_port, "creator-" + label)
+        evs = busy_calls(c, 1, label)
+        ev = evs[0] if evs else None
+        last = seen[-1][0] if seen else 0
+        if ev is not None:
+            t.check(seq_of(ev) > last, what, "%r after %r" % (seq_of(ev), last))
+        return c, ev
+
     def sub_a():
         c = t.client(d.listen_port, "creator-A")
         evs = busy_calls(c, 3, "A")
@@ -73,9 +92,7 @@ with t:
             keys = list(evs[0]["params"].keys())
             t.check_eq(keys, CONTRACT_KEYS + ["seq"],
                        "A: contract fields in order, then seq")
-        for e in evs:
-            if e is not None:
-                seen.append((seq_of(e), e["params"]["res_id"]))
+        seen.extend(seq_ids(e for e in evs if e is not None))
         c.close()
     t.run("A: events carry increasing seq", sub_a)
 
@@ -83,11 +100,8 @@ with t:
         before = seen[-1][0] if seen else 0
         c = t.client(d.listen_port, "creator-B")
         sp = t.sipp("uas_answer_wait_bye.xml", port=ports["answer"]).start()
-        reply = c.call("ext.notify_call.construct", {
-            "to_uri": d.uri(ports["answer"]), "play_content": "long.wav",
-            "play_repeat": 0, "user_data": "lost creator"})
-        res_id, _ = check_construct_result(t, reply, node, d.uri(ports["answer"]),
-                                           "lost creator")
+        res_id = construct(t, c, d, d.uri(ports["answer"]), "long.wav",
+                           play_repeat=0, user_data="lost creator")
         if res_id is None:
             return
         time.sleep(0.5)                    # answered, playing
@@ -95,10 +109,8 @@ with t:
         t.check(sp.wait(20) == 0, "B: the call ended with ctid's BYE")
         time.sleep(0.3)
         t.check(not c.events(), "B: the departed creator never read the event")
-        n = t.client(d.listen_port, "recoverer-B")
-        r = n.call("sys.subscribe", {"since": before})
-        t.check(r is not None and r.get("result") is True,
-                "B: sys.subscribe {since} returns true", repr(r))
+        n, r = subscriber("recoverer-B", {"since": before},
+                          "B: sys.subscribe {since} returns true")
         ev = n.wait_event(res_id, timeout=5)
         check_released(t, ev, res_id, "lost creator", None, "sys", cause=200,
                        answered=True, label="B: recovered event")
@@ -116,10 +128,8 @@ with t:
 
     def sub_c():
         since = seen[0][0] - 1 if seen else 0      # everything so far
-        s = t.client(d.listen_port, "subscriber-C")
-        r = s.call("sys.subscribe", [since])      # positional
-        t.check(r is not None and r.get("result") is True,
-                "C: sys.subscribe [N] returns true", repr(r))
+        s, _ = subscriber("subscriber-C", [since],       # positional
+                          "C: sys.subscribe [N] returns true")
         replayed = s.wait_count(1 + len(seen), timeout=5)[1:]
         c = t.client(d.listen_port, "creator-C")
         live = busy_calls(c, 2, "C")
@@ -139,9 +149,7 @@ with t:
         # the creator got its own events live, once each
         t.check_eq([seq_of(e) for e in c.events()], [seq_of(e) for e in live],
                    "C: the creator got its own events once")
-        for e in live:
-            if e is not None:
-                seen.append((seq_of(e), e["params"]["res_id"]))
+        seen.extend(seq_ids(e for e in live if e is not None))
         s.close()
         c.close()
     t.run("C: since replay, then live", sub_c)
@@ -149,19 +157,13 @@ with t:
     def sub_d():
         t.check_eq(d.stop(), 0, "D: ctid stopped cleanly")
         d.start()
-        c = t.client(d.listen_port, "creator-D")
-        evs = busy_calls(c, 1, "D")
-        last = seen[-1][0] if seen else 0
-        if evs and evs[0] is not None:
-            t.check(seq_of(evs[0]) > last, "D: seq keeps increasing after a restart",
-                    "%r after %r" % (seq_of(evs[0]), last))
-            seen.append((seq_of(evs[0]), evs[0]["params"]["res_id"]))
-        s = t.client(d.listen_port, "subscriber-D")
-        r = s.call("sys.subscribe", {"since": 0})
-        t.check(r is not None and r.get("result") is True, "D: subscribe since 0")
+        c, ev = busy_call_after("D", "D: seq keeps increasing after a restart")
+        if ev is not None:
+            seen.extend(seq_ids([ev]))
+        s, _ = subscriber("subscriber-D", {"since": 0}, "D: subscribe since 0")
         s.wait_count(1 + len(seen), timeout=5)
         time.sleep(0.3)
-        t.check_eq([(seq_of(e), e["params"]["res_id"]) for e in s.events()], seen,
+        t.check_eq(seq_ids(s.events()), seen,
                    "D: since 0 replays every event, also those before the restart")
         s.close()
         c.close()
@@ -180,20 +182,12 @@ with t:
         t.check("warn" in log and "journal" in log and "dropping" in log,
                 "E: ctid logs a warning about the torn record",
                 "\n".join(ln for ln in log.splitlines() if "journal" in ln))
-        c = t.client(d.listen_port, "creator-E")
-        evs = busy_calls(c, 1, "E")
-        last = seen[-1][0] if seen else 0
-        if evs and evs[0] is not None:
-            t.check(seq_of(evs[0]) > last, "E: seq continues above every seq sent",
-                    "%r after %r" % (seq_of(evs[0]), last))
-        s = t.client(d.listen_port, "subscriber-E")
-        r = s.call("sys.subscribe", {"since": 0})
-        t.check(r is not None and r.get("result") is True, "E: subscribe since 0")
+        c, ev = busy_call_after("E", "E: seq continues above every seq sent")
+        s, _ = subscriber("subscriber-E", {"since": 0}, "E: subscribe since 0")
         time.sleep(0.5)
-        got = [(seq_of(e), e["params"]["res_id"]) for e in s.events()]
-        want = seen[:-1] + ([(seq_of(evs[0]), evs[0]["params"]["res_id"])]
-                            if evs and evs[0] is not None else [])
-        t.check_eq(got, want, "E: the replay has every event but the cut one")
+        want = seen[:-1] + (seq_ids([ev]) if ev is not None else [])
+        t.check_eq(seq_ids(s.events()), want,
+                   "E: the replay has every event but the cut one")
         s.close()
         c.close()
     t.run("E: torn journal tail", sub_e)
@@ -207,11 +201,10 @@ with t:
             t.check(err.get("code") == -32602, "F: since %s is -32602" % json.dumps(p),
                     repr(r))
         r = c.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "F: the connection stays usable")
+        check_result(t, r, "pong", "F: the connection stays usable")
         r = c.call("sys.subscribe", {})
-        t.check(r is not None and r.get("result") is True,
-                "F: sys.subscribe without since still works (live only)")
+        check_result(t, r, True,
+                     "F: sys.subscribe without since still works (live only)")
         time.sleep(0.3)
         t.check_eq(c.events(), [], "F: live only: nothing replayed")
         c.close()

@@ -18,7 +18,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (HOST, Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port, _short)
+                      make_prompt, gateway, free_port, _short, check_result)
 
 RATE = 5
 N_SENT = 20
@@ -33,7 +33,7 @@ with t:
     d.start()
     sub = t.client(d.listen_port, "sub")
     r = sub.call("sys.subscribe")
-    t.check(r is not None and r.get("result") is True, "reader subscribes")
+    check_result(t, r, True, "reader subscribes")
 
     # A subscriber that never reads: a tiny receive buffer so the daemon's
     # output backs up into its bufferevent quickly.
@@ -132,13 +132,12 @@ with t:
         t.check("over max_output_bytes" in d.log_text(),
                 "the daemon logged a warning naming the limit")
         r = sub.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "the reading subscriber is still served", _short(r))
+        check_result(t, r, "pong", "the reading subscriber is still served")
         # What the stuck client missed is in the journal.
         seqs = [e["params"]["seq"] for e in sub.events()]
         late = t.client(d.listen_port, "late")
         r = late.call("sys.subscribe", {"since": 0})
-        t.check(r is not None and r.get("result") is True, "subscribe since 0")
+        check_result(t, r, True, "subscribe since 0")
         deadline = time.time() + 5
         while time.time() < deadline and len(late.events()) < len(seqs):
             time.sleep(0.05)

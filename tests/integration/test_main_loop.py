@@ -35,7 +35,8 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port, _short)
+                      make_prompt, gateway, free_port, _short, check_result,
+                      request_half_closed)
 
 PING_MAX = 0.4      # s: one ping's round trip while the workers are busy
 QUICK = 1.5         # s: a refusal that needs no prompt work
@@ -180,8 +181,7 @@ with t:
         for res_id, ud in calls.items():
             c = a if ud == "speech" else b
             r = c.call("ext.notify_call.drop", {"res_id": res_id})
-            t.check(r is not None and r.get("result") is True,
-                    "drop the %s call" % ud, _short(r))
+            check_result(t, r, True, "drop the %s call" % ud)
             check_released(t, c.wait_event(res_id, timeout=20), res_id, ud,
                            None, "sys", cause=200, answered=True,
                            label="%s event" % ud)
@@ -239,10 +239,7 @@ with t:
         time.sleep(0.2)
         z.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         z.close()
-        deadline = time.time() + 60
-        while time.time() < deadline and "no call placed" not in d.log_text():
-            time.sleep(0.1)
-        t.check("no call placed" in d.log_text(),
+        t.check(d.wait_log("no call placed", timeout=60, step=0.1),
                 "the daemon noted the closed connection and placed no call")
         time.sleep(0.5)
         n_calls = d.log_text().count(": constructed to ")
@@ -253,20 +250,10 @@ with t:
         # The slot is free again. And a client that half-closes after its
         # request (printf ... | nc) is still answered once its prompt has
         # loaded: it may be reading.
-        sock = socket.create_connection(("127.0.0.1", d.listen_port), timeout=30)
-        sock.sendall((json.dumps({
+        lines = request_half_closed(d.listen_port, {
             "id": 9, "method": "ext.notify_call.construct",
             "params": {"to_uri": to_uri, "play_content": "notice.wav",
-                       "play_repeat": 0, "user_data": "w"}}) + "\n").encode())
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        sock.close()
-        lines = [json.loads(x) for x in data.decode().splitlines() if x.strip()]
+                       "play_repeat": 0, "user_data": "w"}})
         t.check(len(lines) == 2, "half-closed client got 2 lines, then EOF",
                 _short(lines))
         if len(lines) == 2:

@@ -20,7 +20,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
                       check_rtp_stream, expected_payload, make_prompt, gateway,
-                      free_port, _short)
+                      free_port, _short, check_result)
 
 N_CONN = 50
 N_CALLS = 5
@@ -142,7 +142,7 @@ with t:
                            label="fallback event")
         if id1:
             r = c.call("ext.notify_call.drop", {"res_id": id1})
-            t.check(r is not None and r.get("result") is True, "drop the ringing call")
+            check_result(t, r, True, "drop the ringing call")
             ev = c.wait_event(id1, timeout=15)
             check_released(t, ev, id1, "first", "canceled", "sys", answered=False,
                            label="first event")
@@ -157,7 +157,7 @@ with t:
     def creator_gone():
         sub = t.client(d.listen_port, "subscriber")
         r = sub.call("sys.subscribe")
-        t.check(r is not None and r.get("result") is True, "sys.subscribe")
+        check_result(t, r, True, "sys.subscribe")
         sink = t.rtp_sink()
         sp = t.sipp("uas_answer_wait_bye.xml", port=gw, rtp_sink_port=sink.port).start()
         creator = t.client(d.listen_port, "short-lived")
@@ -186,7 +186,6 @@ with t:
     time.sleep(0.2)
     probe = t.client(d.listen_port, "probe")
     r = probe.call("sys.ping")
-    t.check(r is not None and r.get("result") == "pong",
-            "ctid answers after %d connections closed" % N_CONN, repr(r))
+    check_result(t, r, "pong", "ctid answers after %d connections closed" % N_CONN)
     rc = d.stop()
     t.check(rc == 0, "ctid exits 0 on SIGTERM", "exit %r" % (rc,))

@@ -18,7 +18,6 @@ D  SIGTERM with a reader that never reads (so the flush lasts 2 s):
 E  off by default: a daemon without metrics_listen listens on nothing but
    its JSON-RPC port; a metrics_listen that is taken fails start-up.
 """
-import http.client
 import math
 import os
 import re
@@ -31,7 +30,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port, HOST)
+                      make_prompt, gateway, free_port, http_get, HOST, check_result)
 
 GW_B_NAME = 'b "quoted" \\ name'     # label escaping end to end
 GW_B_LABEL = 'b \\"quoted\\" \\\\ name'
@@ -143,17 +142,6 @@ def parse_prom(text):
 # HTTP
 
 
-def http_get(port, path, method="GET", timeout=5.0):
-    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        c.request(method, path)
-        r = c.getresponse()
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), \
-            r.read().decode("utf-8", "replace")
-    finally:
-        c.close()
-
-
 def listening_ports(pid):
     """TCP ports the process has in LISTEN state (from /proc)."""
     inodes = set()
@@ -192,7 +180,7 @@ with t:
     d.start()
     state = {}
 
-    def scrape(label):
+    def scrape_checked(label):
         status, headers, body = http_get(mport, "/metrics")
         t.check_eq(status, 200, "%s: GET /metrics status" % label)
         try:
@@ -208,7 +196,7 @@ with t:
         return samples.get((name, tuple(sorted(labels.items()))))
 
     def part_a():
-        samples, types, headers = scrape("before")
+        samples, types, headers = scrape_checked("before")
         state["before"] = samples
         t.check_eq(headers.get("content-type", "").split(";")[0], "text/plain",
                    "content type text/plain")
@@ -274,7 +262,7 @@ with t:
         c1 = t.client(d.listen_port, "creator")
         c2 = t.client(d.listen_port, "subscriber")
         r = c2.call("sys.subscribe", {})
-        t.check(r is not None and r.get("result") is True, "sys.subscribe", repr(r))
+        check_result(t, r, True, "sys.subscribe")
 
         sink = t.rtp_sink("A")
         sp = t.sipp("uas_answer_wait_bye.xml", port=port_a, rtp_sink_port=sink.port,
@@ -283,7 +271,7 @@ with t:
         reply = c1.call("ext.notify_call.construct", {
             "to_uri": to_uri, "play_content": "notice.wav", "play_repeat": 0})
         res_id, _ = check_construct_result(t, reply, d.node_id, to_uri, None)
-        during, _, _ = scrape("during the call")
+        during, _, _ = scrape_checked("during the call")
         t.check_eq(val(during, "ctid_active_calls"), 1.0, "active_calls 1 during the call")
         t.check_eq(val(during, "ctid_gateway_active_calls", gateway="gw-a"), 1.0,
                    "gateway gw-a has the call")
@@ -311,7 +299,7 @@ with t:
         received = sink.count()
         t.check(received > 0, "the sink received RTP (%d packets)" % received)
 
-        after, _, _ = scrape("after")
+        after, _, _ = scrape_checked("after")
         state["after"] = after
 
         def delta(name, **labels):
@@ -351,7 +339,7 @@ with t:
         c1.close()   # c2 subscribed: kept open even after EOF, by design
         deadline = time.time() + 5
         while time.time() < deadline:
-            s, _, _ = scrape("after a close")
+            s, _, _ = scrape_checked("after a close")
             if val(s, "ctid_rpc_connections") == 1.0:
                 break
             time.sleep(0.1)
@@ -360,7 +348,7 @@ with t:
     t.run("B: an answered and a rejected call", part_b)
 
     def part_c():
-        before = state.get("after") or scrape("before C")[0]
+        before = state.get("after") or scrape_checked("before C")[0]
         c = t.client(d.listen_port, "bad")
         r = c.call("ext.notify_call.construct", {"to_uri": "not a uri!",
                                                  "play_content": "notice.wav"})
@@ -370,7 +358,7 @@ with t:
                                                  "play_content": "missing.wav"})
         t.check(r is not None and r.get("error", {}).get("code") == 404,
                 "missing prompt: 404", repr(r))
-        after, _, _ = scrape("after bad constructs")
+        after, _, _ = scrape_checked("after bad constructs")
 
         def delta(name, **labels):
             a, b = val(after, name, **labels), val(before, name, **labels)

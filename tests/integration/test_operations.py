@@ -20,7 +20,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, make_prompt, gateway,  # noqa: E402
-                      free_port, header)
+                      free_port, header, check_result)
 
 COLUMNS = ["uuid", "node_id", "process_id", "call_id", "caller", "callee",
            "direction", "answered", "end_type", "failure_cause", "begin_time",
@@ -164,7 +164,7 @@ with t:
         t.check("reopened" in text and "13900000000" in text,
                 "the new log file gets the later lines")
         r = c.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "still serving")
+        check_result(t, r, "pong", "still serving")
     t.run("SIGHUP reopens CDR and log files", hup)
 
     def stopping():

@@ -26,7 +26,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port)
+                      make_prompt, gateway, free_port, check_result)
 
 N_ANSWER = 10
 N_RING = 10
@@ -106,8 +106,7 @@ with t:
                 "B: the restart logs the recovery")
         sub = t.client(d.listen_port, "subscriber")
         r = sub.call("sys.subscribe", {"since": 0})
-        t.check(r is not None and r.get("result") is True,
-                "B: subscribe since 0", repr(r))
+        check_result(t, r, True, "B: subscribe since 0")
         sub.wait_count(2 + len(crashed), timeout=10)
         time.sleep(0.5)  # anything extra would arrive now
         evs = sub.events("ext.notify_call.on_released")

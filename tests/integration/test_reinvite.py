@@ -41,14 +41,6 @@ def sdp_of(msg):
             m.group(2).split(), d.group(1) if d else "sendrecv")
 
 
-def responses(sp, status, cseq):
-    """Responses with this status sipp received for CSeq "N METHOD"."""
-    n, method = cseq.split()
-    return [m for d, m in sp.messages() if d == "recv" and
-            m.startswith("SIP/2.0 %d" % status) and
-            re.search(r"^CSeq:\s*%s %s\s*$" % (n, method), m, re.M | re.I)]
-
-
 t = Test("reinvite")
 with t:
     prompt = t.path("prompts", "five.wav")
@@ -91,8 +83,8 @@ with t:
             # ctid's SDP: the offer, then its answers to hold and resume
             offer = [m for dd, m in sp.messages()
                      if dd == "recv" and m.startswith("INVITE ")]
-            ok1 = responses(sp, 200, "1 INVITE")
-            ok2 = responses(sp, 200, "2 INVITE")
+            ok1 = sp.responses(200, "1 INVITE")
+            ok2 = sp.responses(200, "2 INVITE")
             if t.check(offer and ok1 and ok2, "%s: offer and both 200s "
                        "seen" % key):
                 o0, o1, o2 = sdp_of(offer[0]), sdp_of(ok1[0]), sdp_of(ok2[0])

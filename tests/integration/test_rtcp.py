@@ -26,7 +26,7 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
+from ctidtest import (Test, construct, check_released,  # noqa: E402
                       make_prompt, gateway, free_port, udp_port_bound, HOST)
 
 PROMPT_SECONDS = 12.0
@@ -149,10 +149,8 @@ with t:
         sp = t.sipp("uas_answer_wait_bye.xml", port=ports["A"],
                     rtp_sink_port=sink.port, codec=8).start()
         to_uri = d.uri(ports["A"])
-        reply = c.call("ext.notify_call.construct", {
-            "to_uri": to_uri, "play_content": "long.wav", "play_repeat": 0,
-            "user_data": "rtcp-a"})
-        res_id, _ = check_construct_result(t, reply, d.node_id, to_uri, "rtcp-a")
+        res_id = construct(t, c, d, to_uri, "long.wav", play_repeat=0,
+                           user_data="rtcp-a")
         if res_id is None:
             return
         if not t.check(sink.wait_packets(1, 15), "RTP arrives"):
@@ -246,10 +244,8 @@ with t:
         sp = t.sipp("uas_answer_hangup.xml", port=ports["B"],
                     rtp_sink_port=sink.port, codec=0).start()
         to_uri = d.uri(ports["B"])
-        reply = c.call("ext.notify_call.construct", {
-            "to_uri": to_uri, "play_content": "short.wav", "play_repeat": 0,
-            "user_data": "rtcp-b"})
-        res_id, _ = check_construct_result(t, reply, d.node_id, to_uri, "rtcp-b")
+        res_id = construct(t, c, d, to_uri, "short.wav", play_repeat=0,
+                           user_data="rtcp-b")
         if res_id is None:
             return
         ev = c.wait_event(res_id, timeout=30)
@@ -281,10 +277,8 @@ with t:
                     rtp_sink_port=sink.port, codec=8,
                     extra=("-key", "rtcp_port", str(rtcp_port))).start()
         to_uri = d.uri(ports["C"])
-        reply = c.call("ext.notify_call.construct", {
-            "to_uri": to_uri, "play_content": "short.wav", "play_repeat": 0,
-            "user_data": "rtcp-c"})
-        res_id, _ = check_construct_result(t, reply, d.node_id, to_uri, "rtcp-c")
+        res_id = construct(t, c, d, to_uri, "short.wav", play_repeat=0,
+                           user_data="rtcp-c")
         if res_id is None:
             return
         ev = c.wait_event(res_id, timeout=30)

@@ -38,7 +38,6 @@ password.
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -48,7 +47,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (HOST, Test, check_construct_result, check_released,  # noqa: E402
                       check_rtp_stream, expected_payload, make_prompt, gateway,
-                      free_port, header, digest_params, digest_ok, _short)
+                      free_port, header, digest_params, digest_ok, _short, check_result)
 
 AUTH_FIRST = "not authenticated: call sys.auth with the token first"
 WRONG_MSG = "not authenticated: wrong token"
@@ -251,29 +250,23 @@ with t:
 
     def auth_ok():
         r = c1.call("sys.auth", {"token": TOKEN})
-        t.check(r is not None and r.get("result") is True,
-                "sys.auth {token} with the right token: true", _short(r))
+        check_result(t, r, True, "sys.auth {token} with the right token: true")
         r = c1.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "sys.ping after auth: pong",
-                _short(r))
+        check_result(t, r, "pong", "sys.ping after auth: pong")
         r = c1.call("ext.notify_call.exists", {"res_id": "0.0.0-ext.notify_call-1"})
-        t.check(r is not None and r.get("result") is False,
-                "exists after auth: false (not 401)", _short(r))
+        check_result(t, r, False, "exists after auth: false (not 401)")
         # per connection: sub is still unauthenticated
         r = sub.call("sys.ping")
         check_401(r, "another connection is still unauthenticated")
         r = sub.call("sys.auth", [TOKEN])
-        t.check(r is not None and r.get("result") is True,
-                "sys.auth [token] (positional): true", _short(r))
+        check_result(t, r, True, "sys.auth [token] (positional): true")
         r = sub.call("sys.subscribe")
-        t.check(r is not None and r.get("result") is True,
-                "sys.subscribe after auth: true", _short(r))
+        check_result(t, r, True, "sys.subscribe after auth: true")
         # a wrong token after auth does not undo it
         r = sub.call("sys.auth", {"token": WRONG[3]})
         check_401(r, "wrong token after auth", msg=WRONG_MSG)
         r = sub.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "still authenticated after a later wrong token", _short(r))
+        check_result(t, r, "pong", "still authenticated after a later wrong token")
     t.run("sys.auth", auth_ok)
 
     def three_wrong():
@@ -307,8 +300,7 @@ with t:
             time.sleep(0.05)
         t.check(c4.closed, "c4 closed after its third wrong token")
         r = sub.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "other connections unaffected", _short(r))
+        check_result(t, r, "pong", "other connections unaffected")
     t.run("three wrong tokens", three_wrong)
 
     def real_calls():
@@ -325,7 +317,7 @@ with t:
         to_auth = d.uri(port["auth"])
         c2 = t.client(d.listen_port, "c2")
         r = c2.call("sys.auth", {"token": TOKEN})
-        t.check(r is not None and r.get("result") is True, "c2 authenticated", _short(r))
+        check_result(t, r, True, "c2 authenticated")
         r = c2.call("ext.notify_call.construct", {"to_uri": to_auth,
                                                   "play_content": "short.wav",
                                                   "play_repeat": 0, "user_data": "uauth"})
@@ -459,8 +451,7 @@ with t:
                 "sys.auth line over max_line: -32600", _short(msgs[n:]))
         if not big.closed:
             r = big.call("sys.auth", {"token": TOKEN}, id=34)
-            t.check(r is not None and r.get("result") is True,
-                    "the same connection can still authenticate", _short(r))
+            check_result(t, r, True, "the same connection can still authenticate")
         else:
             t.fail("the same connection can still authenticate",
                    "closed after the oversize line (counts as a wrong token?)")
@@ -475,8 +466,7 @@ with t:
                              expected_payload(long_, 8, 1), 8, "in-flight RTP")
         t.check(d.alive(), "the daemon is alive")
         r = sub.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "sub still served",
-                _short(r))
+        check_result(t, r, "pong", "sub still served")
     t.run("bad input while a call is in flight", bad_while_in_flight)
 
     def open_daemon():
@@ -485,14 +475,11 @@ with t:
         o.start()
         c = t.client(o.listen_port, "open")
         r = c.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "no auth_token: sys.ping works without sys.auth", _short(r))
+        check_result(t, r, "pong", "no auth_token: sys.ping works without sys.auth")
         r = c.call("sys.auth", {"token": OPEN_MARK})
-        t.check(r is not None and r.get("result") is True,
-                "no auth_token: sys.auth returns true", _short(r))
+        check_result(t, r, True, "no auth_token: sys.auth returns true")
         r = c.call("sys.auth", [OPEN_MARK])
-        t.check(r is not None and r.get("result") is True,
-                "no auth_token: positional sys.auth returns true", _short(r))
+        check_result(t, r, True, "no auth_token: positional sys.auth returns true")
         to_un = o.uri(port["unlisted"])
         r = c.call("ext.notify_call.construct", {"to_uri": to_un,
                                                  "play_content": "short.wav",
@@ -525,23 +512,14 @@ with t:
         s = t.client(rd.listen_port, "rot-sub")
         for c in (a, s):
             r = c.call("sys.auth", {"token": TOKEN})
-            t.check(r is not None and r.get("result") is True,
-                    "%s authenticated with the first token" % c.name, _short(r))
+            check_result(t, r, True, "%s authenticated with the first token" % c.name)
         r = s.call("sys.subscribe")
-        t.check(r is not None and r.get("result") is True, "rot-sub subscribed",
-                _short(r))
+        check_result(t, r, True, "rot-sub subscribed")
         r = a.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong", "rot-a: ping before",
-                _short(r))
-        with open(rd.conf_path) as f:
-            text = f.read()
-        with open(rd.conf_path, "w") as f:
-            f.write(text.replace("auth_token = %s" % TOKEN,
-                                 "auth_token = %s" % NEW_TOKEN))
-        rd.proc.send_signal(signal.SIGHUP)
-        deadline = time.time() + 10
-        while time.time() < deadline and "configuration reloaded" not in rd.log_text():
-            time.sleep(0.05)
+        check_result(t, r, "pong", "rot-a: ping before")
+        rd.reload(rd.conf_text().replace("auth_token = %s" % TOKEN,
+                                         "auth_token = %s" % NEW_TOKEN),
+                  timeout=10)
         t.check("SIGHUP: auth_token changed" in rd.log_text(),
                 "the token change is logged")
         r = a.call("sys.ping")
@@ -556,11 +534,9 @@ with t:
         r = a.call("sys.auth", {"token": TOKEN})
         check_401(r, "rot-a: the old token is now wrong", msg=WRONG_MSG)
         r = a.call("sys.auth", {"token": NEW_TOKEN})
-        t.check(r is not None and r.get("result") is True,
-                "rot-a: sys.auth with the new token", _short(r))
+        check_result(t, r, True, "rot-a: sys.auth with the new token")
         r = a.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "rot-a: served again after sys.auth", _short(r))
+        check_result(t, r, "pong", "rot-a: served again after sys.auth")
         n = t.client(rd.listen_port, "rot-new")
         check_401(n.call("sys.ping"), "a new connection still needs sys.auth")
         rc = rd.stop()

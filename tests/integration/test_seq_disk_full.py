@@ -31,8 +31,8 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import (Test, check_construct_result, make_prompt,  # noqa: E402
-                      gateway, free_port, _short)
+from ctidtest import (Test, construct, make_prompt,  # noqa: E402
+                      gateway, free_port, check_result)
 
 N_FULL = 80
 
@@ -90,7 +90,6 @@ with t:
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()],
                state_dir=fs.path)
     d.start()
-    node = d.node_id
     named = {}      # seq -> set of res_ids it was seen with
     per_call = {}   # res_id -> set of seqs (None: no seq) it was seen with
     unnumbered = []  # events received without a seq
@@ -112,11 +111,8 @@ with t:
         res = []
         for i in range(n):
             ud = "%s-%d" % (label, i)
-            reply = c.call("ext.notify_call.construct", {
-                "to_uri": d.uri(ports["busy"]), "play_content": "short.wav",
-                "user_data": ud})
-            res_id, _ = check_construct_result(t, reply, node, d.uri(ports["busy"]),
-                                               ud, label="%s construct %d" % (label, i))
+            res_id = construct(t, c, d, d.uri(ports["busy"]), "short.wav",
+                               label="%s construct %d" % (label, i), user_data=ud)
             if res_id is not None:
                 t.check(c.wait_event(res_id, timeout=20) is not None,
                         "%s: event of call %d" % (label, i))
@@ -128,8 +124,7 @@ with t:
     def replay(label):
         s = t.client(d.listen_port, "replay-" + label)
         r = s.call("sys.subscribe", {"since": 0})
-        t.check(r is not None and r.get("result") is True,
-                "%s: sys.subscribe since 0" % label, _short(r))
+        check_result(t, r, True, "%s: sys.subscribe since 0" % label)
         time.sleep(1.0)
         evs = s.events()
         note("replay-" + label, evs)
@@ -141,7 +136,7 @@ with t:
     def sub_a():
         state["sub"] = t.client(d.listen_port, "subscriber")
         r = state["sub"].call("sys.subscribe")
-        t.check(r is not None and r.get("result") is True, "A: subscribed")
+        check_result(t, r, True, "A: subscribed")
         state["c"] = t.client(d.listen_port, "creator")
         busy_calls(state["c"], 2, "A")
     t.run("A: two calls, disk fine", sub_a)
@@ -153,11 +148,8 @@ with t:
         ids = []
         for i in range(N_FULL):
             ud = ("B-%d-" % i) + "x" * 1000
-            reply = c.call("ext.notify_call.construct", {
-                "to_uri": d.uri(ports["ring"]), "play_content": "short.wav",
-                "user_data": ud})
-            res_id, _ = check_construct_result(t, reply, node, d.uri(ports["ring"]),
-                                               ud, label="B construct %d" % i)
+            res_id = construct(t, c, d, d.uri(ports["ring"]), "short.wav",
+                               label="B construct %d" % i, user_data=ud)
             if res_id:
                 ids.append(res_id)
         # ringing: INVITE, 100, 180 done (the ledger has their dialogs)
@@ -170,7 +162,7 @@ with t:
         mark = len(d.log_text())
         for res_id in ids:
             r = c.call("ext.notify_call.drop", {"res_id": res_id})
-            t.check(r is not None and r.get("result") is True, "B: drop", _short(r))
+            check_result(t, r, True, "B: drop")
         for res_id in ids:
             t.check(c.wait_event(res_id, timeout=20) is not None,
                     "B: the event of %s went out live with the disk full" % res_id)

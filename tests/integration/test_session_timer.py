@@ -28,7 +28,7 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import (Test, check_construct_result,  # noqa: E402
+from ctidtest import (Test, construct,  # noqa: E402
                       check_released, make_prompt, gateway, free_port,
                       header)
 
@@ -44,11 +44,8 @@ with t:
     sink = t.rtp_sink()
 
     def call(key):
-        reply = c.call("ext.notify_call.construct", {
-            "to_uri": d.uri(ports[key]), "play_content": "long.wav",
-            "play_repeat": 0, "user_data": key})
-        res_id, _ = check_construct_result(t, reply, d.node_id,
-                                           d.uri(ports[key]), key, label=key)
+        res_id = construct(t, c, d, d.uri(ports[key]), "long.wav", label=key,
+                           play_repeat=0, user_data=key)
         return res_id, c.wait_event(res_id, timeout=40) if res_id else None
 
     def failed_refresh(key, status):
@@ -104,12 +101,8 @@ with t:
                     rtp_sink_port=sink.port,
                     extra=["-key", "se", "4", "-key", "se_refresher",
                            "uac"]).start()
-        reply = c.call("ext.notify_call.construct", {
-            "to_uri": d.uri(ports["reinvite"]), "play_content": "four.wav",
-            "play_repeat": 0, "user_data": "reinvite"})
-        res_id, _ = check_construct_result(t, reply, d.node_id,
-                                           d.uri(ports["reinvite"]),
-                                           "reinvite", label="E")
+        res_id = construct(t, c, d, d.uri(ports["reinvite"]), "four.wav", label="E",
+                           play_repeat=0, user_data="reinvite")
         ev = c.wait_event(res_id, timeout=30) if res_id else None
         check_released(t, ev, res_id, "reinvite", None, "sys", cause=200,
                        answered=True, label="E: full play")
@@ -137,12 +130,8 @@ with t:
                     rtp_sink_port=sink.port,
                     extra=["-key", "se", "4", "-key", "se_refresher",
                            "uac"]).start()
-        reply = c2.call("ext.notify_call.construct", {
-            "to_uri": d.uri(ports["crash"]), "play_content": "long.wav",
-            "play_repeat": 0, "user_data": "crash"})
-        res_id, _ = check_construct_result(t, reply, d.node_id,
-                                           d.uri(ports["crash"]), "crash",
-                                           label="F")
+        res_id = construct(t, c2, d, d.uri(ports["crash"]), "long.wav", label="F",
+                           play_repeat=0, user_data="crash")
         deadline = time.time() + 15
         while time.time() < deadline and not re.search(
                 r"%s: session refreshed" % re.escape(res_id or "?"),

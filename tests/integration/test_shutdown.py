@@ -24,7 +24,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, free_port)
+                      make_prompt, gateway, free_port, check_result)
 
 t = Test("shutdown")
 with t:
@@ -48,16 +48,23 @@ with t:
             time.sleep(0.05)
         return ids
 
-    def sub_a():
+    def sigterm_during_calls(label, grace, prompt):
+        """A daemon with shutdown_grace `grace`, three calls playing prompt
+        to one sipp callee, then SIGTERM. (d, port, sipp, client, res_ids,
+        the time of the signal)."""
         port = free_port("udp")
-        d = t.ctid(name="ctid-a", gateways=[gateway("gw", port)],
-                   conf={"shutdown_grace": 20})
+        d = t.ctid(name="ctid-" + label, gateways=[gateway("gw", port)],
+                   conf={"shutdown_grace": grace})
         d.start()
         sp = t.sipp("uas_answer_wait_bye.xml", port=port, calls=3).start()
-        c = t.client(d.listen_port, "a")
-        ids = start_calls(d, c, port, "two.wav", 3, "a")
+        c = t.client(d.listen_port, label)
+        ids = start_calls(d, c, port, prompt, 3, label)
         t0 = time.time()
         d.proc.send_signal(signal.SIGTERM)
+        return d, port, sp, c, ids, t0
+
+    def sub_a():
+        d, port, sp, c, ids, t0 = sigterm_during_calls("a", 20, "two.wav")
         time.sleep(0.2)
         r = c.call("ext.notify_call.construct", {
             "to_uri": d.uri(port), "play_content": "short.wav"})
@@ -67,10 +74,7 @@ with t:
             ev = c.wait_event(res_id, timeout=15)
             check_released(t, ev, res_id, "a-%d" % i, None, "sys", cause=200,
                            answered=True, label="A: call %d finished" % i)
-        try:
-            rc = d.proc.wait(10)
-        except Exception:
-            rc = "still running"
+        rc = d.wait_exit(10)
         took = time.time() - t0
         t.check_eq(rc, 0, "A: exit 0")
         t.check(took < 10, "A: exited soon after the calls, not at the end "
@@ -94,15 +98,7 @@ with t:
     t.run("A: SIGTERM, calls finish within the grace period", sub_a)
 
     def sub_b():
-        port = free_port("udp")
-        d = t.ctid(name="ctid-b", gateways=[gateway("gw", port)],
-                   conf={"shutdown_grace": 2})
-        d.start()
-        sp = t.sipp("uas_answer_wait_bye.xml", port=port, calls=3).start()
-        c = t.client(d.listen_port, "b")
-        ids = start_calls(d, c, port, "long.wav", 3, "b")
-        t0 = time.time()
-        d.proc.send_signal(signal.SIGTERM)
+        d, _, sp, c, ids, t0 = sigterm_during_calls("b", 2, "long.wav")
         evs = [c.wait_event(res_id, timeout=10) for res_id in ids]
         took = time.time() - t0
         for i, (res_id, ev) in enumerate(zip(ids, evs)):
@@ -111,11 +107,7 @@ with t:
                            label="B: call %d ended by the grace period" % i)
         t.check(1.5 <= took <= 6, "B: calls ended about 2 s after SIGTERM",
                 "%.1f s" % took)
-        try:
-            rc = d.proc.wait(10)
-        except Exception:
-            rc = "still running"
-        t.check_eq(rc, 0, "B: exit 0")
+        t.check_eq(d.wait_exit(10), 0, "B: exit 0")
         sp.check_exit(t, "B: each callee got BYE")
         c.close()
     t.run("B: SIGTERM, grace period over", sub_b)
@@ -125,18 +117,11 @@ with t:
         d = t.ctid(name="ctid-c", gateways=[gateway("one", p1)],
                    conf={"max_calls": 10})
         d.start()
-        with open(d.conf_path) as f:
-            original = f.read()
-        new = original.replace("max_calls = 10", "max_calls = 1")
+        new = d.conf_text().replace("max_calls = 10", "max_calls = 1")
         new = re.sub(r"rtp_ports = \d+-\d+", "rtp_ports = 40000-40100", new)
         new = new.replace("[gateway one]", "[gateway two]").replace(
             "port = %d" % p1, "port = %d" % p2)
-        with open(d.conf_path, "w") as f:
-            f.write(new)
-        d.proc.send_signal(signal.SIGHUP)
-        deadline = time.time() + 5
-        while time.time() < deadline and "configuration reloaded" not in d.log_text():
-            time.sleep(0.05)
+        d.reload(new)
         log = d.log_text()
         t.check("SIGHUP: max_calls 10 -> 1" in log, "C: max_calls change logged")
         t.check("[gateway one] removed" in log, "C: removed gateway logged")
@@ -165,18 +150,12 @@ with t:
                        label="C: the call under the new config")
         sp.check_exit(t, "C: the added gateway got the call")
 
-        with open(d.conf_path, "w") as f:
-            f.write(new + "\nthis line is not a key\n")
-        d.proc.send_signal(signal.SIGHUP)
-        deadline = time.time() + 5
-        while time.time() < deadline and "configuration not reloaded" not in d.log_text():
-            time.sleep(0.05)
-        t.check("configuration not reloaded" in d.log_text(),
+        t.check(d.reload(new + "\nthis line is not a key\n",
+                         wait_for="configuration not reloaded"),
                 "C: a broken file is reported")
         t.check(d.alive(), "C: the daemon keeps running")
         r = c.call("sys.ping")
-        t.check(r is not None and r.get("result") == "pong",
-                "C: and serving", repr(r))
+        check_result(t, r, "pong", "C: and serving")
         c.close()
         t.check_eq(d.stop(), 0, "C: clean stop")
     t.run("C: SIGHUP reload", sub_c)

@@ -10,17 +10,9 @@
 #include <string.h>
 
 #include "api.h"
+#include "testutil.h"
 
 #define DEFAULT_RING 50
-
-static json_t *json(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (v == NULL)
-        fail_msg("bad test JSON %s: %s", text, jerr.text);
-    return v;
-}
 
 /* Parses params, which must be accepted; the caller frees c. */
 static void parse_ok(json_t *params, struct api_construct *c)
@@ -42,7 +34,7 @@ static void assert_refused_json(json_t *params, const char *message)
 
 static void assert_refused(const char *text, const char *message)
 {
-    json_t *v = json(text);
+    json_t *v = tu_json(text);
     assert_refused_json(v, message);
     json_decref(v);
 }
@@ -50,7 +42,7 @@ static void assert_refused(const char *text, const char *message)
 /* A minimal valid construct with one named param replaced or added. */
 static json_t *with(const char *name, json_t *value)
 {
-    json_t *p = json("{\"to_uri\":\"1@gw\",\"play_content\":\"a.wav\"}");
+    json_t *p = tu_json("{\"to_uri\":\"1@gw\",\"play_content\":\"a.wav\"}");
     if (value == NULL)
         json_object_del(p, name);
     else
@@ -69,11 +61,11 @@ static void assert_refused_with(const char *name, json_t *value,
 static void test_named(void **state)
 {
     (void)state;
-    json_t *p = json("{\"from_uri\":\"1001\","
-                     "\"to_uri\":\"sip:13800000000@10.0.0.5:5060\","
-                     "\"play_content\":\"hello.wav\",\"play_repeat\":0,"
-                     "\"max_ring_seconds\":30,\"user_data\":\"ud\","
-                     "\"appid \":\"x\",\"unknown\":[1,2,3]}");
+    json_t *p = tu_json("{\"from_uri\":\"1001\","
+                        "\"to_uri\":\"sip:13800000000@10.0.0.5:5060\","
+                        "\"play_content\":\"hello.wav\",\"play_repeat\":0,"
+                        "\"max_ring_seconds\":30,\"user_data\":\"ud\","
+                        "\"appid \":\"x\",\"unknown\":[1,2,3]}");
     struct api_construct c;
     parse_ok(p, &c);
     assert_true(c.from_given);
@@ -98,8 +90,8 @@ static void test_named(void **state)
 static void test_named_trailing_space(void **state)
 {
     (void)state;
-    json_t *p = json("{\" to_uri \":\"1@gw\",\"play_content \":\"a\","
-                     "\"play_repeat \":3}");
+    json_t *p = tu_json("{\" to_uri \":\"1@gw\",\"play_content \":\"a\","
+                        "\"play_repeat \":3}");
     struct api_construct c;
     parse_ok(p, &c);
     assert_string_equal(c.to[0].user, "1");
@@ -111,8 +103,8 @@ static void test_named_trailing_space(void **state)
 static void test_positional(void **state)
 {
     (void)state;
-    json_t *p = json("[null, [\"1@gw1\", \"2@gw2:5070\"],"
-                     " [[\"a.wav\"], [\"b|c\", 7]], 2, 10, null]");
+    json_t *p = tu_json("[null, [\"1@gw1\", \"2@gw2:5070\"],"
+                        " [[\"a.wav\"], [\"b|c\", 7]], 2, 10, null]");
     struct api_construct c;
     parse_ok(p, &c);
     assert_false(c.from_given);
@@ -128,7 +120,7 @@ static void test_positional(void **state)
     api_construct_free(&c);
     json_decref(p);
 
-    p = json("[\"anonymous\", \"1@gw\", \"a.wav\"]");
+    p = tu_json("[\"anonymous\", \"1@gw\", \"a.wav\"]");
     parse_ok(p, &c);
     assert_true(c.from_anonymous);
     assert_int_equal(c.play_repeat, 1);
@@ -159,9 +151,10 @@ static void test_defaults(void **state)
     json_decref(p);
 
     /* Explicit nulls are defaults too. */
-    p = json("{\"from_uri\":null,\"to_uri\":\"1@gw\",\"play_content\":\"a\","
-             "\"play_repeat\":null,\"max_ring_seconds\":null,"
-             "\"user_data\":null}");
+    p = tu_json("{\"from_uri\":null,\"to_uri\":\"1@gw\","
+                "\"play_content\":\"a\",\"play_repeat\":null,"
+                "\"max_ring_seconds\":null,"
+                "\"user_data\":null}");
     struct rpc_error err;
     assert_int_equal(api_parse_construct(p, 7, &c, &err), 0);
     assert_false(c.from_given);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "cdr.h"
+#include "testutil.h"
 
 static struct cdr_record answered_record(void)
 {
@@ -88,11 +89,11 @@ static void test_quoting(void **state)
 static void test_file_append_and_reopen(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ctid-cdr-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[TU_DIR_MAX];
+    assert_int_equal(tu_mkdtemp(dir, sizeof dir, "cdr"), 0);
     char path[256], moved[256], err[256];
-    snprintf(path, sizeof path, "%s/cdr.csv", dir);
-    snprintf(moved, sizeof moved, "%s/cdr.csv.1", dir);
+    tu_path(path, sizeof path, dir, "cdr.csv");
+    tu_path(moved, sizeof moved, dir, "cdr.csv.1");
     struct cdr c;
     assert_int_equal(cdr_open(&c, path, err, sizeof err), 0);
     struct cdr_record r = answered_record();
@@ -111,9 +112,7 @@ static void test_file_append_and_reopen(void **state)
     size_t n2 = fread(buf, 1, sizeof buf, f);
     fclose(f);
     assert_int_equal(n1, 2 * n2);
-    unlink(path);
-    unlink(moved);
-    rmdir(dir);
+    assert_int_equal(tu_rmtree(dir), 0);
     /* Disabled: writes succeed and go nowhere. */
     assert_int_equal(cdr_open(&c, "", err, sizeof err), 0);
     assert_int_equal(cdr_write(&c, &r), 0);

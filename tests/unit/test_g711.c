@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "g711.h"
+#include "testutil.h"
 
 static void test_known_values(void **state)
 {
@@ -82,7 +83,7 @@ static void *slurp(const char *dir, const char *name, size_t want)
     uint8_t *buf = malloc(want + 1);
     FILE *f;
 
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    tu_path(path, sizeof path, dir, name);
     f = fopen(path, "rb");
     assert_non_null(f);
     assert_int_equal(fread(buf, 1, want + 1, f), want);
@@ -94,7 +95,7 @@ static void *slurp(const char *dir, const char *name, size_t want)
  * or 14 bits of G.711, and its output is then random. */
 static void test_matches_sox(void **state)
 {
-    char dir[] = "/tmp/test_g711.XXXXXX";
+    char dir[TU_DIR_MAX];
     int16_t all[65536];
     uint8_t codes[256];
     uint8_t *al, *ul;
@@ -103,17 +104,17 @@ static void test_matches_sox(void **state)
     char path[512];
 
     (void)state;
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(tu_mkdtemp(dir, sizeof dir, "g711"), 0);
     for (int i = 0; i < 65536; i++)
         all[i] = (int16_t)(i - 32768);
     for (int i = 0; i < 256; i++)
         codes[i] = (uint8_t)i;
-    snprintf(path, sizeof path, "%s/all.raw", dir);
+    tu_path(path, sizeof path, dir, "all.raw");
     f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(all, sizeof all, 1, f), 1); /* host order: LE */
     fclose(f);
-    snprintf(path, sizeof path, "%s/codes.bin", dir);
+    tu_path(path, sizeof path, dir, "codes.bin");
     f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(codes, sizeof codes, 1, f), 1);
@@ -150,8 +151,7 @@ static void test_matches_sox(void **state)
     free(ul);
     free(dal);
     free(dul);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_rmtree(dir), 0);
 }
 
 int main(void)

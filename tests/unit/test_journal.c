@@ -20,33 +20,9 @@
 #include <cmocka.h>
 
 #include "journal.h"
+#include "testutil.h"
 
 #define T0 1795617972 /* a fixed "now" */
-
-struct fixture {
-    char dir[64];
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/test_journal.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
-    free(f);
-    return 0;
-}
 
 /* Records collected by journal_read. */
 struct got {
@@ -55,6 +31,34 @@ struct got {
     char line[4096][64];
     size_t n;
 };
+
+/* Every test that opens a journal: a private directory for it and the
+ * records read back (too large for the stack). The test owns its
+ * struct journal and closes it; teardown removes the directory. */
+struct fixture {
+    char dir[TU_DIR_MAX];
+    struct got got;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (f == NULL || tu_mkdtemp(f->dir, sizeof f->dir, "journal") != 0) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    if (tu_rmtree(f->dir) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
 
 static void collect(void *arg, uint64_t seq, int64_t t, const char *data,
                     size_t len)
@@ -74,6 +78,12 @@ static void open_j(struct journal *j, const char *dir, uint64_t max_bytes,
     assert_int_equal(journal_open(j, dir, max_bytes, max_age, seg, now, err,
                                   sizeof err),
                      0);
+}
+
+/* The limits most tests use: 1 MiB, an hour, 64 KiB segments, at T0. */
+static void open_std(struct journal *j, const struct fixture *f)
+{
+    open_j(j, f->dir, 1 << 20, 3600, 1 << 16, T0);
 }
 
 static void append_n(struct journal *j, int n, int64_t now)
@@ -110,7 +120,30 @@ static void newest_segment(const char *dir, char *path, size_t len)
             snprintf(best, sizeof best, "%s", e->d_name);
     closedir(d);
     assert_true(best[0] != '\0');
-    snprintf(path, len, "%s/%s", dir, best);
+    tu_path(path, len, dir, best);
+}
+
+/* Appends n records at T0 to the fixture's journal and closes it; path
+ * gets its newest segment file, the one a damage test then damages. */
+static void append_closed(struct fixture *f, int n, char *path, size_t len)
+{
+    struct journal j;
+    open_std(&j, f);
+    append_n(&j, n, T0);
+    journal_close(&j);
+    newest_segment(f->dir, path, len);
+}
+
+/* XORs the byte at off of path with mask. */
+static void flip_byte(const char *path, off_t off, unsigned char mask)
+{
+    int fd = open(path, O_RDWR);
+    unsigned char b;
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, off), 1);
+    b ^= mask;
+    assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    close(fd);
 }
 
 static int count_segments(const char *dir)
@@ -138,7 +171,7 @@ static void write_segment(const char *dir, const char *name,
                           const uint64_t *seqs, size_t n)
 {
     char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    tu_path(path, sizeof path, dir, name);
     FILE *fp = fopen(path, "wb");
     assert_non_null(fp);
     for (size_t i = 0; i < n; i++) {
@@ -181,8 +214,8 @@ static void test_append_read_back(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    struct got *g = calloc(1, sizeof *g);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    struct got *g = &f->got;
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 1);
     assert_int_equal(journal_first_seq(&j), 0);
     append_n(&j, 5, T0);
@@ -206,18 +239,17 @@ static void test_append_read_back(void **state)
     read_all(&j, 99, g);
     assert_int_equal(g->n, 0);
     journal_close(&j);
-    free(g);
 }
 
 static void test_seq_continues_after_reopen(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    struct got *g = calloc(1, sizeof *g);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    struct got *g = &f->got;
+    open_std(&j, f);
     append_n(&j, 3, T0);
     journal_close(&j);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 4);
     append_n(&j, 2, T0);
     read_all(&j, 0, g);
@@ -225,7 +257,6 @@ static void test_seq_continues_after_reopen(void **state)
     for (size_t i = 0; i < 5; i++)
         assert_int_equal(g->seq[i], i + 1);
     journal_close(&j);
-    free(g);
 }
 
 /* A crash mid-write: the last record is cut short. */
@@ -234,14 +265,11 @@ static void test_torn_tail_truncated(void **state)
     struct fixture *f = *state;
     struct journal j;
     char path[256];
-    struct got *g = calloc(1, sizeof *g);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
-    append_n(&j, 4, T0);
-    journal_close(&j);
-    newest_segment(f->dir, path, sizeof path);
+    struct got *g = &f->got;
+    append_closed(f, 4, path, sizeof path);
     off_t size = file_size(path);
     assert_int_equal(truncate(path, size - 3), 0);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     /* record 4 is gone, and its bytes with it */
     read_all(&j, 0, g);
     assert_int_equal(g->n, 3);
@@ -262,13 +290,12 @@ static void test_torn_tail_truncated(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "CTJ1xx", 6), 6);
     close(fd);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 7);
     read_all(&j, 0, g);
     assert_int_equal(g->n, 4);
     assert_int_equal(g->seq[3], 5);
     journal_close(&j);
-    free(g);
 }
 
 /* A flipped payload byte in the last record: CRC mismatch, cut off. */
@@ -277,19 +304,11 @@ static void test_flipped_byte_detected(void **state)
     struct fixture *f = *state;
     struct journal j;
     char path[256];
-    struct got *g = calloc(1, sizeof *g);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
-    append_n(&j, 3, T0);
-    journal_close(&j);
-    newest_segment(f->dir, path, sizeof path);
+    struct got *g = &f->got;
+    append_closed(f, 3, path, sizeof path);
     off_t size = file_size(path);
-    int fd = open(path, O_RDWR);
-    char b;
-    assert_int_equal(pread(fd, &b, 1, size - 4), 1);
-    b ^= 0x20;
-    assert_int_equal(pwrite(fd, &b, 1, size - 4), 1);
-    close(fd);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    flip_byte(path, size - 4, 0x20);
+    open_std(&j, f);
     read_all(&j, 0, g);
     assert_int_equal(g->n, 2);
     assert_int_equal(journal_next_seq(&j), 4);
@@ -297,31 +316,24 @@ static void test_flipped_byte_detected(void **state)
     journal_close(&j);
 
     /* and one flipped bit in a header's seq field, also caught */
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
-    append_n(&j, 1, T0); /* seq 4, the last record */
-    journal_close(&j);
-    newest_segment(f->dir, path, sizeof path); /* the cut started one */
+    /* seq 4, the last record, in a new segment (the cut started one) */
+    append_closed(f, 1, path, sizeof path);
     size = file_size(path);
     off_t rec = size - (JOURNAL_HEADER_BYTES + (off_t)strlen("{\"seq\":4}\n"));
-    fd = open(path, O_RDWR);
-    assert_int_equal(pread(fd, &b, 1, rec + 8), 1);
-    b ^= 0x04;
-    assert_int_equal(pwrite(fd, &b, 1, rec + 8), 1);
-    close(fd);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    flip_byte(path, rec + 8, 0x04);
+    open_std(&j, f);
     assert_int_equal(file_size(path), rec);
     read_all(&j, 0, g);
     assert_int_equal(g->n, 2);
     assert_int_equal(g->seq[1], 2);
     journal_close(&j);
-    free(g);
 }
 
 static void test_rotation_and_size_retention(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    struct got *g = calloc(1, sizeof *g);
+    struct got *g = &f->got;
     /* each record is 32 + 11..13 bytes; segments of at most 500 bytes,
      * at most 2000 bytes in all */
     open_j(&j, f->dir, 2000, 3600, 500, T0);
@@ -354,7 +366,6 @@ static void test_rotation_and_size_retention(void **state)
     assert_int_equal(journal_next_seq(&j), 201);
     assert_int_equal(journal_first_seq(&j), first);
     journal_close(&j);
-    free(g);
 }
 
 /* A cursor whose segment retention deleted goes on from the oldest. */
@@ -363,7 +374,7 @@ static void test_cursor_survives_retention(void **state)
     struct fixture *f = *state;
     struct journal j;
     struct journal_cursor cur;
-    struct got *g = calloc(1, sizeof *g);
+    struct got *g = &f->got;
     open_j(&j, f->dir, 2000, 3600, 500, T0);
     append_n(&j, 20, T0);
     journal_cursor_init(&cur, 0);
@@ -378,14 +389,13 @@ static void test_cursor_survives_retention(void **state)
         assert_true(g->seq[i] > g->seq[i - 1]);
     assert_true(g->n >= 220 - first + 1);
     journal_close(&j);
-    free(g);
 }
 
 static void test_age_retention(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    struct got *g = calloc(1, sizeof *g);
+    struct got *g = &f->got;
     open_j(&j, f->dir, 1 << 20, 3600, 200, T0);
     append_n(&j, 10, T0);        /* old by the time we look */
     append_n(&j, 10, T0 + 3000); /* fresh; retention at rotation keeps all */
@@ -408,7 +418,6 @@ static void test_age_retention(void **state)
     open_j(&j, f->dir, 1 << 20, 3600, 200, time(NULL) + 100 * 3600);
     assert_int_equal(journal_next_seq(&j), 21);
     journal_close(&j);
-    free(g);
 }
 
 /* The seq skipped at a cut was only in memory: a second restart with no
@@ -418,27 +427,23 @@ static void test_fuzz_cut_seq_kept_across_reopen(void **state)
     struct fixture *f = *state;
     struct journal j;
     char path[256];
-    struct got *g = calloc(1, sizeof *g);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
-    append_n(&j, 4, T0);
-    journal_close(&j);
-    newest_segment(f->dir, path, sizeof path);
+    struct got *g = &f->got;
+    append_closed(f, 4, path, sizeof path);
     assert_int_equal(truncate(path, file_size(path) - 3), 0);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 5); /* 4 is skipped */
     journal_close(&j);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 5); /* and still is */
     append_n(&j, 1, T0);
     journal_close(&j);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 6);
     read_all(&j, 0, g);
     assert_int_equal(g->n, 4);
     assert_int_equal(g->seq[2], 3);
     assert_int_equal(g->seq[3], 5);
     journal_close(&j);
-    free(g);
 }
 
 /* A segment named 2^64 - 1 (or a record with that seq) made the next seq
@@ -448,13 +453,13 @@ static void test_fuzz_seq_out_of_range(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    struct got *g = calloc(1, sizeof *g);
+    struct got *g = &f->got;
     const uint64_t seqs[] = {1, 2, UINT64_MAX};
     write_segment(f->dir, "00000000000000000001.log", seqs, 3);
     write_segment(f->dir, "18446744073709551615.log", NULL, 0);
     write_segment(f->dir, "99999999999999999999.log", NULL, 0);
     write_segment(f->dir, "09223372036854775808.log", NULL, 0);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 4); /* 1, 2, and 3 skipped */
     read_all(&j, 0, g);
     assert_int_equal(g->n, 2);
@@ -464,7 +469,6 @@ static void test_fuzz_seq_out_of_range(void **state)
     assert_int_equal(g->n, 1);
     assert_int_equal(g->seq[0], 4);
     journal_close(&j);
-    free(g);
 }
 
 /* An older segment holding a seq at or past the next segment's name:
@@ -473,11 +477,11 @@ static void test_fuzz_seq_past_segment_end(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    struct got *g = calloc(1, sizeof *g);
+    struct got *g = &f->got;
     const uint64_t old[] = {1, 2, 20, 21};
     write_segment(f->dir, "00000000000000000001.log", old, 4);
     write_segment(f->dir, "00000000000000000010.log", NULL, 0);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 10);
     read_all(&j, 0, g);
     assert_int_equal(g->n, 2); /* 20 and 21 are not delivered */
@@ -487,7 +491,6 @@ static void test_fuzz_seq_past_segment_end(void **state)
     assert_int_equal(g->n, 3);
     assert_int_equal(g->seq[2], 10);
     journal_close(&j);
-    free(g);
 }
 
 /* The newest segment starting with a seq below its name: recovery took
@@ -497,23 +500,22 @@ static void test_fuzz_seq_below_segment_name(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    struct got *g = calloc(1, sizeof *g);
+    struct got *g = &f->got;
     const uint64_t old[] = {1, 2, 3}, newest[] = {10, 11};
     write_segment(f->dir, "00000000000000000001.log", old, 3);
     write_segment(f->dir, "00000000000000000020.log", newest, 2);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     /* the whole segment is cut; 20 is skipped as any cut record is */
     assert_int_equal(journal_next_seq(&j), 21);
     append_n(&j, 1, T0);
     journal_close(&j);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 22);
     read_all(&j, 0, g);
     assert_int_equal(g->n, 4);
     assert_int_equal(g->seq[2], 3);
     assert_int_equal(g->seq[3], 21);
     journal_close(&j);
-    free(g);
 }
 
 static void test_bad_dir_fails(void **state)
@@ -555,11 +557,11 @@ static void test_mark_taken_seq_never_reused(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     append_n(&j, 3, T0);
     assert_int_equal(journal_take_seq(&j), 4); /* sent live, not written */
     crash_j(&j);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     /* Everything up to the reserved block may have gone out. */
     assert_true(journal_next_seq(&j) > 4);
     assert_int_equal(journal_next_seq(&j), JOURNAL_SEQ_BLOCK + 1);
@@ -567,12 +569,12 @@ static void test_mark_taken_seq_never_reused(void **state)
 
     /* Clean close: the mark comes down to the last seq handed out, so
      * the next start skips nothing and reuses nothing. */
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     uint64_t s = journal_take_seq(&j);
     assert_int_equal(s, JOURNAL_SEQ_BLOCK + 1);
     journal_close(&j);
     assert_int_equal(stored_mark(f->dir), s);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), s + 1);
     journal_close(&j);
 }
@@ -582,7 +584,7 @@ static void test_mark_reserves_blocks(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_take_seq(&j), 1);
     assert_int_equal(stored_mark(f->dir), JOURNAL_SEQ_BLOCK);
     for (uint64_t k = 2; k <= JOURNAL_SEQ_BLOCK; k++)
@@ -602,7 +604,7 @@ static void test_mark_unstorable(void **state)
 {
     struct fixture *f = *state;
     struct journal j;
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     append_n(&j, 2, T0);
     j.reserved = 2; /* as if the block were used up */
     int good = j.mark.fd;
@@ -624,8 +626,8 @@ static void test_mark_torn_slot(void **state)
     struct fixture *f = *state;
     struct journal j;
     char path[256];
-    snprintf(path, sizeof path, "%s/" SEQMARK_FILE, f->dir);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    tu_path(path, sizeof path, f->dir, SEQMARK_FILE);
+    open_std(&j, f);
     append_n(&j, 1, T0);              /* mark 1000, generation 1 */
     j.reserved = 1;
     assert_int_equal(journal_take_seq(&j), 2); /* mark 1001, generation 2 */
@@ -634,12 +636,12 @@ static void test_mark_torn_slot(void **state)
     assert_true(fd >= 0);
     /* generation 2 is in slot 0: tear it */
     assert_int_equal(pwrite(fd, "\xff\xff", 2, 14), 2);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), JOURNAL_SEQ_BLOCK + 1);
     crash_j(&j);
     assert_int_equal(pwrite(fd, "\xff\xff", 2, SEQMARK_SLOT + 14), 2);
     close(fd);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 2); /* last journaled: 1 */
     journal_close(&j);
 }
@@ -651,17 +653,17 @@ static void test_mark_short_file(void **state)
     struct fixture *f = *state;
     struct journal j;
     char path[256];
-    snprintf(path, sizeof path, "%s/" SEQMARK_FILE, f->dir);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    tu_path(path, sizeof path, f->dir, SEQMARK_FILE);
+    open_std(&j, f);
     append_n(&j, 2, T0);
     journal_close(&j);
     assert_int_equal(truncate(path, 100), 0);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 3);
     assert_int_equal(file_size(path), SEQMARK_BYTES);
     assert_int_equal(seqmark_store(&j.mark, UINT64_MAX - 5), 0);
     crash_j(&j);
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_int_equal(journal_next_seq(&j), 3);
     journal_close(&j);
 }
@@ -674,7 +676,7 @@ static void test_mark_covers_lost_unsynced_record(void **state)
     struct fixture *f = *state;
     struct journal j;
     char path[256];
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     append_n(&j, 2, T0);
     uint64_t seq = journal_take_seq(&j);
     assert_int_equal(seq, 3);
@@ -683,7 +685,7 @@ static void test_mark_covers_lost_unsynced_record(void **state)
     assert_int_equal(journal_write(&j, T0, seq, "{\"seq\":3}\n", 10), 0);
     crash_j(&j); /* no sync, no close */
     assert_int_equal(truncate(path, before), 0); /* the page never landed */
-    open_j(&j, f->dir, 1 << 20, 3600, 1 << 16, T0);
+    open_std(&j, f);
     assert_true(journal_next_seq(&j) > seq);
     journal_close(&j);
 }

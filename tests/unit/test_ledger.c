@@ -13,22 +13,20 @@
 
 #include "ledger.h"
 #include "log.h"
+#include "testutil.h"
 
-static char dir[64];
+static char dir[TU_DIR_MAX];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/ctid-ledger-XXXXXX");
-    return mkdtemp(dir) == NULL ? -1 : 0;
+    return tu_mkdtemp(dir, sizeof dir, "ledger");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(dir);
 }
 
 static void fill(struct ledger_call *lc, uint64_t pid, const char *ud)
@@ -63,14 +61,25 @@ static struct sip_dialog sample_dialog(bool established)
     return d;
 }
 
+/* Opens the ledger in at, which must succeed. Returns how many calls it
+ * left open (orphans, the caller's to free with ledger_calls_free). */
+static size_t open_ledger(struct ledger *l, const char *at,
+                          struct ledger_call **orphans)
+{
+    size_t count;
+    char err[256];
+
+    assert_int_equal(ledger_open(l, at, orphans, &count, err, sizeof err), 0);
+    return count;
+}
+
 static void test_open_add_close_reopen(void **state)
 {
     (void)state;
     struct ledger l;
     struct ledger_call *orphans;
     size_t n;
-    char err[256];
-    assert_int_equal(ledger_open(&l, dir, &orphans, &n, err, sizeof err), 0);
+    n = open_ledger(&l, dir, &orphans);
     assert_int_equal(n, 0);
     struct ledger_call a, b, c;
     fill(&a, 101, "hello \"quoted\"");
@@ -86,7 +95,7 @@ static void test_open_add_close_reopen(void **state)
     ledger_note_answer(&l, 999, 1); /* unknown pid: ignored on read */
     ledger_close(&l);
 
-    assert_int_equal(ledger_open(&l, dir, &orphans, &n, err, sizeof err), 0);
+    n = open_ledger(&l, dir, &orphans);
     assert_int_equal(n, 2);
     assert_int_equal(orphans[0].process_id, 102);
     assert_null(orphans[0].user_data);
@@ -109,7 +118,7 @@ static void test_open_add_close_reopen(void **state)
     ledger_rewrite_add(&rw, &c);
     assert_int_equal(ledger_rewrite_commit(&l, &rw), 0);
     ledger_close(&l);
-    assert_int_equal(ledger_open(&l, dir, &orphans, &n, err, sizeof err), 0);
+    n = open_ledger(&l, dir, &orphans);
     assert_int_equal(n, 1);
     assert_int_equal(orphans[0].process_id, 103);
     ledger_calls_free(orphans, n);
@@ -127,11 +136,10 @@ static void test_parse_damage(void **state)
     struct ledger_call *orphans;
     size_t n;
     unsigned bad;
-    char err[256];
     char sub[128];
-    snprintf(sub, sizeof sub, "%s/damage", dir);
+    tu_path(sub, sizeof sub, dir, "damage");
     mkdir(sub, 0700);
-    assert_int_equal(ledger_open(&l, sub, &orphans, &n, err, sizeof err), 0);
+    n = open_ledger(&l, sub, &orphans);
     struct ledger_call a, b;
     fill(&a, 201, "a");
     fill(&b, 202, "b");
@@ -140,7 +148,7 @@ static void test_parse_damage(void **state)
     ledger_close(&l);
 
     char path[256];
-    snprintf(path, sizeof path, "%s/calls.log", sub);
+    tu_path(path, sizeof path, sub, "calls.log");
     FILE *f = fopen(path, "rb");
     char buf[8192];
     size_t len = fread(buf, 1, sizeof buf, f);
@@ -188,8 +196,7 @@ static void test_lost_close_wants_rewrite(void **state)
     struct ledger l;
     struct ledger_call *orphans;
     size_t n;
-    char err[256];
-    assert_int_equal(ledger_open(&l, dir, &orphans, &n, err, sizeof err), 0);
+    n = open_ledger(&l, dir, &orphans);
     struct ledger_call a;
     fill(&a, 201, "a");
     assert_int_equal(ledger_add(&l, &a), 0);
@@ -206,7 +213,7 @@ static void test_lost_close_wants_rewrite(void **state)
     assert_int_equal(ledger_rewrite_commit(&l, &rw), 0);
     assert_false(ledger_wants_rewrite(&l));
     ledger_close(&l);
-    assert_int_equal(ledger_open(&l, dir, &orphans, &n, err, sizeof err), 0);
+    n = open_ledger(&l, dir, &orphans);
     assert_int_equal(n, 0);
     ledger_close(&l);
 }

@@ -10,15 +10,7 @@
 
 #include "playlist.h"
 #include "tts.h"
-
-static json_t *json(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (v == NULL)
-        fail_msg("bad test JSON %s: %s", text, jerr.text);
-    return v;
-}
+#include "testutil.h"
 
 /* v must be refused with exactly message; v stays the caller's. */
 static void assert_refused_json(json_t *v, const char *message)
@@ -33,7 +25,7 @@ static void assert_refused_json(json_t *v, const char *message)
 
 static void assert_refused(const char *text, const char *message)
 {
-    json_t *v = json(text);
+    json_t *v = tu_json(text);
     assert_refused_json(v, message);
     json_decref(v);
 }
@@ -49,7 +41,7 @@ static void assert_item(const struct play_item *it, int type,
 static void test_string(void **state)
 {
     (void)state;
-    json_t *v = json("\"notice/welcome.wav\"");
+    json_t *v = tu_json("\"notice/welcome.wav\"");
     struct playlist pl;
     struct rpc_error err;
     assert_int_equal(playlist_parse(v, &pl, &err), 0);
@@ -63,9 +55,9 @@ static void test_string(void **state)
 static void test_array(void **state)
 {
     (void)state;
-    json_t *v = json("[[\"a.wav\"], [\"b.wav\", 0], [\"skip\", -1, \"x\"],"
-                     " [\"c.wav|d/e.wav\", 7, \"opt\"],"
-                     " [\"f.wav\", null, null], [\"/abs\", -5]]");
+    json_t *v = tu_json("[[\"a.wav\"], [\"b.wav\", 0], [\"skip\", -1, \"x\"],"
+                        " [\"c.wav|d/e.wav\", 7, \"opt\"],"
+                        " [\"f.wav\", null, null], [\"/abs\", -5]]");
     struct playlist pl;
     struct rpc_error err;
     assert_int_equal(playlist_parse(v, &pl, &err), 0);
@@ -102,10 +94,10 @@ static void test_unsupported_types(void **state)
 static void test_spoken(void **state)
 {
     (void)state;
-    json_t *v = json("[[\"intro.wav\"], [\"4815\", 1], [\"skip\", -1],"
-                     " [\"1086.30\", 2, \"lang=en\"], [\"0.05\", 3],"
-                     " [\"2024-02-29 00:00\", 4, \"x=1;lang=zh\"],"
-                     " [\"99:99\", 5], [\"a.wav|b.wav\", 7]]");
+    json_t *v = tu_json("[[\"intro.wav\"], [\"4815\", 1], [\"skip\", -1],"
+                        " [\"1086.30\", 2, \"lang=en\"], [\"0.05\", 3],"
+                        " [\"2024-02-29 00:00\", 4, \"x=1;lang=zh\"],"
+                        " [\"99:99\", 5], [\"a.wav|b.wav\", 7]]");
     struct playlist pl;
     struct rpc_error err;
     assert_int_equal(playlist_parse(v, &pl, &err), 0);
@@ -274,7 +266,7 @@ static void test_type7_parts(void **state)
     assert_refused("[[\"a|../b\", 7]]", msg);
     assert_refused("[[\"a|b/..\", 7]]", msg);
     /* Type 0 takes '|' literally: one file with a bar in its name. */
-    json_t *v = json("[[\"a|b|c\", 7], [\"x|y\", 0]]");
+    json_t *v = tu_json("[[\"a|b|c\", 7], [\"x|y\", 0]]");
     struct playlist pl;
     struct rpc_error err;
     assert_int_equal(playlist_parse(v, &pl, &err), 0);
@@ -290,8 +282,8 @@ static void test_type7_parts(void **state)
 static void test_tts(void **state)
 {
     (void)state;
-    json_t *v = json("[[\"您的包裹已到\", 10], [\" Your parcel, order 42. \", 10,"
-                     " \"lang=en\"], [\"a.wav\"], [\"x\", 10, \"x=1; lang=zh\"]]");
+    json_t *v = tu_json("[[\"您的包裹已到\", 10], [\" Your parcel, order 42. \", 10,"
+                        " \"lang=en\"], [\"a.wav\"], [\"x\", 10, \"x=1; lang=zh\"]]");
     struct playlist pl;
     struct rpc_error err;
     assert_int_equal(playlist_parse(v, &pl, &err), 0);

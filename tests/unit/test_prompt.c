@@ -21,17 +21,13 @@
 #include "g711.h"
 #include "prompt.h"
 #include "speech.h"
+#include "testutil.h"
 
 struct fixture {
-    char base[64];     /* temp dir; holds x.wav, outside the prompts */
+    char base[TU_DIR_MAX]; /* temp dir; holds x.wav, outside the prompts */
     char dir[128];     /* base/prompts, the prompt directory */
     struct prompt_cache *pc;
 };
-
-static void path_of(char *out, size_t len, const char *dir, const char *name)
-{
-    assert_true((size_t)snprintf(out, len, "%s/%s", dir, name) < len);
-}
 
 /* Writes a 16-bit WAV of `frames` frames; sample(i, c) gives the value. */
 static void write_wav(const char *dir, const char *name, int rate, int ch,
@@ -43,7 +39,7 @@ static void write_wav(const char *dir, const char *name, int rate, int ch,
     int16_t *buf = malloc(frames * (size_t)ch * sizeof *buf);
     SNDFILE *sf;
 
-    path_of(path, sizeof path, dir, name);
+    tu_path(path, sizeof path, dir, name);
     sf = sf_open(path, SFM_WRITE, &info);
     assert_non_null(sf);
     for (size_t i = 0; i < frames; i++)
@@ -60,7 +56,7 @@ static void write_text(const char *dir, const char *name, const char *text)
     char path[PATH_MAX];
     FILE *f;
 
-    path_of(path, sizeof path, dir, name);
+    tu_path(path, sizeof path, dir, name);
     f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
@@ -98,9 +94,8 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
 
-    strcpy(fx->base, "/tmp/test_prompt.XXXXXX");
-    assert_non_null(mkdtemp(fx->base));
-    path_of(fx->dir, sizeof fx->dir, fx->base, "prompts");
+    assert_int_equal(tu_mkdtemp(fx->base, sizeof fx->base, "prompt"), 0);
+    tu_path(fx->dir, sizeof fx->dir, fx->base, "prompts");
     assert_int_equal(mkdir(fx->dir, 0755), 0);
     write_wav(fx->base, "x.wav", 8000, 1, 400, noise);
     write_wav(fx->dir, "a.wav", 8000, 1, 400, noise);
@@ -115,11 +110,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    char cmd[128];
 
     prompt_cache_free(fx->pc);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->base);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_rmtree(fx->base), 0);
     free(fx);
     return 0;
 }
@@ -132,7 +125,7 @@ static void test_passthrough_8k(void **state)
     char real[PATH_MAX], path[PATH_MAX];
 
     assert_int_equal(prompt_cache_get(fx->pc, "a.wav", &clip, &err), 0);
-    path_of(path, sizeof path, fx->dir, "a.wav");
+    tu_path(path, sizeof path, fx->dir, "a.wav");
     assert_non_null(realpath(path, real));
     assert_string_equal(clip->path, real);
     assert_int_equal(clip->n_frames, 3); /* 400 samples: 2.5 frames */
@@ -262,7 +255,7 @@ static void test_reload_on_change(void **state)
         times[1].tv_sec++;
         times[1].tv_nsec = 0;
     }
-    path_of(path, sizeof path, fx->dir, "a.wav");
+    tu_path(path, sizeof path, fx->dir, "a.wav");
     assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
     assert_int_equal(prompt_cache_get(fx->pc, "a.wav", &c2, &err), 0);
     assert_ptr_not_equal(c1, c2);
@@ -312,18 +305,18 @@ static void test_confinement(void **state)
     expect_error(fx, "../x.wav", RPC_INVALID_PARAMS);
     expect_error(fx, "../nonexistent.wav", RPC_INVALID_PARAMS);
     expect_error(fx, "sub/../../x.wav", RPC_INVALID_PARAMS);
-    path_of(abs_path, sizeof abs_path, fx->base, "x.wav");
+    tu_path(abs_path, sizeof abs_path, fx->base, "x.wav");
     expect_error(fx, abs_path, RPC_INVALID_PARAMS);
-    path_of(abs_path, sizeof abs_path, fx->dir, "a.wav");
+    tu_path(abs_path, sizeof abs_path, fx->dir, "a.wav");
     expect_error(fx, abs_path, RPC_INVALID_PARAMS);
 
     /* A symlink inside pointing outside: refused on its resolved path. */
-    path_of(link, sizeof link, fx->dir, "out.wav");
-    path_of(target, sizeof target, fx->base, "x.wav");
+    tu_path(link, sizeof link, fx->dir, "out.wav");
+    tu_path(target, sizeof target, fx->base, "x.wav");
     assert_int_equal(symlink(target, link), 0);
     expect_error(fx, "out.wav", RPC_INVALID_PARAMS);
     /* Also a symlinked directory. */
-    path_of(link, sizeof link, fx->dir, "up");
+    tu_path(link, sizeof link, fx->dir, "up");
     assert_int_equal(symlink("..", link), 0);
     expect_error(fx, "up/x.wav", RPC_INVALID_PARAMS);
     /* The prompt directory itself is not a file inside it. */
@@ -331,7 +324,7 @@ static void test_confinement(void **state)
     expect_error(fx, "up/prompts", RPC_INVALID_PARAMS);
 
     /* A symlink staying inside is fine and shares the clip. */
-    path_of(link, sizeof link, fx->dir, "alias.wav");
+    tu_path(link, sizeof link, fx->dir, "alias.wav");
     assert_int_equal(symlink("a.wav", link), 0);
     assert_int_equal(prompt_cache_get(fx->pc, "alias.wav", &c1, &err), 0);
     assert_int_equal(prompt_cache_get(fx->pc, "a.wav", &c2, &err), 0);
@@ -339,7 +332,7 @@ static void test_confinement(void **state)
     prompt_clip_unref(c1);
     prompt_clip_unref(c2);
     /* ".." that stays inside is fine. */
-    path_of(link, sizeof link, fx->dir, "sub");
+    tu_path(link, sizeof link, fx->dir, "sub");
     assert_int_equal(mkdir(link, 0755), 0);
     assert_int_equal(prompt_cache_get(fx->pc, "sub/../a.wav", &c1, &err), 0);
     prompt_clip_unref(c1);
@@ -367,12 +360,12 @@ static void test_bad_files(void **state)
     expect_error(fx, "empty.wav", RPC_INVALID_PARAMS);
     write_wav(fx->dir, "zero.wav", 8000, 1, 0, noise);
     expect_error(fx, "zero.wav", RPC_INVALID_PARAMS);
-    path_of(path, sizeof path, fx->dir, "subdir");
+    tu_path(path, sizeof path, fx->dir, "subdir");
     assert_int_equal(mkdir(path, 0755), 0);
     expect_error(fx, "subdir", RPC_INVALID_PARAMS);
     expect_error(fx, "", RPC_INVALID_PARAMS);
     if (geteuid() != 0) { /* root reads anything */
-        path_of(path, sizeof path, fx->dir, "a.wav");
+        tu_path(path, sizeof path, fx->dir, "a.wav");
         assert_int_equal(chmod(path, 0), 0);
         expect_error(fx, "a.wav", RPC_INVALID_PARAMS);
     }
@@ -387,7 +380,7 @@ static void test_missing_dir(void **state)
     char dir[PATH_MAX];
 
     /* A directory that appears after start-up is picked up. */
-    path_of(dir, sizeof dir, fx->base, "later");
+    tu_path(dir, sizeof dir, fx->base, "later");
     pc = prompt_cache_new(dir);
     assert_non_null(pc);
     assert_int_equal(prompt_cache_get(pc, "a.wav", &clip, &err), -1);
@@ -490,13 +483,13 @@ static void test_spoken(void **state)
     char dir[PATH_MAX], name[64];
     size_t n;
 
-    path_of(dir, sizeof dir, fx->dir, "zh");
+    tu_path(dir, sizeof dir, fx->dir, "zh");
     assert_int_equal(mkdir(dir, 0755), 0);
     for (int i = 0; i < 10; i++) {
         snprintf(name, sizeof name, "digit_%d.wav", i);
         write_wav(dir, name, 8000, 1, 100 + 10 * (size_t)i, noise);
     }
-    path_of(dir, sizeof dir, fx->dir, "en");
+    tu_path(dir, sizeof dir, fx->dir, "en");
     assert_int_equal(mkdir(dir, 0755), 0);
     write_wav(dir, "digit_1.wav", 8000, 1, 50, noise);
     write_wav(dir, "yuan.wav", 8000, 1, 50, noise);

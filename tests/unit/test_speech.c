@@ -75,6 +75,32 @@ static void assert_en(int type, const char *text, const char *expected)
                  got, expected);
 }
 
+/* The cases of one test as tables: a text of a type and what it says, or
+ * the error message that refuses it. */
+struct reading {
+    int type;
+    const char *text, *says;
+};
+
+struct refusal {
+    int type;
+    const char *text, *message;
+};
+
+#define N_OF(a) (sizeof(a) / sizeof(a)[0])
+
+static void assert_all_zh(const struct reading *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_zh(r[i].type, r[i].text, r[i].says);
+}
+
+static void assert_all_en(const struct reading *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_en(r[i].type, r[i].text, r[i].says);
+}
+
 static void assert_refused(int type, const char *text, const char *message)
 {
     struct speech sp;
@@ -91,15 +117,35 @@ static void assert_refused(int type, const char *text, const char *message)
     }
 }
 
+static void assert_all_refused(const struct refusal *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_refused(r[i].type, r[i].text, r[i].message);
+}
+
+/* Many texts of one type, all refused with the same message. */
+static void assert_all_refused_as(int type, const char *const *texts,
+                                  size_t n, const char *message)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_refused(type, texts[i], message);
+}
+
 static void test_digits(void **state)
 {
     (void)state;
-    assert_zh(1, "4815", "四八一五");
-    assert_zh(1, "0", "零");
-    assert_zh(1, "0012", "零零一二");
-    assert_zh(1, "*10#", "*一零#");
-    assert_en(1, "4815", "digit_4 digit_8 digit_1 digit_5");
-    assert_en(1, "#*", "hash star");
+    static const struct reading zh[] = {
+        {1, "4815", "四八一五"},
+        {1, "0", "零"},
+        {1, "0012", "零零一二"},
+        {1, "*10#", "*一零#"},
+    };
+    assert_all_zh(zh, N_OF(zh));
+    static const struct reading en[] = {
+        {1, "4815", "digit_4 digit_8 digit_1 digit_5"},
+        {1, "#*", "hash star"},
+    };
+    assert_all_en(en, N_OF(en));
     char max[SPEECH_MAX_DIGITS + 2];
     memset(max, '9', SPEECH_MAX_DIGITS);
     max[SPEECH_MAX_DIGITS] = '\0';
@@ -109,62 +155,68 @@ static void test_digits(void **state)
     assert_int_equal(sp.n, SPEECH_MAX_DIGITS);
     strcat(max, "9");
     assert_refused(1, max, "type 1: 1 to 64 digits");
-    assert_refused(1, "", "type 1: 1 to 64 digits");
-    assert_refused(1, "48a5", "type 1: 'a' is not a digit, * or #");
-    assert_refused(1, "48 5", "type 1: only digits, * and #");
-    assert_refused(1, "4-8", "type 1: '-' is not a digit, * or #");
-    assert_refused(1, "\xe4\xb8\x80", "type 1: only digits, * and #");
+    static const struct refusal refused[] = {
+        {1, "", "type 1: 1 to 64 digits"},
+        {1, "48a5", "type 1: 'a' is not a digit, * or #"},
+        {1, "48 5", "type 1: only digits, * and #"},
+        {1, "4-8", "type 1: '-' is not a digit, * or #"},
+        {1, "\xe4\xb8\x80", "type 1: only digits, * and #"},
+    };
+    assert_all_refused(refused, N_OF(refused));
 }
 
 static void test_number_zh(void **state)
 {
     (void)state;
-    assert_zh(2, "0", "零");
-    assert_zh(2, "7", "七");
-    assert_zh(2, "10", "十");
-    assert_zh(2, "11", "十一");
-    assert_zh(2, "19", "十九");
-    assert_zh(2, "20", "二十");
-    assert_zh(2, "21", "二十一");
-    assert_zh(2, "100", "一百");
-    assert_zh(2, "101", "一百零一");
-    assert_zh(2, "110", "一百一十");
-    assert_zh(2, "111", "一百一十一");
-    assert_zh(2, "1000", "一千");
-    assert_zh(2, "1001", "一千零一");
-    assert_zh(2, "1010", "一千零一十");
-    assert_zh(2, "1086", "一千零八十六");
-    assert_zh(2, "1100", "一千一百");
-    assert_zh(2, "10000", "一万");
-    assert_zh(2, "10010", "一万零一十");
-    assert_zh(2, "10100", "一万零一百");
-    assert_zh(2, "11000", "一万一千");
-    assert_zh(2, "100000", "十万");
-    assert_zh(2, "150000", "十五万");
-    assert_zh(2, "1000000", "一百万");
-    assert_zh(2, "10001000", "一千万一千");
-    assert_zh(2, "100000000", "一亿");
-    assert_zh(2, "100000001", "一亿零一");
-    assert_zh(2, "100001000", "一亿零一千");
-    assert_zh(2, "100010000", "一亿零一万");
-    assert_zh(2, "1000000000", "十亿");
-    assert_zh(2, "123456789012", "一千二百三十四亿五千六百七十八万九千零一十二");
-    assert_zh(2, "999999999999", "九千九百九十九亿九千九百九十九万九千九百九十九");
-    /* Leading zeros are dropped: a quantity, not a code. */
-    assert_zh(2, "007", "七");
-    assert_zh(2, "000", "零");
-    assert_zh(2, "0010", "十");
-    /* Decimals digit by digit, as given. */
-    assert_zh(2, "0.05", "零点零五");
-    assert_zh(2, "0.5", "零点五");
-    assert_zh(2, "10.5", "十点五");
-    assert_zh(2, "3.14159265", "三点一四一五九二六五");
-    assert_zh(2, "20.00", "二十点零零");
-    /* Negative numbers read 负; zero has no sign. */
-    assert_zh(2, "-5", "负五");
-    assert_zh(2, "-10.25", "负十点二五");
-    assert_zh(2, "-0", "零");
-    assert_zh(2, "-0.00", "零点零零");
+    static const struct reading zh[] = {
+        {2, "0", "零"},
+        {2, "7", "七"},
+        {2, "10", "十"},
+        {2, "11", "十一"},
+        {2, "19", "十九"},
+        {2, "20", "二十"},
+        {2, "21", "二十一"},
+        {2, "100", "一百"},
+        {2, "101", "一百零一"},
+        {2, "110", "一百一十"},
+        {2, "111", "一百一十一"},
+        {2, "1000", "一千"},
+        {2, "1001", "一千零一"},
+        {2, "1010", "一千零一十"},
+        {2, "1086", "一千零八十六"},
+        {2, "1100", "一千一百"},
+        {2, "10000", "一万"},
+        {2, "10010", "一万零一十"},
+        {2, "10100", "一万零一百"},
+        {2, "11000", "一万一千"},
+        {2, "100000", "十万"},
+        {2, "150000", "十五万"},
+        {2, "1000000", "一百万"},
+        {2, "10001000", "一千万一千"},
+        {2, "100000000", "一亿"},
+        {2, "100000001", "一亿零一"},
+        {2, "100001000", "一亿零一千"},
+        {2, "100010000", "一亿零一万"},
+        {2, "1000000000", "十亿"},
+        {2, "123456789012", "一千二百三十四亿五千六百七十八万九千零一十二"},
+        {2, "999999999999", "九千九百九十九亿九千九百九十九万九千九百九十九"},
+        /* Leading zeros are dropped: a quantity, not a code. */
+        {2, "007", "七"},
+        {2, "000", "零"},
+        {2, "0010", "十"},
+        /* Decimals digit by digit, as given. */
+        {2, "0.05", "零点零五"},
+        {2, "0.5", "零点五"},
+        {2, "10.5", "十点五"},
+        {2, "3.14159265", "三点一四一五九二六五"},
+        {2, "20.00", "二十点零零"},
+        /* Negative numbers read 负; zero has no sign. */
+        {2, "-5", "负五"},
+        {2, "-10.25", "负十点二五"},
+        {2, "-0", "零"},
+        {2, "-0.00", "零点零零"},
+    };
+    assert_all_zh(zh, N_OF(zh));
 }
 
 static void test_number_refused(void **state)
@@ -174,8 +226,7 @@ static void test_number_refused(void **state)
                       "decimals)";
     const char *bad[] = {"", "-", "+5", "1.", ".5", "1.2.3", "1,000", " 1",
                          "1 ", "1e3", "0x10", "--1", "1-", "五", "1.-5"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_refused(2, bad[i], nan);
+    assert_all_refused_as(2, bad, N_OF(bad), nan);
     assert_refused(2, "1234567890123", "type 2: more than 12 integer digits");
     /* Leading zeros do not count towards the limit. */
     assert_zh(2, "0001234567890", "十二亿三千四百五十六万七千八百九十");
@@ -185,46 +236,50 @@ static void test_number_refused(void **state)
 static void test_money_zh(void **state)
 {
     (void)state;
-    assert_zh(3, "1086.30", "一千零八十六元三角");
-    assert_zh(3, "1086.3", "一千零八十六元三角");
-    assert_zh(3, "1086.35", "一千零八十六元三角五分");
-    assert_zh(3, "1086.05", "一千零八十六元零五分");
-    assert_zh(3, "0.50", "五角");
-    assert_zh(3, "0.05", "五分");
-    assert_zh(3, "0.55", "五角五分");
-    assert_zh(3, "10.00", "十元");
-    assert_zh(3, "20.00", "二十元");
-    assert_zh(3, "20", "二十元");
-    assert_zh(3, "0", "零元");
-    assert_zh(3, "0.00", "零元");
-    assert_zh(3, "100000000", "一亿元");
-    assert_zh(3, "10010.01", "一万零一十元零一分");
-    assert_zh(3, "007.10", "七元一角");
+    static const struct reading zh[] = {
+        {3, "1086.30", "一千零八十六元三角"},
+        {3, "1086.3", "一千零八十六元三角"},
+        {3, "1086.35", "一千零八十六元三角五分"},
+        {3, "1086.05", "一千零八十六元零五分"},
+        {3, "0.50", "五角"},
+        {3, "0.05", "五分"},
+        {3, "0.55", "五角五分"},
+        {3, "10.00", "十元"},
+        {3, "20.00", "二十元"},
+        {3, "20", "二十元"},
+        {3, "0", "零元"},
+        {3, "0.00", "零元"},
+        {3, "100000000", "一亿元"},
+        {3, "10010.01", "一万零一十元零一分"},
+        {3, "007.10", "七元一角"},
+    };
+    assert_all_zh(zh, N_OF(zh));
     assert_refused(3, "1.234", "type 3: more than 2 decimals");
-    assert_refused(3, "-5", "type 3: not an unsigned number (digits, "
-                            "optionally '.' and decimals)");
-    assert_refused(3, "5元", "type 3: not an unsigned number (digits, "
-                             "optionally '.' and decimals)");
-    assert_refused(3, "", "type 3: not an unsigned number (digits, "
-                          "optionally '.' and decimals)");
+    const char *unsigned_only = "type 3: not an unsigned number (digits, "
+                                "optionally '.' and decimals)";
+    const char *bad[] = {"-5", "5元", ""};
+    assert_all_refused_as(3, bad, N_OF(bad), unsigned_only);
 }
 
 static void test_datetime_zh(void **state)
 {
     (void)state;
-    assert_zh(4, "2012-9-8 1:5:3", "二零一二年九月八日一点五分三秒");
-    assert_zh(4, "2012-09-08 01:05:03", "二零一二年九月八日一点五分三秒");
-    assert_zh(4, "2025-12-31 23:59:59",
-              "二零二五年十二月三十一日二十三点五十九分五十九秒");
-    assert_zh(4, "2025-10-10 10:10", "二零二五年十月十日十点十分");
-    assert_zh(4, "2000-01-01", "二零零零年一月一日");
-    assert_zh(4, "2024-02-29", "二零二四年二月二十九日");
-    assert_zh(4, "2000-02-29", "二零零零年二月二十九日");
-    assert_zh(4, "2024-11", "二零二四年十一月");
-    assert_zh(4, "00:00", "零点零分");
-    assert_zh(4, "0:00:00", "零点零分零秒");
-    assert_zh(4, "12:30", "十二点三十分");
-    assert_zh(4, "23:59:59", "二十三点五十九分五十九秒");
+    static const struct reading zh[] = {
+        {4, "2012-9-8 1:5:3", "二零一二年九月八日一点五分三秒"},
+        {4, "2012-09-08 01:05:03", "二零一二年九月八日一点五分三秒"},
+        {4, "2025-12-31 23:59:59",
+         "二零二五年十二月三十一日二十三点五十九分五十九秒"},
+        {4, "2025-10-10 10:10", "二零二五年十月十日十点十分"},
+        {4, "2000-01-01", "二零零零年一月一日"},
+        {4, "2024-02-29", "二零二四年二月二十九日"},
+        {4, "2000-02-29", "二零零零年二月二十九日"},
+        {4, "2024-11", "二零二四年十一月"},
+        {4, "00:00", "零点零分"},
+        {4, "0:00:00", "零点零分零秒"},
+        {4, "12:30", "十二点三十分"},
+        {4, "23:59:59", "二十三点五十九分五十九秒"},
+    };
+    assert_all_zh(zh, N_OF(zh));
 }
 
 static void test_datetime_refused(void **state)
@@ -232,87 +287,93 @@ static void test_datetime_refused(void **state)
     (void)state;
     const char *fmt = "type 4: not YYYY-mm-dd HH:MM:SS, YYYY-mm-dd HH:MM, "
                       "YYYY-mm-dd, YYYY-mm, HH:MM:SS or HH:MM";
-    assert_refused(4, "2023-02-29", "type 4: day 29 out of range for "
-                                    "2023-02");
-    assert_refused(4, "1900-02-29", "type 4: day 29 out of range for "
-                                    "1900-02");
-    assert_refused(4, "2025-04-31", "type 4: day 31 out of range for "
-                                    "2025-04");
-    assert_refused(4, "2025-4-0", "type 4: day 0 out of range for 2025-04");
-    assert_refused(4, "2025-13-01", "type 4: month 13 out of range");
-    assert_refused(4, "2025-0", "type 4: month 0 out of range");
-    assert_refused(4, "0000-01-01", "type 4: year 0 out of range");
-    assert_refused(4, "24:00", "type 4: hour 24 out of range");
-    assert_refused(4, "99:99", "type 4: hour 99 out of range");
-    assert_refused(4, "12:60", "type 4: minute 60 out of range");
-    assert_refused(4, "12:00:60", "type 4: second 60 out of range");
-    assert_refused(4, "2025-01-01 25:00", "type 4: hour 25 out of range");
+    static const struct refusal refused[] = {
+        {4, "2023-02-29", "type 4: day 29 out of range for 2023-02"},
+        {4, "1900-02-29", "type 4: day 29 out of range for 1900-02"},
+        {4, "2025-04-31", "type 4: day 31 out of range for 2025-04"},
+        {4, "2025-4-0", "type 4: day 0 out of range for 2025-04"},
+        {4, "2025-13-01", "type 4: month 13 out of range"},
+        {4, "2025-0", "type 4: month 0 out of range"},
+        {4, "0000-01-01", "type 4: year 0 out of range"},
+        {4, "24:00", "type 4: hour 24 out of range"},
+        {4, "99:99", "type 4: hour 99 out of range"},
+        {4, "12:60", "type 4: minute 60 out of range"},
+        {4, "12:00:60", "type 4: second 60 out of range"},
+        {4, "2025-01-01 25:00", "type 4: hour 25 out of range"},
+    };
+    assert_all_refused(refused, N_OF(refused));
     const char *bad[] = {
         "", "12", "12:", ":12", "1:2:3:4", "12-01-01", "2025", "2025-",
         "2025-1-", "2025-01-01 ", "2025-01-01  12:00", "2025-01-01T12:00",
         "2025-01 12:00", "2025/01/01", " 12:00", "12:00 ", "12:00:00:",
         "12345:00", "20250-01-01", "2025-01-01 12", "a:b", "12:0a",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_refused(4, bad[i], fmt);
+    assert_all_refused_as(4, bad, N_OF(bad), fmt);
 }
 
 static void test_duration_zh(void **state)
 {
     (void)state;
-    assert_zh(5, "01:23:35", "一小时二十三分钟三十五秒");
-    assert_zh(5, "1:23:35", "一小时二十三分钟三十五秒");
-    assert_zh(5, "99:99:99", "九十九小时九十九分钟九十九秒");
-    assert_zh(5, "99:99", "九十九小时九十九分钟");
-    assert_zh(5, "00:00:00", "零秒");
-    assert_zh(5, "00:00", "零分钟");
-    assert_zh(5, "00:10:00", "十分钟");
-    assert_zh(5, "01:00:05", "一小时五秒");
-    assert_zh(5, "0:0:10", "十秒");
-    assert_refused(5, "100:00", "type 5: field 100 over 99");
-    assert_refused(5, "00:00:100", "type 5: field 100 over 99");
+    static const struct reading zh[] = {
+        {5, "01:23:35", "一小时二十三分钟三十五秒"},
+        {5, "1:23:35", "一小时二十三分钟三十五秒"},
+        {5, "99:99:99", "九十九小时九十九分钟九十九秒"},
+        {5, "99:99", "九十九小时九十九分钟"},
+        {5, "00:00:00", "零秒"},
+        {5, "00:00", "零分钟"},
+        {5, "00:10:00", "十分钟"},
+        {5, "01:00:05", "一小时五秒"},
+        {5, "0:0:10", "十秒"},
+    };
+    assert_all_zh(zh, N_OF(zh));
+    static const struct refusal refused[] = {
+        {5, "100:00", "type 5: field 100 over 99"},
+        {5, "00:00:100", "type 5: field 100 over 99"},
+    };
+    assert_all_refused(refused, N_OF(refused));
     const char *fmt = "type 5: not HH:MM:SS or HH:MM";
     const char *bad[] = {"", "5", "1:2:3:4", "1::2", "01:23:", "1h", "-1:00",
                          "1:00 ", "10000:00"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_refused(5, bad[i], fmt);
+    assert_all_refused_as(5, bad, N_OF(bad), fmt);
 }
 
 static void test_english(void **state)
 {
     (void)state;
-    assert_en(2, "0", "digit_0");
-    assert_en(2, "10", "n_10");
-    assert_en(2, "11", "n_11");
-    assert_en(2, "20", "n_20");
-    assert_en(2, "21", "n_20 digit_1");
-    assert_en(2, "100", "digit_1 hundred");
-    assert_en(2, "101", "digit_1 hundred digit_1");
-    assert_en(2, "1000", "digit_1 thousand");
-    assert_en(2, "1001", "digit_1 thousand digit_1");
-    assert_en(2, "10010", "n_10 thousand n_10");
-    assert_en(2, "100000000", "digit_1 hundred million");
-    assert_en(2, "1000000001", "digit_1 billion digit_1");
-    assert_en(2, "-0.05", "minus digit_0 point digit_0 digit_5");
-    assert_en(3, "1086.30", "digit_1 thousand n_80 digit_6 yuan and n_30 "
-                            "cents");
-    assert_en(3, "0.01", "digit_1 cent");
-    assert_en(3, "0.50", "n_50 cents");
-    assert_en(3, "10.00", "n_10 yuan");
-    assert_en(3, "0", "digit_0 yuan");
-    assert_en(4, "2012-9-8 1:5:3", "month_9 ord_8 n_20 n_12 digit_1 oh "
-                                   "digit_5 and digit_3 seconds");
-    assert_en(4, "2000-01-01", "month_1 ord_1 digit_2 thousand");
-    assert_en(4, "2005-12", "month_12 digit_2 thousand digit_5");
-    assert_en(4, "1999-02-28", "month_2 ord_28 n_19 n_90 digit_9");
-    assert_en(4, "1905-03-31", "month_3 ord_31 n_19 oh digit_5");
-    assert_en(4, "1900-03-01", "month_3 ord_1 n_19 hundred");
-    assert_en(4, "00:00", "digit_0 oclock");
-    assert_en(4, "13:45:01", "n_13 n_40 digit_5 and digit_1 second");
-    assert_en(5, "01:23:35", "digit_1 hour n_20 digit_3 minutes n_30 digit_5 "
-                             "seconds");
-    assert_en(5, "02:01", "digit_2 hours digit_1 minute");
-    assert_en(5, "00:00:00", "digit_0 seconds");
+    static const struct reading en[] = {
+        {2, "0", "digit_0"},
+        {2, "10", "n_10"},
+        {2, "11", "n_11"},
+        {2, "20", "n_20"},
+        {2, "21", "n_20 digit_1"},
+        {2, "100", "digit_1 hundred"},
+        {2, "101", "digit_1 hundred digit_1"},
+        {2, "1000", "digit_1 thousand"},
+        {2, "1001", "digit_1 thousand digit_1"},
+        {2, "10010", "n_10 thousand n_10"},
+        {2, "100000000", "digit_1 hundred million"},
+        {2, "1000000001", "digit_1 billion digit_1"},
+        {2, "-0.05", "minus digit_0 point digit_0 digit_5"},
+        {3, "1086.30", "digit_1 thousand n_80 digit_6 yuan and n_30 cents"},
+        {3, "0.01", "digit_1 cent"},
+        {3, "0.50", "n_50 cents"},
+        {3, "10.00", "n_10 yuan"},
+        {3, "0", "digit_0 yuan"},
+        {4, "2012-9-8 1:5:3",
+         "month_9 ord_8 n_20 n_12 digit_1 oh digit_5 and digit_3 seconds"},
+        {4, "2000-01-01", "month_1 ord_1 digit_2 thousand"},
+        {4, "2005-12", "month_12 digit_2 thousand digit_5"},
+        {4, "1999-02-28", "month_2 ord_28 n_19 n_90 digit_9"},
+        {4, "1905-03-31", "month_3 ord_31 n_19 oh digit_5"},
+        {4, "1900-03-01", "month_3 ord_1 n_19 hundred"},
+        {4, "00:00", "digit_0 oclock"},
+        {4, "13:45:01", "n_13 n_40 digit_5 and digit_1 second"},
+        {5, "01:23:35",
+         "digit_1 hour n_20 digit_3 minutes n_30 digit_5 seconds"},
+        {5, "02:01", "digit_2 hours digit_1 minute"},
+        {5, "00:00:00", "digit_0 seconds"},
+    };
+    assert_all_en(en, N_OF(en));
 }
 
 static void test_options(void **state)

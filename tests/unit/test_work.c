@@ -24,6 +24,7 @@
 #include "playlist.h"
 #include "prompt.h"
 #include "work.h"
+#include "testutil.h"
 
 /* ---- the pool ------------------------------------------------------------ */
 
@@ -125,7 +126,7 @@ static void test_free_with_jobs_in_flight(void **state)
 /* ---- prompt plans ---------------------------------------------------------- */
 
 struct fixture {
-    char dir[64];
+    char dir[TU_DIR_MAX];
     struct prompt_cache *pc;
 };
 
@@ -138,7 +139,7 @@ static void write_wav(const char *dir, const char *name, int rate,
     int16_t *buf = calloc(frames, sizeof *buf);
     SNDFILE *sf;
 
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    tu_path(path, sizeof path, dir, name);
     sf = sf_open(path, SFM_WRITE, &info);
     assert_non_null(sf);
     for (size_t i = 0; i < frames; i++)
@@ -152,8 +153,7 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
 
-    strcpy(fx->dir, "/tmp/ctid-test-work-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(tu_mkdtemp(fx->dir, sizeof fx->dir, "test-work"), 0);
     write_wav(fx->dir, "a.wav", 8000, 8000);   /* 1 s */
     write_wav(fx->dir, "b.wav", 16000, 4000);  /* 0.25 s, resampled */
     write_wav(fx->dir, "long.wav", 8000, 24000); /* 3 s */
@@ -165,11 +165,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    char cmd[128];
 
     prompt_cache_free(fx->pc);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tu_rmtree(fx->dir), 0);
     free(fx);
     return 0;
 }
