@@ -1,7 +1,7 @@
 /* playlist: turns play_content (contract §5) into a list of typed items
  * and refuses, before anything is dialled, what cannot be played: unknown
  * or unimplemented types, file names that could leave the prompt
- * directory or corrupt a path, spoken items (types 1-5) whose text or
+ * directory or corrupt a path, spoken items (types 1-6) whose text or
  * options speech_ refuses, and type 10 texts tts_ refuses. Owns the
  * strings of the items it keeps. */
 #include "playlist.h"
@@ -46,20 +46,20 @@ static int playlist_names_valid(const char *names, size_t len)
     return 1;
 }
 
-/* Types 1-5: the text must be speakable in the language the options ask
- * for, so a bad date fails the construct rather than the call. */
+/* Types 1-6: the text must be speakable as the options ask, so a bad
+ * date fails the construct rather than the call. */
 static int playlist_speech_valid(int type, const char *s, size_t len,
                                  const char *options, struct rpc_error *err)
 {
-    enum speech_lang lang;
+    struct speech_opts opts;
     struct speech sp;
 
     if (strlen(s) != len)
         return rpc_fail(err, RPC_INVALID_PARAMS, "type %d: NUL in text",
                         type);
-    if (speech_options(options, &lang, err) < 0)
+    if (speech_read_options(options, &opts, err) < 0)
         return -1;
-    return speech_say(type, s, lang, &sp, err);
+    return speech_say_opts(type, s, &opts, &sp, err);
 }
 
 /* Type 10: text espeak-ng may be given, in a language it is given in. */
@@ -134,7 +134,7 @@ static int playlist_parse_item(struct playlist *pl, json_t *item, size_t i,
     if (t < 0)
         return 0;
     if (t != PLAY_FILE && t != PLAY_FILES && t != PLAY_TTS &&
-        !(t >= PLAY_DIGITS && t <= PLAY_DURATION))
+        !(t >= PLAY_DIGITS && t <= PLAY_MONEY_UNITS))
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: type %"
                         JSON_INTEGER_FORMAT " is not supported", label, t);
     return playlist_add(pl, (int)t, json_array_get(item, 0),

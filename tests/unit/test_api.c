@@ -308,8 +308,8 @@ static void test_play_content(void **state)
     assert_refused_with("play_content", json_pack("[[s,i]]", "2024-13-01", 4),
                         "invalid params: play_content[0]: type 4: month 13 "
                         "out of range");
-    assert_refused_with("play_content", json_pack("[[s,i]]", "x", 6),
-                        "invalid params: play_content[0]: type 6 is not "
+    assert_refused_with("play_content", json_pack("[[s,i]]", "x", 8),
+                        "invalid params: play_content[0]: type 8 is not "
                         "supported");
     assert_refused_with("play_content", json_string("../x"),
                         "invalid params: play_content: invalid file name");
