@@ -36,9 +36,11 @@ struct playlist {
  * [content, type, options] with type and options optional. Types 0, 7,
  * the spoken 1-6 (text and options checked by speech_) and 10 (text
  * checked by tts_, options by speech_) are kept, < 0 skipped, any other
- * refused with -32602 naming the item. An empty result
- * is refused too. Returns 0 or -1 with err; on -1 pl is
- * empty. */
+ * refused with -32602 naming the item. An empty result is refused too.
+ * Lenient as the original: type may be a string of digits or an integral
+ * real (jnum_int), and the content of types 1, 2, 3 and 6 a JSON number,
+ * kept as its decimal text (jnum_text: 1086.3 -> "1086.3"). Returns 0 or
+ * -1 with err; on -1 pl is empty. */
 int playlist_parse(json_t *play_content, struct playlist *pl,
                    struct rpc_error *err);
 void playlist_free(struct playlist *pl);

@@ -2,14 +2,17 @@
  * and refuses, before anything is dialled, what cannot be played: unknown
  * or unimplemented types, file names that could leave the prompt
  * directory or corrupt a path, spoken items (types 1-6) whose text or
- * options speech_ refuses, and type 10 texts tts_ refuses. Owns the
- * strings of the items it keeps. */
+ * options speech_ refuses, and type 10 texts tts_ refuses. Takes what the
+ * original's clients send: a type as a string ("0") and a number as the
+ * content of types 1, 2, 3 and 6 ([1086.3, 3]), both read by jnum_. Owns
+ * the strings of the items it keeps. */
 #include "playlist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jnum.h"
 #include "speech.h"
 #include "tts.h"
 
@@ -75,16 +78,32 @@ static int playlist_tts_valid(const char *s, size_t len, const char *options,
     return speech_options(options, &lang, err);
 }
 
+/* Types whose content may be a JSON number: its decimal text is read. */
+static int playlist_numeric_ok(int type)
+{
+    return type == PLAY_DIGITS || type == PLAY_NUMBER || type == PLAY_MONEY
+           || type == PLAY_MONEY_UNITS;
+}
+
 /* Keeps one item of a type already accepted; label names it in errors. */
 static int playlist_add(struct playlist *pl, int type, json_t *content,
                         const char *options, const char *label,
                         struct rpc_error *err)
 {
-    if (!json_is_string(content) || json_string_length(content) == 0)
-        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: content "
-                        "must be a non-empty string", label);
+    char num[64];
     const char *s = json_string_value(content);
     size_t len = json_string_length(content);
+
+    if (json_is_number(content) && playlist_numeric_ok(type)) {
+        if (jnum_text(content, num, sizeof num) < 0)
+            return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: "
+                            "number too long", label);
+        s = num;
+        len = strlen(num);
+    } else if (!json_is_string(content) || len == 0) {
+        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: content "
+                        "must be a non-empty string", label);
+    }
     if (speech_is_spoken(type) || type == PLAY_TTS) {
         if ((type == PLAY_TTS
                  ? playlist_tts_valid(s, len, options, err)
@@ -110,7 +129,8 @@ static int playlist_add(struct playlist *pl, int type, json_t *content,
 }
 
 /* One [content, type, options] item; type and options may be absent or
- * null. Items of type < 0 are skipped without looking at their content. */
+ * null; type may be a string of digits. Items of type < 0 are skipped
+ * without looking at their content. */
 static int playlist_parse_item(struct playlist *pl, json_t *item, size_t i,
                                struct rpc_error *err)
 {
@@ -123,14 +143,19 @@ static int playlist_parse_item(struct playlist *pl, json_t *item, size_t i,
                         "[content, type, options]", label);
     json_t *type = json_array_get(item, 1);
     json_t *options = json_array_get(item, 2);
-    if (type != NULL && !json_is_null(type) && !json_is_integer(type))
+    json_int_t t = 0;
+    enum jnum_result r = type == NULL || json_is_null(type)
+                             ? JNUM_OK : jnum_int(type, &t);
+    if (r == JNUM_NOT_INT)
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: type "
                         "must be an integer", label);
     if (options != NULL && !json_is_null(options) && !json_is_string(options))
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: options "
                         "must be a string", label);
 
-    json_int_t t = json_is_integer(type) ? json_integer_value(type) : 0;
+    if (r == JNUM_RANGE)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: type "
+                        "is not supported", label);
     if (t < 0)
         return 0;
     if (t != PLAY_FILE && t != PLAY_FILES && t != PLAY_TTS &&

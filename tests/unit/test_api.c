@@ -603,6 +603,38 @@ static void test_from_empty(void **state)
                         "invalid params: from_uri: empty");
 }
 
+/* A construct as the real client builds it: numbers as strings, an extra
+ * key, a key with a trailing space, numeric contents, a string type. */
+static void test_client_construct(void **state)
+{
+    (void)state;
+    json_t *p = json(
+        "{\"from_uri\":\"\",\"to_uri\":\"13800000000@gw\","
+        "\"play_content\":[[\"a.wav|b.wav\",7,\"\"],[1086.3,3,\"\"],"
+        "[\"c.wav\",\"0\",\"\"],[13800000000,1,\"yao=1\"],[25,2],"
+        "[0.05,6,\"\"]],"
+        "\"play_repeat\":\"2\",\"max_ring_seconds\":\"45\","
+        "\"user_data\":\"u\",\"areaId\":\"0571\",\"appid \":\"x\"}");
+    struct api_construct c;
+    parse_ok(p, &c);
+    assert_false(c.from_given);
+    assert_int_equal(c.play_repeat, 2);
+    assert_int_equal(c.max_ring_seconds, 45);
+    assert_int_equal(c.playlist.n, 6);
+    assert_int_equal(c.playlist.items[0].type, PLAY_FILES);
+    assert_int_equal(c.playlist.items[1].type, PLAY_MONEY);
+    assert_string_equal(c.playlist.items[1].content, "1086.3");
+    assert_int_equal(c.playlist.items[2].type, PLAY_FILE);
+    assert_string_equal(c.playlist.items[2].content, "c.wav");
+    assert_string_equal(c.playlist.items[3].content, "13800000000");
+    assert_string_equal(c.playlist.items[3].options, "yao=1");
+    assert_string_equal(c.playlist.items[4].content, "25");
+    assert_int_equal(c.playlist.items[5].type, PLAY_MONEY_UNITS);
+    assert_string_equal(c.playlist.items[5].content, "0.05");
+    api_construct_free(&c);
+    json_decref(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_res_id_refused),
         cmocka_unit_test(test_lenient_ints),
         cmocka_unit_test(test_from_empty),
+        cmocka_unit_test(test_client_construct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
