@@ -17,7 +17,8 @@
 /* construct(from_uri, to_uri, play_content, play_repeat,
  *           max_ring_seconds, user_data) */
 struct api_construct {
-    bool from_given;          /* false: from_uri null, the line decides */
+    bool from_given;          /* false: from_uri null or "", the line
+                                 decides */
     bool from_anonymous;      /* "anonymous": anonymous From + Privacy: id */
     struct uri from;          /* when from_given && !from_anonymous; a bare
                                  number leaves host "" */
@@ -29,8 +30,10 @@ struct api_construct {
     char *user_data;          /* owned; NULL for null */
 };
 
-/* Returns 0 or -1 with err (-32602 naming the param). out is freed with
- * api_construct_free either way. */
+/* Returns 0 or -1 with err (-32602 naming the param). play_repeat and
+ * max_ring_seconds may be numbers or strings of digits (jnum_int), as the
+ * original's clients send them. out is freed with api_construct_free
+ * either way. */
 int api_parse_construct(json_t *params, unsigned default_max_ring,
                         struct api_construct *out, struct rpc_error *err);
 void api_construct_free(struct api_construct *c);

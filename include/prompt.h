@@ -54,7 +54,7 @@ int prompt_cache_tts(struct prompt_cache *pc, enum speech_lang lang,
 void prompt_cache_set_tts_budget(struct prompt_cache *pc, size_t bytes);
 
 /* Loads every file of a play list in order: types 0 and 7 name files, the
- * spoken types 1-5 the recordings of their pack, <lang>/<name>.wav (see
+ * spoken types 1-6 the recordings of their pack, <lang>/<name>.wav (see
  * speech.h and docs/prompts.md), and type 10 is one clip of speech from
  * prompt_cache_tts. More than PROMPT_MAX_CLIPS in all is
  * -32602; a missing recording is 404 like a missing file. On success

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jnum.h"
+
 #define API_MAX_REPEAT 100
 #define API_MAX_RING 3600
 #define API_MAX_USER_DATA 4096
@@ -25,6 +27,12 @@ static int api_bad(struct rpc_error *err, const char *param, const char *why)
 static int api_absent(json_t *v)
 {
     return v == NULL || json_is_null(v);
+}
+
+/* from_uri "" is how the original's clients say "no caller number". */
+static int api_from_absent(json_t *v)
+{
+    return api_absent(v) || (json_is_string(v) && json_string_length(v) == 0);
 }
 
 /* A caller number without '@', such as "1001" or "+8613800000000": it is a
@@ -48,7 +56,7 @@ static int api_parse_from_user(const char *s, struct uri *u,
 static int api_parse_from(json_t *v, struct api_construct *out,
                           struct rpc_error *err)
 {
-    if (api_absent(v))
+    if (api_from_absent(v))
         return 0;
     if (!json_is_string(v))
         return api_bad(err, "from_uri", "must be a string or null");
@@ -110,7 +118,8 @@ static int api_parse_to(json_t *v, struct api_construct *out,
     return 0;
 }
 
-/* An optional integer param in [min, max]. */
+/* An optional integer param in [min, max], given as the original's
+ * clients give it: a number or a string of digits (jnum_int's forms). */
 static int api_parse_uint(json_t *v, const char *name, json_int_t min,
                           json_int_t max, unsigned dflt, unsigned *out,
                           struct rpc_error *err)
@@ -119,10 +128,11 @@ static int api_parse_uint(json_t *v, const char *name, json_int_t min,
         *out = dflt;
         return 0;
     }
-    if (!json_is_integer(v))
+    json_int_t n = 0;
+    enum jnum_result r = jnum_int(v, &n);
+    if (r == JNUM_NOT_INT)
         return api_bad(err, name, "must be an integer");
-    json_int_t n = json_integer_value(v);
-    if (n < min || n > max)
+    if (r == JNUM_RANGE || n < min || n > max)
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: must "
                         "be between %" JSON_INTEGER_FORMAT " and %"
                         JSON_INTEGER_FORMAT, name, min, max);

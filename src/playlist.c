@@ -1,15 +1,18 @@
 /* playlist: turns play_content (contract §5) into a list of typed items
  * and refuses, before anything is dialled, what cannot be played: unknown
  * or unimplemented types, file names that could leave the prompt
- * directory or corrupt a path, spoken items (types 1-5) whose text or
- * options speech_ refuses, and type 10 texts tts_ refuses. Owns the
- * strings of the items it keeps. */
+ * directory or corrupt a path, spoken items (types 1-6) whose text or
+ * options speech_ refuses, and type 10 texts tts_ refuses. Takes what the
+ * original's clients send: a type as a string ("0") and a number as the
+ * content of types 1, 2, 3 and 6 ([1086.3, 3]), both read by jnum_. Owns
+ * the strings of the items it keeps. */
 #include "playlist.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jnum.h"
 #include "speech.h"
 #include "tts.h"
 
@@ -46,20 +49,20 @@ static int playlist_names_valid(const char *names, size_t len)
     return 1;
 }
 
-/* Types 1-5: the text must be speakable in the language the options ask
- * for, so a bad date fails the construct rather than the call. */
+/* Types 1-6: the text must be speakable as the options ask, so a bad
+ * date fails the construct rather than the call. */
 static int playlist_speech_valid(int type, const char *s, size_t len,
                                  const char *options, struct rpc_error *err)
 {
-    enum speech_lang lang;
+    struct speech_opts opts;
     struct speech sp;
 
     if (strlen(s) != len)
         return rpc_fail(err, RPC_INVALID_PARAMS, "type %d: NUL in text",
                         type);
-    if (speech_options(options, &lang, err) < 0)
+    if (speech_read_options(options, &opts, err) < 0)
         return -1;
-    return speech_say(type, s, lang, &sp, err);
+    return speech_say_opts(type, s, &opts, &sp, err);
 }
 
 /* Type 10: text espeak-ng may be given, in a language it is given in. */
@@ -75,16 +78,32 @@ static int playlist_tts_valid(const char *s, size_t len, const char *options,
     return speech_options(options, &lang, err);
 }
 
+/* Types whose content may be a JSON number: its decimal text is read. */
+static int playlist_numeric_ok(int type)
+{
+    return type == PLAY_DIGITS || type == PLAY_NUMBER || type == PLAY_MONEY
+           || type == PLAY_MONEY_UNITS;
+}
+
 /* Keeps one item of a type already accepted; label names it in errors. */
 static int playlist_add(struct playlist *pl, int type, json_t *content,
                         const char *options, const char *label,
                         struct rpc_error *err)
 {
-    if (!json_is_string(content) || json_string_length(content) == 0)
-        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: content "
-                        "must be a non-empty string", label);
+    char num[64];
     const char *s = json_string_value(content);
     size_t len = json_string_length(content);
+
+    if (json_is_number(content) && playlist_numeric_ok(type)) {
+        if (jnum_text(content, num, sizeof num) < 0)
+            return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: "
+                            "number too long", label);
+        s = num;
+        len = strlen(num);
+    } else if (!json_is_string(content) || len == 0) {
+        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: content "
+                        "must be a non-empty string", label);
+    }
     if (speech_is_spoken(type) || type == PLAY_TTS) {
         if ((type == PLAY_TTS
                  ? playlist_tts_valid(s, len, options, err)
@@ -110,7 +129,8 @@ static int playlist_add(struct playlist *pl, int type, json_t *content,
 }
 
 /* One [content, type, options] item; type and options may be absent or
- * null. Items of type < 0 are skipped without looking at their content. */
+ * null; type may be a string of digits. Items of type < 0 are skipped
+ * without looking at their content. */
 static int playlist_parse_item(struct playlist *pl, json_t *item, size_t i,
                                struct rpc_error *err)
 {
@@ -123,18 +143,23 @@ static int playlist_parse_item(struct playlist *pl, json_t *item, size_t i,
                         "[content, type, options]", label);
     json_t *type = json_array_get(item, 1);
     json_t *options = json_array_get(item, 2);
-    if (type != NULL && !json_is_null(type) && !json_is_integer(type))
+    json_int_t t = 0;
+    enum jnum_result r = type == NULL || json_is_null(type)
+                             ? JNUM_OK : jnum_int(type, &t);
+    if (r == JNUM_NOT_INT)
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: type "
                         "must be an integer", label);
     if (options != NULL && !json_is_null(options) && !json_is_string(options))
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: options "
                         "must be a string", label);
 
-    json_int_t t = json_is_integer(type) ? json_integer_value(type) : 0;
+    if (r == JNUM_RANGE)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: type "
+                        "is not supported", label);
     if (t < 0)
         return 0;
     if (t != PLAY_FILE && t != PLAY_FILES && t != PLAY_TTS &&
-        !(t >= PLAY_DIGITS && t <= PLAY_DURATION))
+        !(t >= PLAY_DIGITS && t <= PLAY_MONEY_UNITS))
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: %s: type %"
                         JSON_INTEGER_FORMAT " is not supported", label, t);
     return playlist_add(pl, (int)t, json_array_get(item, 0),

@@ -4,7 +4,7 @@
  * are made by clip_ (decoding, resampling, G.711), on a worker thread when
  * a construct needs them (prompt_plan.c), and adopted here.
  * Clips are reference counted so a reload never pulls audio from under a
- * call that is playing it. Spoken items (types 1-5) become the clips of
+ * call that is playing it. Spoken items (types 1-6) become the clips of
  * the prompt pack, <prompt_dir>/<lang>/<name>.wav, through the same cache.
  * Type 10 texts are synthesised by tts_ and cached here by (language,
  * text) beside the files; as nothing bounds

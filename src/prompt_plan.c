@@ -1,6 +1,6 @@
 /* prompt_plan: what a play list needs, and loading it off the main loop.
  * Owns the walk from play list items to clip sources (files, type 7 lists,
- * the prompt pack names of spoken types 1-5, type 10 texts) and the plan
+ * the prompt pack names of spoken types 1-6, type 10 texts) and the plan
  * that results: prompt_plan_make (main thread: path checks, cache hits),
  * prompt_plan_load (any thread, typically a worker: decoding and speech
  * for what the cache lacked), prompt_plan_finish (main thread: the cache
@@ -51,16 +51,18 @@ static int prompt_each_spoken(const struct play_item *it, size_t i,
                               struct rpc_error *err)
 {
     struct prompt_src src = {NULL, NULL, SPEECH_ZH, i};
+    struct speech_opts opts;
     struct speech sp;
     char name[64];
 
-    if (speech_options(it->options, &src.lang, err) < 0)
+    if (speech_read_options(it->options, &opts, err) < 0)
         return prompt_item_fail(i, err);
+    src.lang = opts.lang;
     if (it->type == PLAY_TTS) {
         src.text = it->content;
         return fn(arg, &src, err);
     }
-    if (speech_say(it->type, it->content, src.lang, &sp, err) < 0)
+    if (speech_say_opts(it->type, it->content, &opts, &sp, err) < 0)
         return prompt_item_fail(i, err);
     src.name = name;
     for (size_t k = 0; k < sp.n; k++) {

@@ -1,69 +1,27 @@
-/* speech: owns the reading rules of the spoken play_content types 1-5
- * (digits, number, money, date/time, duration) for each prompt pack
- * language, and the validation of their text. Pure: text in, constant
- * prompt names out, so every rule is unit-tested without audio. The pack's
- * word list (conf/prompts/make-prompt-pack.sh) must hold every name used
- * here; docs/prompts.md describes both. */
+/* speech: owns the spoken play_content types 1-6 (digits, number, money
+ * as a number of 元, date/time, duration, money in 元角分): the
+ * validation of their text and options, and the choice of reading rule,
+ * whose Mandarin and English halves live in speech_zh.c and speech_en.c
+ * (private header speech_rules.h). Pure: text in, constant prompt names
+ * out, so every rule is unit-tested without audio. The pack's word list
+ * (conf/prompts/make-prompt-pack.sh) must hold every name used here;
+ * docs/prompts.md describes both. */
 #include "speech.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "speech_rules.h"
+
 #define SPEECH_MAX_INT 12  /* integer digits: up to 9999 亿 / 999 billion */
 #define SPEECH_MAX_FRAC 8  /* type 2 decimals */
 
-static const char *const speech_digit[10] = {
+const char *const speech_digit[10] = {
     "digit_0", "digit_1", "digit_2", "digit_3", "digit_4",
     "digit_5", "digit_6", "digit_7", "digit_8", "digit_9",
 };
 
-/* zh: units of the places inside a group of four, and of the groups. */
-static const char *const zh_place[4] = {NULL, "ten", "hundred", "thousand"};
-static const char *const zh_group[3] = {NULL, "ten_thousand",
-                                        "hundred_million"};
-
-/* en: 10-19, tens, groups of three, months, ordinal days. */
-static const char *const en_teen[10] = {
-    "n_10", "n_11", "n_12", "n_13", "n_14",
-    "n_15", "n_16", "n_17", "n_18", "n_19",
-};
-static const char *const en_tens[10] = {
-    NULL, NULL, "n_20", "n_30", "n_40", "n_50", "n_60", "n_70", "n_80", "n_90",
-};
-static const char *const en_group[4] = {NULL, "thousand", "million",
-                                        "billion"};
-static const char *const en_month[13] = {
-    NULL, "month_1", "month_2", "month_3", "month_4", "month_5", "month_6",
-    "month_7", "month_8", "month_9", "month_10", "month_11", "month_12",
-};
-static const char *const en_ord[32] = {
-    NULL, "ord_1", "ord_2", "ord_3", "ord_4", "ord_5", "ord_6", "ord_7",
-    "ord_8", "ord_9", "ord_10", "ord_11", "ord_12", "ord_13", "ord_14",
-    "ord_15", "ord_16", "ord_17", "ord_18", "ord_19", "ord_20", "ord_21",
-    "ord_22", "ord_23", "ord_24", "ord_25", "ord_26", "ord_27", "ord_28",
-    "ord_29", "ord_30", "ord_31",
-};
-
-/* A number's text split up: integer digits without leading zeros ("0" for
- * zero) and the decimals exactly as given. */
-struct speech_num {
-    int neg;
-    const char *ip;
-    size_t ilen;
-    const char *fp;
-    size_t flen;
-};
-
-/* A date/time of type 4; has_* say which parts the text gave. */
-struct speech_when {
-    const char *year; /* its four digits */
-    unsigned y, mo, d, h, mi, s;
-    int has_month, has_day, has_time, has_sec;
-};
-
-/* Counts every name but stores only what fits, so speech_say can refuse an
- * overlong result once instead of checking at every call. */
-static void say(struct speech *sp, const char *name)
+void speech_add(struct speech *sp, const char *name)
 {
     if (sp->n < SPEECH_MAX_NAMES)
         sp->names[sp->n] = name;
@@ -221,254 +179,10 @@ malformed:
                     "HH:MM:SS or HH:MM");
 }
 
-/* ---- zh: Mandarin ---- */
+/* ---- the types ---- */
 
-/* An integer of 1-12 digits without leading zeros. Within a group of four
- * a run of zeros before a digit is one 零 and zeros ending a group are
- * silent; a whole zero group between digits is one 零 too (10010 一万零一十,
- * 100001000 一亿零一千, 10001000 一千万一千). 10-19 at the head is 十…,
- * elsewhere 一十. */
-static void zh_int(struct speech *sp, const char *d, size_t len)
-{
-    int spoken = 0, gap = 0;
-
-    if (len == 1 && d[0] == '0') {
-        say(sp, speech_digit[0]);
-        return;
-    }
-    for (size_t g = (len + 3) / 4; g-- > 0;) {
-        size_t end = len - g * 4, start = end >= 4 ? end - 4 : 0, last = end;
-
-        for (size_t i = start; i < end; i++)
-            if (d[i] != '0')
-                last = i;
-        if (last == end) { /* all zero */
-            gap |= spoken;
-            continue;
-        }
-        for (size_t i = start; i <= last; i++) {
-            size_t place = end - 1 - i;
-
-            if (d[i] == '0') {
-                gap |= spoken;
-                continue;
-            }
-            if (gap)
-                say(sp, speech_digit[0]);
-            gap = 0;
-            if (spoken || place != 1 || d[i] != '1')
-                say(sp, speech_digit[d[i] - '0']);
-            if (place)
-                say(sp, zh_place[place]);
-            spoken = 1;
-        }
-        if (g)
-            say(sp, zh_group[g]);
-        /* a group ending in zeros leaves no 零 behind (一千万一千) */
-        gap = 0;
-    }
-}
-
-static void zh_uint(struct speech *sp, unsigned v)
-{
-    char buf[16];
-    int len = snprintf(buf, sizeof buf, "%u", v);
-
-    zh_int(sp, buf, (size_t)len);
-}
-
-static void zh_number(struct speech *sp, const struct speech_num *n)
-{
-    if (n->neg)
-        say(sp, "minus");
-    zh_int(sp, n->ip, n->ilen);
-    if (n->flen)
-        say(sp, "point");
-    for (size_t i = 0; i < n->flen; i++)
-        say(sp, speech_digit[n->fp[i] - '0']);
-}
-
-/* 元, 角, 分: zero units are silent unless everything is zero (零元); a
- * 零 stands for a silent 角 between 元 and 分 (一元零五分). */
-static void zh_money(struct speech *sp, const struct speech_num *n)
-{
-    int yuan = !(n->ilen == 1 && n->ip[0] == '0');
-    int jiao = n->flen > 0 ? n->fp[0] - '0' : 0;
-    int fen = n->flen > 1 ? n->fp[1] - '0' : 0;
-
-    if (yuan) {
-        zh_int(sp, n->ip, n->ilen);
-        say(sp, "yuan");
-    }
-    if (jiao) {
-        say(sp, speech_digit[jiao]);
-        say(sp, "jiao");
-    }
-    if (fen) {
-        if (yuan && !jiao)
-            say(sp, speech_digit[0]);
-        say(sp, speech_digit[fen]);
-        say(sp, "fen");
-    }
-    if (!yuan && !jiao && !fen) {
-        say(sp, speech_digit[0]);
-        say(sp, "yuan");
-    }
-}
-
-/* Years digit by digit (二零一二年), the rest as numbers. */
-static void zh_when(struct speech *sp, const struct speech_when *w)
-{
-    if (w->year) {
-        for (int i = 0; i < 4; i++)
-            say(sp, speech_digit[w->year[i] - '0']);
-        say(sp, "year");
-        zh_uint(sp, w->mo);
-        say(sp, "month");
-    }
-    if (w->has_day) {
-        zh_uint(sp, w->d);
-        say(sp, "day");
-    }
-    if (w->has_time) {
-        zh_uint(sp, w->h);
-        say(sp, "oclock");
-        zh_uint(sp, w->mi);
-        say(sp, "minute");
-    }
-    if (w->has_sec) {
-        zh_uint(sp, w->s);
-        say(sp, "second");
-    }
-}
-
-/* ---- en: English (US style: no "and" inside numbers) ---- */
-
-static void en_below_1000(struct speech *sp, unsigned v)
-{
-    if (v >= 100) {
-        say(sp, speech_digit[v / 100]);
-        say(sp, "hundred");
-        v %= 100;
-    }
-    if (v >= 20) {
-        say(sp, en_tens[v / 10]);
-        if (v % 10)
-            say(sp, speech_digit[v % 10]);
-    } else if (v >= 10) {
-        say(sp, en_teen[v - 10]);
-    } else if (v) {
-        say(sp, speech_digit[v]);
-    }
-}
-
-static void en_int(struct speech *sp, const char *d, size_t len)
-{
-    if (len == 1 && d[0] == '0') {
-        say(sp, speech_digit[0]);
-        return;
-    }
-    for (size_t g = (len + 2) / 3; g-- > 0;) {
-        size_t end = len - g * 3, start = end >= 3 ? end - 3 : 0;
-        unsigned v = 0;
-
-        for (size_t i = start; i < end; i++)
-            v = v * 10 + (unsigned)(d[i] - '0');
-        if (v == 0)
-            continue;
-        en_below_1000(sp, v);
-        if (g)
-            say(sp, en_group[g]);
-    }
-}
-
-static void en_uint(struct speech *sp, unsigned v)
-{
-    char buf[16];
-    int len = snprintf(buf, sizeof buf, "%u", v);
-
-    en_int(sp, buf, (size_t)len);
-}
-
-static void en_number(struct speech *sp, const struct speech_num *n)
-{
-    if (n->neg)
-        say(sp, "minus");
-    en_int(sp, n->ip, n->ilen);
-    if (n->flen)
-        say(sp, "point");
-    for (size_t i = 0; i < n->flen; i++)
-        say(sp, speech_digit[n->fp[i] - '0']);
-}
-
-/* "1086.30": one thousand eighty six yuan and thirty cents. */
-static void en_money(struct speech *sp, const struct speech_num *n)
-{
-    int major = !(n->ilen == 1 && n->ip[0] == '0');
-    unsigned cents = (unsigned)((n->flen > 0 ? n->fp[0] - '0' : 0) * 10 +
-                                (n->flen > 1 ? n->fp[1] - '0' : 0));
-
-    if (major || !cents) {
-        en_int(sp, n->ip, n->ilen);
-        say(sp, "yuan");
-    }
-    if (cents) {
-        if (major)
-            say(sp, "and");
-        en_below_1000(sp, cents);
-        say(sp, cents == 1 ? "cent" : "cents");
-    }
-}
-
-/* 1999 nineteen ninety nine, 1905 nineteen oh five, 1900 nineteen
- * hundred, 2000 two thousand, 2005 two thousand five, 2012 twenty twelve. */
-static void en_year(struct speech *sp, unsigned y)
-{
-    if (y < 1000 || y % 1000 < 10) {
-        en_uint(sp, y);
-        return;
-    }
-    en_uint(sp, y / 100);
-    if (y % 100 == 0) {
-        say(sp, "hundred");
-    } else if (y % 100 < 10) {
-        say(sp, "oh");
-        say(sp, speech_digit[y % 10]);
-    } else {
-        en_uint(sp, y % 100);
-    }
-}
-
-/* September eighth twenty twelve, thirteen oh five and three seconds. */
-static void en_when(struct speech *sp, const struct speech_when *w)
-{
-    if (w->year) {
-        say(sp, en_month[w->mo]);
-        if (w->has_day)
-            say(sp, en_ord[w->d]);
-        en_year(sp, w->y);
-    }
-    if (w->has_time) {
-        en_uint(sp, w->h);
-        if (w->mi == 0) {
-            say(sp, "oclock");
-        } else if (w->mi < 10) {
-            say(sp, "oh");
-            say(sp, speech_digit[w->mi]);
-        } else {
-            en_uint(sp, w->mi);
-        }
-    }
-    if (w->has_sec) {
-        say(sp, "and");
-        en_uint(sp, w->s);
-        say(sp, w->s == 1 ? "second" : "seconds");
-    }
-}
-
-/* ---- shared ---- */
-
-/* Zero fields are silent; all zero says zero of the smallest unit. */
+/* Type 5. Zero fields are silent; all zero says zero of the smallest
+ * unit. In Mandarin a 2 before the unit is 两 (两小时, 两分钟, 两秒). */
 static void speech_duration(struct speech *sp, enum speech_lang lang,
                             const unsigned *f, size_t nf)
 {
@@ -481,30 +195,48 @@ static void speech_duration(struct speech *sp, enum speech_lang lang,
         if (f[i] == 0 && (i + 1 < nf || sp->n != said))
             continue;
         if (lang == SPEECH_ZH) {
-            zh_uint(sp, f[i]);
-            say(sp, zh_unit[i]);
+            speech_zh_uint(sp, f[i], 1);
+            speech_add(sp, zh_unit[i]);
         } else {
-            en_uint(sp, f[i]);
-            say(sp, f[i] == 1 ? en_one[i] : en_many[i]);
+            speech_en_uint(sp, f[i]);
+            speech_add(sp, f[i] == 1 ? en_one[i] : en_many[i]);
         }
     }
 }
 
+static int speech_parse_duration(const char *text, unsigned f[3], size_t *nf,
+                                 struct rpc_error *err)
+{
+    if (speech_clock(text, f, nf) < 0)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "type 5: not HH:MM:SS or "
+                        "HH:MM");
+    for (size_t i = 0; i < *nf; i++)
+        if (f[i] > 99)
+            return rpc_fail(err, RPC_INVALID_PARAMS, "type 5: field %u over "
+                            "99", f[i]);
+    return 0;
+}
+
+/* Type 1, digit by digit; yao (Mandarin only) reads 1 as 幺, as phone
+ * numbers and codes are read on the telephone. */
 static int speech_digits(struct speech *sp, const char *text,
-                         struct rpc_error *err)
+                         const struct speech_opts *o, struct rpc_error *err)
 {
     size_t len = strlen(text);
+    int yao = o->yao && o->lang == SPEECH_ZH;
 
     if (len == 0 || len > SPEECH_MAX_DIGITS)
         return rpc_fail(err, RPC_INVALID_PARAMS, "type 1: 1 to %d digits",
                         SPEECH_MAX_DIGITS);
     for (const char *p = text; *p; p++) {
-        if (speech_isdigit(*p))
-            say(sp, speech_digit[*p - '0']);
+        if (*p == '1' && yao)
+            speech_add(sp, "yao");
+        else if (speech_isdigit(*p))
+            speech_add(sp, speech_digit[*p - '0']);
         else if (*p == '*')
-            say(sp, "star");
+            speech_add(sp, "star");
         else if (*p == '#')
-            say(sp, "hash");
+            speech_add(sp, "hash");
         else if (*p > ' ' && *p < 0x7f)
             return rpc_fail(err, RPC_INVALID_PARAMS, "type 1: '%c' is not a "
                             "digit, * or #", *p);
@@ -515,9 +247,31 @@ static int speech_digits(struct speech *sp, const char *text,
     return 0;
 }
 
+/* Types 2, 3 and 6: a number, an amount of 元, an amount in 元角分. */
+static int speech_numeric(int type, const char *text, enum speech_lang lang,
+                          struct speech *sp, struct rpc_error *err)
+{
+    typedef void (*rule_fn)(struct speech *, const struct speech_num *);
+    static const rule_fn zh[7] = {[2] = speech_zh_number,
+                                  [3] = speech_zh_money,
+                                  [6] = speech_zh_money_units};
+    static const rule_fn en[7] = {[2] = speech_en_number,
+                                  [3] = speech_en_money,
+                                  [6] = speech_en_money_units};
+    struct speech_num num;
+
+    if (speech_parse_num(type, text, type == 2,
+                         type == 2 ? SPEECH_MAX_FRAC : 2, &num, err) < 0)
+        return -1;
+    (lang == SPEECH_ZH ? zh : en)[type](sp, &num);
+    return 0;
+}
+
+/* ---- the interface ---- */
+
 int speech_is_spoken(int type)
 {
-    return type >= 1 && type <= 5;
+    return type >= 1 && type <= 6;
 }
 
 const char *speech_lang_dir(enum speech_lang lang)
@@ -525,41 +279,80 @@ const char *speech_lang_dir(enum speech_lang lang)
     return lang == SPEECH_EN ? "en" : "zh";
 }
 
-int speech_options(const char *options, enum speech_lang *lang,
-                   struct rpc_error *err)
+/* If the option [p, end) is key=..., its value with trailing blanks cut. */
+static int speech_option_value(const char *p, const char *end,
+                               const char *key, const char **v,
+                               const char **ve)
+{
+    size_t klen = strlen(key);
+
+    if ((size_t)(end - p) <= klen || memcmp(p, key, klen) != 0
+        || p[klen] != '=')
+        return 0;
+    *v = p + klen + 1;
+    *ve = end;
+    while (*ve > *v && ((*ve)[-1] == ' ' || (*ve)[-1] == '\t'))
+        (*ve)--;
+    return 1;
+}
+
+static int speech_option(const char *p, const char *end,
+                         struct speech_opts *o, struct rpc_error *err)
+{
+    const char *v, *ve;
+
+    if (speech_option_value(p, end, "lang", &v, &ve)) {
+        if (ve - v == 2 && memcmp(v, "zh", 2) == 0)
+            o->lang = SPEECH_ZH;
+        else if (ve - v == 2 && memcmp(v, "en", 2) == 0)
+            o->lang = SPEECH_EN;
+        else
+            return rpc_fail(err, RPC_INVALID_PARAMS, "options: unknown "
+                            "language \"%.*s\" (zh or en)",
+                            (int)(ve - v > 16 ? 16 : ve - v), v);
+    } else if (speech_option_value(p, end, "yao", &v, &ve)) {
+        if (ve - v != 1 || (*v != '0' && *v != '1'))
+            return rpc_fail(err, RPC_INVALID_PARAMS, "options: yao must be 0 "
+                            "or 1");
+        o->yao = *v == '1';
+    }
+    return 0;
+}
+
+int speech_read_options(const char *options, struct speech_opts *o,
+                        struct rpc_error *err)
 {
     const char *p = options;
 
-    *lang = SPEECH_ZH;
+    o->lang = SPEECH_ZH;
+    o->yao = 0;
     while (*p) {
         size_t len = strcspn(p, ";,");
         const char *end = p + len;
 
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
-        if (end - p >= 5 && memcmp(p, "lang=", 5) == 0) {
-            const char *v = p + 5, *ve = end;
-
-            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            if (ve - v == 2 && memcmp(v, "zh", 2) == 0)
-                *lang = SPEECH_ZH;
-            else if (ve - v == 2 && memcmp(v, "en", 2) == 0)
-                *lang = SPEECH_EN;
-            else
-                return rpc_fail(err, RPC_INVALID_PARAMS, "options: unknown "
-                                "language \"%.*s\" (zh or en)",
-                                (int)(ve - v > 16 ? 16 : ve - v), v);
-        }
+        if (speech_option(p, end, o, err) < 0)
+            return -1;
         p = *end ? end + 1 : end;
     }
     return 0;
 }
 
-int speech_say(int type, const char *text, enum speech_lang lang,
-               struct speech *out, struct rpc_error *err)
+int speech_options(const char *options, enum speech_lang *lang,
+                   struct rpc_error *err)
 {
-    struct speech_num num;
+    struct speech_opts o;
+
+    if (speech_read_options(options, &o, err) < 0)
+        return -1;
+    *lang = o.lang;
+    return 0;
+}
+
+int speech_say_opts(int type, const char *text, const struct speech_opts *o,
+                    struct speech *out, struct rpc_error *err)
+{
     struct speech_when when;
     unsigned f[3];
     size_t nf;
@@ -568,32 +361,23 @@ int speech_say(int type, const char *text, enum speech_lang lang,
     out->n = 0;
     switch (type) {
     case 1:
-        rc = speech_digits(out, text, err);
+        rc = speech_digits(out, text, o, err);
         break;
     case 2:
     case 3:
-        rc = speech_parse_num(type, text, type == 2,
-                              type == 2 ? SPEECH_MAX_FRAC : 2, &num, err);
-        if (rc == 0 && lang == SPEECH_ZH)
-            (type == 2 ? zh_number : zh_money)(out, &num);
-        else if (rc == 0)
-            (type == 2 ? en_number : en_money)(out, &num);
+    case 6:
+        rc = speech_numeric(type, text, o->lang, out, err);
         break;
     case 4:
         rc = speech_parse_when(text, &when, err);
         if (rc == 0)
-            (lang == SPEECH_ZH ? zh_when : en_when)(out, &when);
+            (o->lang == SPEECH_ZH ? speech_zh_when : speech_en_when)(out,
+                                                                     &when);
         break;
     case 5:
-        if (speech_clock(text, f, &nf) < 0)
-            rc = rpc_fail(err, RPC_INVALID_PARAMS, "type 5: not HH:MM:SS or "
-                          "HH:MM");
-        for (size_t i = 0; rc == 0 && i < nf; i++)
-            if (f[i] > 99)
-                rc = rpc_fail(err, RPC_INVALID_PARAMS, "type 5: field %u "
-                              "over 99", f[i]);
+        rc = speech_parse_duration(text, f, &nf, err);
         if (rc == 0)
-            speech_duration(out, lang, f, nf);
+            speech_duration(out, o->lang, f, nf);
         break;
     default:
         rc = rpc_fail(err, RPC_INVALID_PARAMS, "type %d is not spoken", type);
@@ -604,4 +388,12 @@ int speech_say(int type, const char *text, enum speech_lang lang,
     if (rc < 0)
         out->n = 0;
     return rc;
+}
+
+int speech_say(int type, const char *text, enum speech_lang lang,
+               struct speech *out, struct rpc_error *err)
+{
+    const struct speech_opts o = {lang, 0};
+
+    return speech_say_opts(type, text, &o, out, err);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes ctid's default prompt packs for the spoken play_content types 1-5
+# Makes ctid's default prompt packs for the spoken play_content types 1-6
 # (docs/prompts.md): one 8 kHz mono 16-bit WAV per word the reading rules
 # of src/speech.c use, synthesised with espeak-ng and cut with sox.
 #
@@ -35,6 +35,8 @@ digit_6|liu4|六
 digit_7|qi1|七
 digit_8|ba1|八
 digit_9|jiu3|九
+liang|liang3|两 (2 before a measure word or 百/千/万/亿)
+yao|yao1|幺 (1 in a phone number, with the option yao=1)
 star|xing1 hao4|星号 (*)
 hash|jing3 hao4|井号 (#)
 ten|shi2|十
@@ -51,6 +53,7 @@ year|nian2|年
 month|yue4|月
 day|ri4|日
 oclock|dian3|点 (hour of a time)
+zheng|zheng3|整 (a whole hour: 两点整)
 minute|fen1|分 (minute of a time)
 second|miao3|秒
 hours|xiao3 shi2|小时

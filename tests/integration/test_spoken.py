@@ -110,7 +110,7 @@ with t:
              "unknown language \"fr\" (zh or en)"),
             ([["", 3]], "invalid params: play_content[0]: content must be a "
              "non-empty string"),
-            ([["1", 6]], "invalid params: play_content[0]: type 6 is not supported"),
+            ([["1", 8]], "invalid params: play_content[0]: type 8 is not supported"),
             ([["notice.wav"], ["x" * 1001, 10]],
              "invalid params: play_content[1]: type 10: text longer than 1000 bytes"),
             ([["hello\nworld", 10, "lang=en"]],

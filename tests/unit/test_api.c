@@ -131,7 +131,7 @@ static void test_positional(void **state)
                    "invalid params: play_content: missing");
     assert_refused("[null, 5, \"a\"]", "invalid params: to_uri: must be a "
                                        "string or an array of strings");
-    assert_refused("[\"1\", \"1@gw\", \"a\", \"2\"]",
+    assert_refused("[\"1\", \"1@gw\", \"a\", \"2x\"]",
                    "invalid params: play_repeat: must be an integer");
 }
 
@@ -204,7 +204,7 @@ static void test_from(void **state)
     api_construct_free(&c);
     json_decref(p);
 
-    assert_refused_with("from_uri", json_string(""),
+    assert_refused_with("from_uri", json_string("sip:"),
                         "invalid params: from_uri: empty");
     assert_refused_with("from_uri", json_string("10 01"),
                         "invalid params: from_uri: invalid character in user");
@@ -301,8 +301,8 @@ static void test_play_content(void **state)
     assert_refused_with("play_content", json_pack("[[s,i]]", "2024-13-01", 4),
                         "invalid params: play_content[0]: type 4: month 13 "
                         "out of range");
-    assert_refused_with("play_content", json_pack("[[s,i]]", "x", 6),
-                        "invalid params: play_content[0]: type 6 is not "
+    assert_refused_with("play_content", json_pack("[[s,i]]", "x", 8),
+                        "invalid params: play_content[0]: type 8 is not "
                         "supported");
     assert_refused_with("play_content", json_string("../x"),
                         "invalid params: play_content: invalid file name");
@@ -332,9 +332,9 @@ static void test_play_repeat(void **state)
     const char *type = "invalid params: play_repeat: must be an integer";
     const char *range = "invalid params: play_repeat: must be between 0 and "
                         "100";
-    assert_refused_with("play_repeat", json_string("2"), type);
+    assert_refused_with("play_repeat", json_string("2.5"), type);
     assert_refused_with("play_repeat", json_true(), type);
-    assert_refused_with("play_repeat", json_real(1.0), type);
+    assert_refused_with("play_repeat", json_real(1.5), type);
     assert_refused_with("play_repeat", json_array(), type);
     assert_refused_with("play_repeat", json_integer(-1), range);
     assert_refused_with("play_repeat", json_integer(101), range);
@@ -349,7 +349,7 @@ static void test_max_ring_seconds(void **state)
     const char *type = "invalid params: max_ring_seconds: must be an integer";
     const char *range = "invalid params: max_ring_seconds: must be between 1 "
                         "and 3600";
-    assert_refused_with("max_ring_seconds", json_string("30"), type);
+    assert_refused_with("max_ring_seconds", json_string("30s"), type);
     assert_refused_with("max_ring_seconds", json_false(), type);
     assert_refused_with("max_ring_seconds", json_real(30.5), type);
     assert_refused_with("max_ring_seconds", json_integer(0), range);
@@ -500,6 +500,134 @@ static void test_res_id_refused(void **state)
     assert_res_id_refused(json_pack("[[s]]", "0.0.0-ext.notify_call-1"), type);
 }
 
+/* ---- issue 12: what the original's clients send ---- */
+
+/* play_repeat or max_ring_seconds given as the JSON text value must give
+ * want. */
+static void assert_lenient_param(const char *name, const char *value,
+                                 unsigned want)
+{
+    json_t *p = with(name, tu_json(value));
+    struct api_construct c;
+    parse_ok(p, &c);
+    unsigned got = strcmp(name, "play_repeat") == 0 ? c.play_repeat
+                                                    : c.max_ring_seconds;
+    if (got != want)
+        fail_msg("%s %s: got %u, expected %u", name, value, got, want);
+    api_construct_free(&c);
+    json_decref(p);
+}
+
+static void test_lenient_ints(void **state)
+{
+    (void)state;
+    const struct {
+        const char *value;
+        unsigned want;
+    } repeat[] = {
+        {"\"1\"", 1}, {"\"0\"", 0}, {"\"100\"", 100}, {"\"007\"", 7},
+        {"\" 1\"", 1}, {"\"1 \"", 1}, {"\"\\t2\\n\"", 2}, {"\"+1\"", 1},
+        {"\"-0\"", 0}, {"\"+0\"", 0}, {"1.0", 1}, {"0.0", 0}, {"-0.0", 0},
+        {"1e1", 10}, {"1E2", 100}, {"2.0e1", 20},
+    };
+    for (size_t i = 0; i < sizeof repeat / sizeof repeat[0]; i++)
+        assert_lenient_param("play_repeat", repeat[i].value, repeat[i].want);
+    assert_lenient_param("max_ring_seconds", "\"45\"", 45);
+    assert_lenient_param("max_ring_seconds", "\"3600\"", 3600);
+    assert_lenient_param("max_ring_seconds", "45.0", 45);
+    assert_lenient_param("max_ring_seconds", "\" 45 \"", 45);
+
+    const char *not_int[] = {
+        "\"1.5\"", "\"x\"", "true", "false", "\"\"", "\" \"", "\"1e3\"",
+        "\"1.0\"", "\"1_000\"", "\"0x10\"", "\"+\"", "\"-\"", "\"++1\"",
+        "\"+-1\"", "\"1 2\"", "\"\\u0661\"", "1.5", "0.5",
+        "[]", "{}", "[1]", "\"Infinity\"", "\"NaN\"", "\"\\u00a01\"",
+    };
+    char msg[128];
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "max_ring_seconds" : "play_repeat";
+        snprintf(msg, sizeof msg, "invalid params: %s: must be an integer",
+                 name);
+        for (size_t i = 0; i < sizeof not_int / sizeof not_int[0]; i++)
+            assert_refused_with(name, tu_json(not_int[i]), msg);
+    }
+    const char *repeat_range = "invalid params: play_repeat: must be between "
+                               "0 and 100";
+    const char *ring_range = "invalid params: max_ring_seconds: must be "
+                             "between 1 and 3600";
+    const char *out[] = {
+        "\"101\"", "\"-1\"", "\"99999999999999999999\"",
+        "\"-99999999999999999999\"", "\"9223372036854775807\"",
+        "\"9223372036854775808\"", "\"-9223372036854775808\"",
+        "\"18446744073709551617\"", "1e3", "-1.0", "1e300", "-1e300",
+        "9.3e18",
+    };
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+        assert_refused_with("play_repeat", tu_json(out[i]), repeat_range);
+    assert_refused_with("max_ring_seconds", tu_json("\"0\""), ring_range);
+    assert_refused_with("max_ring_seconds", tu_json("\"-0\""), ring_range);
+    assert_refused_with("max_ring_seconds", tu_json("\"3601\""), ring_range);
+    assert_refused_with("max_ring_seconds", tu_json("0.0"), ring_range);
+    assert_refused_with("max_ring_seconds",
+                        tu_json("\"99999999999999999999\""), ring_range);
+}
+
+static void test_from_empty(void **state)
+{
+    (void)state;
+    struct api_construct c;
+    json_t *p = with("from_uri", json_string(""));
+    parse_ok(p, &c);
+    assert_false(c.from_given);
+    assert_false(c.from_anonymous);
+    api_construct_free(&c);
+    json_decref(p);
+
+    p = tu_json("[\"\", \"1@gw\", \"a.wav\"]");
+    parse_ok(p, &c);
+    assert_false(c.from_given);
+    api_construct_free(&c);
+    json_decref(p);
+
+    /* Only the empty string: blanks and a bare scheme are still refused. */
+    assert_refused_with("from_uri", json_string(" "),
+                        "invalid params: from_uri: invalid character in user");
+    assert_refused_with("from_uri", json_string("sip:"),
+                        "invalid params: from_uri: empty");
+}
+
+/* A construct as the real client builds it: numbers as strings, an extra
+ * key, a key with a trailing space, numeric contents, a string type. */
+static void test_client_construct(void **state)
+{
+    (void)state;
+    json_t *p = tu_json(
+        "{\"from_uri\":\"\",\"to_uri\":\"13800000000@gw\","
+        "\"play_content\":[[\"a.wav|b.wav\",7,\"\"],[1086.3,3,\"\"],"
+        "[\"c.wav\",\"0\",\"\"],[13800000000,1,\"yao=1\"],[25,2],"
+        "[0.05,6,\"\"]],"
+        "\"play_repeat\":\"2\",\"max_ring_seconds\":\"45\","
+        "\"user_data\":\"u\",\"areaId\":\"0571\",\"appid \":\"x\"}");
+    struct api_construct c;
+    parse_ok(p, &c);
+    assert_false(c.from_given);
+    assert_int_equal(c.play_repeat, 2);
+    assert_int_equal(c.max_ring_seconds, 45);
+    assert_int_equal(c.playlist.n, 6);
+    assert_int_equal(c.playlist.items[0].type, PLAY_FILES);
+    assert_int_equal(c.playlist.items[1].type, PLAY_MONEY);
+    assert_string_equal(c.playlist.items[1].content, "1086.3");
+    assert_int_equal(c.playlist.items[2].type, PLAY_FILE);
+    assert_string_equal(c.playlist.items[2].content, "c.wav");
+    assert_string_equal(c.playlist.items[3].content, "13800000000");
+    assert_string_equal(c.playlist.items[3].options, "yao=1");
+    assert_string_equal(c.playlist.items[4].content, "25");
+    assert_int_equal(c.playlist.items[5].type, PLAY_MONEY_UNITS);
+    assert_string_equal(c.playlist.items[5].content, "0.05");
+    api_construct_free(&c);
+    json_decref(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +647,9 @@ int main(void)
         cmocka_unit_test(test_res_id_round_trip),
         cmocka_unit_test(test_res_id_foreign),
         cmocka_unit_test(test_res_id_refused),
+        cmocka_unit_test(test_lenient_ints),
+        cmocka_unit_test(test_from_empty),
+        cmocka_unit_test(test_client_construct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,7 +73,7 @@ static void test_array(void **state)
 static void test_unsupported_types(void **state)
 {
     (void)state;
-    const int types[] = {6, 8, 9, 11, 1000};
+    const int types[] = {8, 9, 11, 1000};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         char text[64], message[128];
         snprintf(text, sizeof text, "[[\"a.wav\"], [\"123\", %d]]", types[i]);
@@ -181,9 +181,9 @@ static void test_bad_shapes(void **state)
     assert_refused("[\"a.wav\"]", shape);
     assert_refused("[{\"content\":\"a\"}]", shape);
     assert_refused("[[\"a\", 0, \"\", \"x\"]]", shape);
-    assert_refused("[[\"a\", \"0\"]]",
+    assert_refused("[[\"a\", \"x\"]]",
                    "invalid params: play_content[0]: type must be an integer");
-    assert_refused("[[\"a\", 1.0]]",
+    assert_refused("[[\"a\", 1.5]]",
                    "invalid params: play_content[0]: type must be an integer");
     assert_refused("[[\"a\", true]]",
                    "invalid params: play_content[0]: type must be an integer");
@@ -348,6 +348,119 @@ static void test_refusal_frees(void **state)
                    "invalid params: play_content[2]: invalid file name");
 }
 
+/* ---- issue 12: a string type, a number as content ---- */
+
+/* text must be accepted as one item of type with content. */
+static void assert_one(const char *text, int type, const char *content)
+{
+    json_t *v = tu_json(text);
+    struct playlist pl;
+    struct rpc_error err;
+    if (playlist_parse(v, &pl, &err) != 0)
+        fail_msg("%s refused: %s", text, err.message);
+    assert_int_equal(pl.n, 1);
+    if (pl.items[0].type != type || strcmp(pl.items[0].content, content))
+        fail_msg("%s: got type %d \"%s\", expected %d \"%s\"", text,
+                 pl.items[0].type, pl.items[0].content, type, content);
+    playlist_free(&pl);
+    json_decref(v);
+}
+
+static void test_string_type(void **state)
+{
+    (void)state;
+    assert_one("[[\"a.wav\", \"0\"]]", PLAY_FILE, "a.wav");
+    assert_one("[[\"a.wav\", \" 0 \"]]", PLAY_FILE, "a.wav");
+    assert_one("[[\"a.wav\", \"+0\"]]", PLAY_FILE, "a.wav");
+    assert_one("[[\"a.wav\", 0.0]]", PLAY_FILE, "a.wav");
+    assert_one("[[\"a|b\", \"7\"]]", PLAY_FILES, "a|b");
+    assert_one("[[\"a|b\", 7.0]]", PLAY_FILES, "a|b");
+    assert_one("[[\"12\", \"2\"]]", PLAY_NUMBER, "12");
+    assert_one("[[\"1.5\", \"6\"]]", PLAY_MONEY_UNITS, "1.5");
+    assert_one("[[\"hi\", \"10\", \"lang=en\"]]", PLAY_TTS, "hi");
+    /* A negative type skips the item as a number would. */
+    assert_one("[[\"a.wav\", \"-1\"], [\"b.wav\", \"0\"]]", PLAY_FILE,
+               "b.wav");
+    const char *type = "invalid params: play_content[0]: type must be an "
+                       "integer";
+    const char *bad[] = {"\"\"", "\"x\"", "\"1.0\"", "\"0x7\"", "true",
+                         "\"7 7\"", "1.5", "[0]", "{}"};
+    char text[64];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "[[\"a.wav\", %s]]", bad[i]);
+        assert_refused(text, type);
+    }
+    assert_refused("[[\"a\", \"8\"]]", "invalid params: play_content[0]: "
+                                       "type 8 is not supported");
+    assert_refused("[[\"a\", \"99999999999999999999\"]]",
+                   "invalid params: play_content[0]: type is not supported");
+    assert_refused("[[\"a\", 1e300]]",
+                   "invalid params: play_content[0]: type is not supported");
+}
+
+static void test_numeric_content(void **state)
+{
+    (void)state;
+    const struct {
+        const char *text;
+        int type;
+        const char *content;
+    } good[] = {
+        {"[[1086.3, 3]]", PLAY_MONEY, "1086.3"},
+        {"[[1086.30, 3]]", PLAY_MONEY, "1086.3"},
+        {"[[10.00, 3]]", PLAY_MONEY, "10"},
+        {"[[0.05, 6]]", PLAY_MONEY_UNITS, "0.05"},
+        {"[[0.1, 2]]", PLAY_NUMBER, "0.1"},
+        {"[[-2.5, 2]]", PLAY_NUMBER, "-2.5"},
+        {"[[-0.0, 2]]", PLAY_NUMBER, "0"},
+        {"[[25, 2]]", PLAY_NUMBER, "25"},
+        {"[[-25, 2]]", PLAY_NUMBER, "-25"},
+        {"[[0, 2]]", PLAY_NUMBER, "0"},
+        {"[[1e3, 2]]", PLAY_NUMBER, "1000"},
+        {"[[1.5e-3, 2]]", PLAY_NUMBER, "0.0015"},
+        {"[[123456789012, 2]]", PLAY_NUMBER, "123456789012"},
+        {"[[3.14159265, 2]]", PLAY_NUMBER, "3.14159265"},
+        {"[[13800000000, 1]]", PLAY_DIGITS, "13800000000"},
+        {"[[110, \"1\", \"yao=1\"]]", PLAY_DIGITS, "110"},
+        {"[[1086.3, \"3\"]]", PLAY_MONEY, "1086.3"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_one(good[i].text, good[i].type, good[i].content);
+
+    /* Numbers the spoken type cannot take are refused as their text. */
+    assert_refused("[[1.5, 1]]", "invalid params: play_content[0]: type 1: "
+                                 "'.' is not a digit, * or #");
+    assert_refused("[[-5, 3]]", "invalid params: play_content[0]: type 3: "
+                                "not an unsigned number (digits, optionally "
+                                "'.' and decimals)");
+    assert_refused("[[1.234, 6]]", "invalid params: play_content[0]: type 6: "
+                                   "more than 2 decimals");
+    assert_refused("[[1e20, 2]]", "invalid params: play_content[0]: type 2: "
+                                  "more than 12 integer digits");
+    assert_refused("[[1e-300, 2]]", "invalid params: play_content[0]: number "
+                                    "too long");
+    /* Other types want a string. */
+    const char *str = "content must be a non-empty string";
+    const char *other[] = {"[[5]]", "[[5, 0]]", "[[5, 7]]", "[[5, 10]]",
+                           "[[5, 4]]", "[[5, 5]]", "[[true, 2]]",
+                           "[[[1], 2]]"};
+    char msg[128];
+    snprintf(msg, sizeof msg, "invalid params: play_content[0]: %s", str);
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        assert_refused(other[i], msg);
+}
+
+static void test_type6_options(void **state)
+{
+    (void)state;
+    assert_one("[[\"1.5\", 6, \"lang=en\"]]", PLAY_MONEY_UNITS, "1.5");
+    assert_one("[[\"110\", 1, \"yao=1\"]]", PLAY_DIGITS, "110");
+    assert_refused("[[\"110\", 1, \"yao=2\"]]", "invalid params: "
+                   "play_content[0]: options: yao must be 0 or 1");
+    assert_refused("[[\"1.234\", 6]]", "invalid params: play_content[0]: "
+                   "type 6: more than 2 decimals");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +479,9 @@ int main(void)
         cmocka_unit_test(test_good_names),
         cmocka_unit_test(test_type7_parts),
         cmocka_unit_test(test_refusal_frees),
+        cmocka_unit_test(test_string_type),
+        cmocka_unit_test(test_numeric_content),
+        cmocka_unit_test(test_type6_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -445,7 +445,7 @@ static void test_playlist(void **state)
 
     pl.n = 0;
     set_item(&pl, PLAY_FILE, "a.wav");
-    set_item(&pl, 6, "123");
+    set_item(&pl, 8, "123");
     assert_int_equal(prompt_load_playlist(fx->pc, &pl, &clips, &n, &err), -1);
     assert_int_equal(err.code, RPC_INVALID_PARAMS);
     assert_int_equal(a->refs, 2);
@@ -510,7 +510,7 @@ static void test_spoken(void **state)
     set_item(&pl, PLAY_FILE, "a.wav");
     set_item(&pl, PLAY_DIGITS, "4815");
     set_item(&pl, PLAY_FILES, "a.wav");
-    set_item(&pl, PLAY_MONEY, "1.50");
+    set_item(&pl, PLAY_MONEY_UNITS, "1.50");
     pl.items[pl.n - 1].options = (char *)"lang=en";
     assert_int_equal(prompt_load_playlist(fx->pc, &pl, &clips, &n, &err), 0);
     assert_int_equal(n, 11);

@@ -26,6 +26,7 @@ static const struct {
     {"yuan", "元"}, {"jiao", "角"}, {"fen", "分"}, {"year", "年"},
     {"month", "月"}, {"day", "日"}, {"oclock", "点"}, {"minute", "分"},
     {"second", "秒"}, {"hours", "小时"}, {"minutes", "分钟"},
+    {"liang", "两"}, {"yao", "幺"}, {"zheng", "整"},
 };
 
 static void spoken(int type, const char *text, enum speech_lang lang,
@@ -198,7 +199,7 @@ static void test_number_zh(void **state)
         {2, "100001000", "一亿零一千"},
         {2, "100010000", "一亿零一万"},
         {2, "1000000000", "十亿"},
-        {2, "123456789012", "一千二百三十四亿五千六百七十八万九千零一十二"},
+        {2, "123456789012", "一千两百三十四亿五千六百七十八万九千零一十二"},
         {2, "999999999999", "九千九百九十九亿九千九百九十九万九千九百九十九"},
         /* Leading zeros are dropped: a quantity, not a code. */
         {2, "007", "七"},
@@ -237,28 +238,28 @@ static void test_money_zh(void **state)
 {
     (void)state;
     static const struct reading zh[] = {
-        {3, "1086.30", "一千零八十六元三角"},
-        {3, "1086.3", "一千零八十六元三角"},
-        {3, "1086.35", "一千零八十六元三角五分"},
-        {3, "1086.05", "一千零八十六元零五分"},
-        {3, "0.50", "五角"},
-        {3, "0.05", "五分"},
-        {3, "0.55", "五角五分"},
-        {3, "10.00", "十元"},
-        {3, "20.00", "二十元"},
-        {3, "20", "二十元"},
-        {3, "0", "零元"},
-        {3, "0.00", "零元"},
-        {3, "100000000", "一亿元"},
-        {3, "10010.01", "一万零一十元零一分"},
-        {3, "007.10", "七元一角"},
+        {6, "1086.30", "一千零八十六元三角"},
+        {6, "1086.3", "一千零八十六元三角"},
+        {6, "1086.35", "一千零八十六元三角五分"},
+        {6, "1086.05", "一千零八十六元零五分"},
+        {6, "0.50", "五角"},
+        {6, "0.05", "五分"},
+        {6, "0.55", "五角五分"},
+        {6, "10.00", "十元"},
+        {6, "20.00", "二十元"},
+        {6, "20", "二十元"},
+        {6, "0", "零元"},
+        {6, "0.00", "零元"},
+        {6, "100000000", "一亿元"},
+        {6, "10010.01", "一万零一十元零一分"},
+        {6, "007.10", "七元一角"},
     };
     assert_all_zh(zh, N_OF(zh));
-    assert_refused(3, "1.234", "type 3: more than 2 decimals");
-    const char *unsigned_only = "type 3: not an unsigned number (digits, "
+    assert_refused(6, "1.234", "type 6: more than 2 decimals");
+    const char *unsigned_only = "type 6: not an unsigned number (digits, "
                                 "optionally '.' and decimals)";
     const char *bad[] = {"-5", "5元", ""};
-    assert_all_refused_as(3, bad, N_OF(bad), unsigned_only);
+    assert_all_refused_as(6, bad, N_OF(bad), unsigned_only);
 }
 
 static void test_datetime_zh(void **state)
@@ -274,8 +275,8 @@ static void test_datetime_zh(void **state)
         {4, "2024-02-29", "二零二四年二月二十九日"},
         {4, "2000-02-29", "二零零零年二月二十九日"},
         {4, "2024-11", "二零二四年十一月"},
-        {4, "00:00", "零点零分"},
-        {4, "0:00:00", "零点零分零秒"},
+        {4, "00:00", "零点整"},
+        {4, "0:00:00", "零点整"},
         {4, "12:30", "十二点三十分"},
         {4, "23:59:59", "二十三点五十九分五十九秒"},
     };
@@ -354,11 +355,11 @@ static void test_english(void **state)
         {2, "100000000", "digit_1 hundred million"},
         {2, "1000000001", "digit_1 billion digit_1"},
         {2, "-0.05", "minus digit_0 point digit_0 digit_5"},
-        {3, "1086.30", "digit_1 thousand n_80 digit_6 yuan and n_30 cents"},
-        {3, "0.01", "digit_1 cent"},
-        {3, "0.50", "n_50 cents"},
-        {3, "10.00", "n_10 yuan"},
-        {3, "0", "digit_0 yuan"},
+        {6, "1086.30", "digit_1 thousand n_80 digit_6 yuan and n_30 cents"},
+        {6, "0.01", "digit_1 cent"},
+        {6, "0.50", "n_50 cents"},
+        {6, "10.00", "n_10 yuan"},
+        {6, "0", "digit_0 yuan"},
         {4, "2012-9-8 1:5:3",
          "month_9 ord_8 n_20 n_12 digit_1 oh digit_5 and digit_3 seconds"},
         {4, "2000-01-01", "month_1 ord_1 digit_2 thousand"},
@@ -412,12 +413,12 @@ static void test_not_spoken(void **state)
     (void)state;
     struct speech sp;
     struct rpc_error err;
-    const int types[] = {-1, 0, 6, 7, 10};
+    const int types[] = {-1, 0, 7, 10, 11};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         assert_false(speech_is_spoken(types[i]));
         assert_int_equal(speech_say(types[i], "1", SPEECH_ZH, &sp, &err), -1);
     }
-    for (int t = 1; t <= 5; t++)
+    for (int t = 1; t <= 6; t++)
         assert_true(speech_is_spoken(t));
 }
 
@@ -504,6 +505,219 @@ static void test_pack_complete(void **state)
     assert_true(checked > 1000);
 }
 
+/* ---- issue 12: 两, 整, 幺, money as 元 (type 3) and in 元角分 (type 6) ---- */
+
+static void assert_zh_opts(int type, const char *text, const char *options,
+                           const char *expected)
+{
+    struct speech_opts o;
+    struct speech sp;
+    struct rpc_error err;
+    char got[1024] = "";
+
+    if (speech_read_options(options, &o, &err) != 0)
+        fail_msg("options \"%s\" refused: %s", options, err.message);
+    if (speech_say_opts(type, text, &o, &sp, &err) != 0)
+        fail_msg("type %d \"%s\" refused: %s", type, text, err.message);
+    for (size_t i = 0; i < sp.n; i++) {
+        const char *w = sp.names[i];
+
+        for (size_t k = 0; o.lang == SPEECH_ZH &&
+                           k < sizeof zh_words / sizeof zh_words[0]; k++)
+            if (strcmp(zh_words[k].name, sp.names[i]) == 0)
+                w = zh_words[k].text;
+        if (o.lang == SPEECH_EN && i > 0)
+            strncat(got, " ", sizeof got - strlen(got) - 1);
+        strncat(got, w, sizeof got - strlen(got) - 1);
+    }
+    if (strcmp(got, expected) != 0)
+        fail_msg("type %d \"%s\" [%s]: got %s, expected %s", type, text,
+                 options, got, expected);
+}
+
+static void test_liang_numbers(void **state)
+{
+    (void)state;
+    const struct {
+        const char *text, *reading;
+    } cases[] = {
+        {"2", "二"}, {"20", "二十"}, {"12", "十二"}, {"22", "二十二"},
+        {"200", "两百"}, {"2000", "两千"}, {"20000", "两万"},
+        {"200000000", "两亿"}, {"200000000000", "两千亿"},
+        {"2200", "两千两百"}, {"1200", "一千两百"}, {"12000", "一万两千"},
+        {"120000", "十二万"}, {"102", "一百零二"}, {"1020000", "一百零二万"},
+        {"100020000", "一亿零两万"}, {"20002", "两万零二"},
+        {"2.5", "二点五"}, {"0.2", "零点二"}, {"-2", "负二"},
+        {"222222222222",
+         "两千两百二十二亿两千两百二十二万两千两百二十二"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_zh(2, cases[i].text, cases[i].reading);
+    /* Digit strings keep 二. */
+    assert_zh(1, "2", "二");
+    assert_zh(1, "1222", "一二二二");
+}
+
+static void test_liang_times(void **state)
+{
+    (void)state;
+    const struct {
+        int type;
+        const char *text, *reading;
+    } cases[] = {
+        {4, "02:00", "两点整"}, {4, "2:00:00", "两点整"},
+        {4, "02:00:05", "两点零分五秒"}, {4, "02:02", "两点二分"},
+        {4, "1:00", "一点整"}, {4, "12:00", "十二点整"},
+        {4, "12:30:00", "十二点三十分"}, {4, "23:00:00", "二十三点整"},
+        {4, "22:22:22", "二十二点二十二分二十二秒"},
+        {4, "22:02", "二十二点二分"}, {4, "12:30:05", "十二点三十分五秒"},
+        {4, "01:00", "一点整"},
+        {4, "2025-02-02 02:30", "二零二五年二月二日两点三十分"},
+        {4, "2024-02-02 00:00:00", "二零二四年二月二日零点整"},
+        {4, "2022-02", "二零二二年二月"},
+        {5, "02:02:02", "两小时两分钟两秒"}, {5, "00:02", "两分钟"},
+        {5, "02:00:00", "两小时"}, {5, "12:00:00", "十二小时"},
+        {5, "22:00", "二十二小时"}, {5, "00:00:22", "二十二秒"},
+        {5, "01:00:00", "一小时"}, {5, "20:20:20", "二十小时二十分钟二十秒"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_zh(cases[i].type, cases[i].text, cases[i].reading);
+}
+
+static void test_money_yuan(void **state)
+{
+    (void)state;
+    const struct {
+        int type;
+        const char *text, *reading;
+    } cases[] = {
+        {3, "1086.3", "一千零八十六点三元"}, {3, "1086.30", "一千零八十六点三元"},
+        {3, "1086.35", "一千零八十六点三五元"}, {3, "10.00", "十元"},
+        {3, "10", "十元"}, {3, "2", "两元"}, {3, "2.00", "两元"},
+        {3, "2.5", "二点五元"}, {3, "0.05", "零点零五元"},
+        {3, "0.50", "零点五元"}, {3, "0", "零元"}, {3, "0.00", "零元"},
+        {3, "200", "两百元"}, {3, "12", "十二元"}, {3, "007.10", "七点一元"},
+        {3, "20", "二十元"}, {3, "20000", "两万元"},
+        {6, "1086.3", "一千零八十六元三角"}, {6, "0.05", "五分"},
+        {6, "10.00", "十元"}, {6, "1.5", "一元五角"}, {6, "0.5", "五角"},
+        {6, "2", "两元"}, {6, "2.22", "两元两角两分"},
+        {6, "12.02", "十二元零两分"}, {6, "0.20", "两角"},
+        {6, "222", "两百二十二元"}, {3, "1.5", "一点五元"},
+        {3, "1086.05", "一千零八十六点零五元"}, {6, "1086.35",
+                                                 "一千零八十六元三角五分"},
+        {6, "1086.05", "一千零八十六元零五分"}, {3, "0.5", "零点五元"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_zh(cases[i].type, cases[i].text, cases[i].reading);
+    assert_refused(3, "1.234", "type 3: more than 2 decimals");
+    assert_refused(6, "1.234", "type 6: more than 2 decimals");
+    assert_refused(6, "0.001", "type 6: more than 2 decimals");
+    const char *nan = "type %d: not an unsigned number (digits, optionally "
+                      "'.' and decimals)";
+    const char *bad[] = {"-5", "", "5元", "1e3", "+1", " 1", "1."};
+    char msg[128];
+    for (int t = 3; t <= 6; t += 3)
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            snprintf(msg, sizeof msg, nan, t);
+            assert_refused(t, bad[i], msg);
+        }
+    assert_en(3, "1086.30", "digit_1 thousand n_80 digit_6 point digit_3 "
+                            "yuan");
+    assert_en(3, "10.00", "n_10 yuan");
+    assert_en(3, "0.05", "digit_0 point digit_0 digit_5 yuan");
+    assert_en(6, "1086.3", "digit_1 thousand n_80 digit_6 yuan and n_30 "
+                           "cents");
+    assert_en(6, "0.05", "digit_5 cents");
+}
+
+static void test_yao(void **state)
+{
+    (void)state;
+    assert_zh_opts(1, "110", "yao=1", "幺幺零");
+    assert_zh_opts(1, "12315", "yao=1", "幺二三幺五");
+    assert_zh_opts(1, "12315", " lang=zh ; yao=1 ", "幺二三幺五");
+    assert_zh_opts(1, "12315", "yao=1,lang=zh", "幺二三幺五");
+    assert_zh_opts(1, "110", "yao=0", "一一零");
+    assert_zh_opts(1, "110", "yao=1;yao=0", "一一零");
+    assert_zh_opts(1, "110", "", "一一零");
+    /* Only type 1 in Mandarin: a number and English are as without. */
+    assert_zh_opts(2, "11", "yao=1", "十一");
+    assert_zh_opts(1, "11", "yao=1;lang=en", "digit_1 digit_1");
+
+    struct speech_opts o;
+    struct rpc_error err;
+    const char *bad[] = {"yao=2", "yao=", "yao=yes", "lang=zh;yao=11",
+                         "yao=-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(speech_read_options(bad[i], &o, &err), -1);
+        assert_int_equal(err.code, RPC_INVALID_PARAMS);
+        assert_string_equal(err.message, "options: yao must be 0 or 1");
+    }
+    /* The older entry point still reads the language alone. */
+    enum speech_lang lang;
+    assert_int_equal(speech_options("yao=1;lang=en", &lang, &err), 0);
+    assert_int_equal(lang, SPEECH_EN);
+    assert_int_equal(speech_options("yao=x", &lang, &err), -1);
+}
+
+static void test_bounds_money(void **state)
+{
+    (void)state;
+    struct speech sp;
+    struct rpc_error err;
+    const char *longest[] = {"999999999999.99", "222222222222.22",
+                             "101010101010.01"};
+    for (size_t i = 0; i < sizeof longest / sizeof longest[0]; i++)
+        for (int t = 3; t <= 6; t += 3)
+            for (int lang = SPEECH_ZH; lang <= SPEECH_EN; lang++) {
+                assert_int_equal(speech_say(t, longest[i],
+                                            (enum speech_lang)lang, &sp,
+                                            &err), 0);
+                assert_true(sp.n <= SPEECH_MAX_NAMES);
+            }
+}
+
+/* test_pack_complete's inputs for the new readings: every name they use
+ * is in the pack, yao's too. */
+static void test_pack_complete_new(void **state)
+{
+    (void)state;
+    char text[64];
+    int checked = 0;
+
+    if (access(TEST_PACK_DIR "/zh", R_OK) != 0)
+        skip();
+    for (int i = 0; i <= 120; i++) {
+        snprintf(text, sizeof text, "%d.%02d", i * 2, i % 100);
+        check_in_pack(6, text, &checked);
+        check_in_pack(3, text, &checked);
+        snprintf(text, sizeof text, "%d", i * 2000);
+        check_in_pack(2, text, &checked);
+    }
+    for (int h = 0; h < 24; h++) {
+        snprintf(text, sizeof text, "%02d:00", h);
+        check_in_pack(4, text, &checked);
+        snprintf(text, sizeof text, "%02d:02:%02d", h, h % 3);
+        check_in_pack(5, text, &checked);
+    }
+    check_in_pack(2, "222222222222", &checked);
+
+    struct speech_opts o;
+    struct speech sp;
+    struct rpc_error err;
+    char path[512];
+    assert_int_equal(speech_read_options("yao=1", &o, &err), 0);
+    assert_int_equal(speech_say_opts(1, "0123456789*#", &o, &sp, &err), 0);
+    for (size_t k = 0; k < sp.n; k++) {
+        snprintf(path, sizeof path, "%s/zh/%s.wav", TEST_PACK_DIR,
+                 sp.names[k]);
+        if (access(path, R_OK) != 0)
+            fail_msg("yao: no %s", path);
+        checked++;
+    }
+    assert_true(checked > 500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +733,12 @@ int main(void)
         cmocka_unit_test(test_not_spoken),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_pack_complete),
+        cmocka_unit_test(test_liang_numbers),
+        cmocka_unit_test(test_liang_times),
+        cmocka_unit_test(test_money_yuan),
+        cmocka_unit_test(test_yao),
+        cmocka_unit_test(test_bounds_money),
+        cmocka_unit_test(test_pack_complete_new),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
