@@ -21,7 +21,8 @@
  * default (as the file would write it, read by the same parser), its
  * range, whether SIGHUP applies it and how it prints. Rows are in
  * --check-config order. Adding a key: a field in struct conf, a row here,
- * a line in conf/ctid.conf and docs/configuration.md. */
+ * a row in tests/unit/test_conf.c, a line in conf/ctid.conf and
+ * docs/configuration.md. */
 
 static int check_node_id(const char *key, const char *value, char *err,
                          size_t errlen)
