@@ -118,5 +118,8 @@ struct conf_key_info {
 /* Row i of the top-level keys, or of a [gateway NAME] section's keys when
  * gateway is true, in --check-config order; false past the last row. */
 bool conf_key_at(bool gateway, size_t i, struct conf_key_info *out);
+/* A top-level key's default as the file would write it ("" for none), or
+ * NULL for an unknown key. */
+const char *conf_default(const char *key);
 
 #endif

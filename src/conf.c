@@ -364,6 +364,12 @@ void conf_print(const struct conf *c, FILE *out)
     }
 }
 
+const char *conf_default(const char *key)
+{
+    const struct conf_key *k = key_find(conf_keys, N_CONF_KEYS, key);
+    return k != NULL ? k->def : NULL;
+}
+
 bool conf_key_at(bool gateway, size_t i, struct conf_key_info *out)
 {
     const struct conf_key *keys = gateway ? gateway_keys : conf_keys;

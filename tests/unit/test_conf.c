@@ -211,8 +211,11 @@ static void test_defaults(void **state)
         assert_true(prints(&c, top_cases[i].key, top_cases[i].def));
     /* Every default is text the parser itself takes. */
     struct conf_key_info k;
-    for (size_t i = 0; conf_key_at(false, i, &k); i++)
+    for (size_t i = 0; conf_key_at(false, i, &k); i++) {
         assert_int_equal(conf_set(&c, k.name, k.def, err, sizeof err), 0);
+        assert_string_equal(conf_default(k.name), k.def); /* ctid --help */
+    }
+    assert_null(conf_default("nonsense"));
     assert_int_equal(conf_validate(&c, err, sizeof err), 0);
 }
 
