@@ -48,7 +48,11 @@ static void usage(FILE *out)
             conf_default("log_level"));
 }
 
-int main(int argc, char **argv)
+/* Reads the flags: the config file, --check-config and the overrides,
+ * kept in src in their order. Returns -1 to go on, or the exit status
+ * (--help, --version, a bad flag). */
+static int read_flags(int argc, char **argv, struct conf_source *src,
+                      const char **config, bool *check_only)
 {
     enum { OPT_CHECK = 256, OPT_VERSION, OPT_HELP, OPT_KEY };
     /* From OPT_KEY on, a flag sets the config key of its name, '-' read
@@ -68,19 +72,14 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL;
-    bool check_only = false;
-    static struct conf_source src; /* kept by the server for SIGHUP */
-    int opt;
-
-    int which = 0;
+    int opt, which = 0;
     while ((opt = getopt_long(argc, argv, "", opts, &which)) != -1) {
         switch (opt) {
         case 'c':
-            config = optarg;
+            *config = optarg;
             break;
         case OPT_CHECK:
-            check_only = true;
+            *check_only = true;
             break;
         case OPT_VERSION:
             printf("ctid %s\n", CTID_VERSION);
@@ -89,20 +88,20 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         default: {
-            if (opt < OPT_KEY || src.n_set == CONF_MAX_OVERRIDES) {
+            if (opt < OPT_KEY || src->n_set == CONF_MAX_OVERRIDES) {
                 usage(stderr);
                 return 2;
             }
-            char *key = src.set[src.n_set].key;
-            snprintf(key, sizeof src.set[0].key, "%s", opts[which].name);
+            char *key = src->set[src->n_set].key;
+            snprintf(key, sizeof src->set[0].key, "%s", opts[which].name);
             for (char *p = key; *p; p++)
                 if (*p == '-')
                     *p = '_';
-            if (strlen(optarg) >= sizeof src.set[0].value) {
+            if (strlen(optarg) >= sizeof src->set[0].value) {
                 fprintf(stderr, "ctid: --%s: value too long\n", key);
                 return 2;
             }
-            snprintf(src.set[src.n_set++].value, sizeof src.set[0].value,
+            snprintf(src->set[src->n_set++].value, sizeof src->set[0].value,
                      "%s", optarg);
         }
         }
@@ -112,6 +111,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    bool check_only = false;
+    static struct conf_source src; /* kept by the server for SIGHUP */
+    int status = read_flags(argc, argv, &src, &config, &check_only);
+    if (status >= 0)
+        return status;
 
     static struct conf conf; /* large; read-only once the server copies it */
     char err[1024];
@@ -160,7 +170,7 @@ int main(int argc, char **argv)
     }
 
     static struct server srv; /* the one struct server */
-    int status = 1;
+    status = 1;
     if (server_init(&srv, &conf, &src, err, sizeof err) < 0)
         log_error("cannot start: %s", err);
     else
