@@ -381,6 +381,7 @@ bool conf_key_at(bool gateway, size_t i, struct conf_key_info *out)
     out->secret = (keys[i].flags & CONF_SECRET) != 0;
     return true;
 }
+
 bool conf_is_loopback(const char *host)
 {
     struct in_addr a4;
@@ -438,6 +439,7 @@ static const struct conf_gateway *gateway_named(const struct conf *c,
             return &c->gateways[i];
     return NULL;
 }
+
 static unsigned reload_gateways(struct conf *cur, const struct conf *next)
 {
     unsigned changed = 0;
