@@ -1,6 +1,9 @@
 /* conf: the daemon's configuration: defaults, the config file
- * (conf/ctid.conf documents every key) and command-line overrides. A
- * struct conf is filled once at start-up and read-only afterwards. */
+ * (conf/ctid.conf documents every key) and command-line overrides, all
+ * read through one key table in conf.c. A struct conf is filled once at
+ * start-up (or into a scratch copy on SIGHUP, see conf_reload) and is
+ * read-only afterwards; it holds no pointers, so copying it is a deep
+ * copy. Main thread. */
 #ifndef CTID_CONF_H
 #define CTID_CONF_H
 
@@ -80,11 +83,11 @@ void conf_defaults(struct conf *c);
  * Returns 0 or -1 with err (its message names the file or the flag). */
 int conf_build(struct conf *c, const struct conf_source *src, char *err,
                size_t errlen);
-/* SIGHUP: copies into cur what can change while calls run (limits,
- * shutdown_grace, log_level, auth_token, allow_unlisted_gateways and the
- * gateways), logging each change; every other key that differs is logged
- * as needing a restart and keeps its value. Returns the number of keys
- * changed. */
+/* SIGHUP: copies into cur what can change while calls run (the keys the
+ * table marks reloadable: limits, shutdown_grace, log_level, auth_token,
+ * allow_unlisted_gateways; and the gateways), logging each change; every
+ * other key that differs is logged as needing a restart and keeps its
+ * value. Returns the number of keys changed. */
 unsigned conf_reload(struct conf *cur, const struct conf *next);
 /* Is host (a numeric address or "localhost") a loopback address? */
 bool conf_is_loopback(const char *host);
@@ -104,5 +107,19 @@ const struct conf_gateway *conf_find_gateway(const struct conf *c,
                                              const char *host, uint16_t port);
 /* Writes the effective configuration as a config file would say it. */
 void conf_print(const struct conf *c, FILE *out);
+
+/* One row of the key table in conf.c, for tests and tools. */
+struct conf_key_info {
+    const char *name;
+    const char *def;  /* the default, as the file would write it */
+    bool reload;      /* SIGHUP applies it; otherwise it takes a restart */
+    bool secret;      /* printed only as "(set)", never logged */
+};
+/* Row i of the top-level keys, or of a [gateway NAME] section's keys when
+ * gateway is true, in --check-config order; false past the last row. */
+bool conf_key_at(bool gateway, size_t i, struct conf_key_info *out);
+/* A top-level key's default as the file would write it ("" for none), or
+ * NULL for an unknown key. */
+const char *conf_default(const char *key);
 
 #endif

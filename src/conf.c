@@ -1,6 +1,9 @@
-/* conf: defaults, the config file parser and command-line overrides. The
- * file is KEY = VALUE lines with [gateway NAME] sections; '#' starts a
- * comment at the start of a line or after white space. */
+/* conf: the configuration's one key table (conf_keys, and gateway_keys
+ * for [gateway NAME] sections) and everything that walks it: defaults,
+ * the config file parser, command-line overrides, --check-config and the
+ * SIGHUP reload. The file is KEY = VALUE lines with [gateway NAME]
+ * sections; '#' starts a comment at the start of a line or after white
+ * space. */
 #include "conf.h"
 
 #include <arpa/inet.h>
@@ -10,321 +13,211 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_key.h"
 #include "log.h"
-#include "uri.h"
 
-static int conf_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* ---- the key table ---------------------------------------------------------
+ * A key is one row: its name, how its value is read, where it lives, its
+ * default (as the file would write it, read by the same parser), its
+ * range, whether SIGHUP applies it and how it prints. Rows are in
+ * --check-config order. Adding a key: a field in struct conf, a row here,
+ * a row in tests/unit/test_conf.c, a line in conf/ctid.conf and
+ * docs/configuration.md. */
 
-static int conf_err(char *err, size_t errlen, const char *fmt, ...)
+static int check_node_id(const char *key, const char *value, char *err,
+                         size_t errlen)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
+    unsigned a, b, d;
+    char tail;
+    if (sscanf(value, "%u.%u.%u%c", &a, &b, &d, &tail) == 3 &&
+        strspn(value, "0123456789.") == strlen(value))
+        return 0;
+    return conf_err(err, errlen,
+                    "%s: expected area.station.instance like 0.0.0, got '%s'",
+                    key, value);
 }
+
+static int check_log_level(const char *key, const char *value, char *err,
+                           size_t errlen)
+{
+    if (log_level_parse(value) >= 0)
+        return 0;
+    return conf_err(err, errlen,
+                    "%s: expected error, warn, info or debug, got '%s'", key,
+                    value);
+}
+
+/* Short tokens are guessable; anything outside printable ASCII would not
+ * survive a JSON string written by hand. */
+static int check_auth_token(const char *key, const char *value, char *err,
+                            size_t errlen)
+{
+    size_t n = strlen(value);
+    if (n > 0 && n < 16)
+        return conf_err(err, errlen,
+                        "%s: at least 16 characters (or empty for none)", key);
+    for (size_t i = 0; i < n; i++)
+        if (value[i] <= ' ' || value[i] > '~' || value[i] == '"' ||
+            value[i] == '\\')
+            return conf_err(err, errlen,
+                            "%s: printable ASCII without spaces, quotes or "
+                            "backslashes",
+                            key);
+    return 0;
+}
+
+/* media_ip prints the address in effect: sip's host when left empty. */
+static const char *media_ip_shown(const void *base)
+{
+    return conf_media_ip(base);
+}
+
+#define KEY(n, t) .name = n, .type = t
+#define AT(s, f) .off = offsetof(s, f), .size = sizeof(((s *)0)->f)
+#define TOP(f) AT(struct conf, f)
+#define TOP2(f) .off2 = offsetof(struct conf, f)
+#define RANGE(lo, hi) .min = (lo), .max = (hi)
+
+static const struct conf_key conf_keys[] = {
+    {KEY("listen", CONF_HOSTPORT), TOP(listen_host), TOP2(listen_port),
+     .def = "127.0.0.1:7010", .flags = CONF_RAW_HOST},
+    {KEY("sip", CONF_HOSTPORT), TOP(sip_host), TOP2(sip_port),
+     .def = "127.0.0.1:5060", .flags = CONF_RAW_HOST},
+    {KEY("media_ip", CONF_STR), TOP(media_ip), .def = "",
+     .shown = media_ip_shown},
+    {KEY("rtp_ports", CONF_PORTS), TOP(rtp_port_min), TOP2(rtp_port_max),
+     RANGE(1024, 65535), .def = "20000-29999"},
+    {KEY("media_threads", CONF_UINT), TOP(media_threads), RANGE(1, 16),
+     .def = "1"},
+    {KEY("worker_threads", CONF_UINT), TOP(worker_threads), RANGE(1, 16),
+     .def = "2"},
+    {KEY("max_prompt_seconds", CONF_UINT), TOP(max_prompt_seconds),
+     RANGE(0, 86400), .def = "600", .flags = CONF_RELOAD},
+    {KEY("max_tts_bytes", CONF_UINT), TOP(max_tts_bytes), RANGE(0, 1000000),
+     .def = "4096", .flags = CONF_RELOAD},
+    {KEY("prompt_dir", CONF_STR), TOP(prompt_dir),
+     .def = "/usr/share/ctid/prompts"},
+    {KEY("state_dir", CONF_STR), TOP(state_dir), .def = "/var/lib/ctid"},
+    {KEY("node_id", CONF_STR), TOP(node_id), .def = "0.0.0",
+     .check = check_node_id},
+    {KEY("default_from", CONF_STR), TOP(default_from), .def = "ctid"},
+    {KEY("max_calls", CONF_UINT), TOP(max_calls), RANGE(1, 1000000),
+     .def = "1000", .flags = CONF_RELOAD},
+    {KEY("max_line", CONF_UINT), TOP(max_line), RANGE(1024, 16 << 20),
+     .def = "65536", .flags = CONF_RELOAD},
+    {KEY("max_connections", CONF_UINT), TOP(max_connections),
+     RANGE(1, 1000000), .def = "1024", .flags = CONF_RELOAD},
+    {KEY("max_connections_per_ip", CONF_UINT), TOP(max_connections_per_ip),
+     RANGE(0, 1000000), .def = "256", .flags = CONF_RELOAD},
+    {KEY("handshake_timeout", CONF_UINT), TOP(handshake_timeout),
+     RANGE(0, 3600), .def = "10", .flags = CONF_RELOAD},
+    {KEY("max_call_rate", CONF_UINT), TOP(max_call_rate), RANGE(0, 1000000),
+     .def = "200", .flags = CONF_RELOAD},
+    /* Small values are for tests; keep it well above the largest event. */
+    {KEY("max_output_bytes", CONF_UINT), TOP(max_output_bytes),
+     RANGE(4096, 1U << 30), .def = "1048576", .flags = CONF_RELOAD},
+    {KEY("dial_timeout", CONF_UINT), TOP(dial_timeout), RANGE(2, 3600),
+     .def = "60"},
+    {KEY("max_ring_seconds", CONF_UINT), TOP(default_max_ring),
+     RANGE(1, 3600), .def = "50", .flags = CONF_RELOAD},
+    /* RFC 4028 session timer; 0 = off. */
+    {KEY("session_expires", CONF_UINT), TOP(session_expires),
+     RANGE(0, 86400), .def = "1800"},
+    /* RFC 4028 asks for at least 90; smaller values are for tests. */
+    {KEY("min_se", CONF_UINT), TOP(min_se), RANGE(1, 86400), .def = "90"},
+    {KEY("log_level", CONF_STR), TOP(log_level), .def = "info",
+     .check = check_log_level, .flags = CONF_RELOAD},
+    {KEY("log_file", CONF_STR), TOP(log_file), .def = ""},
+    {KEY("cdr_file", CONF_STR), TOP(cdr_file), .def = ""},
+    {KEY("metrics_listen", CONF_HOSTPORT), TOP(metrics_host),
+     TOP2(metrics_port), .def = "", .flags = CONF_OPTIONAL},
+    /* At least 1 MiB: a few segments' worth, so rotation can work. */
+    {KEY("journal_max_bytes", CONF_U64), TOP(journal_max_bytes),
+     RANGE(1UL << 20, 1UL << 40), .def = "268435456"},
+    {KEY("journal_max_age", CONF_UINT), TOP(journal_max_age),
+     RANGE(60, 3650U * 86400), .def = "604800"},
+    {KEY("shutdown_grace", CONF_UINT), TOP(shutdown_grace), RANGE(0, 3600),
+     .def = "30", .flags = CONF_RELOAD},
+    {KEY("auth_token", CONF_STR), TOP(auth_token), .def = "",
+     .check = check_auth_token, .flags = CONF_RELOAD | CONF_SECRET},
+    {KEY("allow_unlisted_gateways", CONF_BOOL), TOP(allow_unlisted_gateways),
+     .def = "no", .flags = CONF_RELOAD},
+};
+
+/* A [gateway NAME] section; the name itself is the section header's.
+ * SIGHUP replaces the gateways as a whole (reload_gateways). */
+#define GW(f) AT(struct conf_gateway, f)
+static const struct conf_key gateway_keys[] = {
+    {KEY("host", CONF_STR), GW(host), .def = ""},
+    {KEY("port", CONF_PORT), GW(port), RANGE(1, 65535), .def = "5060"},
+    {KEY("max_calls", CONF_UINT), GW(max_calls), RANGE(0, 1000000),
+     .def = "0"},
+    {KEY("username", CONF_STR), GW(username), .def = "",
+     .flags = CONF_OMIT_EMPTY},
+    {KEY("password", CONF_STR), GW(password), .def = "",
+     .flags = CONF_SECRET | CONF_OMIT_EMPTY},
+};
+
+#define N_CONF_KEYS (sizeof conf_keys / sizeof conf_keys[0])
+#define N_GATEWAY_KEYS (sizeof gateway_keys / sizeof gateway_keys[0])
+
+
+static const struct conf_key *key_find(const struct conf_key *keys, size_t n,
+                                       const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* Every key's default, read by the parser itself; test_conf checks that
+ * each one parses. */
+static void keys_default(const struct conf_key *keys, size_t n, void *base)
+{
+    char why[256];
+    for (size_t i = 0; i < n; i++)
+        (void)conf_key_set(&keys[i], base, keys[i].def, why, sizeof why);
+}
+
+static void keys_print(const struct conf_key *keys, size_t n,
+                       const void *base, FILE *out)
+{
+    char value[PATH_MAX + 16];
+    for (size_t i = 0; i < n; i++) {
+        const struct conf_key *k = &keys[i];
+        if ((k->flags & CONF_OMIT_EMPTY) &&
+            ((const char *)base + k->off)[0] == '\0')
+            continue;
+        conf_key_format(k, base, value, sizeof value);
+        fprintf(out, "%s = %s\n", k->name, value);
+    }
+}
+
+/* ---- defaults, file and overrides --------------------------------------- */
 
 void conf_defaults(struct conf *c)
 {
     memset(c, 0, sizeof *c);
-    strcpy(c->listen_host, "127.0.0.1");
-    c->listen_port = 7010;
-    strcpy(c->sip_host, "127.0.0.1");
-    c->sip_port = 5060;
-    c->rtp_port_min = 20000;
-    c->rtp_port_max = 29999;
-    c->media_threads = 1;
-    c->worker_threads = 2;
-    c->max_prompt_seconds = 600;
-    c->max_tts_bytes = 4096;
-    strcpy(c->prompt_dir, "/usr/share/ctid/prompts");
-    strcpy(c->state_dir, "/var/lib/ctid");
-    strcpy(c->node_id, "0.0.0");
-    strcpy(c->default_from, "ctid");
-    c->max_calls = 1000;
-    c->max_line = 65536;
-    c->max_connections = 1024;
-    c->max_connections_per_ip = 256;
-    c->handshake_timeout = 10;
-    c->max_call_rate = 200;
-    c->max_output_bytes = 1U << 20;
-    c->dial_timeout = 60;
-    c->default_max_ring = 50;
-    c->session_expires = 1800;
-    c->min_se = 90;
-    strcpy(c->log_level, "info");
-    c->journal_max_bytes = 256ULL << 20;
-    c->journal_max_age = 7 * 24 * 3600;
-    c->shutdown_grace = 30;
-}
-
-static int copy_str(char *dst, size_t size, const char *value,
-                    const char *key, char *err, size_t errlen)
-{
-    if (strlen(value) >= size)
-        return conf_err(err, errlen, "%s: longer than %zu bytes", key,
-                        size - 1);
-    strcpy(dst, value);
-    return 0;
-}
-
-static int parse_uint(const char *value, unsigned long min, unsigned long max,
-                      unsigned long *out, const char *key, char *err,
-                      size_t errlen)
-{
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)value[0]))
-        return conf_err(err, errlen, "%s: '%s' is not a number", key, value);
-    unsigned long v = strtoul(value, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return conf_err(err, errlen, "%s: '%s' is not a number", key, value);
-    if (v < min || v > max)
-        return conf_err(err, errlen, "%s: %lu is outside %lu..%lu", key, v,
-                        min, max);
-    *out = v;
-    return 0;
-}
-
-static int set_unsigned(unsigned *dst, const char *value, unsigned long min,
-                        unsigned long max, const char *key, char *err,
-                        size_t errlen)
-{
-    unsigned long v;
-    if (parse_uint(value, min, max, &v, key, err, errlen) < 0)
-        return -1;
-    *dst = (unsigned)v;
-    return 0;
-}
-
-/* "HOST:PORT" or "[V6]:PORT" */
-static int parse_hostport(const char *value, char *host, size_t hostlen,
-                          uint16_t *port, const char *key, char *err,
-                          size_t errlen)
-{
-    const char *colon;
-    const char *h = value;
-    size_t hlen;
-    if (value[0] == '[') {
-        const char *close = strchr(value, ']');
-        if (close == NULL || close[1] != ':')
-            return conf_err(err, errlen, "%s: expected [ADDR]:PORT, got '%s'",
-                            key, value);
-        h = value + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(value, ':');
-        if (colon == NULL || strchr(value, ':') != colon)
-            return conf_err(err, errlen, "%s: expected HOST:PORT, got '%s'",
-                            key, value);
-        hlen = (size_t)(colon - value);
-    }
-    if (hlen == 0 || hlen >= hostlen)
-        return conf_err(err, errlen, "%s: bad host in '%s'", key, value);
-    unsigned long p;
-    if (parse_uint(colon + 1, 1, 65535, &p, key, err, errlen) < 0)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
-
-static int parse_port_range(struct conf *c, const char *value, char *err,
-                            size_t errlen)
-{
-    unsigned lo, hi;
-    char tail;
-    if (sscanf(value, "%u-%u%c", &lo, &hi, &tail) != 2 || lo < 1024 ||
-        hi > 65535 || lo > hi || hi - lo < 1)
-        return conf_err(err, errlen,
-                        "rtp_ports: expected LO-HI within 1024-65535 with at "
-                        "least two ports, got '%s'",
-                        value);
-    c->rtp_port_min = (uint16_t)lo;
-    c->rtp_port_max = (uint16_t)hi;
-    return 0;
-}
-
-static int valid_node_id(const char *s)
-{
-    unsigned a, b, d;
-    char tail;
-    return sscanf(s, "%u.%u.%u%c", &a, &b, &d, &tail) == 3 &&
-           strspn(s, "0123456789.") == strlen(s);
+    keys_default(conf_keys, N_CONF_KEYS, c);
 }
 
 int conf_set(struct conf *c, const char *key, const char *value, char *err,
              size_t errlen)
 {
-    if (strcmp(key, "listen") == 0)
-        return parse_hostport(value, c->listen_host, sizeof c->listen_host,
-                              &c->listen_port, key, err, errlen);
-    if (strcmp(key, "sip") == 0)
-        return parse_hostport(value, c->sip_host, sizeof c->sip_host,
-                              &c->sip_port, key, err, errlen);
-    if (strcmp(key, "media_ip") == 0)
-        return copy_str(c->media_ip, sizeof c->media_ip, value, key, err,
-                        errlen);
-    if (strcmp(key, "rtp_ports") == 0)
-        return parse_port_range(c, value, err, errlen);
-    if (strcmp(key, "media_threads") == 0)
-        return set_unsigned(&c->media_threads, value, 1, 16, key, err,
-                            errlen);
-    if (strcmp(key, "worker_threads") == 0)
-        return set_unsigned(&c->worker_threads, value, 1, 16, key, err,
-                            errlen);
-    if (strcmp(key, "max_prompt_seconds") == 0)
-        return set_unsigned(&c->max_prompt_seconds, value, 0, 86400, key, err,
-                            errlen);
-    if (strcmp(key, "max_tts_bytes") == 0)
-        return set_unsigned(&c->max_tts_bytes, value, 0, 1000000, key, err,
-                            errlen);
-    if (strcmp(key, "prompt_dir") == 0)
-        return copy_str(c->prompt_dir, sizeof c->prompt_dir, value, key, err,
-                        errlen);
-    if (strcmp(key, "state_dir") == 0)
-        return copy_str(c->state_dir, sizeof c->state_dir, value, key, err,
-                        errlen);
-    if (strcmp(key, "node_id") == 0) {
-        if (!valid_node_id(value))
-            return conf_err(err, errlen,
-                            "node_id: expected area.station.instance like "
-                            "0.0.0, got '%s'",
-                            value);
-        return copy_str(c->node_id, sizeof c->node_id, value, key, err,
-                        errlen);
-    }
-    if (strcmp(key, "default_from") == 0)
-        return copy_str(c->default_from, sizeof c->default_from, value, key,
-                        err, errlen);
-    if (strcmp(key, "max_calls") == 0)
-        return set_unsigned(&c->max_calls, value, 1, 1000000, key, err,
-                            errlen);
-    if (strcmp(key, "max_line") == 0)
-        return set_unsigned(&c->max_line, value, 1024, 16 << 20, key, err,
-                            errlen);
-    if (strcmp(key, "max_connections") == 0)
-        return set_unsigned(&c->max_connections, value, 1, 1000000, key, err,
-                            errlen);
-    if (strcmp(key, "max_connections_per_ip") == 0)
-        return set_unsigned(&c->max_connections_per_ip, value, 0, 1000000,
-                            key, err, errlen);
-    if (strcmp(key, "handshake_timeout") == 0)
-        return set_unsigned(&c->handshake_timeout, value, 0, 3600, key, err,
-                            errlen);
-    if (strcmp(key, "max_call_rate") == 0)
-        return set_unsigned(&c->max_call_rate, value, 0, 1000000, key, err,
-                            errlen);
-    /* Small values are for tests; keep it well above the largest event. */
-    if (strcmp(key, "max_output_bytes") == 0)
-        return set_unsigned(&c->max_output_bytes, value, 4096, 1U << 30, key,
-                            err, errlen);
-    if (strcmp(key, "dial_timeout") == 0)
-        return set_unsigned(&c->dial_timeout, value, 2, 3600, key, err,
-                            errlen);
-    if (strcmp(key, "max_ring_seconds") == 0)
-        return set_unsigned(&c->default_max_ring, value, 1, 3600, key, err,
-                            errlen);
-    /* RFC 4028 session timer; 0 = off. */
-    if (strcmp(key, "session_expires") == 0)
-        return set_unsigned(&c->session_expires, value, 0, 86400, key, err,
-                            errlen);
-    /* RFC 4028 asks for at least 90; smaller values are for tests. */
-    if (strcmp(key, "min_se") == 0)
-        return set_unsigned(&c->min_se, value, 1, 86400, key, err, errlen);
-    if (strcmp(key, "log_level") == 0) {
-        if (log_level_parse(value) < 0)
-            return conf_err(err, errlen,
-                            "log_level: expected error, warn, info or debug, "
-                            "got '%s'",
-                            value);
-        return copy_str(c->log_level, sizeof c->log_level, value, key, err,
-                        errlen);
-    }
-    if (strcmp(key, "cdr_file") == 0)
-        return copy_str(c->cdr_file, sizeof c->cdr_file, value, key, err,
-                        errlen);
-    if (strcmp(key, "log_file") == 0)
-        return copy_str(c->log_file, sizeof c->log_file, value, key, err,
-                        errlen);
-    if (strcmp(key, "metrics_listen") == 0) {
-        if (value[0] == '\0') { /* empty: no metrics endpoint */
-            c->metrics_host[0] = '\0';
-            c->metrics_port = 0;
-            return 0;
-        }
-        return parse_hostport(value, c->metrics_host, sizeof c->metrics_host,
-                              &c->metrics_port, key, err, errlen);
-    }
-    if (strcmp(key, "journal_max_bytes") == 0) {
-        unsigned long v;
-        /* At least 1 MiB: a few segments' worth, so rotation can work. */
-        if (parse_uint(value, 1UL << 20, 1UL << 40, &v, key, err, errlen) < 0)
-            return -1;
-        c->journal_max_bytes = v;
-        return 0;
-    }
-    if (strcmp(key, "journal_max_age") == 0)
-        return set_unsigned(&c->journal_max_age, value, 60, 3650U * 86400,
-                            key, err, errlen);
-    if (strcmp(key, "shutdown_grace") == 0)
-        return set_unsigned(&c->shutdown_grace, value, 0, 3600, key, err,
-                            errlen);
-    if (strcmp(key, "auth_token") == 0) {
-        /* Short tokens are guessable; anything outside printable ASCII
-         * would not survive a JSON string written by hand. */
-        size_t n = strlen(value);
-        if (n > 0 && n < 16)
-            return conf_err(err, errlen,
-                            "auth_token: at least 16 characters (or empty "
-                            "for none)");
-        for (size_t i = 0; i < n; i++)
-            if (value[i] <= ' ' || value[i] > '~' || value[i] == '"' ||
-                value[i] == '\\')
-                return conf_err(err, errlen,
-                                "auth_token: printable ASCII without spaces, "
-                                "quotes or backslashes");
-        return copy_str(c->auth_token, sizeof c->auth_token, value, key, err,
-                        errlen);
-    }
-    if (strcmp(key, "allow_unlisted_gateways") == 0) {
-        if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0) {
-            c->allow_unlisted_gateways = strcmp(value, "yes") == 0;
-            return 0;
-        }
-        return conf_err(err, errlen,
-                        "allow_unlisted_gateways: expected yes or no, got "
-                        "'%s'",
-                        value);
-    }
-    return conf_err(err, errlen, "unknown key '%s'", key);
+    const struct conf_key *k = key_find(conf_keys, N_CONF_KEYS, key);
+    if (k == NULL)
+        return conf_err(err, errlen, "unknown key '%s'", key);
+    return conf_key_set(k, c, value, err, errlen);
 }
 
 static int gateway_set(struct conf_gateway *g, const char *key,
                        const char *value, char *err, size_t errlen)
 {
-    unsigned long v;
-    if (strcmp(key, "host") == 0)
-        return copy_str(g->host, sizeof g->host, value, key, err, errlen);
-    if (strcmp(key, "port") == 0) {
-        if (parse_uint(value, 1, 65535, &v, key, err, errlen) < 0)
-            return -1;
-        g->port = (uint16_t)v;
-        return 0;
-    }
-    if (strcmp(key, "max_calls") == 0)
-        return set_unsigned(&g->max_calls, value, 0, 1000000, key, err,
-                            errlen);
-    if (strcmp(key, "username") == 0)
-        return copy_str(g->username, sizeof g->username, value, key, err,
-                        errlen);
-    if (strcmp(key, "password") == 0)
-        return copy_str(g->password, sizeof g->password, value, key, err,
-                        errlen);
-    return conf_err(err, errlen, "unknown gateway key '%s'", key);
+    const struct conf_key *k = key_find(gateway_keys, N_GATEWAY_KEYS, key);
+    if (k == NULL)
+        return conf_err(err, errlen, "unknown gateway key '%s'", key);
+    return conf_key_set(k, g, value, err, errlen);
 }
 
 static char *trim(char *s)
@@ -360,9 +253,12 @@ static int start_gateway(struct conf *c, char *section, char *err,
                         CONF_MAX_GATEWAYS);
     struct conf_gateway *g = &c->gateways[c->n_gateways++];
     memset(g, 0, sizeof *g);
-    g->port = 5060;
-    return copy_str(g->name, sizeof g->name, name, "gateway name", err,
-                    errlen);
+    keys_default(gateway_keys, N_GATEWAY_KEYS, g);
+    if (strlen(name) >= sizeof g->name)
+        return conf_err(err, errlen, "gateway name: longer than %zu bytes",
+                            sizeof g->name - 1);
+    strcpy(g->name, name);
+    return 0;
 }
 
 int conf_load_file(struct conf *c, const char *path, char *err,
@@ -461,52 +357,29 @@ const struct conf_gateway *conf_find_gateway(const struct conf *c,
 
 void conf_print(const struct conf *c, FILE *out)
 {
-    fprintf(out, "listen = %s:%u\n", c->listen_host, c->listen_port);
-    fprintf(out, "sip = %s:%u\n", c->sip_host, c->sip_port);
-    fprintf(out, "media_ip = %s\n", conf_media_ip(c));
-    fprintf(out, "rtp_ports = %u-%u\n", c->rtp_port_min, c->rtp_port_max);
-    fprintf(out, "media_threads = %u\n", c->media_threads);
-    fprintf(out, "worker_threads = %u\n", c->worker_threads);
-    fprintf(out, "max_prompt_seconds = %u\n", c->max_prompt_seconds);
-    fprintf(out, "max_tts_bytes = %u\n", c->max_tts_bytes);
-    fprintf(out, "prompt_dir = %s\n", c->prompt_dir);
-    fprintf(out, "state_dir = %s\n", c->state_dir);
-    fprintf(out, "node_id = %s\n", c->node_id);
-    fprintf(out, "default_from = %s\n", c->default_from);
-    fprintf(out, "max_calls = %u\n", c->max_calls);
-    fprintf(out, "max_line = %u\n", c->max_line);
-    fprintf(out, "max_connections = %u\n", c->max_connections);
-    fprintf(out, "max_connections_per_ip = %u\n", c->max_connections_per_ip);
-    fprintf(out, "handshake_timeout = %u\n", c->handshake_timeout);
-    fprintf(out, "max_call_rate = %u\n", c->max_call_rate);
-    fprintf(out, "max_output_bytes = %u\n", c->max_output_bytes);
-    fprintf(out, "dial_timeout = %u\n", c->dial_timeout);
-    fprintf(out, "max_ring_seconds = %u\n", c->default_max_ring);
-    fprintf(out, "session_expires = %u\n", c->session_expires);
-    fprintf(out, "min_se = %u\n", c->min_se);
-    fprintf(out, "log_level = %s\n", c->log_level);
-    fprintf(out, "log_file = %s\n", c->log_file);
-    fprintf(out, "cdr_file = %s\n", c->cdr_file);
-    char hp[300] = "";
-    if (c->metrics_host[0] != '\0')
-        uri_hostport(hp, sizeof hp, c->metrics_host, c->metrics_port);
-    fprintf(out, "metrics_listen = %s\n", hp);
-    fprintf(out, "journal_max_bytes = %llu\n",
-            (unsigned long long)c->journal_max_bytes);
-    fprintf(out, "journal_max_age = %u\n", c->journal_max_age);
-    fprintf(out, "shutdown_grace = %u\n", c->shutdown_grace);
-    /* Like a gateway password, the token is never printed. */
-    fprintf(out, "auth_token = %s\n", c->auth_token[0] ? "(set)" : "");
-    fprintf(out, "allow_unlisted_gateways = %s\n",
-            c->allow_unlisted_gateways ? "yes" : "no");
+    keys_print(conf_keys, N_CONF_KEYS, c, out);
     for (size_t i = 0; i < c->n_gateways; i++) {
-        const struct conf_gateway *g = &c->gateways[i];
-        /* The password stays out of anything printed. */
-        fprintf(out, "\n[gateway %s]\nhost = %s\nport = %u\nmax_calls = %u\n",
-                g->name, g->host, g->port, g->max_calls);
-        if (g->username[0])
-            fprintf(out, "username = %s\npassword = (set)\n", g->username);
+        fprintf(out, "\n[gateway %s]\n", c->gateways[i].name);
+        keys_print(gateway_keys, N_GATEWAY_KEYS, &c->gateways[i], out);
     }
+}
+
+const char *conf_default(const char *key)
+{
+    const struct conf_key *k = key_find(conf_keys, N_CONF_KEYS, key);
+    return k != NULL ? k->def : NULL;
+}
+
+bool conf_key_at(bool gateway, size_t i, struct conf_key_info *out)
+{
+    const struct conf_key *keys = gateway ? gateway_keys : conf_keys;
+    if (i >= (gateway ? N_GATEWAY_KEYS : N_CONF_KEYS))
+        return false;
+    out->name = keys[i].name;
+    out->def = keys[i].def;
+    out->reload = (keys[i].flags & CONF_RELOAD) != 0;
+    out->secret = (keys[i].flags & CONF_SECRET) != 0;
+    return true;
 }
 
 bool conf_is_loopback(const char *host)
@@ -540,14 +413,23 @@ int conf_build(struct conf *c, const struct conf_source *src, char *err,
 
 /* ---- SIGHUP reload --------------------------------------------------------- */
 
-#define RELOAD_UINT(field, key)                                              \
-    do {                                                                     \
-        if (cur->field != next->field) {                                     \
-            log_info("SIGHUP: %s %u -> %u", key, cur->field, next->field);   \
-            cur->field = next->field;                                        \
-            changed++;                                                       \
-        }                                                                    \
-    } while (0)
+/* A reloadable key that differs: logged (a secret only as changed or
+ * removed, a yes/no as its new value) and copied into cur. */
+static void reload_key(const struct conf_key *k, struct conf *cur,
+                       const struct conf *next)
+{
+    char was[PATH_MAX + 16], now[PATH_MAX + 16];
+    conf_key_format(k, cur, was, sizeof was);
+    conf_key_format(k, next, now, sizeof now);
+    if (k->flags & CONF_SECRET)
+        log_info("SIGHUP: %s %s", k->name,
+                 ((const char *)next + k->off)[0] ? "changed" : "removed");
+    else if (k->type == CONF_BOOL)
+        log_info("SIGHUP: %s %s", k->name, now);
+    else
+        log_info("SIGHUP: %s %s -> %s", k->name, was, now);
+    conf_key_copy(k, cur, next);
+}
 
 static const struct conf_gateway *gateway_named(const struct conf *c,
                                                 const char *name)
@@ -598,73 +480,33 @@ static unsigned reload_gateways(struct conf *cur, const struct conf *next)
     return changed;
 }
 
-/* Logs every top-level key whose printed value differs (the printed form
- * hides secrets); used after the reloadable keys are copied, so what is
- * left differing needs a restart. */
+/* Logs every key SIGHUP does not apply whose printed value differs (the
+ * printed form hides secrets): it keeps its value until a restart. */
 static void log_restart_keys(const struct conf *cur, const struct conf *next)
 {
-    char *a = NULL, *b = NULL;
-    size_t alen = 0, blen = 0;
-    FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
-    if (fa == NULL || fb == NULL) {
-        if (fa)
-            fclose(fa);
-        if (fb)
-            fclose(fb);
-        free(a);
-        free(b);
-        return;
+    char was[PATH_MAX + 16], now[PATH_MAX + 16];
+    for (size_t i = 0; i < N_CONF_KEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        if (k->flags & CONF_RELOAD)
+            continue;
+        conf_key_format(k, cur, was, sizeof was);
+        conf_key_format(k, next, now, sizeof now);
+        if (strcmp(was, now) != 0)
+            log_warn("SIGHUP: '%s = %s' in the file, running with '%s = %s': "
+                     "that key takes a restart",
+                     k->name, now, k->name, was);
     }
-    struct conf x = *cur, y = *next;
-    x.n_gateways = y.n_gateways = 0; /* gateways are reloaded apart */
-    conf_print(&x, fa);
-    conf_print(&y, fb);
-    fclose(fa);
-    fclose(fb);
-    char *sa = NULL, *sb = NULL;
-    for (char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
-         la != NULL && lb != NULL;
-         la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
-        if (strcmp(la, lb) != 0)
-            log_warn("SIGHUP: '%s' in the file, running with '%s': that key "
-                     "takes a restart",
-                     lb, la);
-    free(a);
-    free(b);
 }
 
 unsigned conf_reload(struct conf *cur, const struct conf *next)
 {
     unsigned changed = 0;
-    RELOAD_UINT(max_calls, "max_calls");
-    RELOAD_UINT(max_line, "max_line");
-    RELOAD_UINT(max_connections, "max_connections");
-    RELOAD_UINT(max_connections_per_ip, "max_connections_per_ip");
-    RELOAD_UINT(handshake_timeout, "handshake_timeout");
-    RELOAD_UINT(max_call_rate, "max_call_rate");
-    RELOAD_UINT(max_output_bytes, "max_output_bytes");
-    RELOAD_UINT(default_max_ring, "max_ring_seconds");
-    RELOAD_UINT(shutdown_grace, "shutdown_grace");
-    RELOAD_UINT(max_prompt_seconds, "max_prompt_seconds");
-    RELOAD_UINT(max_tts_bytes, "max_tts_bytes");
-    if (strcmp(cur->log_level, next->log_level) != 0) {
-        log_info("SIGHUP: log_level %s -> %s", cur->log_level,
-                 next->log_level);
-        strcpy(cur->log_level, next->log_level);
-        changed++;
-    }
-    if (strcmp(cur->auth_token, next->auth_token) != 0) {
-        log_info("SIGHUP: auth_token %s", next->auth_token[0] ? "changed"
-                                                              : "removed");
-        strcpy(cur->auth_token, next->auth_token);
-        changed++;
-    }
-    if (cur->allow_unlisted_gateways != next->allow_unlisted_gateways) {
-        log_info("SIGHUP: allow_unlisted_gateways %s",
-                 next->allow_unlisted_gateways ? "yes" : "no");
-        cur->allow_unlisted_gateways = next->allow_unlisted_gateways;
-        changed++;
-    }
+    for (size_t i = 0; i < N_CONF_KEYS; i++)
+        if ((conf_keys[i].flags & CONF_RELOAD) &&
+            !conf_key_same(&conf_keys[i], cur, next)) {
+            reload_key(&conf_keys[i], cur, next);
+            changed++;
+        }
     changed += reload_gateways(cur, next);
     log_restart_keys(cur, next);
     return changed;

@@ -16,6 +16,8 @@
 
 #define DEFAULT_CONFIG "/etc/ctid/ctid.conf"
 
+/* The defaults shown are the key table's (conf_default), so they cannot
+ * drift from what ctid does. */
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -26,59 +28,58 @@ static void usage(FILE *out)
             "\n"
             "  --config FILE        config file (default " DEFAULT_CONFIG
             " if it exists)\n"
-            "  --listen HOST:PORT   JSON-RPC listener (default 127.0.0.1:7010)\n"
-            "  --sip HOST:PORT      local SIP UDP address (default "
-            "127.0.0.1:5060)\n"
-            "  --rtp-ports LO-HI    RTP port range (default 20000-29999)\n"
-            "  --prompt-dir DIR     prompt files (default "
-            "/usr/share/ctid/prompts)\n"
-            "  --state-dir DIR      state (default /var/lib/ctid)\n"
-            "  --node-id A.B.C      node id in res_id (default 0.0.0)\n"
-            "  --log-level LEVEL    error, warn, info or debug (default info)\n"
+            "  --listen HOST:PORT   JSON-RPC listener (default %s)\n"
+            "  --sip HOST:PORT      local SIP UDP address (default %s)\n"
+            "  --rtp-ports LO-HI    RTP port range (default %s)\n"
+            "  --prompt-dir DIR     prompt files (default %s)\n"
+            "  --state-dir DIR      state (default %s)\n"
+            "  --node-id A.B.C      node id in res_id (default %s)\n"
+            "  --log-level LEVEL    error, warn, info or debug (default %s)\n"
             "  --check-config       print the effective configuration and "
             "exit\n"
             "  --version            print the version and exit\n"
             "  --help               this text\n"
             "\n"
             "Flags override the config file; conf/ctid.conf documents every "
-            "key.\n");
+            "key.\n",
+            conf_default("listen"), conf_default("sip"),
+            conf_default("rtp_ports"), conf_default("prompt_dir"),
+            conf_default("state_dir"), conf_default("node_id"),
+            conf_default("log_level"));
 }
 
-int main(int argc, char **argv)
+/* Reads the flags: the config file, --check-config and the overrides,
+ * kept in src in their order. Returns -1 to go on, or the exit status
+ * (--help, --version, a bad flag). */
+static int read_flags(int argc, char **argv, struct conf_source *src,
+                      const char **config, bool *check_only)
 {
-    enum { OPT_CHECK = 256, OPT_VERSION, OPT_HELP };
+    enum { OPT_CHECK = 256, OPT_VERSION, OPT_HELP, OPT_KEY };
+    /* From OPT_KEY on, a flag sets the config key of its name, '-' read
+     * as '_'. Each has its own value: getopt reports an abbreviation
+     * such as --s as ambiguous only between options that differ. */
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"sip", required_argument, NULL, 's'},
-        {"rtp-ports", required_argument, NULL, 'r'},
-        {"prompt-dir", required_argument, NULL, 'p'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"node-id", required_argument, NULL, 'n'},
-        {"log-level", required_argument, NULL, 'v'},
+        {"listen", required_argument, NULL, OPT_KEY},
+        {"sip", required_argument, NULL, OPT_KEY + 1},
+        {"rtp-ports", required_argument, NULL, OPT_KEY + 2},
+        {"prompt-dir", required_argument, NULL, OPT_KEY + 3},
+        {"state-dir", required_argument, NULL, OPT_KEY + 4},
+        {"node-id", required_argument, NULL, OPT_KEY + 5},
+        {"log-level", required_argument, NULL, OPT_KEY + 6},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    /* Config keys of the override flags, indexed by their short code. */
-    static const struct { int code; const char *key; } overrides[] = {
-        {'l', "listen"},     {'s', "sip"},       {'r', "rtp_ports"},
-        {'p', "prompt_dir"}, {'d', "state_dir"}, {'n', "node_id"},
-        {'v', "log_level"},
-    };
-    const char *config = NULL;
-    bool check_only = false;
-    static struct conf_source src; /* kept by the server for SIGHUP */
-    int opt;
-
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int opt, which = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, &which)) != -1) {
         switch (opt) {
         case 'c':
-            config = optarg;
+            *config = optarg;
             break;
         case OPT_CHECK:
-            check_only = true;
+            *check_only = true;
             break;
         case OPT_VERSION:
             printf("ctid %s\n", CTID_VERSION);
@@ -87,23 +88,20 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         default: {
-            size_t i;
-            for (i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
-                if (overrides[i].code == opt)
-                    break;
-            if (i == sizeof overrides / sizeof overrides[0] ||
-                src.n_set == CONF_MAX_OVERRIDES) {
+            if (opt < OPT_KEY || src->n_set == CONF_MAX_OVERRIDES) {
                 usage(stderr);
                 return 2;
             }
-            if (strlen(optarg) >= sizeof src.set[0].value) {
-                fprintf(stderr, "ctid: --%s: value too long\n",
-                        overrides[i].key);
+            char *key = src->set[src->n_set].key;
+            snprintf(key, sizeof src->set[0].key, "%s", opts[which].name);
+            for (char *p = key; *p; p++)
+                if (*p == '-')
+                    *p = '_';
+            if (strlen(optarg) >= sizeof src->set[0].value) {
+                fprintf(stderr, "ctid: --%s: value too long\n", key);
                 return 2;
             }
-            snprintf(src.set[src.n_set].key, sizeof src.set[0].key, "%s",
-                     overrides[i].key);
-            snprintf(src.set[src.n_set++].value, sizeof src.set[0].value,
+            snprintf(src->set[src->n_set++].value, sizeof src->set[0].value,
                      "%s", optarg);
         }
         }
@@ -113,6 +111,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    bool check_only = false;
+    static struct conf_source src; /* kept by the server for SIGHUP */
+    int status = read_flags(argc, argv, &src, &config, &check_only);
+    if (status >= 0)
+        return status;
 
     static struct conf conf; /* large; read-only once the server copies it */
     char err[1024];
@@ -161,7 +170,7 @@ int main(int argc, char **argv)
     }
 
     static struct server srv; /* the one struct server */
-    int status = 1;
+    status = 1;
     if (server_init(&srv, &conf, &src, err, sizeof err) < 0)
         log_error("cannot start: %s", err);
     else

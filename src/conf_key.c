@@ -1,0 +1,252 @@
+/* conf_key: one configuration value as a row of the key table describes
+ * it (conf_key.h): the parsers of each value type with their error texts,
+ * the printed form, and comparing and copying for SIGHUP. What the keys
+ * are is conf.c's table. */
+#include "conf_key.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "uri.h"
+
+int conf_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int copy_str(char *dst, size_t size, const char *value,
+                    const char *key, char *err, size_t errlen)
+{
+    if (strlen(value) >= size)
+        return conf_err(err, errlen, "%s: longer than %zu bytes", key,
+                        size - 1);
+    strcpy(dst, value);
+    return 0;
+}
+
+static int parse_uint(const char *value, unsigned long min, unsigned long max,
+                      unsigned long *out, const char *key, char *err,
+                      size_t errlen)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)value[0]))
+        return conf_err(err, errlen, "%s: '%s' is not a number", key, value);
+    unsigned long v = strtoul(value, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return conf_err(err, errlen, "%s: '%s' is not a number", key, value);
+    if (v < min || v > max)
+        return conf_err(err, errlen, "%s: %lu is outside %lu..%lu", key, v,
+                        min, max);
+    *out = v;
+    return 0;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" */
+static int parse_hostport(const char *value, char *host, size_t hostlen,
+                          uint16_t *port, const char *key, char *err,
+                          size_t errlen)
+{
+    const char *colon;
+    const char *h = value;
+    size_t hlen;
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (close == NULL || close[1] != ':')
+            return conf_err(err, errlen, "%s: expected [ADDR]:PORT, got '%s'",
+                            key, value);
+        h = value + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(value, ':');
+        if (colon == NULL || strchr(value, ':') != colon)
+            return conf_err(err, errlen, "%s: expected HOST:PORT, got '%s'",
+                            key, value);
+        hlen = (size_t)(colon - value);
+    }
+    if (hlen == 0 || hlen >= hostlen)
+        return conf_err(err, errlen, "%s: bad host in '%s'", key, value);
+    unsigned long p;
+    if (parse_uint(colon + 1, 1, 65535, &p, key, err, errlen) < 0)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int parse_port_range(const struct conf_key *k, const char *value,
+                            uint16_t *lo_out, uint16_t *hi_out, char *err,
+                            size_t errlen)
+{
+    unsigned lo, hi;
+    char tail;
+    if (sscanf(value, "%u-%u%c", &lo, &hi, &tail) != 2 || lo < k->min ||
+        hi > k->max || lo > hi || hi - lo < 1)
+        return conf_err(err, errlen,
+                        "%s: expected LO-HI within %lu-%lu with at least two "
+                        "ports, got '%s'",
+                        k->name, k->min, k->max, value);
+    *lo_out = (uint16_t)lo;
+    *hi_out = (uint16_t)hi;
+    return 0;
+}
+
+static char *field(const struct conf_key *k, void *base)
+{
+    return (char *)base + k->off;
+}
+
+static uint16_t *field2(const struct conf_key *k, void *base)
+{
+    return (uint16_t *)((char *)base + k->off2);
+}
+
+/* The size a field of the type has; 0 for the char arrays. */
+static size_t type_size(enum conf_type type)
+{
+    switch (type) {
+    case CONF_UINT:
+        return sizeof(unsigned);
+    case CONF_U64:
+        return sizeof(uint64_t);
+    case CONF_PORT:
+    case CONF_PORTS:
+        return sizeof(uint16_t);
+    case CONF_BOOL:
+        return sizeof(bool);
+    case CONF_STR:
+    case CONF_HOSTPORT:
+        break;
+    }
+    return 0;
+}
+
+/* Sets the key's field in base (a struct conf or a struct conf_gateway)
+ * from its text; err is "KEY: reason". */
+int conf_key_set(const struct conf_key *k, void *base, const char *value,
+                 char *err, size_t errlen)
+{
+    char *p = field(k, base);
+    unsigned long v;
+    /* A row whose type does not fit its field would write past it; every
+     * default goes through here, so test_conf catches such a row. */
+    if (type_size(k->type) != 0 && type_size(k->type) != k->size)
+        return conf_err(err, errlen, "%s: the key table's type does not fit "
+                        "the field", k->name);
+    switch (k->type) {
+    case CONF_UINT:
+    case CONF_U64:
+    case CONF_PORT:
+        if (parse_uint(value, k->min, k->max, &v, k->name, err, errlen) < 0)
+            return -1;
+        if (k->type == CONF_UINT)
+            *(unsigned *)(void *)p = (unsigned)v;
+        else if (k->type == CONF_U64)
+            *(uint64_t *)(void *)p = v;
+        else
+            *(uint16_t *)(void *)p = (uint16_t)v;
+        return 0;
+    case CONF_BOOL:
+        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+            return conf_err(err, errlen, "%s: expected yes or no, got '%s'",
+                            k->name, value);
+        *(bool *)(void *)p = strcmp(value, "yes") == 0;
+        return 0;
+    case CONF_STR:
+        if (k->check != NULL && k->check(k->name, value, err, errlen) < 0)
+            return -1;
+        return copy_str(p, k->size, value, k->name, err, errlen);
+    case CONF_HOSTPORT:
+        if (value[0] == '\0' && (k->flags & CONF_OPTIONAL)) {
+            p[0] = '\0';
+            *field2(k, base) = 0;
+            return 0;
+        }
+        return parse_hostport(value, p, k->size, field2(k, base), k->name,
+                              err, errlen);
+    case CONF_PORTS:
+        return parse_port_range(k, value, (uint16_t *)(void *)p,
+                                field2(k, base), err, errlen);
+    }
+    return conf_err(err, errlen, "%s: unknown type", k->name);
+}
+
+static unsigned key_port2(const struct conf_key *k, const void *base)
+{
+    return *(const uint16_t *)(const void *)((const char *)base + k->off2);
+}
+
+/* The key's value as --check-config prints it. */
+void conf_key_format(const struct conf_key *k, const void *base, char *buf,
+                     size_t len)
+{
+    const char *p = (const char *)base + k->off;
+    if (k->shown != NULL) {
+        snprintf(buf, len, "%s", k->shown(base));
+        return;
+    }
+    switch (k->type) {
+    case CONF_UINT:
+        snprintf(buf, len, "%u", *(const unsigned *)(const void *)p);
+        return;
+    case CONF_U64:
+        snprintf(buf, len, "%llu",
+                 (unsigned long long)*(const uint64_t *)(const void *)p);
+        return;
+    case CONF_PORT:
+        snprintf(buf, len, "%u", *(const uint16_t *)(const void *)p);
+        return;
+    case CONF_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)(const void *)p ? "yes" : "no");
+        return;
+    case CONF_STR:
+        if (k->flags & CONF_SECRET)
+            p = p[0] ? "(set)" : ""; /* a secret is never printed */
+        snprintf(buf, len, "%s", p);
+        return;
+    case CONF_HOSTPORT:
+        if (p[0] == '\0' && (k->flags & CONF_OPTIONAL))
+            buf[0] = '\0';
+        else if (k->flags & CONF_RAW_HOST)
+            snprintf(buf, len, "%s:%u", p, key_port2(k, base));
+        else
+            uri_hostport(buf, len, p, key_port2(k, base));
+        return;
+    case CONF_PORTS:
+        snprintf(buf, len, "%u-%u", *(const uint16_t *)(const void *)p,
+                 key_port2(k, base));
+        return;
+    }
+    buf[0] = '\0';
+}
+
+bool conf_key_same(const struct conf_key *k, const void *a, const void *b)
+{
+    const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+    bool same = k->type == CONF_STR || k->type == CONF_HOSTPORT
+                    ? strcmp(pa, pb) == 0
+                    : memcmp(pa, pb, k->size) == 0;
+    if (k->type == CONF_HOSTPORT || k->type == CONF_PORTS)
+        same = same && memcmp((const char *)a + k->off2,
+                              (const char *)b + k->off2, sizeof(uint16_t)) == 0;
+    return same;
+}
+
+void conf_key_copy(const struct conf_key *k, void *dst, const void *src)
+{
+    memcpy((char *)dst + k->off, (const char *)src + k->off, k->size);
+    if (k->type == CONF_HOSTPORT || k->type == CONF_PORTS)
+        memcpy((char *)dst + k->off2, (const char *)src + k->off2,
+               sizeof(uint16_t));
+}
