@@ -36,6 +36,8 @@ struct prompt_clip {
     unsigned refs;
 };
 
+/* Takes one more reference; returns clip, for `x = prompt_clip_ref(c)`. */
+struct prompt_clip *prompt_clip_ref(struct prompt_clip *clip);
 /* Drops one reference; the last frees the clip. */
 void prompt_clip_unref(struct prompt_clip *clip);
 

@@ -24,6 +24,12 @@
 
 #define PROMPT_RATE 8000
 
+struct prompt_clip *prompt_clip_ref(struct prompt_clip *clip)
+{
+    clip->refs++;
+    return clip;
+}
+
 void prompt_clip_unref(struct prompt_clip *clip)
 {
     if (!clip || --clip->refs > 0)

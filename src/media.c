@@ -220,10 +220,8 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     s->clips = malloc(n_clips * sizeof *s->clips);
     if (!s->clips)
         return -1;
-    for (size_t i = 0; i < n_clips; i++) {
-        s->clips[i] = clips[i];
-        clips[i]->refs++;
-    }
+    for (size_t i = 0; i < n_clips; i++)
+        s->clips[i] = prompt_clip_ref(clips[i]);
     s->n_clips = (uint32_t)n_clips;
     s->pt = (uint8_t)payload_type;
     s->plays = plays;

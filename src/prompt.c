@@ -332,8 +332,7 @@ struct prompt_clip *prompt_cache_lookup(struct prompt_cache *pc,
         prompt_tts_unlink(pc, e);
         prompt_tts_push(pc, e);
     }
-    e->clip->refs++;
-    return e->clip;
+    return prompt_clip_ref(e->clip);
 }
 
 void prompt_cache_forget(struct prompt_cache *pc, const char *key)
@@ -367,8 +366,7 @@ struct prompt_clip *prompt_cache_adopt(struct prompt_cache *pc,
         /* Loaded twice at once (two constructs, one new file): keep the
          * first, so every call shares one copy. */
         prompt_clip_unref(clip);
-        e->clip->refs++;
-        return e->clip;
+        return prompt_clip_ref(e->clip);
     }
     if (e) {
         prompt_clip_unref(e->clip); /* calls playing it keep their refs */
@@ -386,8 +384,7 @@ struct prompt_clip *prompt_cache_adopt(struct prompt_cache *pc,
         pc->tts_bytes += e->bytes;
         prompt_tts_trim(pc);
     }
-    clip->refs++;
-    return clip;
+    return prompt_clip_ref(clip);
 }
 
 char *prompt_tts_key(enum speech_lang lang, const char *text)

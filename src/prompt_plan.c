@@ -230,7 +230,7 @@ int prompt_plan_load(struct prompt_plan *plan, const atomic_bool *cancel,
             return rpc_fail(err, RPC_UNAVAILABLE, "cancelled");
         nd->clip = plan_made(plan, i, nd->key);
         if (nd->clip) {
-            nd->clip->refs++;
+            prompt_clip_ref(nd->clip);
         } else if (nd->text) {
             nd->clip = clip_from_text(nd->key, nd->lang, nd->text, err);
             if (!nd->clip)
