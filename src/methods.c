@@ -110,15 +110,24 @@ static void method_construct(struct methods *m, struct conn *c,
                  c->peer, (unsigned long long)c->id);
 }
 
+/* exists and drop name a call by res_id: its process_id, or false with
+ * the error replied. */
+static bool method_res_id(struct methods *m, struct conn *c,
+                          struct rpc_request *req, uint64_t *pid)
+{
+    struct rpc_error err;
+    if (api_parse_res_id(req->params, m->conf->node_id, pid, &err) == 0)
+        return true;
+    conn_reply_error(c, req->id, &err);
+    return false;
+}
+
 static void method_exists(struct methods *m, struct conn *c,
                           struct rpc_request *req)
 {
     uint64_t pid;
-    struct rpc_error err;
-    if (api_parse_res_id(req->params, m->conf->node_id, &pid, &err) < 0) {
-        conn_reply_error(c, req->id, &err);
+    if (!method_res_id(m, c, req, &pid))
         return;
-    }
     conn_reply_result(c, req->id,
                       json_boolean(calls_find(m->calls, pid) != NULL));
 }
@@ -127,13 +136,11 @@ static void method_drop(struct methods *m, struct conn *c,
                         struct rpc_request *req)
 {
     uint64_t pid;
-    struct rpc_error err;
-    if (api_parse_res_id(req->params, m->conf->node_id, &pid, &err) < 0) {
-        conn_reply_error(c, req->id, &err);
+    if (!method_res_id(m, c, req, &pid))
         return;
-    }
     struct call *call = calls_find(m->calls, pid);
     if (call == NULL) {
+        struct rpc_error err;
         rpc_fail(&err, RPC_NOT_FOUND, "unknown res_id");
         conn_reply_error(c, req->id, &err);
         return;
