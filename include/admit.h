@@ -49,10 +49,12 @@ struct admit {
     int last_errno;         /* of the last failed accept() */
     double logged_at;       /* monotonic s of the last refusal line */
     struct event *log_due;  /* writes the counts that are waiting */
+    char node_id[32];       /* for the refusal's error data */
 };
 
 /* Opens the reserve descriptor and the timers. Returns 0 or -1. */
-int admit_init(struct admit *a, struct event_base *base);
+int admit_init(struct admit *a, struct event_base *base,
+               const char *node_id);
 /* The listener to pause and resume (the server's). */
 void admit_watch(struct admit *a, struct evconnlistener *listener);
 /* The listener's error callback must call this: libevent calls it when

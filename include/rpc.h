@@ -24,11 +24,15 @@ enum {
 struct rpc_error {
     int code;
     char message[256];
+    char param[64];   /* the offending param's name, "" when none */
 };
 
 /* Sets err and returns -1, so validators can `return rpc_fail(...)`. The
  * message is cut at the first byte that is not part of a whole UTF-8
- * character (a client's text truncated by the buffer or a precision). */
+ * character (a client's text truncated by the buffer or a precision).
+ * For -32602, a message "[invalid params: ]NAME: ..." or "...NAME[i]: ..."
+ * names the param: NAME ([A-Za-z0-9_]+) goes into err->param, so every
+ * validator's refusal carries it without each one saying it twice. */
 int rpc_fail(struct rpc_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -81,7 +85,10 @@ json_t *rpc_param(json_t *params, const char *name, size_t position);
 /* Reply and event lines, '\n'-terminated, malloc'ed; *len excludes the
  * NUL. id may be NULL (written as null). rpc_result steals result. */
 char *rpc_result_line(json_t *id, json_t *result, size_t *len);
-char *rpc_error_line(json_t *id, const struct rpc_error *err, size_t *len);
+/* The error object carries "data": {"ipsc_info": {"node_id": node_id}}
+ * (contract §2's error shape), plus "param" when err->param is set. */
+char *rpc_error_line(json_t *id, const struct rpc_error *err,
+                     const char *node_id, size_t *len);
 /* Steals params. */
 char *rpc_event_line(const char *method, json_t *params, size_t *len);
 

@@ -192,11 +192,13 @@ static void note_refusal(struct admit *a, const char *peer,
 void admit_refuse(struct admit *a, evutil_socket_t fd, const char *peer,
                   enum admit_reason why)
 {
-    char line[160];
+    char line[256];
+    /* node_id is area.station.instance (conf checks it): no escaping. */
     int n = snprintf(line, sizeof line,
                      "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":503,"
-                     "\"message\":\"%s\"}}\n",
-                     reason_msg[why]);
+                     "\"message\":\"%s\",\"data\":{\"ipsc_info\":"
+                     "{\"node_id\":\"%s\"}}}}\n",
+                     reason_msg[why], a->node_id);
     /* A fresh socket's buffer takes one short line; never block on it. */
     if (send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         log_debug("%s: refusal not sent: %s", peer, strerror(errno));
@@ -285,10 +287,12 @@ void admit_accepted(struct admit *a)
 
 /* ---- life ----------------------------------------------------------------- */
 
-int admit_init(struct admit *a, struct event_base *base)
+int admit_init(struct admit *a, struct event_base *base,
+               const char *node_id)
 {
     memset(a, 0, sizeof *a);
     a->base = base;
+    snprintf(a->node_id, sizeof a->node_id, "%s", node_id ? node_id : "");
     a->pause_ms = PAUSE_MIN_MS;
     a->logged_at = -LOG_EVERY_S;
     a->reserve_fd = -1;

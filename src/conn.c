@@ -139,7 +139,7 @@ void conn_reply_error(struct conn *c, json_t *id, const struct rpc_error *e)
     size_t len;
     if (id == NULL)
         return;
-    char *line = rpc_error_line(id, e, &len);
+    char *line = rpc_error_line(id, e, c->set->deps.conf->node_id, &len);
     conn_write(c, line, len);
 }
 
@@ -513,7 +513,7 @@ int conns_listen(struct conns *set, struct event_base *base, char *err,
                  size_t errlen)
 {
     set->deps.base = base;
-    if (admit_init(&set->admit, set->deps.base) < 0) {
+    if (admit_init(&set->admit, set->deps.base, set->deps.conf->node_id) < 0) {
         snprintf(err, errlen, "cannot keep a reserve descriptor: %s",
                  strerror(errno));
         return -1;

@@ -4,6 +4,7 @@
  * event lines. No sockets and no state beyond what the caller passes in. */
 #include "rpc.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,22 @@ int rpc_fail(struct rpc_error *err, int code, const char *fmt, ...)
      * anything that is not one, so the error reply always goes out. */
     size_t len = strlen(err->message);
     err->message[rpc_utf8_prefix(err->message, len, len)] = '\0';
+    /* "[invalid params: ]NAME: ..." or "...NAME[i]: ..." names a param. */
+    static const char prefix[] = "invalid params: ";
+    size_t n = 0;
+    if (code == RPC_INVALID_PARAMS) {
+        const char *name = err->message;
+        if (strncmp(name, prefix, sizeof prefix - 1) == 0)
+            name += sizeof prefix - 1;
+        while (n + 1 < sizeof err->param
+               && (isalnum((unsigned char)name[n]) || name[n] == '_'))
+            n++;
+        if (n > 0 && (name[n] == ':' || name[n] == '['))
+            memcpy(err->param, name, n);
+        else
+            n = 0;
+    }
+    err->param[n] = '\0';
     return -1;
 }
 
@@ -317,11 +334,20 @@ char *rpc_result_line(json_t *id, json_t *result, size_t *len)
     return rpc_dump_line(obj, len);
 }
 
-char *rpc_error_line(json_t *id, const struct rpc_error *err, size_t *len)
+char *rpc_error_line(json_t *id, const struct rpc_error *err,
+                     const char *node_id, size_t *len)
 {
     json_t *obj = rpc_envelope("id", id ? id : json_null());
-    json_t *error = json_pack("{s:i,s:s}", "code", err->code,
-                              "message", err->message);
+    json_t *data = json_pack("{s:{s:s}}", "ipsc_info", "node_id",
+                             node_id ? node_id : "");
+    if (data && err->param[0]
+        && json_object_set_new(data, "param", json_string(err->param))) {
+        json_decref(data);
+        data = NULL;
+    }
+    json_t *error = data == NULL ? NULL
+                    : json_pack("{s:i,s:s,s:o}", "code", err->code,
+                                "message", err->message, "data", data);
     if (obj && (error == NULL || json_object_set(obj, "error", error))) {
         json_decref(obj);
         obj = NULL;

@@ -40,21 +40,21 @@ static void fuzz_on_line(void *arg, char *line, size_t len)
     json_t *id = NULL;
     size_t n;
     if (rpc_parse_request(line, len, &req, &id, &err) < 0) {
-        free(rpc_error_line(id, &err, &n));
+        free(rpc_error_line(id, &err, "0.0.0", &n));
         json_decref(id);
         return;
     }
 
     struct api_construct c;
     if (api_parse_construct(req.params, 60, &c, &err) < 0)
-        free(rpc_error_line(req.id, &err, &n));
+        free(rpc_error_line(req.id, &err, "0.0.0", &n));
     else
         free(rpc_result_line(req.id, json_string("ok"), &n));
     api_construct_free(&c);
 
     uint64_t process_id;
     if (api_parse_res_id(req.params, "0.0.0", &process_id, &err) < 0)
-        free(rpc_error_line(req.id, &err, &n));
+        free(rpc_error_line(req.id, &err, "0.0.0", &n));
     rpc_request_free(&req);
 }
 

@@ -134,6 +134,9 @@ with t:
         t.check(e is not None and e.get("code") == 503,
                 "A: with every slot taken a new client reads a 503 line",
                 _short(line))
+        t.check(e is not None and e.get("data") == {"ipsc_info":
+                                                    {"node_id": d.node_id}},
+                "A: the refusal's data names the node", _short(line))
         t.check(closed_by_peer(late, 2), "A: ...and is closed")
         # the idle ones (and the wrong-token one) go after handshake_timeout
         deadline = t0 + 15

@@ -70,7 +70,8 @@ with t:
 
     def expect_error(what, data, code, param=None, id=None):
         """Sends data (a dict -> JSON line, or raw str) on `bad` and checks the
-        reply: the error code, the id (None: null), the param in the message."""
+        reply: the error code, the id (None: null), the param in the message,
+        and the error's data: ipsc_info.node_id always, param for -32602."""
         n = len(bad.all_msgs())
         if isinstance(data, dict):
             data = json.dumps(data) + "\n"
@@ -90,6 +91,13 @@ with t:
             t.check(isinstance(msg, str) and param in msg,
                     "%s: message names %s (%r)" % (what, param, msg),
                     "message %r" % (msg,))
+        data = err.get("data") if isinstance(err, dict) else None
+        info = data.get("ipsc_info") if isinstance(data, dict) else None
+        t.check(isinstance(info, dict) and info.get("node_id") == d.node_id,
+                "%s: data.ipsc_info.node_id %s" % (what, d.node_id), _short(r))
+        if ok and param is not None and code == -32602:
+            t.check(data.get("param") == param,
+                    "%s: data.param %s" % (what, param), _short(r))
         return r
 
     def framing_errors():

@@ -474,15 +474,28 @@ static void test_error_line(void **state)
     size_t len = 0;
     struct rpc_error err;
     assert_int_equal(rpc_fail(&err, RPC_PARSE_ERROR, "parse error"), -1);
-    assert_line(rpc_error_line(NULL, &err, &len), &len,
+    assert_string_equal(err.param, "");
+    assert_line(rpc_error_line(NULL, &err, "1.2.3", &len), &len,
                 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
-                "\"message\":\"parse error\"}}\n");
+                "\"message\":\"parse error\",\"data\":{\"ipsc_info\":"
+                "{\"node_id\":\"1.2.3\"}}}}\n");
 
     json_t *id = json_integer(9);
     rpc_fail(&err, RPC_INVALID_PARAMS, "invalid params: %s: \"%d\"", "p", 3);
-    assert_line(rpc_error_line(id, &err, &len), &len,
+    assert_string_equal(err.param, "p");
+    assert_line(rpc_error_line(id, &err, "0.0.0", &len), &len,
                 "{\"jsonrpc\":\"2.0\",\"id\":9,\"error\":{\"code\":-32602,"
-                "\"message\":\"invalid params: p: \\\"3\\\"\"}}\n");
+                "\"message\":\"invalid params: p: \\\"3\\\"\",\"data\":"
+                "{\"ipsc_info\":{\"node_id\":\"0.0.0\"},\"param\":\"p\"}}}\n");
+    /* An item of a list names the list; another code names no param. */
+    rpc_fail(&err, RPC_INVALID_PARAMS, "invalid params: play_content[2]: x");
+    assert_string_equal(err.param, "play_content");
+    rpc_fail(&err, RPC_INVALID_PARAMS, "play_content: x is outside");
+    assert_string_equal(err.param, "play_content");
+    rpc_fail(&err, RPC_INVALID_PARAMS, "type 10: NUL in text");
+    assert_string_equal(err.param, "");
+    rpc_fail(&err, RPC_NOT_FOUND, "invalid params: p: x");
+    assert_string_equal(err.param, "");
     assert_int_equal(id->refcount, 1);
     json_decref(id);
 }
@@ -513,7 +526,7 @@ static void test_fail_truncates_utf8(void **state)
     /* 255 bytes would end in half an é: cut back to 127 whole ones. */
     assert_int_equal(strlen(err.message), 254);
     size_t len;
-    char *line = rpc_error_line(NULL, &err, &len);
+    char *line = rpc_error_line(NULL, &err, "0.0.0", &len);
     assert_non_null(line);
     free(line);
 }
@@ -536,7 +549,7 @@ static void test_fail_precision_cut_utf8(void **state)
     assert_int_equal(strlen(err.message), 18 + 199);
     size_t len;
     json_t *id = json_integer(7);
-    char *line = rpc_error_line(id, &err, &len);
+    char *line = rpc_error_line(id, &err, "0.0.0", &len);
     json_decref(id);
     assert_non_null(line);
     assert_non_null(strstr(line, "-32601"));
