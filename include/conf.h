@@ -39,6 +39,7 @@ struct conf {
     unsigned max_prompt_seconds;     /* audio per prompt file; 0 = no limit */
     unsigned max_tts_bytes;          /* type 10 text per construct */
     char prompt_dir[PATH_MAX];
+    char prompt_roots[PATH_MAX];     /* comma-separated absolute dirs; "" = none */
     char state_dir[PATH_MAX];
     char node_id[32];                /* area.station.instance */
     char default_from[128];          /* user part of From when from_uri is null */

@@ -31,9 +31,14 @@ struct prompt_cache;
 
 struct prompt_cache *prompt_cache_new(const char *prompt_dir);
 void prompt_cache_free(struct prompt_cache *pc);
+/* prompt_roots (conf.h): where absolute names may point, comma-separated
+ * absolute directories; NULL or "" is none (every absolute name is
+ * -32602). Copied. Returns 0, or -1 out of memory. */
+int prompt_cache_set_roots(struct prompt_cache *pc, const char *roots);
 
-/* Resolves name inside the prompt directory (symlinks followed; anything
- * resolving outside is -32602), loads it if not cached or changed on disk,
+/* Resolves name inside the prompt directory, or an absolute name inside
+ * one of the prompt roots (symlinks followed; anything resolving outside
+ * is -32602, as is "..": one rule for both), loads it if not cached or changed on disk,
  * and returns a new reference. A missing file is 404; an unreadable or
  * undecodable one -32602. */
 int prompt_cache_get(struct prompt_cache *pc, const char *name,

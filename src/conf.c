@@ -37,6 +37,25 @@ static int check_node_id(const char *key, const char *value, char *err,
                     key, value);
 }
 
+/* prompt_roots: absolute directories, comma-separated (spaces around the
+ * commas allowed); "" is none. */
+static int check_prompt_roots(const char *key, const char *value, char *err,
+                              size_t errlen)
+{
+    const char *p = value;
+    while (*p) {
+        p += strspn(p, " ");
+        size_t len = strcspn(p, ",");
+        if (*p != '/')
+            return conf_err(err, errlen,
+                            "%s: expected absolute directories separated by "
+                            "commas, got '%s'", key, value);
+        p += len;
+        p += *p == ',';
+    }
+    return 0;
+}
+
 static int check_log_level(const char *key, const char *value, char *err,
                            size_t errlen)
 {
@@ -97,6 +116,8 @@ static const struct conf_key conf_keys[] = {
      .def = "4096", .flags = CONF_RELOAD},
     {KEY("prompt_dir", CONF_STR), TOP(prompt_dir),
      .def = "/usr/share/ctid/prompts"},
+    {KEY("prompt_roots", CONF_STR), TOP(prompt_roots), .def = "",
+     .check = check_prompt_roots},
     {KEY("state_dir", CONF_STR), TOP(state_dir), .def = "/var/lib/ctid"},
     {KEY("node_id", CONF_STR), TOP(node_id), .def = "0.0.0",
      .check = check_node_id},

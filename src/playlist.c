@@ -16,11 +16,12 @@
 #include "speech.h"
 #include "tts.h"
 
-/* A name relative to the prompt directory that stays inside it: not
- * absolute, no ".." component, no control characters (NUL, CR, LF, ...). */
+/* A file name: no ".." component, no control characters (NUL, CR, LF,
+ * ...). Relative names stay inside the prompt directory; absolute ones
+ * are judged by the prompt cache against prompt_roots (issue 12). */
 static int playlist_name_valid(const char *name, size_t len)
 {
-    if (len == 0 || name[0] == '/')
+    if (len == 0)
         return 0;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)

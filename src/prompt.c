@@ -42,6 +42,7 @@ struct prompt_cache {
     char *dir;       /* as configured */
     char *real_dir;  /* realpath of dir; NULL until it exists */
     size_t real_len;
+    char *roots;     /* prompt_roots as configured; NULL: none */
     struct prompt_entry **buckets;
     size_t n_buckets; /* a power of two */
     size_t n_entries;
@@ -84,10 +85,22 @@ struct prompt_cache *prompt_cache_new(const char *prompt_dir)
     return pc;
 }
 
+int prompt_cache_set_roots(struct prompt_cache *pc, const char *roots)
+{
+    char *copy = roots && roots[0] ? strdup(roots) : NULL;
+
+    if (roots && roots[0] && !copy)
+        return -1;
+    free(pc->roots);
+    pc->roots = copy;
+    return 0;
+}
+
 void prompt_cache_free(struct prompt_cache *pc)
 {
     if (!pc)
         return;
+    free(pc->roots);
     for (size_t i = 0; pc->buckets && i < pc->n_buckets; i++) {
         struct prompt_entry *e = pc->buckets[i], *next;
 
@@ -186,6 +199,55 @@ static struct prompt_entry *prompt_add(struct prompt_cache *pc,
     return e;
 }
 
+/* The one rule for prompt_dir and prompt_roots: real (a resolved path)
+ * is strictly inside dir (a resolved directory of len bytes). The root
+ * directory contains everything. */
+static bool prompt_inside(const char *real, const char *dir, size_t len)
+{
+    return strncmp(real, dir, len) == 0 &&
+           (len == 1 || real[len] == '/') && real[len] != '\0';
+}
+
+/* An absolute name: accepted when its real path is inside one of the
+ * prompt_roots (".." is judged by where it leads, as in prompt_dir's
+ * "sub/../a.wav") (each resolved now, so a root that is a symlink, or that
+ * appears later, counts as what it points to). real is filled. */
+static int prompt_resolve_rooted(struct prompt_cache *pc, const char *name,
+                                 char *real, struct rpc_error *err)
+{
+    if (!pc->roots)
+        return rpc_fail(err, RPC_INVALID_PARAMS,
+                        "play_content: %s is outside the prompt roots", name);
+    if (strlen(name) >= PATH_MAX)
+        return rpc_fail(err, RPC_INVALID_PARAMS,
+                        "play_content: file name too long: %s", name);
+    if (!realpath(name, real)) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return rpc_fail(err, RPC_NOT_FOUND, "prompt not found: %s", name);
+        return rpc_fail(err, RPC_INVALID_PARAMS,
+                        "play_content: cannot open %s: %s", name,
+                        strerror(errno));
+    }
+    for (const char *p = pc->roots; *p;) {
+        char root[PATH_MAX], root_real[PATH_MAX];
+        p += strspn(p, " ");
+        size_t len = strcspn(p, ",");
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        if (len > 0 && len < sizeof root) {
+            memcpy(root, p, len);
+            root[len] = '\0';
+            if (realpath(root, root_real) &&
+                prompt_inside(real, root_real, strlen(root_real)))
+                return 0;
+        }
+        p += strcspn(p, ",");
+        p += *p == ',';
+    }
+    return rpc_fail(err, RPC_INVALID_PARAMS,
+                    "play_content: %s is outside the prompt roots", name);
+}
+
 int prompt_resolve(struct prompt_cache *pc, const char *name, char *real,
                    struct stat *st, struct rpc_error *err)
 {
@@ -194,7 +256,12 @@ int prompt_resolve(struct prompt_cache *pc, const char *name, char *real,
     if (name[0] == '\0')
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: empty file name");
-    if (name[0] == '/' || prompt_escapes(name))
+    if (name[0] == '/') {
+        if (prompt_resolve_rooted(pc, name, real, err) < 0)
+            return -1;
+        goto regular;
+    }
+    if (prompt_escapes(name))
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: %s is outside the prompt directory",
                         name);
@@ -217,12 +284,11 @@ int prompt_resolve(struct prompt_cache *pc, const char *name, char *real,
     }
     /* A symlink may still lead out; only the resolved path counts. The
      * root directory as prompt dir contains everything. */
-    if (strncmp(real, pc->real_dir, pc->real_len) != 0 ||
-        (pc->real_len > 1 && real[pc->real_len] != '/') ||
-        real[pc->real_len] == '\0')
+    if (!prompt_inside(real, pc->real_dir, pc->real_len))
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: %s is outside the prompt directory",
                         name);
+regular:
     if (stat(real, st) < 0)
         return rpc_fail(err, errno == ENOENT ? RPC_NOT_FOUND
                                              : RPC_INVALID_PARAMS,

@@ -296,7 +296,8 @@ static int server_start_threads(struct server *srv, char *err, size_t errlen)
         return -1;
     }
     srv->prompts = prompt_cache_new(srv->conf.prompt_dir);
-    if (srv->prompts == NULL) {
+    if (srv->prompts == NULL
+        || prompt_cache_set_roots(srv->prompts, srv->conf.prompt_roots) < 0) {
         snprintf(err, errlen, "prompt_dir %s: cannot open",
                  srv->conf.prompt_dir);
         return -1;

@@ -19,7 +19,12 @@ A  the client's construct, play_repeat "1": the reply is a result with the
 B  max_ring_seconds "1" (a string) against a callee that rings forever:
    "ring timeout", sys, 487, about a second after the ringing.
 C  what stays refused: play_repeat "1.5", max_ring_seconds "x", a type
-   "x", [1.5, 1]: -32602 naming the param or item, nothing dialled.
+   "x", [1.5, 1], an absolute name outside every prompt_roots: -32602
+   naming the param or item (in the message and in error.data.param, with
+   data.ipsc_info.node_id), nothing dialled.
+
+The type 7 list's second file is an absolute name under the configured
+prompt_roots (/data/prd/... in the real client's deployment).
 """
 import os
 import subprocess
@@ -49,7 +54,10 @@ with t:
             write_wav(os.path.join(zh, f),
                       [s & ~7 for s in read_wav(os.path.join(pack, f))])
     notice = make_prompt(t.path("prompts", "notice.wav"), 0.47)
-    other = make_prompt(t.path("prompts", "other.wav"), 0.31, synth=("sine", "800"))
+    root = t.path("data", "prd")
+    os.makedirs(t.path("data", "prd", "p", "0", "tenant", "app"))
+    other = make_prompt(t.path("data", "prd", "p", "0", "tenant", "app", "x.wav"), 0.31,
+                        synth=("sine", "800"))
 
     def words(*names):
         return b"".join(g711_of(os.path.join(zh, n + ".wav")) for n in names)
@@ -65,7 +73,8 @@ with t:
                 + words("digit_5", "fen"))                      # 0.05: 五分
 
     ports = {k: free_port("udp") for k in ("A", "B", "C")}
-    d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()])
+    d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()],
+               conf={"prompt_roots": "/nonexistent-root, " + root})
     d.start()
     c = t.client(d.listen_port, "app")
 
@@ -74,7 +83,7 @@ with t:
             "from_uri": "",
             "to_uri": to_uri,
             "play_content": [
-                ["notice.wav|other.wav", 7, ""],
+                ["notice.wav|" + other, 7, ""],
                 [1086.3, 3, ""],
                 ["notice.wav", "0", ""],
                 [25, 2, ""],
@@ -153,6 +162,8 @@ with t:
              "invalid params: play_content[0]: type 1: '.' is not a digit, * or #"),
             (dict(play_content=[[1.234, 6]]),
              "invalid params: play_content[0]: type 6: more than 2 decimals"),
+            (dict(play_content=[["notice.wav|" + notice, 7, ""]]),
+             "play_content: %s is outside the prompt roots" % notice),
         ]
         for over, message in cases:
             r = c.call("ext.notify_call.construct", client_params(to_uri, **over),
@@ -160,6 +171,10 @@ with t:
             err = (r or {}).get("error") or {}
             t.check(err.get("code") == -32602 and err.get("message") == message,
                     "%r refused: %s" % (over, message), repr(r))
+            param = list(over)[0]
+            t.check(err.get("data") == {"ipsc_info": {"node_id": d.node_id},
+                                        "param": param},
+                    "...its data names the node and %s" % param, repr(err.get("data")))
         time.sleep(0.5)
         t.check(len(c.events()) == events, "no event for refused constructs",
                 repr(c.events()[events:]))

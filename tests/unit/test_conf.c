@@ -55,6 +55,9 @@ static const struct key_case top_cases[] = {
      "SIGHUP: max_tts_bytes 4096 -> 1000000"},
     {"prompt_dir", "/usr/share/ctid/prompts", "/tmp/p", "/tmp/p", LONG_5000,
      "prompt_dir: longer than 4095 bytes", NULL},
+    {"prompt_roots", "", "/data/prd, /srv/p", "/data/prd, /srv/p", "/a,b",
+     "prompt_roots: expected absolute directories separated by commas, got "
+     "'/a,b'", NULL},
     {"state_dir", "/var/lib/ctid", "/tmp/s", "/tmp/s", LONG_5000,
      "state_dir: longer than 4095 bytes", NULL},
     {"node_id", "0.0.0", "1.22.333", "1.22.333", "1.2",
@@ -388,6 +391,7 @@ static void test_print_every_key_set(void **state)
         "listen = 0.0.0.0:7100\nsip = [::1]:5070\nmedia_ip = ::1\n"
         "rtp_ports = 30000-30100\nmedia_threads = 3\nworker_threads = 4\n"
         "max_prompt_seconds = 0\nmax_tts_bytes = 100\nprompt_dir = /tmp/p\n"
+        "prompt_roots = /data/prd\n"
         "state_dir = /tmp/s\njournal_max_bytes = 1099511627776\n"
         "journal_max_age = 60\nnode_id = 1.22.333\ndefault_from = bob\n"
         "max_calls = 5\nmax_line = 1024\nmax_connections = 7\n"
@@ -409,6 +413,7 @@ static void test_print_every_key_set(void **state)
         "listen = 0.0.0.0:7100\nsip = ::1:5070\nmedia_ip = ::1\n"
         "rtp_ports = 30000-30100\nmedia_threads = 3\nworker_threads = 4\n"
         "max_prompt_seconds = 0\nmax_tts_bytes = 100\nprompt_dir = /tmp/p\n"
+        "prompt_roots = /data/prd\n"
         "state_dir = /tmp/s\nnode_id = 1.22.333\ndefault_from = bob\n"
         "max_calls = 5\nmax_line = 1024\nmax_connections = 7\n"
         "max_connections_per_ip = 0\nhandshake_timeout = 0\n"
@@ -436,7 +441,8 @@ static void test_print_defaults(void **state)
         "listen = 127.0.0.1:7010\nsip = 127.0.0.1:5060\n"
         "media_ip = 127.0.0.1\nrtp_ports = 20000-29999\nmedia_threads = 1\n"
         "worker_threads = 2\nmax_prompt_seconds = 600\nmax_tts_bytes = 4096\n"
-        "prompt_dir = /usr/share/ctid/prompts\nstate_dir = /var/lib/ctid\n"
+        "prompt_dir = /usr/share/ctid/prompts\nprompt_roots = \n"
+        "state_dir = /var/lib/ctid\n"
         "node_id = 0.0.0\ndefault_from = ctid\nmax_calls = 1000\n"
         "max_line = 65536\nmax_connections = 1024\n"
         "max_connections_per_ip = 256\nhandshake_timeout = 10\n"

@@ -341,6 +341,72 @@ static void test_confinement(void **state)
     prompt_clip_unref(c1);
 }
 
+/* Issue 12: absolute names inside one of the prompt_roots, by the same
+ * rule as prompt_dir (real path inside, symlinks resolved, ".." refused). */
+static void test_roots(void **state)
+{
+    struct fixture *fx = *state;
+    struct prompt_clip *c1, *c2;
+    struct rpc_error err;
+    char r1[PATH_MAX], r10[PATH_MAX], rlink[PATH_MAX], p[PATH_MAX];
+    char roots[3 * PATH_MAX], link[PATH_MAX], target[PATH_MAX];
+
+    tu_path(r1, sizeof r1, fx->base, "r1");
+    tu_path(r10, sizeof r10, fx->base, "r10");
+    tu_path(rlink, sizeof rlink, fx->base, "rlink");
+    assert_int_equal(mkdir(r1, 0755), 0);
+    assert_int_equal(mkdir(r10, 0755), 0);
+    write_wav(r1, "y.wav", 8000, 1, 400, noise);
+    write_wav(r10, "w.wav", 8000, 1, 400, noise);
+    tu_path(p, sizeof p, r1, "y.wav");
+    /* No roots: every absolute name is refused. */
+    expect_error(fx, p, RPC_INVALID_PARAMS);
+
+    snprintf(roots, sizeof roots, "/nonexistent-root , %s", r1);
+    assert_int_equal(prompt_cache_set_roots(fx->pc, roots), 0);
+    /* Inside a root. */
+    assert_int_equal(prompt_cache_get(fx->pc, p, &c1, &err), 0);
+    prompt_clip_unref(c1);
+    /* Outside every root: r10 only shares r1's prefix; x.wav is above. */
+    tu_path(p, sizeof p, r10, "w.wav");
+    expect_error(fx, p, RPC_INVALID_PARAMS);
+    tu_path(p, sizeof p, fx->base, "x.wav");
+    expect_error(fx, p, RPC_INVALID_PARAMS);
+    /* ".." counts by where it leads. */
+    snprintf(p, sizeof p, "%s/../r10/w.wav", r1);
+    expect_error(fx, p, RPC_INVALID_PARAMS);
+    snprintf(p, sizeof p, "%s/../r1/y.wav", r1);
+    assert_int_equal(prompt_cache_get(fx->pc, p, &c1, &err), 0);
+    prompt_clip_unref(c1);
+    /* The root itself is not a file inside it; missing inside is 404. */
+    expect_error(fx, r1, RPC_INVALID_PARAMS);
+    tu_path(p, sizeof p, r1, "none.wav");
+    expect_error(fx, p, RPC_NOT_FOUND);
+    /* A symlink inside a root that leads out: refused on its real path. */
+    tu_path(link, sizeof link, r1, "esc.wav");
+    tu_path(target, sizeof target, fx->base, "x.wav");
+    assert_int_equal(symlink(target, link), 0);
+    expect_error(fx, link, RPC_INVALID_PARAMS);
+    /* A root that is itself a symlink counts as what it points to. */
+    assert_int_equal(symlink(r1, rlink), 0);
+    assert_int_equal(prompt_cache_set_roots(fx->pc, rlink), 0);
+    tu_path(p, sizeof p, rlink, "y.wav");
+    assert_int_equal(prompt_cache_get(fx->pc, p, &c1, &err), 0);
+    tu_path(p, sizeof p, r1, "y.wav");
+    assert_int_equal(prompt_cache_get(fx->pc, p, &c2, &err), 0);
+    assert_ptr_equal(c1, c2);
+    prompt_clip_unref(c1);
+    prompt_clip_unref(c2);
+    /* Relative names stay under prompt_dir, roots or not. */
+    assert_int_equal(prompt_cache_get(fx->pc, "a.wav", &c1, &err), 0);
+    prompt_clip_unref(c1);
+    expect_error(fx, "../x.wav", RPC_INVALID_PARAMS);
+    expect_error(fx, "../r1/y.wav", RPC_INVALID_PARAMS);
+    /* An absolute name into prompt_dir itself needs a root too. */
+    tu_path(p, sizeof p, fx->dir, "a.wav");
+    expect_error(fx, p, RPC_INVALID_PARAMS);
+}
+
 static void test_bad_files(void **state)
 {
     struct fixture *fx = *state;
@@ -586,6 +652,7 @@ int main(void)
         T(test_many_entries),
         T(test_reload_on_change),
         T(test_confinement),
+        T(test_roots),
         T(test_bad_files),
         T(test_missing_dir),
         T(test_playlist),
