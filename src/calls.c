@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "cdr.h"
 #include "journal.h"
 #include "log.h"
@@ -45,8 +46,7 @@ static json_t *calls_released_params(const char *res_id, const char *error,
     json_object_set_new(params, "answer_time", calls_json_time(answer));
     json_object_set_new(params, "end_time", json_integer((json_int_t)end));
     json_object_set_new(params, "dropped_by", json_string(dropped_by));
-    json_object_set_new(params, "user_data",
-                        user_data ? json_string(user_data) : json_null());
+    json_object_set_new(params, "user_data", api_user_data_value(user_data));
     json_object_set_new(params, "cause", json_integer(cause));
     return params;
 }
@@ -96,10 +96,13 @@ static unsigned calls_report_release(struct calls *t,
         .error = error, .cause = cause,
         .begin_time = (time_t)lc->begin_time,
         .answer_time = (time_t)lc->answer_time, .end_time = end,
-        .res_id = lc->res_id, .user_data = lc->user_data};
+        .res_id = lc->res_id};
+    char *ud_cdr = api_user_data_cdr(lc->user_data);
+    rec.user_data = ud_cdr;
     if (cdr_write(d->cdr, &rec) < 0)
         log_error("%s: CDR not written to %s: %s", lc->res_id, d->cdr->path,
                   strerror(errno));
+    free(ud_cdr);
     metrics_on_released(d->metrics, error);
     json_t *params = calls_released_params(
         lc->res_id, error, (time_t)lc->begin_time, (time_t)lc->answer_time,

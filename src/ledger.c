@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "idmap.h"
 #include "journal.h"
 #include "log.h"
@@ -33,9 +34,14 @@ static json_t *call_to_json(const struct ledger_call *lc)
         "{s:s, s:I, s:s, s:I, s:I, s:I, s:s?, s:s, s:s, s:s, s:s}", "op",
         "open", "pid", (json_int_t)lc->process_id, "res_id", lc->res_id,
         "seq", (json_int_t)lc->seq, "begin", (json_int_t)lc->begin_time,
-        "answer", (json_int_t)lc->answer_time, "user_data", lc->user_data,
+        "answer", (json_int_t)lc->answer_time, "user_data", NULL,
         "to_uri", lc->to_uri, "uuid", lc->uuid, "call_id", lc->sip_call_id,
         "caller", lc->caller);
+    /* The value itself, not its text: a record of the previous version
+     * holds a string there, which is still the right value. */
+    if (o != NULL && lc->user_data != NULL)
+        json_object_set_new(o, "user_data",
+                            api_user_data_value(lc->user_data));
     if (o != NULL && lc->has_dialog)
         json_object_set_new(o, "d", dialog_to_json(&lc->dialog));
     return o;
@@ -90,15 +96,14 @@ static bool call_from_json(json_t *o, struct ledger_call *lc)
         !get_str(o, "uuid", lc->uuid, sizeof lc->uuid) ||
         !get_str(o, "call_id", lc->sip_call_id, sizeof lc->sip_call_id) ||
         !get_str(o, "caller", lc->caller, sizeof lc->caller) ||
-        (ud != NULL && !json_is_null(ud) && !json_is_string(ud)) ||
         (d != NULL && !dialog_from_json(d, &lc->dialog)) ||
         begin > INT64_MAX || answer > INT64_MAX)
         return false;
     lc->begin_time = (int64_t)begin;
     lc->answer_time = (int64_t)answer;
     lc->has_dialog = d != NULL;
-    if (json_is_string(ud)) {
-        lc->user_data = strdup(json_string_value(ud));
+    if (ud != NULL && !json_is_null(ud)) {
+        lc->user_data = api_user_data_text(ud);
         if (lc->user_data == NULL)
             return false;
     }

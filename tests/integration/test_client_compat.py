@@ -9,13 +9,14 @@ string. The zh prompt pack the build made is copied into the test's
 prompt_dir with the 3 low bits of every sample cleared, so sox's G.711
 encoder and ctid's give the same bytes (as in test_spoken).
 
-A  the client's construct, play_repeat "1": the reply is a result with the
-   user_data; the INVITE's From is the configured default (from_uri "");
+A  the client's construct, play_repeat "1", an object user_data: the
+   reply is a result with the user_data echoed as given (an object); the INVITE's From is the configured default (from_uri "");
    the RTP payload is, twice and byte for byte: the type 7 list's two
    files, [1086.3, 3] as 一千零八十六点三元, ["notice.wav", "0"], [25, 2] as
    二十五, [110, 1, "yao=1"] as 幺幺零, ["02:00", 4] as 两点整,
    [0.05, 6] as 五分; the event is a normal end (null, sys, 200) with the
-   user_data.
+   same object; the CDR's last column is its compact JSON text (B's string
+   user_data is its bytes, as before).
 B  max_ring_seconds "1" (a string) against a callee that rings forever:
    "ring timeout", sys, 487, about a second after the ringing.
 C  what stays refused: play_repeat "1.5", max_ring_seconds "x", a type
@@ -26,6 +27,8 @@ C  what stays refused: play_repeat "1.5", max_ring_seconds "x", a type
 The type 7 list's second file is an absolute name under the configured
 prompt_roots (/data/prd/... in the real client's deployment).
 """
+import csv
+import json
 import os
 import subprocess
 import sys
@@ -74,7 +77,17 @@ with t:
 
     ports = {k: free_port("udp") for k in ("A", "B", "C")}
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()],
-               conf={"prompt_roots": "/nonexistent-root, " + root})
+               conf={"prompt_roots": "/nonexistent-root, " + root,
+                     "cdr_file": t.path("cdr.csv")})
+    UD = {"order": 42, "tags": ["vip", "\u5f20"], "ok": True, "n": None}
+
+    def cdr_user_data(res_id):
+        try:
+            with open(t.path("cdr.csv"), newline="") as f:
+                rows = [r for r in csv.reader(f) if len(r) > 2 and r[-2] == res_id]
+        except FileNotFoundError:
+            rows = []
+        return rows[-1][-1] if rows else None
     d.start()
     c = t.client(d.listen_port, "app")
 
@@ -105,13 +118,16 @@ with t:
         sp = t.sipp("uas_answer_wait_bye.xml", port=ports["A"], rtp_sink_port=sink.port,
                     codec=8).start()
         to_uri = d.uri(ports["A"])
-        reply = c.call("ext.notify_call.construct", client_params(to_uri),
+        reply = c.call("ext.notify_call.construct", client_params(to_uri, user_data=UD),
                        jsonrpc=False)
-        res_id, _ = check_construct_result(t, reply, d.node_id, to_uri, "order 42")
+        res_id, _ = check_construct_result(t, reply, d.node_id, to_uri, UD)
         if res_id is None:
             return
         ev = c.wait_event(res_id, timeout=30)
-        check_released(t, ev, res_id, "order 42", None, "sys", cause=200, answered=True)
+        check_released(t, ev, res_id, UD, None, "sys", cause=200, answered=True)
+        t.check_eq(cdr_user_data(res_id),
+                   json.dumps(UD, separators=(",", ":"), ensure_ascii=False),
+                   "CDR user_data: the object's compact JSON text")
         sp.check_exit(t, "sipp received the daemon's BYE")
         invites = sp.received("INVITE")
         if t.check(len(invites) == 1, "one INVITE", "%d" % len(invites)):
@@ -141,6 +157,7 @@ with t:
         elapsed = time.time() - t0
         check_released(t, ev, res_id, "ring", "ring timeout", "sys", cause=487,
                        answered=False)
+        t.check_eq(cdr_user_data(res_id), "ring", "CDR user_data: a string's bytes")
         t.check(0.8 <= elapsed <= 4.0, "released about 1 s after ringing "
                 "(max_ring_seconds \"1\")", "%.2f s" % elapsed)
         sp.check_exit(t, "the callee got CANCEL (and the 487 was ACKed)")

@@ -80,7 +80,7 @@ static void test_named(void **state)
     assert_string_equal(c.playlist.items[0].content, "hello.wav");
     assert_int_equal(c.play_repeat, 0);
     assert_int_equal(c.max_ring_seconds, 30);
-    assert_string_equal(c.user_data, "ud");
+    assert_string_equal(c.user_data, "\"ud\"");
     api_construct_free(&c);
     assert_null(c.user_data);
     assert_int_equal(c.playlist.n, 0);
@@ -364,7 +364,7 @@ static void test_user_data(void **state)
     json_t *p = with("user_data", json_string(""));
     parse_ok(p, &c);
     assert_non_null(c.user_data);
-    assert_string_equal(c.user_data, "");
+    assert_string_equal(c.user_data, "\"\"");
     api_construct_free(&c);
     json_decref(p);
 
@@ -374,7 +374,7 @@ static void test_user_data(void **state)
     big[4096] = '\0';
     p = with("user_data", json_string(big));
     parse_ok(p, &c);
-    assert_int_equal(strlen(c.user_data), 4096);
+    assert_int_equal(strlen(c.user_data), 4096 + 2); /* the quotes */
     api_construct_free(&c);
     json_decref(p);
 
@@ -384,10 +384,48 @@ static void test_user_data(void **state)
                         "invalid params: user_data: longer than 4096 bytes");
     free(big);
 
-    const char *type = "invalid params: user_data: must be a string or null";
-    assert_refused_with("user_data", json_integer(5), type);
-    assert_refused_with("user_data", json_object(), type);
-    assert_refused_with("user_data", json_true(), type);
+    /* Issue 12: any JSON value, kept as its compact JSON text. */
+    const char *texts[] = {"5", "{}", "true", "[1,\"a\",null]",
+                           "{\"order\":42,\"tags\":[\"x\"]}", "1.5"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        p = with("user_data", json_loads(texts[i], JSON_DECODE_ANY, NULL));
+        parse_ok(p, &c);
+        assert_string_equal(c.user_data, texts[i]);
+        json_t *v = api_user_data_value(c.user_data);
+        assert_true(json_equal(v, json_object_get(p, "user_data")));
+        json_decref(v);
+        char *cdr = api_user_data_cdr(c.user_data);
+        assert_string_equal(cdr, texts[i]);
+        free(cdr);
+        api_construct_free(&c);
+        json_decref(p);
+    }
+    /* The bound on a non-string is its compact text: 4096 fits, 4097 not. */
+    json_t *arr = json_array();
+    for (int i = 0; i < 2048; i++)
+        json_array_append_new(arr, json_integer(i % 10));
+    /* "[" + 2048 digits + 2047 commas + "]" = 4097 bytes */
+    assert_refused_with("user_data", json_incref(arr),
+                        "invalid params: user_data: JSON text longer than "
+                        "4096 bytes");
+    json_array_remove(arr, 0);                   /* 4095 bytes */
+    json_array_set_new(arr, 0, json_integer(10)); /* 4096 bytes */
+    p = with("user_data", arr);
+    parse_ok(p, &c);
+    assert_int_equal(strlen(c.user_data), 4096);
+    api_construct_free(&c);
+    json_decref(p);
+
+    /* A string: the value is the string, the CDR its bytes as before. */
+    json_t *v = api_user_data_value("\"a,b \\\"c\\\"\"");
+    assert_string_equal(json_string_value(v), "a,b \"c\"");
+    json_decref(v);
+    char *cdr = api_user_data_cdr("\"a,b \\\"c\\\"\"");
+    assert_string_equal(cdr, "a,b \"c\"");
+    free(cdr);
+    v = api_user_data_value(NULL);
+    assert_true(json_is_null(v));
+    assert_null(api_user_data_cdr(NULL));
 }
 
 static void test_no_params(void **state)

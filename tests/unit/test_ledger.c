@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "crc32.h"
 #include "ledger.h"
 #include "log.h"
 #include "testutil.h"
@@ -82,9 +83,9 @@ static void test_open_add_close_reopen(void **state)
     n = open_ledger(&l, dir, &orphans);
     assert_int_equal(n, 0);
     struct ledger_call a, b, c;
-    fill(&a, 101, "hello \"quoted\"");
+    fill(&a, 101, "\"hello \\\"quoted\\\"\"");
     fill(&b, 102, NULL);
-    fill(&c, 103, "c");
+    fill(&c, 103, "{\"order\":42,\"tags\":[\"x\"]}"); /* issue 12 */
     assert_int_equal(ledger_add(&l, &a), 0);
     assert_int_equal(ledger_add(&l, &b), 0);
     assert_int_equal(ledger_add(&l, &c), 0);
@@ -107,7 +108,7 @@ static void test_open_add_close_reopen(void **state)
     assert_int_equal(orphans[0].dialog.cseq, 7);
     assert_int_equal(orphans[0].seq, 1020);
     assert_int_equal(orphans[1].process_id, 103);
-    assert_string_equal(orphans[1].user_data, "c");
+    assert_string_equal(orphans[1].user_data, "{\"order\":42,\"tags\":[\"x\"]}");
     assert_false(orphans[1].has_dialog);
     assert_int_equal(orphans[1].answer_time, 0);
     ledger_calls_free(orphans, n);
@@ -187,6 +188,39 @@ static void test_parse_damage(void **state)
     assert_null(orphans);
 }
 
+/* Issue 12: a record of the previous version (user_data a JSON string)
+ * still reads as that string; one of this version holds the value itself. */
+static void test_user_data_formats(void **state)
+{
+    (void)state;
+    const char *recs[] = {
+        "{\"op\":\"open\",\"pid\":7,\"res_id\":\"0.0.0-x-7\",\"seq\":1,"
+        "\"begin\":1,\"answer\":0,\"user_data\":\"order \\\"42\\\"\","
+        "\"to_uri\":\"sip:1@h\",\"uuid\":\"u\",\"call_id\":\"c\","
+        "\"caller\":\"ctid\"}",
+        "{\"op\":\"open\",\"pid\":8,\"res_id\":\"0.0.0-x-8\",\"seq\":2,"
+        "\"begin\":1,\"answer\":0,\"user_data\":{\"a\":[1,true]},"
+        "\"to_uri\":\"sip:1@h\",\"uuid\":\"u\",\"call_id\":\"c\","
+        "\"caller\":\"ctid\"}",
+    };
+    char buf[2048];
+    size_t len = 0;
+    for (size_t i = 0; i < 2; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%08x %s\n",
+                                (unsigned)journal_crc32(0, recs[i],
+                                                        strlen(recs[i])),
+                                recs[i]);
+    struct ledger_call *orphans;
+    size_t n;
+    unsigned bad;
+    assert_int_equal(ledger_parse(buf, len, &orphans, &n, &bad), 0);
+    assert_int_equal(bad, 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(orphans[0].user_data, "\"order \\\"42\\\"\"");
+    assert_string_equal(orphans[1].user_data, "{\"a\":[1,true]}");
+    ledger_calls_free(orphans, n);
+}
+
 /* A close record that cannot be written (disk full) asks for a rewrite,
  * so the released call is not left open for the next start to release
  * again; a successful rewrite clears that (issue 10). */
@@ -224,6 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_add_close_reopen),
         cmocka_unit_test(test_parse_damage),
+        cmocka_unit_test(test_user_data_formats),
         cmocka_unit_test(test_lost_close_wants_rewrite),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
