@@ -315,6 +315,8 @@ int ledger_open(struct ledger *l, const char *state_dir,
     *orphans = NULL;
     *n_orphans = 0;
     l->fd = -1;
+    l->unsynced = false;  /* a ledger on the stack comes with garbage */
+    l->close_lost = false;
     if ((size_t)snprintf(l->path, sizeof l->path, "%s/calls.log",
                          state_dir) >= sizeof l->path) {
         snprintf(err, errlen, "state_dir too long");
