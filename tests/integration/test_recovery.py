@@ -9,7 +9,8 @@ B  kill -9 during 20 calls: 10 answered (playing a 30 s prompt, the callee
    - sys.subscribe since 0 returns the 2 earlier events and exactly one
      on_released per crashed call, error "daemon restart", dropped_by "sys",
      answer_time set (cause 200) for the answered ones, null (cause 487)
-     for the ringing ones, user_data echoed, no other event;
+     for the ringing ones, user_data echoed (a string, or an object for
+     every other call), no other event;
    - the restarted daemon sent BYE to each answered dialog and CANCEL to
      each ringing INVITE (and ACKed the 487): both sipp scenarios complete;
    - the CDR file has one line per call, the crashed ones with
@@ -71,7 +72,8 @@ with t:
         for kind, port, n in (("answer", ports["answer"], N_ANSWER),
                               ("ring", ports["ring"], N_RING)):
             for i in range(n):
-                ud = "%s-%d" % (kind, i)
+                # odd ones an object (issue 12): the ledger keeps the value
+                ud = {"kind": kind, "i": [i]} if i % 2 else "%s-%d" % (kind, i)
                 reply = c.call("ext.notify_call.construct", {
                     "to_uri": d.uri(port), "play_content": "long.wav",
                     "user_data": ud, "max_ring_seconds": 120})
