@@ -9,6 +9,7 @@
 
 #include "playlist.h"
 #include "rpc.h"
+#include "userdata.h"
 #include "uri.h"
 
 #define API_MAX_TO_URIS 16
@@ -38,16 +39,6 @@ int api_parse_construct(json_t *params, unsigned default_max_ring,
                         struct api_construct *out, struct rpc_error *err);
 void api_construct_free(struct api_construct *c);
 
-/* user_data is any JSON value (issue 12), carried everywhere (struct call,
- * the ledger's records' readers, the CDR) as its compact JSON text, NULL
- * for null. api_user_data_value: the value again, for the result and the
- * event (a new reference; json_null() for NULL). api_user_data_cdr: the
- * CDR column, malloc'ed: a string's own bytes (as before issue 12), any
- * other value's JSON text; NULL for NULL or out of memory. */
-json_t *api_user_data_value(const char *text);
-char *api_user_data_cdr(const char *text);
-/* The compact JSON text of v (malloc'ed), NULL for null or out of memory. */
-char *api_user_data_text(json_t *v);
 
 /* res_id = "<node_id>-ext.notify_call-<process_id>" */
 void api_format_res_id(const char *node_id, uint64_t process_id, char *buf,

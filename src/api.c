@@ -140,32 +140,6 @@ static int api_parse_uint(json_t *v, const char *name, json_int_t min,
     return 0;
 }
 
-char *api_user_data_text(json_t *v)
-{
-    if (v == NULL || json_is_null(v))
-        return NULL;
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
-json_t *api_user_data_value(const char *text)
-{
-    if (text == NULL)
-        return json_null();
-    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    return v ? v : json_string(text); /* never: the text is ours */
-}
-
-char *api_user_data_cdr(const char *text)
-{
-    if (text == NULL)
-        return NULL;
-    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    /* A string's bytes up to a NUL, as the CDR wrote them before. */
-    char *out = strdup(json_is_string(v) ? json_string_value(v) : text);
-    json_decref(v);
-    return out;
-}
-
 /* Any JSON value; its bound is on a string's bytes (as before issue 12)
  * or, for any other value, on its compact JSON text. */
 static int api_parse_user_data(json_t *v, char **out, struct rpc_error *err)
@@ -175,7 +149,7 @@ static int api_parse_user_data(json_t *v, char **out, struct rpc_error *err)
     if (json_is_string(v) && json_string_length(v) > API_MAX_USER_DATA)
         return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: user_data: "
                         "longer than %d bytes", API_MAX_USER_DATA);
-    *out = api_user_data_text(v);
+    *out = user_data_text(v);
     if (*out == NULL)
         return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
     if (!json_is_string(v) && strlen(*out) > API_MAX_USER_DATA) {

@@ -46,7 +46,7 @@ static json_t *calls_released_params(const char *res_id, const char *error,
     json_object_set_new(params, "answer_time", calls_json_time(answer));
     json_object_set_new(params, "end_time", json_integer((json_int_t)end));
     json_object_set_new(params, "dropped_by", json_string(dropped_by));
-    json_object_set_new(params, "user_data", api_user_data_value(user_data));
+    json_object_set_new(params, "user_data", user_data_value(user_data));
     json_object_set_new(params, "cause", json_integer(cause));
     return params;
 }
@@ -97,7 +97,7 @@ static unsigned calls_report_release(struct calls *t,
         .begin_time = (time_t)lc->begin_time,
         .answer_time = (time_t)lc->answer_time, .end_time = end,
         .res_id = lc->res_id};
-    char *ud_cdr = api_user_data_cdr(lc->user_data);
+    char *ud_cdr = user_data_cdr(lc->user_data);
     rec.user_data = ud_cdr;
     if (cdr_write(d->cdr, &rec) < 0)
         log_error("%s: CDR not written to %s: %s", lc->res_id, d->cdr->path,

@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api.h"
 #include "idmap.h"
 #include "journal.h"
 #include "log.h"
+#include "userdata.h"
 
 /* ---- records <-> JSON ----------------------------------------------------- */
 
@@ -41,7 +41,7 @@ static json_t *call_to_json(const struct ledger_call *lc)
      * holds a string there, which is still the right value. */
     if (o != NULL && lc->user_data != NULL)
         json_object_set_new(o, "user_data",
-                            api_user_data_value(lc->user_data));
+                            user_data_value(lc->user_data));
     if (o != NULL && lc->has_dialog)
         json_object_set_new(o, "d", dialog_to_json(&lc->dialog));
     return o;
@@ -103,7 +103,7 @@ static bool call_from_json(json_t *o, struct ledger_call *lc)
     lc->answer_time = (int64_t)answer;
     lc->has_dialog = d != NULL;
     if (ud != NULL && !json_is_null(ud)) {
-        lc->user_data = api_user_data_text(ud);
+        lc->user_data = user_data_text(ud);
         if (lc->user_data == NULL)
             return false;
     }

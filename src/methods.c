@@ -92,7 +92,7 @@ static void method_construct(struct methods *m, struct conn *c,
     w->m = m;
     w->conn_id = c->id;
     w->id = json_incref(req->id);
-    w->user_data = api_user_data_value(a.user_data);
+    w->user_data = user_data_value(a.user_data);
     w->t0 = t0;
     w->in_request = true;
     /* The reply and then the call's event are owed: a peer that sends EOF

@@ -391,10 +391,10 @@ static void test_user_data(void **state)
         p = with("user_data", json_loads(texts[i], JSON_DECODE_ANY, NULL));
         parse_ok(p, &c);
         assert_string_equal(c.user_data, texts[i]);
-        json_t *v = api_user_data_value(c.user_data);
+        json_t *v = user_data_value(c.user_data);
         assert_true(json_equal(v, json_object_get(p, "user_data")));
         json_decref(v);
-        char *cdr = api_user_data_cdr(c.user_data);
+        char *cdr = user_data_cdr(c.user_data);
         assert_string_equal(cdr, texts[i]);
         free(cdr);
         api_construct_free(&c);
@@ -417,15 +417,15 @@ static void test_user_data(void **state)
     json_decref(p);
 
     /* A string: the value is the string, the CDR its bytes as before. */
-    json_t *v = api_user_data_value("\"a,b \\\"c\\\"\"");
+    json_t *v = user_data_value("\"a,b \\\"c\\\"\"");
     assert_string_equal(json_string_value(v), "a,b \"c\"");
     json_decref(v);
-    char *cdr = api_user_data_cdr("\"a,b \\\"c\\\"\"");
+    char *cdr = user_data_cdr("\"a,b \\\"c\\\"\"");
     assert_string_equal(cdr, "a,b \"c\"");
     free(cdr);
-    v = api_user_data_value(NULL);
+    v = user_data_value(NULL);
     assert_true(json_is_null(v));
-    assert_null(api_user_data_cdr(NULL));
+    assert_null(user_data_cdr(NULL));
 }
 
 static void test_no_params(void **state)
