@@ -1095,6 +1095,29 @@ def write_wav(path, samples, rate=8000):
     w.close()
 
 
+def zh_pack_copy(t):
+    """The build's zh prompt pack (made with conf/prompts/make-prompt-pack.sh
+    when the build has none) copied to the test's prompt dir as prompts/zh,
+    each sample's three low bits cleared so that sox's rounding G.711
+    encoder and ctid's truncating one give the same bytes. Returns the
+    copy's path."""
+    pack = os.path.join(os.path.dirname(t.ctid_bin), "prompts", "zh")
+    if not os.path.isdir(pack):
+        t.log("no pack at %s: making one" % pack)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "..", "..", "conf", "prompts",
+                              "make-prompt-pack.sh")
+        subprocess.run([script, t.path("pack"), "zh"], check=True)
+        pack = t.path("pack", "zh")
+    zh = t.path("prompts", "zh")
+    os.makedirs(zh)
+    for f in sorted(os.listdir(pack)):
+        if f.endswith(".wav"):
+            write_wav(os.path.join(zh, f),
+                      [s & ~7 for s in read_wav(os.path.join(pack, f))])
+    return zh
+
+
 def g711_of(prompt, codec=8):
     """G.711 of an 8 kHz mono prompt with sox (no dither!), padded with
     silence to a whole number of 20 ms frames."""

@@ -30,32 +30,19 @@ prompt_roots (/data/prd/... in the real client's deployment).
 import csv
 import json
 import os
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      check_rtp_stream, make_prompt, gateway, read_wav, write_wav,
+from ctidtest import (Test, zh_pack_copy, check_construct_result, check_released,  # noqa: E402
+                      check_rtp_stream, make_prompt, gateway,
                       g711_of, free_port, header)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "..", "..", "conf", "prompts", "make-prompt-pack.sh")
 
 t = Test("client_compat")
 with t:
-    pack = os.path.join(os.path.dirname(t.ctid_bin), "prompts", "zh")
-    if not os.path.isdir(pack):
-        t.log("no pack at %s: making one" % pack)
-        subprocess.run([SCRIPT, t.path("pack"), "zh"], check=True)
-        pack = t.path("pack", "zh")
-    zh = t.path("prompts", "zh")
-    os.makedirs(zh)
-    for f in sorted(os.listdir(pack)):
-        if f.endswith(".wav"):
-            write_wav(os.path.join(zh, f),
-                      [s & ~7 for s in read_wav(os.path.join(pack, f))])
+    zh = zh_pack_copy(t)
     notice = make_prompt(t.path("prompts", "notice.wav"), 0.47)
     root = t.path("data", "prd")
     os.makedirs(t.path("data", "prd", "p", "0", "tenant", "app"))

@@ -34,27 +34,15 @@ import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      check_one_stream, make_prompt, gateway, read_wav, write_wav,
+from ctidtest import (Test, zh_pack_copy, check_construct_result, check_released,  # noqa: E402
+                      check_one_stream, make_prompt, gateway, read_wav,
                       g711_of, alaw_encode, alaw_decode, best_correlation,
                       sox, free_port, FRAME)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "..", "..", "conf", "prompts", "make-prompt-pack.sh")
 
 t = Test("spoken")
 with t:
-    pack = os.path.join(os.path.dirname(t.ctid_bin), "prompts", "zh")
-    if not os.path.isdir(pack):
-        t.log("no pack at %s: making one" % pack)
-        subprocess.run([SCRIPT, t.path("pack"), "zh"], check=True)
-        pack = t.path("pack", "zh")
-    zh = t.path("prompts", "zh")
-    os.makedirs(zh)
-    for f in sorted(os.listdir(pack)):
-        if f.endswith(".wav"):
-            write_wav(os.path.join(zh, f),
-                      [s & ~7 for s in read_wav(os.path.join(pack, f))])
+    zh = zh_pack_copy(t)
     t.check(len(os.listdir(zh)) >= 30, "the zh pack has its 30 recordings",
             "%d files" % len(os.listdir(zh)))
     notice = make_prompt(t.path("prompts", "notice.wav"), 0.47)
