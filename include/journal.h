@@ -50,6 +50,7 @@ struct journal {
     uint64_t reserved;         /* seqs up to this may be handed out: the
                                   mark on disk is at least this */
     bool mark_failing;         /* the last store of the mark failed */
+    bool seq_exhausted;        /* next seq past INT64_MAX (logged once) */
     struct journal_seg *segs;  /* sorted by first; the last one is open */
     size_t n_segs, cap_segs;
 };
@@ -89,7 +90,8 @@ uint64_t journal_take_seq(struct journal *j);
 /* Appends one record with seq = journal_next_seq() (or a seq from
  * journal_take_seq) and syncs it. The seq is used up even on failure
  * (never handed out twice); one not yet covered by the mark is reserved
- * first, and a failure to do so fails the append. Rotates first
+ * first, and a failure to do so fails the append. A seq of 0 or past
+ * INT64_MAX fails with ERANGE and changes nothing. Rotates first
  * and applies retention after. Returns 0 or -1 (errno set; the file is cut
  * back so no partial record stays). */
 int journal_append(struct journal *j, int64_t now, uint64_t seq,

@@ -237,8 +237,10 @@ static int recover_tail(struct journal *j, bool *cut, char *err,
         /* Skip the cut record's seq: after a crash it was never synced,
          * so never sent, but a cut made for any other reason (a damaged
          * disk, an operator) may hit one a client has seen, and a seq
-         * must never name two different events. */
-        j->last_seq++;
+         * must never name two different events. (At INT64_MAX there
+         * is nothing left to skip: no seq past it is ever handed out.) */
+        if (j->last_seq < SEQ_MAX)
+            j->last_seq++;
         *cut = true;
     }
     close(fd);
@@ -295,7 +297,16 @@ static int journal_reserve(struct journal *j, uint64_t seq)
 uint64_t journal_take_seq(struct journal *j)
 {
     uint64_t seq = journal_next_seq(j);
-    if (seq > SEQ_MAX || journal_reserve(j, seq) < 0)
+    if (seq > SEQ_MAX) {
+        if (!j->seq_exhausted)
+            log_error("journal %s: the last seq is %" PRIu64 ", the "
+                      "highest there is; events go out without seq (move "
+                      "the journal directory aside to start again at 1)",
+                      j->dir, j->last_seq);
+        j->seq_exhausted = true;
+        return 0;
+    }
+    if (journal_reserve(j, seq) < 0)
         return 0;
     j->last_seq = seq;
     return seq;
@@ -354,7 +365,7 @@ int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
         /* The skipped seq is only in memory: appends go on in a new
          * segment named by the next seq, so that the next open, even
          * with nothing appended, does not hand the skipped one out. */
-        if (rc == 0 && cut &&
+        if (rc == 0 && cut && journal_next_seq(j) <= SEQ_MAX &&
             seg_open_append(j, journal_next_seq(j), true) < 0)
             log_error("journal %s: cannot start segment %" PRIu64
                       " after the cut: %s", dir, journal_next_seq(j),
@@ -463,6 +474,12 @@ int journal_sync(struct journal *j)
 int journal_write(struct journal *j, int64_t now, uint64_t seq,
                   const char *data, size_t len)
 {
+    /* A seq no reader can ask for (since is a JSON integer), or 0: refused
+     * before anything changes. */
+    if (seq == 0 || seq > SEQ_MAX) {
+        errno = ERANGE;
+        return -1;
+    }
     /* The seq is spent whatever happens: a live event may already carry
      * it, so it must never be given to another event. */
     if (seq > j->last_seq)

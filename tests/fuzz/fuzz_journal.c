@@ -283,6 +283,15 @@ static void do_appends(struct check *c, size_t count, char lines[][48])
             fail("next seq %" PRIu64 " after delivering %" PRIu64, seq,
                  c->last);
         int len = snprintf(lines[i], 48, "{\"seq\":%" PRIu64 "}\n", seq);
+        if (seq > (uint64_t)INT64_MAX) {
+            /* The seq space is used up (a record of the input has
+             * INT64_MAX): the append must be refused and change nothing. */
+            if (journal_append(c->j, t_now, seq, lines[i], (size_t)len) == 0 ||
+                errno != ERANGE || journal_next_seq(c->j) != seq ||
+                journal_take_seq(c->j) != 0)
+                fail("seq %" PRIu64 " past INT64_MAX not refused", seq);
+            return;
+        }
         if (journal_append(c->j, t_now, seq, lines[i], (size_t)len) < 0)
             fail("journal_append seq %" PRIu64 ": %s", seq, strerror(errno));
         c->app[c->n_app++] = (struct ref){seq, t_now,

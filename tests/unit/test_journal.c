@@ -4,6 +4,7 @@
  * parameter), and replay from N in order, also across segments. The
  * test_fuzz_* cases are the damaged journals tests/fuzz/fuzz_journal
  * found mishandled (docs/reliability.md, "Fuzzing"). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -471,6 +472,40 @@ static void test_fuzz_seq_out_of_range(void **state)
     journal_close(&j);
 }
 
+/* A record with seq INT64_MAX, then a torn tail: the cut opened a new
+ * segment named 2^63 (a name the next open ignores), and an append took
+ * seq 2^63 + 1, which no reader can ask for. The seq space is used up
+ * now: appends and take_seq refuse, and nothing is written. */
+static void test_fuzz_seq_exhausted(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    char path[256];
+    const uint64_t seqs[] = {5, (uint64_t)INT64_MAX};
+    write_segment(f->dir, "00000000000000000005.log", seqs, 2);
+    snprintf(path, sizeof path, "%s/00000000000000000005.log", f->dir);
+    FILE *fp = fopen(path, "ab");
+    assert_non_null(fp);
+    fputs("CTJ1", fp); /* a torn header */
+    fclose(fp);
+    open_std(&j, f);
+    uint64_t next = journal_next_seq(&j);
+    assert_int_equal(next, (uint64_t)INT64_MAX + 1);
+    assert_int_equal(count_segments(f->dir), 1);
+    errno = 0;
+    assert_int_equal(journal_append(&j, T0, journal_next_seq(&j), "x", 1),
+                     -1);
+    assert_int_equal(errno, ERANGE);
+    assert_int_equal(journal_append(&j, T0, 0, "x", 1), -1);
+    assert_int_equal(journal_take_seq(&j), 0);
+    assert_int_equal(journal_next_seq(&j), next);
+    journal_close(&j);
+    assert_int_equal(count_segments(f->dir), 1);
+    open_std(&j, f); /* and the same after a reopen */
+    assert_int_equal(journal_next_seq(&j), next);
+    journal_close(&j);
+}
+
 /* An older segment holding a seq at or past the next segment's name:
  * the reader delivered it although it was >= journal_next_seq(). */
 static void test_fuzz_seq_past_segment_end(void **state)
@@ -721,6 +756,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fuzz_cut_seq_kept_across_reopen,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_seq_out_of_range, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz_seq_exhausted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_seq_past_segment_end, setup,
                                         teardown),
