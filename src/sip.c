@@ -295,6 +295,12 @@ static void sip_thread_teardown(struct sip *s, bool ran)
             free(leg); /* its handle: nua_destroy frees the handles */
         }
         idmap_free(&s->legs);
+        while (s->detached != NULL) {
+            struct sip_leg *leg = s->detached;
+            s->detached = leg->next;
+            explicit_bzero(leg->password, sizeof leg->password);
+            free(leg);
+        }
         if (s->stop_timer != NULL)
             su_timer_destroy(s->stop_timer);
         su_root_deregister(s->root, s->commands_index);

@@ -79,6 +79,11 @@ struct sip_leg {
     struct session ss;      /* offer/answer: SDP, codec, RTP address */
     struct sip_dialog dialog; /* as last sent to main, once answered */
     bool has_dialog;
+    /* Failed before answer and out of the legs map (sip_leg_detach), so
+     * the call's next attempt, same call_id, gets a leg of its own; kept
+     * on s->detached until nua's terminated state. */
+    bool detached;
+    struct sip_leg *prev, *next; /* on s->detached */
 };
 
 struct sip {
@@ -94,7 +99,9 @@ struct sip {
     nua_t *nua;
     su_wait_t commands_wait;
     int commands_index;         /* su_root registration of commands_wait */
-    struct idmap legs;          /* call_id -> struct sip_leg * */
+    struct idmap legs;          /* call_id -> struct sip_leg *, the
+                                   call's current attempt */
+    struct sip_leg *detached;   /* failed attempts nua still holds */
     bool shutting_down;
     su_timer_t *stop_timer;     /* bounds the wait for nua_shutdown */
     /* Start-up handshake: the thread writes these, then posts started
@@ -131,7 +138,8 @@ void sip_leg_on_invite_response(struct sip *s, struct sip_leg *leg,
 /* nua_i_state: frees the leg once nua says the call is terminated. */
 void sip_leg_on_state(struct sip *s, struct sip_leg *leg, int status,
                       tagi_t tags[]);
-/* Removes leg from the map, destroys its handle, wipes and frees it. */
+/* Removes leg from the map (or the detached list), destroys its handle,
+ * wipes and frees it. */
 void sip_leg_free(struct sip *s, struct sip_leg *leg);
 /* The message's SDP body, or NULL (none, or another content type). */
 const char *sip_sdp_body(const sip_t *sip, size_t *len);

@@ -17,7 +17,16 @@
 
 void sip_leg_free(struct sip *s, struct sip_leg *leg)
 {
-    idmap_del(&s->legs, leg->call_id);
+    if (leg->detached) {
+        if (leg->prev)
+            leg->prev->next = leg->next;
+        else
+            s->detached = leg->next;
+        if (leg->next)
+            leg->next->prev = leg->prev;
+    } else {
+        idmap_del(&s->legs, leg->call_id);
+    }
     if (leg->nh != NULL) {
         nua_handle_bind(leg->nh, NULL);
         nua_handle_destroy(leg->nh);
@@ -63,8 +72,33 @@ static struct sip_event parse_answer(struct sip_leg *leg, const sip_t *sip,
                               leg->ss.rtcp_port);
 }
 
+/* A leg that reported FAILED before answer leaves the legs map: the
+ * call's next attempt (failover, same call_id) gets the map, and nothing
+ * of this leg can reach main or be reached by main's HANGUP again. A 2xx
+ * that still comes (a late answer after our Timer B) is ended with BYE. */
+static void sip_leg_detach(struct sip *s, struct sip_leg *leg)
+{
+    if (idmap_get(&s->legs, leg->call_id) == leg)
+        idmap_del(&s->legs, leg->call_id);
+    leg->detached = true;
+    leg->hangup = true;
+    leg->reported = true;
+    leg->prev = NULL;
+    leg->next = s->detached;
+    if (s->detached)
+        s->detached->prev = leg;
+    s->detached = leg;
+}
+
 void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
 {
+    if (idmap_get(&s->legs, inv->call_id) != NULL) {
+        /* main INVITEs again only after FAILED, which detached the leg */
+        log_error("%s: an INVITE for a call with an INVITE in progress",
+                  inv->res_id);
+        sip_post(s, sip_event_failed(inv->call_id, 500, true));
+        return;
+    }
     struct sip_leg *leg = calloc(1, sizeof *leg);
     if (leg == NULL || idmap_put(&s->legs, inv->call_id, leg) < 0) {
         free(leg);
@@ -236,6 +270,7 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
     if (!leg->reported) {
         leg->reported = true;
         sip_post(s, sip_event_failed(leg->call_id, status, local));
+        sip_leg_detach(s, leg);
     }
 }
 
