@@ -48,6 +48,8 @@ enum call_action {
     CALL_ACT_START_MEDIA = 1 << 1, /* start playing the prompt */
     CALL_ACT_HANGUP = 1 << 2,      /* CANCEL or BYE, whichever applies */
     CALL_ACT_RELEASE = 1 << 3,     /* send on_released, forget the call */
+    CALL_ACT_NEXT_TARGET = 1 << 4, /* failover: INVITE the next to_uri
+                                      entry (the call stays Initiated) */
 };
 
 /* Facts a transition depends on besides the state. */
@@ -56,6 +58,8 @@ struct call_facts {
     bool responded;     /* any response from the peer has been seen */
     int status;         /* SIP status carried by the input, or 0 */
     bool local;         /* the status came from our own stack */
+    bool entry_left;    /* a later to_uri entry has capacity and is
+                           usable: a retryable failure may move there */
 };
 
 struct call_step {
@@ -131,7 +135,36 @@ struct call_env {
     /* CALL_ACT_RELEASE: the table forgets c and reports its end (CDR,
      * on_released, ledger); call_input frees c afterwards. */
     void (*release)(void *table, struct call *c, const struct call_step *st);
+    /* Failover (issue 13, "Routing"), the table's too: is a later to_uri
+     * entry left to try (the entry_left fact)? CALL_ACT_NEXT_TARGET:
+     * move c to it and INVITE it; -1 when it could not (no entry after
+     * all, out of memory): c is released next with the failure at hand. */
+    bool (*entry_left)(void *table, const struct call *c);
+    int (*next_target)(void *table, struct call *c, int status, bool local);
+    /* May a call go to conf gateway `gateway` now? NULL: always. Set by
+     * whoever tracks gateway state (registration, OPTIONS); false with a
+     * reason in why skips that to_uri entry, at construct and failover. */
+    bool (*gateway_usable)(void *arg, int gateway, char *why, size_t len);
+    void *gateway_usable_arg;
     void *table;
+};
+
+/* One to_uri entry a call tried and left, for on_released's attempts. */
+struct call_attempt {
+    char to_uri[400];
+    char gateway[64];           /* conf gateway name, "" none */
+    int status;                 /* its final status */
+};
+
+/* A call's to_uri list while it may still fail over; owned by the call,
+ * freed by call_free. */
+struct call_route {
+    /* The construct's from and to_uri entries (no play list, no
+     * user_data), owned; NULL once answered or when there is one entry. */
+    struct api_construct *dial;
+    size_t entry;               /* index into dial->to being tried */
+    struct call_attempt *tried; /* owned; the entries left, in order */
+    size_t n_tried;
 };
 
 /* One notify-call resource. Owned by the call table (calls.h) from
@@ -144,11 +177,14 @@ struct call {
     bool responded;
     uint64_t creator_conn;      /* connection id that sent construct */
     char *user_data;            /* owned; NULL for null */
-    char to_uri[400];           /* the entry dialled, user@host:port */
+    char to_uri[400];           /* the entry dialled (the current
+                                   attempt's), user@host:port */
     char uuid[37];              /* for the CDR */
     char sip_call_id[96];       /* the INVITE's Call-ID, for the CDR */
     char caller[128];           /* From user as sent, for the CDR */
     int gateway;                /* index into conf gateways, -1 none */
+    struct call_route route;    /* failover: the to_uri list, attempts */
+    uint16_t rtp_port;          /* ours, offered in every attempt's SDP */
     time_t begin_time;
     time_t answer_time;         /* 0 until answered */
     struct prompt_clip **clips; /* owned references */
@@ -177,6 +213,8 @@ void call_input(struct call *c, enum call_input input, int status,
 void call_on_sip_event(struct call *c, const struct sip_event *ev);
 /* Frees a call's resources without an event (daemon teardown only). */
 void call_free(struct call *c);
+/* Frees c's kept to_uri list (route.dial): no failover from here on. */
+void call_route_drop(struct call *c);
 
 /* The ledger's view of a live call; lc->user_data is borrowed from c. */
 void call_ledger_entry(const struct call *c, struct ledger_call *lc);

@@ -43,6 +43,8 @@ struct calls {
     unsigned active;               /* calls in the map */
     unsigned gateway_calls[CONF_MAX_GATEWAYS]; /* per conf gateway, calls
                                       and constructs holding a slot */
+    uint64_t gateway_failovers[CONF_MAX_GATEWAYS]; /* per conf gateway,
+                                      calls that failed over away from it */
     unsigned pending;              /* constructs holding a max_calls slot */
     struct calls_start *starts;    /* constructs waiting for their prompts */
     struct rate rate;              /* max_call_rate: new calls per second */
@@ -117,6 +119,30 @@ struct calls_waiter {
  * nothing changed. May take a's contents (a is left freeable). */
 void calls_construct(struct calls *t, uint64_t creator_conn,
                      struct api_construct *a, const struct calls_waiter *w);
+/* The first to_uri entry from index start on whose gateway is usable
+ * (env.gateway_usable) and has a free slot, its conf gateway in *gateway
+ * (-1: none matches); -1 when none is left. */
+int calls_pick_destination(struct calls *t, const struct api_construct *a,
+                           size_t start, int *gateway);
+/* Hands the INVITE of c to entry dest of a to the SIP thread, offering
+ * rtp_port. 0, or -1 (out of memory). */
+int calls_send_invite(struct call *c, const struct api_construct *a, int dest,
+                      uint16_t rtp_port);
+
+/* ---- failover.c: moving a call along its to_uri list ------------------- */
+
+/* A new call keeps a's from and to_uri entries for failover, dest the
+ * entry it dials (nothing kept with a single entry). 0 or -1 (memory). */
+int calls_route_keep(struct call *c, const struct api_construct *a, int dest);
+/* struct call_env's entry_left and next_target (table: the calls). */
+bool calls_route_entry_left(void *table, const struct call *c);
+int calls_route_next_target(void *table, struct call *c, int status,
+                            bool local);
+/* on_released's "attempts" for c ending with status: NULL when it tried
+ * one entry only (the event stays the contract's), else an array. */
+json_t *calls_route_attempts(const struct calls *t, const struct call *c,
+                             int status);
+
 /* Shutdown: every construct still waiting for its prompts gets w->done
  * with 503 why now; their work is abandoned and their slots freed. */
 void calls_cancel_starts(struct calls *t, const char *why);

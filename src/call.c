@@ -42,10 +42,24 @@ static struct call_step step_stay(enum call_state state, unsigned actions)
     return (struct call_step){.next = state, .actions = actions};
 }
 
+/* Failover (issue 13, "Routing"): which failures before answer move a
+ * call on to its next to_uri entry. The gateway's or the network's
+ * failures do (no response, a transport or TLS error: whatever our own
+ * stack reports; 408, 500, 502, 503, 504 from the peer); the callee's
+ * answers (486, 404, 480, 603, 487, ...) do not. */
+static bool retryable(const struct call_facts *f)
+{
+    int st = f->status;
+    return f->local || st == 408 || st == 500 || st == 502 || st == 503 ||
+           st == 504;
+}
+
 /* A final failure response before answer, by contract §4. */
 static struct call_step dial_failure(const struct call_facts *f)
 {
     int st = f->status;
+    if (f->entry_left && retryable(f))
+        return step_stay(CALL_INITIATED, CALL_ACT_NEXT_TARGET);
     if (f->local)
         /* Our own stack gave up: nothing ever answered is a dial error;
          * provisionals but no final response is a call timeout. */
@@ -142,6 +156,15 @@ const char *call_input_name(enum call_input in)
 
 /* ---- carrying out the actions ------------------------------------------ */
 
+void call_route_drop(struct call *c)
+{
+    if (c->route.dial == NULL)
+        return;
+    api_construct_free(c->route.dial);
+    free(c->route.dial);
+    c->route.dial = NULL;
+}
+
 void call_free(struct call *c)
 {
     if (c == NULL)
@@ -155,6 +178,8 @@ void call_free(struct call *c)
     prompt_clips_release(c->clips, c->n_clips);
     free(c->dialog);
     free(c->user_data);
+    call_route_drop(c);
+    free(c->route.tried);
     free(c);
 }
 
@@ -210,6 +235,7 @@ static void call_start_media(struct call *c)
 {
     evtimer_del(c->ring_timer);
     evtimer_del(c->dial_timer);
+    call_route_drop(c); /* answered: no failover any more */
     c->answer_time = time(NULL);
     ledger_note_answer(c->env->deps.ledger, c->process_id, c->answer_time);
     metrics_on_answered(c->env->deps.metrics);
@@ -243,7 +269,18 @@ void call_input(struct call *c, enum call_input input, int status,
                                .responded = c->responded,
                                .status = status,
                                .local = local};
+    if (input == CALL_IN_FAILED && c->state == CALL_INITIATED &&
+        c->env->entry_left != NULL)
+        facts.entry_left = c->env->entry_left(c->env->table, c);
     struct call_step st = call_transition(c->state, &facts, input);
+    if ((st.actions & CALL_ACT_NEXT_TARGET) &&
+        c->env->next_target(c->env->table, c, status, local) < 0) {
+        /* The next entry could not be dialled: end with this failure. */
+        facts.entry_left = false;
+        st = call_transition(c->state, &facts, input);
+    }
+    if (st.actions & CALL_ACT_NEXT_TARGET)
+        return; /* a new attempt: next_target reset what it concerns */
     log_debug("%s: %s in %s -> %s", c->res_id, call_input_name(input),
               call_state_name(c->state), call_state_name(st.next));
 

@@ -84,7 +84,7 @@ static unsigned calls_report_release(struct calls *t,
                                      const struct ledger_call *lc,
                                      const char *error,
                                      const char *dropped_by, int cause,
-                                     uint64_t creator_conn)
+                                     uint64_t creator_conn, json_t *attempts)
 {
     const struct call_deps *d = &t->env.deps;
     time_t end = time(NULL);
@@ -107,6 +107,8 @@ static unsigned calls_report_release(struct calls *t,
     json_t *params = calls_released_params(
         lc->res_id, error, (time_t)lc->begin_time, (time_t)lc->answer_time,
         end, dropped_by, lc->user_data, cause);
+    if (attempts != NULL) /* beyond: only after a failover */
+        json_object_set_new(params, "attempts", attempts);
     return t->events.deliver(t->events.arg, creator_conn, ON_RELEASED,
                              params);
 }
@@ -125,8 +127,9 @@ static void calls_forget_released(void *table, struct call *c,
         t->gateway_calls[c->gateway]--;
     struct ledger_call lc;
     call_ledger_entry(c, &lc);
-    unsigned sent = calls_report_release(t, &lc, st->error, st->dropped_by,
-                                         st->cause, c->creator_conn);
+    unsigned sent = calls_report_release(
+        t, &lc, st->error, st->dropped_by, st->cause, c->creator_conn,
+        calls_route_attempts(t, c, st->cause));
     log_info("%s: on_released sent to %u connection(s)", c->res_id, sent);
     /* After the journal has the event: a crash in between finds the event
      * there and does not release the call twice. */
@@ -145,6 +148,8 @@ void calls_init(struct calls *t, const struct call_deps *deps,
     t->env.deps = *deps;
     t->env.ops = *ops;
     t->env.release = calls_forget_released;
+    t->env.entry_left = calls_route_entry_left;
+    t->env.next_target = calls_route_next_target;
     t->env.table = t;
     t->events = *ev;
     idmap_init(&t->map);
@@ -216,6 +221,12 @@ void calls_reload(struct calls *t, const char (*old_names)[64], size_t n_old)
 {
     const struct conf *conf = t->env.deps.conf;
     memset(t->gateway_calls, 0, sizeof t->gateway_calls);
+    uint64_t failovers[CONF_MAX_GATEWAYS] = {0}; /* they follow the name */
+    for (size_t o = 0; o < n_old; o++)
+        for (size_t g = 0; g < conf->n_gateways; g++)
+            if (strcmp(conf->gateways[g].name, old_names[o]) == 0)
+                failovers[g] = t->gateway_failovers[o];
+    memcpy(t->gateway_failovers, failovers, sizeof failovers);
     struct idmap_iter it = IDMAP_ITER_INIT;
     void *v;
     while (idmap_next(&t->map, &it, NULL, &v)) {
@@ -318,7 +329,7 @@ void calls_release_orphans(struct calls *t, const struct ledger_call *orphans,
             continue;
         }
         calls_report_release(t, o, "daemon restart", "sys",
-                             o->answer_time ? 200 : 487, 0);
+                             o->answer_time ? 200 : 487, 0, NULL);
         log_warn("%s: open when the last run stopped: released (daemon "
                  "restart), %s at the gateway", o->res_id,
                  !o->has_dialog              ? "no dialog known to end"

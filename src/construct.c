@@ -24,12 +24,10 @@
 #include "work.h"
 
 
-/* The first to_uri whose gateway has a free slot; -1 when all are full. */
-static int calls_pick_destination(struct calls *t,
-                                  const struct api_construct *a,
-                                  int *gateway)
+int calls_pick_destination(struct calls *t, const struct api_construct *a,
+                           size_t start, int *gateway)
 {
-    for (size_t i = 0; i < a->n_to; i++) {
+    for (size_t i = start; i < a->n_to; i++) {
         const struct conf_gateway *g =
             conf_find_gateway(t->env.deps.conf, a->to[i].host, a->to[i].port);
         if (g == NULL) {
@@ -37,6 +35,11 @@ static int calls_pick_destination(struct calls *t,
             return (int)i;
         }
         int gi = (int)(g - t->env.deps.conf->gateways);
+        char why[128];
+        if (t->env.gateway_usable != NULL &&
+            !t->env.gateway_usable(t->env.gateway_usable_arg, gi, why,
+                                   sizeof why))
+            continue;
         if (g->max_calls == 0 || t->gateway_calls[gi] < g->max_calls) {
             *gateway = gi;
             return (int)i;
@@ -81,7 +84,7 @@ static int calls_check_construct(struct calls *t,
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: %u calls in progress",
                         t->active + t->pending);
-    *dest = calls_pick_destination(t, a, gateway);
+    *dest = calls_pick_destination(t, a, 0, gateway);
     if (*dest < 0)
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: every gateway in to_uri is full");
@@ -127,9 +130,8 @@ static struct call *calls_new_call(struct calls *t, uint64_t creator_conn,
     return c;
 }
 
-/* Hands the INVITE for c to the SIP thread. */
-static int calls_send_invite(struct call *c, const struct api_construct *a,
-                             int dest, uint16_t rtp_port)
+int calls_send_invite(struct call *c, const struct api_construct *a, int dest,
+                      uint16_t rtp_port)
 {
     struct call_env *env = c->env;
     struct sip_invite inv = {0};
@@ -179,11 +181,17 @@ static struct call *calls_place(struct calls *t, uint64_t creator_conn,
         rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
         return NULL;
     }
+    if (calls_route_keep(c, a, dest) < 0) {
+        rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+        call_free(c);
+        return NULL;
+    }
     uint16_t rtp_port = 0;
     if (call_open(c, &rtp_port, err) < 0) {
         call_free(c);
         return NULL;
     }
+    c->rtp_port = rtp_port;
     if (idmap_put(&t->map, c->process_id, c) < 0) {
         rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
         call_free(c);

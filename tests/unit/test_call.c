@@ -13,7 +13,16 @@
 static struct call_step step(enum call_state s, bool ringing, bool responded,
                              enum call_input in, int status, bool local)
 {
-    struct call_facts f = {ringing, responded, status, local};
+    struct call_facts f = {ringing, responded, status, local, false};
+    return call_transition(s, &f, in);
+}
+
+/* The same with a later to_uri entry left to try (failover). */
+static struct call_step step_left(enum call_state s, bool ringing,
+                                  bool responded, enum call_input in,
+                                  int status, bool local)
+{
+    struct call_facts f = {ringing, responded, status, local, true};
     return call_transition(s, &f, in);
 }
 
@@ -186,6 +195,77 @@ static void test_session_lost(void **state)
                         "session-lost");
 }
 
+/* Failover (issue 13, "Routing"): a gateway's or the network's failure
+ * before answer moves on to the next entry when one is left; the
+ * callee's answers, failures after the answer and every other input end
+ * the call as without one. */
+static void test_failover(void **state)
+{
+    (void)state;
+    static const int moves[] = {408, 500, 502, 503, 504};
+    for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++) {
+        assert_stay(step_left(CALL_INITIATED, false, true, CALL_IN_FAILED,
+                              moves[i], false),
+                    CALL_INITIATED, CALL_ACT_NEXT_TARGET);
+        assert_stay(step_left(CALL_INITIATED, true, true, CALL_IN_FAILED,
+                              moves[i], false),
+                    CALL_INITIATED, CALL_ACT_NEXT_TARGET);
+        /* Nothing left: as today. */
+        assert_release(step(CALL_INITIATED, false, true, CALL_IN_FAILED,
+                            moves[i], false),
+                       false, "dial failed", "sys", moves[i]);
+    }
+    /* Our own stack's failures: Timer B (408), a transport or TLS error
+     * (503, 500): no response reached us from that entry. */
+    assert_stay(step_left(CALL_INITIATED, false, false, CALL_IN_FAILED, 408,
+                          true),
+                CALL_INITIATED, CALL_ACT_NEXT_TARGET);
+    assert_stay(step_left(CALL_INITIATED, false, false, CALL_IN_FAILED, 503,
+                          true),
+                CALL_INITIATED, CALL_ACT_NEXT_TARGET);
+    assert_stay(step_left(CALL_INITIATED, false, true, CALL_IN_FAILED, 500,
+                          true),
+                CALL_INITIATED, CALL_ACT_NEXT_TARGET);
+    /* The callee's answers end the call, entry left or not. */
+    static const int ends[] = {486, 404, 480, 603, 600, 487, 403, 302, 488};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        struct call_step st = step_left(CALL_INITIATED, true, true,
+                                        CALL_IN_FAILED, ends[i], false);
+        assert_int_equal(st.next, CALL_RELEASED);
+        assert_false(st.actions & CALL_ACT_NEXT_TARGET);
+        assert_int_equal(st.cause, ends[i]);
+    }
+    assert_release(step_left(CALL_INITIATED, true, true, CALL_IN_FAILED, 486,
+                             false),
+                   false, "call rejected", "usr", 486);
+    /* Timers, drop, shutdown, a lost session, no codec: no failover. */
+    assert_release(step_left(CALL_INITIATED, true, true,
+                             CALL_IN_RING_TIMEOUT, 0, true),
+                   true, "ring timeout", "sys", 487);
+    assert_release(step_left(CALL_INITIATED, false, true,
+                             CALL_IN_DIAL_TIMEOUT, 0, true),
+                   true, "call timeout", "sys", 408);
+    assert_release(step_left(CALL_INITIATED, true, true, CALL_IN_DROP, 0,
+                             true),
+                   true, "canceled", "sys", 487);
+    assert_release(step_left(CALL_INITIATED, true, true, CALL_IN_SHUTDOWN, 0,
+                             true),
+                   true, "shutdown", "sys", 487);
+    assert_release(step_left(CALL_INITIATED, true, true, CALL_IN_NO_CODEC,
+                             200, false),
+                   true, "dial failed", "sys", 488);
+    assert_release(step_left(CALL_INITIATED, true, true,
+                             CALL_IN_SESSION_LOST, 503, false),
+                   true, "dial failed", "sys", 503);
+    /* After the answer a failure ends the call as today. */
+    assert_release(step_left(CALL_ANSWERED, true, true, CALL_IN_FAILED, 503,
+                             false),
+                   true, NULL, "usr", 200);
+    assert_release(step_left(CALL_ANSWERED, true, true, CALL_IN_SESSION_LOST,
+                             408, true),
+                   true, "play error", "sys", 408);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -207,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_answered),
         cmocka_unit_test(test_released_is_terminal),
         cmocka_unit_test(test_session_lost),
+        cmocka_unit_test(test_failover),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

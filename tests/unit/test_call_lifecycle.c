@@ -37,6 +37,8 @@ struct record {
     char last_error[64];               /* on_released error, "null" */
     char last_dropped_by[8];
     int last_cause;
+    struct sip_invite invite;          /* the last INVITE command */
+    json_t *attempts;                  /* the last event's, NULL none */
 };
 
 static struct record rec;
@@ -47,6 +49,7 @@ static int fake_invite(struct sip *s, const struct sip_invite *inv)
     (void)s;
     rec.invites++;
     rec.last_invite = inv->call_id;
+    rec.invite = *inv;
     return 0;
 }
 
@@ -130,6 +133,14 @@ static unsigned fake_deliver(void *arg, uint64_t conn, const char *method,
              json_string_value(json_object_get(params, "dropped_by")));
     rec.last_cause = (int)json_integer_value(json_object_get(params, "cause"));
     rec.delivered++;
+    json_decref(rec.attempts);
+    rec.attempts = json_incref(json_object_get(params, "attempts"));
+    /* "attempts" (beyond) only after a failover, and before seq */
+    const char *last = NULL;
+    for (void *it = json_object_iter(params); it != NULL;
+         it = json_object_iter_next(params, it))
+        last = json_object_iter_key(it);
+    assert_string_equal(last, rec.attempts ? "attempts" : "cause");
     json_decref(params);
     return 1;
 }
@@ -186,7 +197,11 @@ static int setup(void **state)
     snprintf(g->name, sizeof g->name, "gw");
     snprintf(g->host, sizeof g->host, "127.0.0.1");
     g->port = 5062;
-    f->conf.n_gateways = 1;
+    g = &f->conf.gateways[1]; /* failover's second entry */
+    snprintf(g->name, sizeof g->name, "gw2");
+    snprintf(g->host, sizeof g->host, "127.0.0.2");
+    g->port = 5064;
+    f->conf.n_gateways = 2;
     f->base = event_base_new();
     write_prompt(f->dir);
     f->prompts = prompt_cache_new(f->dir);
@@ -226,6 +241,8 @@ static int teardown(void **state)
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);
+    json_decref(rec.attempts);
+    rec.attempts = NULL;
     return 0;
 }
 
@@ -243,14 +260,15 @@ static void waiter_done(void *arg, struct call *call,
     f->refused = call ? 0 : err->code;
 }
 
-/* A construct to the fixture's gateway; the call it placed. */
-static struct call *construct(struct fixture *f, unsigned max_ring)
+/* A construct of to_uri (JSON) to the fixture's gateways; the call. */
+static struct call *construct_to(struct fixture *f, const char *to_uri,
+                                 unsigned max_ring)
 {
-    char text[256];
+    char text[512];
     snprintf(text, sizeof text,
-             "{\"to_uri\":\"1000@127.0.0.1:5062\",\"play_content\":\"a.wav\","
+             "{\"to_uri\":%s,\"play_content\":\"a.wav\","
              "\"max_ring_seconds\":%u}",
-             max_ring);
+             to_uri, max_ring);
     json_t *params = json_loads(text, 0, NULL);
     struct api_construct a;
     struct rpc_error err;
@@ -264,6 +282,12 @@ static struct call *construct(struct fixture *f, unsigned max_ring)
     assert_int_equal(f->refused, 0);
     assert_non_null(f->placed);
     return f->placed;
+}
+
+/* A construct to the fixture's gateway; the call it placed. */
+static struct call *construct(struct fixture *f, unsigned max_ring)
+{
+    return construct_to(f, "\"1000@127.0.0.1:5062\"", max_ring);
 }
 
 /* The event the SIP thread would post, built by its own constructors;
@@ -336,6 +360,7 @@ static void assert_released_once(struct fixture *f, uint64_t id,
     assert_null(calls_find(&f->calls, id));
     assert_int_equal(f->calls.active, 0);
     assert_int_equal(f->calls.gateway_calls[0], 0);
+    assert_int_equal(f->calls.gateway_calls[1], 0);
     assert_int_equal(rec.closes, rec.opens);
     /* A late SIP event for the released call changes nothing. */
     sip_event(f, SIP_EV_ANSWERED, id, 200);
@@ -569,6 +594,222 @@ static void test_reload_recounts(void **state)
     assert_int_equal(f->calls.active, 0);
 }
 
+/* ---- failover (issue 13, "Routing") ------------------------------------ */
+
+/* Forgets the last call's record (and its attempts). */
+static void reset_rec(void)
+{
+    json_decref(rec.attempts);
+    memset(&rec, 0, sizeof rec);
+}
+
+#define TWO_GATEWAYS "[\"1000@127.0.0.1:5062\",\"2000@127.0.0.2:5064\"]"
+
+/* Entry i of the last event's attempts: to_uri, gateway, status. */
+static void assert_attempt(size_t i, const char *to_uri, const char *gateway,
+                           int status)
+{
+    json_t *at = json_array_get(rec.attempts, i);
+    assert_non_null(at);
+    assert_string_equal(json_string_value(json_object_get(at, "to_uri")),
+                        to_uri);
+    if (gateway == NULL)
+        assert_true(json_is_null(json_object_get(at, "gateway")));
+    else
+        assert_string_equal(
+            json_string_value(json_object_get(at, "gateway")), gateway);
+    assert_int_equal(json_integer_value(json_object_get(at, "status")),
+                     status);
+}
+
+/* The open call's ledger record, as a restart would read it. */
+static void ledger_record(struct fixture *f, uint64_t id,
+                          struct ledger_call *out)
+{
+    char path[128], buf[1 << 16];
+    snprintf(path, sizeof path, "%s/calls.log", f->dir);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t len = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    struct ledger_call *calls = NULL;
+    size_t n = 0;
+    unsigned bad = 0;
+    assert_int_equal(ledger_parse(buf, len, &calls, &n, &bad), 0);
+    assert_int_equal(bad, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(calls[0].process_id, id);
+    *out = calls[0];
+    out->user_data = NULL;
+    ledger_calls_free(calls, n);
+}
+
+static void test_failover_503_then_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_to(f, TWO_GATEWAYS, 30);
+    uint64_t id = c->process_id;
+    struct sip_invite first = rec.invite;
+    assert_string_equal(first.to_host, "127.0.0.1");
+    assert_int_equal(f->calls.gateway_calls[0], 1);
+    ringing(f, c); /* the ring timer runs from here, across attempts */
+    sip_event(f, SIP_EV_FAILED, id, 503);
+    /* A second INVITE: the next entry, the same call and RTP port, a new
+     * Call-ID; the call is still Initiated and counted at gw2 now. */
+    assert_int_equal(rec.invites, 2);
+    assert_int_equal(rec.delivered, 0);
+    assert_int_equal(rec.hangups, 0);
+    assert_ptr_equal(calls_find(&f->calls, id), c);
+    assert_int_equal(c->state, CALL_INITIATED);
+    assert_int_equal(rec.invite.call_id, id);
+    assert_string_equal(rec.invite.res_id, first.res_id);
+    assert_string_equal(rec.invite.to_user, "2000");
+    assert_string_equal(rec.invite.to_host, "127.0.0.2");
+    assert_int_equal(rec.invite.to_port, 5064);
+    assert_int_equal(rec.invite.rtp_port, first.rtp_port);
+    assert_string_not_equal(rec.invite.sip_call_id, first.sip_call_id);
+    assert_int_equal(rec.opens, 1);
+    assert_int_equal(f->calls.active, 1);
+    assert_int_equal(f->calls.gateway_calls[0], 0);
+    assert_int_equal(f->calls.gateway_calls[1], 1);
+    assert_int_equal(f->calls.gateway_failovers[0], 1);
+    assert_int_equal(f->calls.gateway_failovers[1], 0);
+    assert_string_equal(c->to_uri, "2000@127.0.0.2:5064");
+    assert_true(evtimer_pending(c->ring_timer, NULL)); /* not restarted */
+    /* The ledger follows the attempt. */
+    struct ledger_call lc;
+    ledger_record(f, id, &lc);
+    assert_string_equal(lc.to_uri, "2000@127.0.0.2:5064");
+    assert_string_equal(lc.sip_call_id, rec.invite.sip_call_id);
+    assert_false(lc.has_dialog);
+    /* Answered there: played, released once with both attempts. */
+    sip_event(f, SIP_EV_ANSWERED, id, 200);
+    assert_null(c->route.dial);
+    rec.media_done(rec.media_owner, 0);
+    assert_released_once(f, id, "null", "sys", 200);
+    assert_int_equal(json_array_size(rec.attempts), 2);
+    assert_attempt(0, "1000@127.0.0.1:5062", "gw", 503);
+    assert_attempt(1, "2000@127.0.0.2:5064", "gw2", 200);
+}
+
+/* Out of entries: the last failure is the outcome. Our stack's failures
+ * (Timer B 408, a transport error's 503) move on too. */
+static void test_failover_runs_out(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_to(
+        f, "[\"1000@127.0.0.1:5062\",\"2000@127.0.0.2:5064\","
+           "\"3000@127.0.0.1:5062\"]", 30);
+    uint64_t id = c->process_id;
+    struct sip_event e = sip_event_failed(id, 408, true);
+    calls_on_sip_event(&f->calls, &e);
+    assert_int_equal(rec.invites, 2);
+    e = sip_event_failed(id, 503, true);
+    calls_on_sip_event(&f->calls, &e);
+    assert_int_equal(rec.invites, 3);
+    assert_string_equal(rec.invite.to_user, "3000");
+    assert_int_equal(f->calls.gateway_calls[0], 1);
+    assert_int_equal(f->calls.gateway_calls[1], 0);
+    sip_event(f, SIP_EV_FAILED, id, 504);
+    assert_int_equal(rec.invites, 3);
+    assert_released_once(f, id, "dial failed", "sys", 504);
+    assert_int_equal(json_array_size(rec.attempts), 3);
+    assert_attempt(0, "1000@127.0.0.1:5062", "gw", 408);
+    assert_attempt(1, "2000@127.0.0.2:5064", "gw2", 503);
+    assert_attempt(2, "3000@127.0.0.1:5062", "gw", 504);
+    assert_int_equal(f->calls.gateway_failovers[0], 1);
+    assert_int_equal(f->calls.gateway_failovers[1], 1);
+}
+
+/* The callee's answer ends the call at the first entry: no attempts. */
+static void test_failover_not_on_486(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_to(f, TWO_GATEWAYS, 30);
+    uint64_t id = c->process_id;
+    sip_event(f, SIP_EV_FAILED, id, 486);
+    assert_int_equal(rec.invites, 1);
+    assert_released_once(f, id, "call rejected", "usr", 486);
+    assert_null(rec.attempts);
+    assert_int_equal(f->calls.gateway_failovers[0], 0);
+}
+
+/* A drop, a timer or a shutdown during the second attempt ends it as
+ * without failover (CANCEL to the call, the attempts reported). */
+static void test_failover_then_drop(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_to(f, TWO_GATEWAYS, 30);
+    uint64_t id = c->process_id;
+    sip_event(f, SIP_EV_FAILED, id, 500);
+    assert_int_equal(rec.invites, 2);
+    call_input(c, CALL_IN_DROP, 0, true);
+    assert_int_equal(rec.hangups, 1);
+    assert_int_equal(rec.last_hangup, id);
+    assert_released_once(f, id, "canceled", "sys", 487);
+    assert_attempt(0, "1000@127.0.0.1:5062", "gw", 500);
+    assert_attempt(1, "2000@127.0.0.2:5064", "gw2", 487);
+
+    reset_rec();
+    c = construct_to(f, TWO_GATEWAYS, 30);
+    id = c->process_id;
+    sip_event(f, SIP_EV_FAILED, id, 502);
+    expire(f, c->dial_timer); /* the budget of the first INVITE */
+    assert_released_once(f, id, "call timeout", "sys", 408);
+    reset_rec();
+    c = construct_to(f, TWO_GATEWAYS, 30);
+    id = c->process_id;
+    sip_event(f, SIP_EV_FAILED, id, 503);
+    calls_end_all(&f->calls);
+    assert_released_once(f, id, "shutdown", "sys", 487);
+}
+
+/* gw2 full, or unusable by the gateway-state hook: nothing to move to. */
+static bool usable_not_gw2(void *arg, int gateway, char *why, size_t len)
+{
+    (void)arg;
+    snprintf(why, len, "down");
+    return gateway != 1;
+}
+
+static void test_failover_needs_capacity(void **state)
+{
+    struct fixture *f = *state;
+    f->conf.gateways[1].max_calls = 1;
+    f->calls.gateway_calls[1] = 1; /* another call holds gw2's slot */
+    struct call *c = construct_to(f, TWO_GATEWAYS, 30);
+    uint64_t id = c->process_id;
+    sip_event(f, SIP_EV_FAILED, id, 503);
+    assert_int_equal(rec.invites, 1);
+    f->calls.gateway_calls[1] = 0;
+    assert_released_once(f, id, "dial failed", "sys", 503);
+    assert_null(rec.attempts);
+
+    reset_rec();
+    f->calls.env.gateway_usable = usable_not_gw2;
+    c = construct_to(f, TWO_GATEWAYS, 30);
+    id = c->process_id;
+    sip_event(f, SIP_EV_FAILED, id, 503);
+    assert_int_equal(rec.invites, 1);
+    assert_released_once(f, id, "dial failed", "sys", 503);
+}
+
+/* Two entries through one gateway at max_calls 1: the call's own slot
+ * moves with it. */
+static void test_failover_same_gateway(void **state)
+{
+    struct fixture *f = *state;
+    f->conf.gateways[0].max_calls = 1;
+    struct call *c = construct_to(
+        f, "[\"1000@127.0.0.1:5062\",\"2000@127.0.0.1:5062\"]", 30);
+    uint64_t id = c->process_id;
+    sip_event(f, SIP_EV_FAILED, id, 503);
+    assert_int_equal(rec.invites, 2);
+    assert_int_equal(f->calls.gateway_calls[0], 1);
+    call_input(c, CALL_IN_DROP, 0, true);
+    assert_released_once(f, id, "canceled", "sys", 487);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +825,12 @@ int main(void)
         T(test_callee_ends),
         T(test_counts_return_to_zero),
         T(test_reload_recounts),
+        T(test_failover_503_then_answer),
+        T(test_failover_runs_out),
+        T(test_failover_not_on_486),
+        T(test_failover_then_drop),
+        T(test_failover_needs_capacity),
+        T(test_failover_same_gateway),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
