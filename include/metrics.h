@@ -56,6 +56,8 @@ struct metrics_view {
     double uptime;                          /* seconds */
     const struct conf_gateway *gateways;    /* conf order */
     const unsigned *gateway_calls;          /* active calls of each */
+    const uint64_t *gateway_failovers;      /* calls moved away from each
+                                               (NULL: not rendered) */
     size_t n_gateways;
     bool stopping;                          /* /healthz: 503 */
 };

@@ -189,6 +189,25 @@ static int add_gateways(struct evbuffer *out, const struct metrics_view *v)
     return rc;
 }
 
+/* Failovers away from each gateway (issue 13, "Routing"). */
+static int add_gateway_failovers(struct evbuffer *out,
+                                 const struct metrics_view *v)
+{
+    static const char name[] = "ctid_gateway_failovers_total";
+    if (v->gateway_failovers == NULL)
+        return 0;
+    int rc = add_head(out, name, "counter",
+                      "Calls moved on to their next to_uri entry after a "
+                      "failure at this gateway.");
+    for (size_t i = 0; i < v->n_gateways && rc == 0; i++)
+        if (evbuffer_add_printf(out, "%s{gateway=\"", name) < 0 ||
+            add_label_value(out, v->gateways[i].name) < 0 ||
+            evbuffer_add_printf(out, "\"} %" PRIu64 "\n",
+                                v->gateway_failovers[i]) < 0)
+            rc = -1;
+    return rc;
+}
+
 static int add_histogram(struct evbuffer *out, const struct metrics *m)
 {
     static const char name[] = "ctid_construct_duration_seconds";
@@ -238,6 +257,7 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
     rc |= add_u64(out, "ctid_active_calls", "gauge",
                   "Calls constructed and not yet released.", v->active_calls);
     rc |= add_gateways(out, v);
+    rc |= add_gateway_failovers(out, v);
     rc |= add_histogram(out, m);
     rc |= add_u64(out, "ctid_rtp_packets_sent_total", "counter",
                   "RTP packets sent, counted when each stream finishes "

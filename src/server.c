@@ -212,6 +212,7 @@ static void server_metrics_view(void *arg, struct metrics_view *v)
     v->uptime = metrics_now() - srv->metrics.started;
     v->gateways = srv->conf.gateways;
     v->gateway_calls = srv->calls.gateway_calls;
+    v->gateway_failovers = srv->calls.gateway_failovers;
     v->n_gateways = srv->conf.n_gateways;
     v->stopping = srv->stopping;
     media_stats(srv->media, &v->rtp_sent, &v->rtp_late);

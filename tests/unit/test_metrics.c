@@ -132,10 +132,13 @@ static void test_counters(void **state)
 
     struct conf_gateway gw[2] = {{.name = "trunk1"}, {.name = "trunk2"}};
     unsigned gw_calls[2] = {3, 1};
+    uint64_t gw_failovers[2] = {4, 0};
     struct metrics_view v = {.active_calls = 6, .connections = 1,
                              .rtp_sent = 1800000, .rtp_late = 7,
                              .uptime = 12.5, .gateways = gw,
-                             .gateway_calls = gw_calls, .n_gateways = 2};
+                             .gateway_calls = gw_calls,
+                             .gateway_failovers = gw_failovers,
+                             .n_gateways = 2};
     char *s = render(&m, &v);
     assert_line(s, "ctid_calls_constructed_total 3");
     assert_line(s, "ctid_construct_refused_total{code=\"-32602\"} 1");
@@ -153,6 +156,9 @@ static void test_counters(void **state)
     assert_line(s, "ctid_gateway_active_calls{gateway=\"trunk1\"} 3");
     assert_line(s, "ctid_gateway_active_calls{gateway=\"trunk2\"} 1");
     assert_line(s, "ctid_gateway_active_calls{gateway=\"(none)\"} 2");
+    assert_line(s, "# TYPE ctid_gateway_failovers_total counter");
+    assert_line(s, "ctid_gateway_failovers_total{gateway=\"trunk1\"} 4");
+    assert_line(s, "ctid_gateway_failovers_total{gateway=\"trunk2\"} 0");
     assert_line(s, "ctid_rtp_packets_sent_total 1800000");
     assert_line(s, "ctid_rtp_packets_late_total 7");
     assert_line(s, "ctid_rpc_connections 1");
