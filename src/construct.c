@@ -38,8 +38,10 @@ int calls_pick_destination(struct calls *t, const struct api_construct *a,
         char why[128];
         if (t->env.gateway_usable != NULL &&
             !t->env.gateway_usable(t->env.gateway_usable_arg, gi, why,
-                                   sizeof why))
+                                   sizeof why)) {
+            log_debug("to_uri[%zu]: gateway %s skipped: %s", i, g->name, why);
             continue;
+        }
         if (g->max_calls == 0 || t->gateway_calls[gi] < g->max_calls) {
             *gateway = gi;
             return (int)i;
