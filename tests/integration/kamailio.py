@@ -90,6 +90,12 @@ def tls_material(t):
     return paths
 
 
+def cseq_number(d):
+    """The number of a requests()/replies() dict's cseq (0 if none)."""
+    m = re.match(r"\s*(\d+)", d.get("cseq") or "")
+    return int(m.group(1)) if m else 0
+
+
 def parse_fields(rest):
     """' |k=v |k2=v2' -> {"k": "v", "k2": "v2"} ("<null>" -> None)."""
     out = {}
@@ -373,10 +379,13 @@ class Kamailio:
         return re.findall(r"KAM %s (.*)$" % kind, self.log_text()[since:], re.M)
 
     def requests(self, method=None, since=0):
-        """What Kamailio received, in order: dicts with method, ruri and the
+        """What Kamailio received, in log order: dicts with method, ruri and the
         fields of the config's KAM REQ line (from, to, pai, privacy, route,
         rr, contact, expires, auth, x, proto, src, callid, cseq; None when
-        the header was absent). x is "Name: value; " per X-* header."""
+        the header was absent). x is "Name: value; " per X-* header.
+        Log order is arrival order per transport (one worker process each);
+        between UDP and TCP/TLS lines may be out of order: sort by cseq
+        (cseq_number) where it matters."""
         out = []
         for line in self._lines("REQ", since):
             head, _, rest = line.partition(" |")

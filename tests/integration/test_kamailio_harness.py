@@ -26,7 +26,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import HOST, Sipp, Test, free_port  # noqa: E402
 from baresip import Baresip  # noqa: E402
-from kamailio import Kamailio  # noqa: E402
+from kamailio import Kamailio, cseq_number  # noqa: E402
 
 USERS = {"alice": "s3cret", "bob": "hunter2"}
 
@@ -65,12 +65,13 @@ def case_a(t, kam):
                "A: baresip registered with the right password")
     t.check(kam.wait_log(r"KAM REG sip:alice@.* saved", since=mark, timeout=3),
             "A: Kamailio saved alice's contact")
-    local = [(r["code"], r["cseq"]) for r in kam.replies(since=mark, local=True)
-             if r["cseq"].endswith(" REGISTER")]
+    local = [(r["code"], r["cseq"]) for r in sorted(
+        kam.replies(since=mark, local=True), key=cseq_number)
+        if r["cseq"].endswith(" REGISTER")]
     t.check(local[:1] and local[0][0] == 401 and local[-1][0] == 200,
         "A: the first REGISTER was challenged (401), the answered one got 200",
         "Kamailio's own replies: %s" % local)
-    regs = kam.requests("REGISTER", since=mark)
+    regs = sorted(kam.requests("REGISTER", since=mark), key=cseq_number)
     t.check(regs and regs[0]["auth"] is None and regs[-1]["auth"] == "alice"
             and regs[-1]["proto"] == "udp",
             "A: the log shows the REGISTERs (no credentials, then alice's, UDP)",
