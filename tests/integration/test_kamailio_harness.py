@@ -4,7 +4,7 @@ tests/kamailio/ctid-test.cfg) proven with peers we did not write; ctid
 itself is not started. Issue 13's trunk tests stand on it.
 
 A  registrar: baresip registers over UDP with the right password (401
-   challenge, then 200), a second baresip with a wrong one is refused and
+   challenge, then 200 granting the Expires asked for), a second baresip with a wrong one is refused and
    says so (REGISTER_FAIL); a sipp call to the registered AOR reaches the
    phone through lookup("location") and is auto-answered.
 B  proxy: sipp UAC -> Kamailio -> sipp UAS (the fixed downstream), over
@@ -58,13 +58,16 @@ def via_count(msg, addr):
 def case_a(t, kam):
     mark = kam.mark()
     alice = t.add_cleanup(Baresip(t, "alice", user="alice",
-                                  registrar=kam.address("udp"),
+                                  registrar=kam.address("udp"), regint=30,
                                   password=USERS["alice"], answermode="auto"))
     alice.start()
     t.check_eq(alice.wait_registration(), "OK",
                "A: baresip registered with the right password")
     t.check(kam.wait_log(r"KAM REG sip:alice@.* saved", since=mark, timeout=3),
             "A: Kamailio saved alice's contact")
+    info = (alice.command("reginfo") or {}).get("data", "")
+    t.check("Expires 30s" in info,
+            "A: the 200 grants the 30 s asked for (within min 10, max 3600)", info)
     local = [(r["code"], r["cseq"]) for r in sorted(
         kam.replies(since=mark, local=True), key=cseq_number)
         if r["cseq"].endswith(" REGISTER")]
