@@ -88,6 +88,8 @@ struct call;
  * to the call table at start-up (calls_init). conf is the server's, which
  * a SIGHUP reload changes in place; sip may be set after calls_init (the
  * SIP thread starts after crash recovery). */
+struct gateways;
+
 struct call_deps {
     const struct conf *conf;
     struct event_base *base;    /* the main loop: timers */
@@ -99,6 +101,7 @@ struct call_deps {
     struct ledger *ledger;
     struct cdr *cdr;
     struct metrics *metrics;
+    struct gateways *gateways;  /* health of each gateway; NULL: all usable */
 };
 
 /* The SIP and media threads as a call reaches them: the daemon fills in

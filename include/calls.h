@@ -68,6 +68,9 @@ int calls_reserve_ids(struct calls *t, const char *state_dir, char *err,
 
 /* The live call with this process_id, or NULL. */
 struct call *calls_find(struct calls *t, uint64_t process_id);
+/* The calls and held slots of each conf gateway (conf order), for
+ * sys.gateways and metrics: valid until the next reload. */
+const unsigned *calls_gateway_calls(const struct calls *t);
 /* sip_start's event callback (arg: the table): routes a SIP event to its
  * call; an event for a call already released is ignored. */
 void calls_on_sip_event(void *arg, const struct sip_event *ev);

@@ -15,6 +15,7 @@ struct evhttp;
 struct event_base;
 struct conf;
 struct conf_gateway;
+struct gateway_state;
 
 /* Finite upper bounds of the construct latency histogram, in seconds; the
  * +Inf bucket comes after them. */
@@ -57,6 +58,7 @@ struct metrics_view {
     const struct conf_gateway *gateways;    /* conf order */
     const unsigned *gateway_calls;          /* active calls of each */
     size_t n_gateways;
+    const struct gateway_state *gateway_states; /* conf order, n_gateways */
     bool stopping;                          /* /healthz: 503 */
 };
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "gateways.h"
 #include "journal.h"
 #include "log.h"
 #include "prompt.h"
@@ -24,11 +25,30 @@
 #include "work.h"
 
 
-/* The first to_uri whose gateway has a free slot; -1 when all are full. */
+/* Issue 13: may gateway gi be dialled (not down by OPTIONS, registration
+ * not refused or failed)? If not, its reason is appended to skipped
+ * ("trunk1 down (OPTIONS), trunk2 registration refused (403)"). */
+static bool calls_gateway_usable(const struct calls *t, int gi,
+                                 char *skipped, size_t len)
+{
+    char why[160];
+    if (t->env.deps.gateways == NULL ||
+        gateways_usable(t->env.deps.gateways, (size_t)gi, why, sizeof why))
+        return true;
+    size_t used = strlen(skipped);
+    if (used + 1 < len)
+        snprintf(skipped + used, len - used, "%s%s", used ? ", " : "", why);
+    return false;
+}
+
+/* The first to_uri whose gateway is usable and has a free slot; -1 when
+ * none is, with the unusable ones' reasons in skipped ("" when every
+ * gateway was merely full). */
 static int calls_pick_destination(struct calls *t,
                                   const struct api_construct *a,
-                                  int *gateway)
+                                  int *gateway, char *skipped, size_t len)
 {
+    skipped[0] = '\0';
     for (size_t i = 0; i < a->n_to; i++) {
         const struct conf_gateway *g =
             conf_find_gateway(t->env.deps.conf, a->to[i].host, a->to[i].port);
@@ -37,6 +57,8 @@ static int calls_pick_destination(struct calls *t,
             return (int)i;
         }
         int gi = (int)(g - t->env.deps.conf->gateways);
+        if (!calls_gateway_usable(t, gi, skipped, len))
+            continue;
         if (g->max_calls == 0 || t->gateway_calls[gi] < g->max_calls) {
             *gateway = gi;
             return (int)i;
@@ -81,7 +103,11 @@ static int calls_check_construct(struct calls *t,
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: %u calls in progress",
                         t->active + t->pending);
-    *dest = calls_pick_destination(t, a, gateway);
+    char skipped[400];
+    *dest = calls_pick_destination(t, a, gateway, skipped, sizeof skipped);
+    if (*dest < 0 && skipped[0] != '\0')
+        return rpc_fail(err, RPC_UNAVAILABLE, "no usable gateway: %s",
+                        skipped);
     if (*dest < 0)
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: every gateway in to_uri is full");

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "gateways.h"
 #include "log.h"
 #include "version.h"
 
@@ -189,6 +190,55 @@ static int add_gateways(struct evbuffer *out, const struct metrics_view *v)
     return rc;
 }
 
+/* One sample of a per-gateway family; nothing for a value < 0 (not
+ * probed, not registering, or unknown yet). */
+static int add_gateway_sample(struct evbuffer *out, const char *name,
+                              const char *gateway, long long value)
+{
+    if (value < 0)
+        return 0;
+    if (evbuffer_add_printf(out, "%s{gateway=\"", name) < 0 ||
+        add_label_value(out, gateway) < 0 ||
+        evbuffer_add_printf(out, "\"} %lld\n", value) < 0)
+        return -1;
+    return 0;
+}
+
+/* Issue 13's health families: up and registered only for gateways that
+ * are probed or registering, once known. */
+static int add_gateway_health(struct evbuffer *out,
+                              const struct metrics_view *v)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"ctid_gateway_up", "gauge",
+         "1 when the gateway answers OPTIONS, 0 when two pings in a row "
+         "went unanswered; absent when not probed or not known yet."},
+        {"ctid_gateway_registered", "gauge",
+         "1 when registered, 0 when the registration was refused or "
+         "failed; absent when not registering or not known yet."},
+        {"ctid_gateway_calls", "gauge",
+         "Calls in progress (and constructs holding a slot) per gateway."},
+        {"ctid_gateway_failovers_total", "counter",
+         "Calls moved on from this gateway to the next to_uri entry."},
+    };
+    int rc = 0;
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        rc |= add_head(out, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; i < v->n_gateways && v->gateway_states; i++) {
+            const struct gateway_state *s = &v->gateway_states[i];
+            long long val = f == 0   ? s->up
+                            : f == 1 ? s->registered
+                            : f == 2 ? (long long)v->gateway_calls[i]
+                                     : (long long)s->failovers;
+            rc |= add_gateway_sample(out, fam[f].name, v->gateways[i].name,
+                                     val);
+        }
+    }
+    return rc;
+}
+
 static int add_histogram(struct evbuffer *out, const struct metrics *m)
 {
     static const char name[] = "ctid_construct_duration_seconds";
@@ -238,6 +288,7 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
     rc |= add_u64(out, "ctid_active_calls", "gauge",
                   "Calls constructed and not yet released.", v->active_calls);
     rc |= add_gateways(out, v);
+    rc |= add_gateway_health(out, v);
     rc |= add_histogram(out, m);
     rc |= add_u64(out, "ctid_rtp_packets_sent_total", "counter",
                   "RTP packets sent, counted when each stream finishes "
