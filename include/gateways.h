@@ -31,6 +31,8 @@ struct gateway_state {
     bool local;         /* ... made by our own stack (timeout) */
     time_t status_time; /* when it was reported, 0 never */
     uint64_t failovers; /* calls moved on from this gateway */
+    uint64_t keys;      /* a hash of the keys the SIP thread's schedule
+                           depends on: a change restarts it (and this) */
 };
 
 struct gateways {
@@ -42,8 +44,9 @@ struct gateways {
 /* Every gateway of conf unknown; conf is kept (borrowed). */
 void gateways_init(struct gateways *g, const struct conf *conf);
 /* SIGHUP: g->conf has new gateways; a gateway kept by name keeps its
- * state (unless its register/options keys changed), a new one starts
- * unknown. */
+ * state unless its address, credentials, register or options keys
+ * changed (then, as a new one, it starts unknown: the SIP thread starts
+ * it over too); its failovers are kept. */
 void gateways_reload(struct gateways *g);
 /* A SIP_EV_GATEWAY event (anything else is ignored): matched by name. */
 void gateways_on_sip_event(struct gateways *g, const struct sip_event *ev);

@@ -12,6 +12,21 @@
 #include "sip.h"
 #include "uri.h"
 
+/* FNV-1a over the keys sip_gateway.c's gw_same compares: when they
+ * change, the SIP thread starts the gateway's REGISTER and pings over. */
+static uint64_t gateways_keys_hash(const struct conf_gateway *c)
+{
+    char buf[CONF_HOST_MAX + 300];
+    int n = snprintf(buf, sizeof buf, "%s|%u|%s|%s|%d|%u|%u", c->host,
+                     (unsigned)c->port, c->username, c->password, (int)c->reg,
+                     c->register_expires, c->options_interval);
+    uint64_t h = 14695981039346656037ULL;
+    for (int i = 0; i < n && i < (int)sizeof buf; i++)
+        h = (h ^ (unsigned char)buf[i]) * 1099511628211ULL;
+    explicit_bzero(buf, sizeof buf);
+    return h;
+}
+
 /* Unknown state for conf's gateway i. */
 static void gateways_fresh(struct gateway_state *s,
                            const struct conf_gateway *c)
@@ -20,6 +35,7 @@ static void gateways_fresh(struct gateway_state *s,
     snprintf(s->name, sizeof s->name, "%s", c->name);
     s->up = -1;
     s->registered = -1;
+    s->keys = gateways_keys_hash(c);
 }
 
 void gateways_init(struct gateways *g, const struct conf *conf)
@@ -43,14 +59,12 @@ void gateways_reload(struct gateways *g)
         gateways_fresh(&g->gw[i], c);
         for (size_t j = 0; j < n_old; j++)
             if (strcmp(old[j].name, c->name) == 0) {
-                g->gw[i] = old[j];
-                /* Not probed or not registering any more: null. */
-                if (c->options_interval == 0)
-                    g->gw[i].up = -1;
-                if (!c->reg) {
-                    g->gw[i].registered = -1;
-                    g->gw[i].refused = false;
-                }
+                /* Same keys: the SIP thread keeps its state, so do we;
+                 * else it starts over (unknown), keeping the counter. */
+                if (old[j].keys == g->gw[i].keys)
+                    g->gw[i] = old[j];
+                else
+                    g->gw[i].failovers = old[j].failovers;
                 break;
             }
     }

@@ -110,7 +110,7 @@ static void test_reload_by_name(void **state)
     send_ev(&g, 0, "a", SIP_GW_DOWN, 0, true);
     send_ev(&g, 1, "b", SIP_GW_REGISTERED, 200, false);
     gateways_note_failover(&g, 1);
-    /* New order: c, b (now not registering), a. */
+    /* New order: c, b (now not registering), a (unchanged). */
     memset(&c, 0, sizeof c);
     add_gw(&c, "c", "10.0.0.3", false, 0);
     add_gw(&c, "b", "10.0.0.2", false, 0);
@@ -122,6 +122,10 @@ static void test_reload_by_name(void **state)
     assert_int_equal(g.gw[1].registered, -1); /* register = no now */
     assert_int_equal(g.gw[1].failovers, 1);
     assert_int_equal(g.gw[2].up, 0);
+    /* a's password changes: it starts over, unknown. */
+    snprintf(c.gateways[2].password, sizeof c.gateways[2].password, "x");
+    gateways_reload(&g);
+    assert_int_equal(g.gw[2].up, -1);
 }
 
 static void test_json(void **state)
