@@ -18,6 +18,8 @@ D  sipp stopped: down again after two missed pings, one line; no line
 E  metrics: ctid_gateway_up{gateway="ping"}, no sample for "live";
    ctid_gateway_calls; ctid_gateway_failovers_total. ctictl gateways
    prints both gateways.
+F  a gateway whose host is a DNS name ("localhost"): what it resolves to
+   is logged once (looked up off the main loop).
 """
 import os
 import re
@@ -64,9 +66,11 @@ def _wait(pred, timeout):
 with t:
     make_prompt(t.path("prompts", "short.wav"), 0.5)
     ping_port, live_port = free_port("udp"), free_port("udp")
+    named_port = free_port("udp")
     metrics_port = free_port("tcp")
     d = t.ctid(gateways=[gateway("ping", ping_port, options_interval=1),
-                         gateway("live", live_port)],
+                         gateway("live", live_port),
+                         gateway("named", named_port, host="localhost")],
                conf={"metrics_listen": "%s:%d" % (HOST, metrics_port)})
     d.start()
     c = t.client(d.listen_port, "app")
@@ -169,4 +173,14 @@ with t:
         t.check_eq(log_count("gateway ping: down"), 2,
                    "one down line per change, none per ping")
     t.run("D: down after two missed pings", down_again)
+
+    def resolved():
+        want = "gateway named: localhost resolves to 127.0.0.1:%d (A)" % named_port
+        t.check(d.wait_log(want, 20), "the resolved address is logged",
+                d.log_tail(20))
+        t.check_eq(d.log_text().count("gateway named: localhost resolves"), 1,
+                   "logged once")
+        t.check("gateway ping: 127.0.0.1 resolves" not in d.log_text(),
+                "a numeric host is not looked up")
+    t.run("F: a DNS-name host's addresses logged once", resolved)
 
