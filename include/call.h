@@ -92,6 +92,7 @@ struct call;
  * to the call table at start-up (calls_init). conf is the server's, which
  * a SIGHUP reload changes in place; sip may be set after calls_init (the
  * SIP thread starts after crash recovery). */
+
 struct call_deps {
     const struct conf *conf;
     struct event_base *base;    /* the main loop: timers */

@@ -70,6 +70,12 @@ int calls_reserve_ids(struct calls *t, const char *state_dir, char *err,
 
 /* The live call with this process_id, or NULL. */
 struct call *calls_find(struct calls *t, uint64_t process_id);
+/* The calls and held slots of each conf gateway (conf order), for
+ * sys.gateways and metrics: valid until the next reload. */
+const unsigned *calls_gateway_calls(const struct calls *t);
+/* The calls moved on from each conf gateway to a next to_uri entry
+ * (failover.c), for sys.gateways and metrics; kept by name on reload. */
+const uint64_t *calls_gateway_failovers(const struct calls *t);
 /* sip_start's event callback (arg: the table): routes a SIP event to its
  * call; an event for a call already released is ignored. */
 void calls_on_sip_event(void *arg, const struct sip_event *ev);
@@ -121,9 +127,12 @@ void calls_construct(struct calls *t, uint64_t creator_conn,
                      struct api_construct *a, const struct calls_waiter *w);
 /* The first to_uri entry from index start on whose gateway is usable
  * (env.gateway_usable) and has a free slot, its conf gateway in *gateway
- * (-1: none matches); -1 when none is left. */
+ * (-1: none matches); -1 when none is left. skipped (NULL: not wanted)
+ * gets the reasons of the unusable gateways passed over, "" when none
+ * was. */
 int calls_pick_destination(struct calls *t, const struct api_construct *a,
-                           size_t start, int *gateway);
+                           size_t start, int *gateway, char *skipped,
+                           size_t len);
 /* Hands the INVITE of c to entry dest of a to the SIP thread, offering
  * rtp_port. 0, or -1 (out of memory). */
 int calls_send_invite(struct call *c, const struct api_construct *a, int dest,

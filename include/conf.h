@@ -24,7 +24,16 @@ struct conf_gateway {
     unsigned max_calls;         /* concurrent calls; 0 = no per-gateway limit */
     char username[128];         /* digest credentials; empty = none */
     char password[128];
+    bool reg;                   /* register = yes: REGISTER username@domain */
+    unsigned register_expires;  /* s asked of the registrar */
+    unsigned options_interval;  /* s between OPTIONS pings; 0 = none */
 };
+
+/* The SIP domain of a gateway (Request-URI, To, From, REGISTER's AOR):
+ * its host for now (issue 13's `domain` key will take over here). */
+const char *conf_gateway_domain(const struct conf_gateway *g);
+/* Its transport's name: "udp" (issue 13's `transport` key). */
+const char *conf_gateway_transport(const struct conf_gateway *g);
 
 struct conf {
     char listen_host[CONF_HOST_MAX]; /* JSON-RPC listener */

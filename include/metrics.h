@@ -15,6 +15,7 @@ struct evhttp;
 struct event_base;
 struct conf;
 struct conf_gateway;
+struct gateway_state;
 
 /* Finite upper bounds of the construct latency histogram, in seconds; the
  * +Inf bucket comes after them. */
@@ -59,6 +60,7 @@ struct metrics_view {
     const uint64_t *gateway_failovers;      /* calls moved away from each
                                                (NULL: not rendered) */
     size_t n_gateways;
+    const struct gateway_state *gateway_states; /* conf order, n_gateways */
     bool stopping;                          /* /healthz: 503 */
 };
 

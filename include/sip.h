@@ -62,6 +62,9 @@ enum sip_event_type {
     SIP_EV_DIALOG,     /* the call's dialog record, new or changed: comes
                           just before the PROGRESS or ANSWERED it belongs
                           to, or alone (a refresh or target refresh) */
+    SIP_EV_GATEWAY,    /* a gateway's registration or OPTIONS health
+                          changed (call_id 0): routed to gateways.c, not
+                          to a call */
 };
 
 /* One struct per kind: each carries what its kind needs and no more. */
@@ -113,6 +116,24 @@ struct sip_ev_dialog {
     struct sip_dialog *record;
 };
 
+/* What SIP_EV_GATEWAY reports. */
+enum sip_gw_change {
+    SIP_GW_REGISTERED,  /* a REGISTER (first or refresh) got 2xx */
+    SIP_GW_REFUSED,     /* 401/407 after our credentials, or 403 */
+    SIP_GW_REG_FAILED,  /* any other failure: no answer, 5xx, ... */
+    SIP_GW_UP,          /* an OPTIONS ping was answered (any response) */
+    SIP_GW_DOWN,        /* two pings in a row missed or failed locally */
+};
+
+struct sip_ev_gateway {
+    unsigned index;        /* in the conf's gateway table when sent */
+    char name[64];         /* the gateway's name: the index may be stale
+                              after a SIGHUP, the name is checked */
+    enum sip_gw_change what;
+    int status;            /* the SIP status, 0 none */
+    bool local;            /* made by our stack (timeout, transport) */
+};
+
 /* A SIP event: the kind, the call, and the kind's own struct. The queue
  * copies sizeof(struct sip_event) bytes, the largest kind's (ANSWERED);
  * the dialog record (~1.8 KB) rides by pointer in its own kind. */
@@ -127,6 +148,7 @@ struct sip_event {
         struct sip_ev_media media;
         struct sip_ev_session_lost session_lost;
         struct sip_ev_dialog dialog;
+        struct sip_ev_gateway gateway;
     };
 };
 
@@ -152,6 +174,12 @@ struct sip_event sip_event_session_lost(uint64_t call_id, int status,
  * memory. */
 int sip_event_dialog(struct sip_event *ev, uint64_t call_id,
                      const struct sip_dialog *d);
+/* A gateway's change (call_id 0); name is cut to fit. */
+struct sip_event sip_event_gateway(unsigned index, const char *name,
+                                   enum sip_gw_change what, int status,
+                                   bool local);
+/* "registered", "refused", "failed", "up", "down". */
+const char *sip_gw_change_name(enum sip_gw_change what);
 /* Frees what ev owns (a DIALOG's record); any other kind: nothing. */
 void sip_event_release(struct sip_event *ev);
 /* "PROGRESS", "ANSWERED", ... for log lines and tests. */
@@ -180,5 +208,11 @@ int sip_invite(struct sip *s, const struct sip_invite *inv);
 /* CANCEL before a final response, BYE after 2xx; then forgets the call.
  * No event follows. Unknown or finished ids are ignored. */
 int sip_hangup(struct sip *s, uint64_t call_id);
+/* SIGHUP: the gateways of conf (copied; the copy carries the passwords,
+ * wiped and freed by the SIP thread) replace the SIP thread's: a
+ * registration or OPTIONS schedule added, removed (un-REGISTER) or
+ * restarted when its keys changed; a gateway whose keys stayed keeps its
+ * state. 0 or -1 (out of memory). */
+int sip_gateways_update(struct sip *s, const struct conf *conf);
 
 #endif

@@ -370,6 +370,8 @@ void call_on_sip_event(struct call *c, const struct sip_event *ev)
         call_input(c, CALL_IN_SESSION_LOST, ev->session_lost.status,
                    ev->session_lost.local);
         break;
+    case SIP_EV_GATEWAY: /* no call's: the server routes it to gateways.c */
+        break;
     }
 }
 

@@ -208,6 +208,16 @@ struct call *calls_find(struct calls *t, uint64_t process_id)
     return process_id ? idmap_get(&t->map, process_id) : NULL;
 }
 
+const unsigned *calls_gateway_calls(const struct calls *t)
+{
+    return t->gateway_calls;
+}
+
+const uint64_t *calls_gateway_failovers(const struct calls *t)
+{
+    return t->gateway_failovers;
+}
+
 void calls_on_sip_event(void *arg, const struct sip_event *ev)
 {
     struct calls *t = arg;

@@ -177,6 +177,15 @@ static const struct conf_key gateway_keys[] = {
      .flags = CONF_OMIT_EMPTY},
     {KEY("password", CONF_STR), GW(password), .def = "",
      .flags = CONF_SECRET | CONF_OMIT_EMPTY},
+    /* Registration and health (sip_gateway.c, gateways.c). */
+    {KEY("register", CONF_BOOL), GW(reg), .def = "no"},
+    /* Registrars ask for minutes; values down to 10 let tests see a
+     * refresh (nua refreshes at about half the granted time). */
+    {KEY("register_expires", CONF_UINT), GW(register_expires),
+     RANGE(10, 86400), .def = "600"},
+    /* 0 = no OPTIONS pings; 1 s is for tests. */
+    {KEY("options_interval", CONF_UINT), GW(options_interval),
+     RANGE(0, 3600), .def = "0"},
 };
 
 #define N_CONF_KEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -340,6 +349,11 @@ int conf_validate(const struct conf *c, char *err, size_t errlen)
             return conf_err(err, errlen,
                             "[gateway %s]: username and password go together",
                             g->name);
+        if (g->reg && g->username[0] == '\0')
+            return conf_err(err, errlen,
+                            "[gateway %s]: register = yes needs username and "
+                            "password (the registrar's credentials)",
+                            g->name);
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->gateways[j].host, g->host) == 0 &&
                 c->gateways[j].port == g->port)
@@ -364,6 +378,17 @@ int conf_validate(const struct conf *c, char *err, size_t errlen)
 const char *conf_media_ip(const struct conf *c)
 {
     return c->media_ip[0] ? c->media_ip : c->sip_host;
+}
+
+const char *conf_gateway_domain(const struct conf_gateway *g)
+{
+    return g->host;
+}
+
+const char *conf_gateway_transport(const struct conf_gateway *g)
+{
+    (void)g;
+    return "udp";
 }
 
 const struct conf_gateway *conf_find_gateway(const struct conf *c,
@@ -488,6 +513,14 @@ static unsigned reload_gateways(struct conf *cur, const struct conf *next)
         if (o->max_calls != n->max_calls) {
             log_info("SIGHUP: [gateway %s] max_calls %u -> %u", n->name,
                      o->max_calls, n->max_calls);
+            changed++;
+        }
+        if (o->reg != n->reg || o->register_expires != n->register_expires ||
+            o->options_interval != n->options_interval) {
+            log_info("SIGHUP: [gateway %s] register %s, register_expires "
+                     "%u, options_interval %u", n->name,
+                     n->reg ? "yes" : "no", n->register_expires,
+                     n->options_interval);
             changed++;
         }
         if (strcmp(o->username, n->username) != 0 ||

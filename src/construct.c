@@ -16,6 +16,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "gateways.h"
 #include "journal.h"
 #include "log.h"
 #include "prompt.h"
@@ -24,9 +25,32 @@
 #include "work.h"
 
 
-int calls_pick_destination(struct calls *t, const struct api_construct *a,
-                           size_t start, int *gateway)
+/* Issue 13: may gateway gi be dialled (env.gateway_usable: not down by
+ * OPTIONS, registration not refused or failed)? If not, its reason is
+ * logged and appended to skipped when given ("trunk1 down (OPTIONS),
+ * trunk2 registration refused (403)"). */
+static bool calls_gateway_usable(const struct calls *t, size_t i, int gi,
+                                 char *skipped, size_t len)
 {
+    char why[160];
+    if (t->env.gateway_usable == NULL ||
+        t->env.gateway_usable(t->env.gateway_usable_arg, gi, why,
+                              sizeof why))
+        return true;
+    log_debug("to_uri[%zu]: gateway %s skipped: %s", i,
+              t->env.deps.conf->gateways[gi].name, why);
+    size_t used = skipped ? strlen(skipped) : 0;
+    if (skipped != NULL && used + 1 < len)
+        snprintf(skipped + used, len - used, "%s%s", used ? ", " : "", why);
+    return false;
+}
+
+int calls_pick_destination(struct calls *t, const struct api_construct *a,
+                           size_t start, int *gateway, char *skipped,
+                           size_t len)
+{
+    if (skipped != NULL && len > 0)
+        skipped[0] = '\0';
     for (size_t i = start; i < a->n_to; i++) {
         const struct conf_gateway *g =
             conf_find_gateway(t->env.deps.conf, a->to[i].host, a->to[i].port);
@@ -35,13 +59,8 @@ int calls_pick_destination(struct calls *t, const struct api_construct *a,
             return (int)i;
         }
         int gi = (int)(g - t->env.deps.conf->gateways);
-        char why[128];
-        if (t->env.gateway_usable != NULL &&
-            !t->env.gateway_usable(t->env.gateway_usable_arg, gi, why,
-                                   sizeof why)) {
-            log_debug("to_uri[%zu]: gateway %s skipped: %s", i, g->name, why);
+        if (!calls_gateway_usable(t, i, gi, skipped, len))
             continue;
-        }
         if (g->max_calls == 0 || t->gateway_calls[gi] < g->max_calls) {
             *gateway = gi;
             return (int)i;
@@ -86,7 +105,11 @@ static int calls_check_construct(struct calls *t,
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: %u calls in progress",
                         t->active + t->pending);
-    *dest = calls_pick_destination(t, a, 0, gateway);
+    char skipped[400];
+    *dest = calls_pick_destination(t, a, 0, gateway, skipped, sizeof skipped);
+    if (*dest < 0 && skipped[0] != '\0')
+        return rpc_fail(err, RPC_UNAVAILABLE, "no usable gateway: %s",
+                        skipped);
     if (*dest < 0)
         return rpc_fail(err, RPC_UNAVAILABLE,
                         "at capacity: every gateway in to_uri is full");

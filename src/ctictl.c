@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "ctictl_gateways.h"
 #include "version.h"
 
 /* The exit status: documented in --help and the man page, tested by
@@ -73,6 +74,7 @@ static void usage(FILE *out)
         "  events [--since N]   subscribe and print every event until the\n"
         "                       connection closes or ctictl is interrupted\n"
         "  ping                 check the daemon answers\n"
+        "  gateways             each gateway's health, calls and limits\n"
         "  exists RES_ID        print true or false\n"
         "  drop RES_ID          end a call (CANCEL or BYE)\n"
         "\n"
@@ -285,7 +287,8 @@ static int parse_command_line(struct ctictl_opts *o, int argc, char **argv)
     } else if (strcmp(o->command, "events") == 0) {
         table = events_options;
         positional = 0;
-    } else if (strcmp(o->command, "ping") == 0) {
+    } else if (strcmp(o->command, "ping") == 0 ||
+               strcmp(o->command, "gateways") == 0) {
         table = global_options;
         positional = 0;
     } else if (strcmp(o->command, "exists") == 0
@@ -580,17 +583,24 @@ static int cmd_events(const struct ctictl_opts *o, struct client *c)
     }
 }
 
-static int cmd_ping(const struct ctictl_opts *o, struct client *c)
+/* ping: "pong"; gateways: sys.gateways as a table (ctictl_gateways.c). */
+static int cmd_ping(const struct ctictl_opts *o, struct client *c,
+                    const char *method)
 {
-    static const char method[] = "sys.ping";
     struct client_msg *reply;
     int rc = request(o, c, method, NULL, &reply);
     if (rc >= 0)
         return rc;
-    const char *pong = json_string_value(json_object_get(reply->json, "result"));
-    if (pong == NULL)
+    json_t *result = json_object_get(reply->json, "result");
+    const char *pong = json_string_value(result);
+    if (o->json && (pong != NULL || json_is_array(result)))
+        print_line(reply->line);
+    else if (pong != NULL && strcmp(method, "sys.ping") == 0)
+        print_line(pong);
+    else if (strcmp(method, "sys.gateways") != 0 ||
+             ctictl_gateways_print(result, stdout) < 0)
         return bad_result(method, reply);
-    print_line(o->json ? reply->line : pong);
+    fflush(stdout);
     client_msg_free(reply);
     return CTICTL_OK;
 }
@@ -668,7 +678,9 @@ int main(int argc, char **argv)
     else if (strcmp(o.command, "events") == 0)
         rc = cmd_events(&o, c);
     else if (strcmp(o.command, "ping") == 0)
-        rc = cmd_ping(&o, c);
+        rc = cmd_ping(&o, c, "sys.ping");
+    else if (strcmp(o.command, "gateways") == 0)
+        rc = cmd_ping(&o, c, "sys.gateways");
     else if (strcmp(o.command, "exists") == 0)
         rc = cmd_res_id(&o, c, "ext.notify_call.exists");
     else

@@ -43,7 +43,7 @@ static int calls_route_next(struct calls *t, const struct call *c, int *gw)
     if (c->gateway >= 0)
         t->gateway_calls[c->gateway]--;
     int next = calls_pick_destination(t, c->route.dial, c->route.entry + 1,
-                                      gw);
+                                      gw, NULL, 0);
     if (c->gateway >= 0)
         t->gateway_calls[c->gateway]++;
     return next;

@@ -1,5 +1,5 @@
 /* methods: the JSON-RPC methods (ext.notify_call.construct, exists, drop,
- * sys.auth, sys.subscribe, sys.ping) and the auth gate in front of them.
+ * sys.auth, sys.subscribe, sys.ping, sys.gateways) and the auth gate in front of them.
  * methods_on_request is the request handler of struct conns: it reads a
  * parsed request, calls into the call table (calls.h) or the replay
  * (replay.h), and queues the reply on the connection. Owns struct
@@ -199,6 +199,21 @@ static void method_auth(struct methods *m, struct conn *c,
     }
 }
 
+/* sys.gateways: each gateway's health, calls and limits. */
+static void method_gateways(struct methods *m, struct conn *c,
+                            struct rpc_request *req)
+{
+    json_t *r = gateways_json(m->gateways, calls_gateway_calls(m->calls),
+                              calls_gateway_failovers(m->calls));
+    if (r == NULL) {
+        struct rpc_error err;
+        rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
+        conn_reply_error(c, req->id, &err);
+        return;
+    }
+    conn_reply_result(c, req->id, r);
+}
+
 void methods_on_request(void *arg, struct conn *c, struct rpc_request *req)
 {
     struct methods *m = arg;
@@ -226,6 +241,8 @@ void methods_on_request(void *arg, struct conn *c, struct rpc_request *req)
         replay_subscribe(c, req);
     else if (strcmp(name, "sys.ping") == 0)
         conn_reply_result(c, req->id, json_string("pong"));
+    else if (strcmp(name, "sys.gateways") == 0)
+        method_gateways(m, c, req);
     else {
         /* Cut on a character boundary: a split one would make the
          * whole reply unsendable (jansson refuses invalid UTF-8). */

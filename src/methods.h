@@ -5,6 +5,7 @@
 
 #include "calls.h"
 #include "conn.h"
+#include "gateways.h"
 
 /* What the methods work on, none of it owned. */
 struct methods {
@@ -12,6 +13,7 @@ struct methods {
     struct calls *calls;
     struct conns *conns;
     struct metrics *metrics;
+    const struct gateways *gateways; /* sys.gateways */
 };
 
 /* The request handler of struct conns (conn_request_fn); arg is a struct

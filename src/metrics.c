@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "gateways.h"
 #include "log.h"
 #include "version.h"
 
@@ -189,22 +190,58 @@ static int add_gateways(struct evbuffer *out, const struct metrics_view *v)
     return rc;
 }
 
-/* Failovers away from each gateway (issue 13, "Routing"). */
-static int add_gateway_failovers(struct evbuffer *out,
-                                 const struct metrics_view *v)
+/* One sample of a per-gateway family; nothing for a value < 0 (not
+ * probed, not registering, or unknown yet). */
+static int add_gateway_sample(struct evbuffer *out, const char *name,
+                              const char *gateway, long long value)
 {
-    static const char name[] = "ctid_gateway_failovers_total";
-    if (v->gateway_failovers == NULL)
+    if (value < 0)
         return 0;
-    int rc = add_head(out, name, "counter",
-                      "Calls moved on to their next to_uri entry after a "
-                      "failure at this gateway.");
-    for (size_t i = 0; i < v->n_gateways && rc == 0; i++)
-        if (evbuffer_add_printf(out, "%s{gateway=\"", name) < 0 ||
-            add_label_value(out, v->gateways[i].name) < 0 ||
-            evbuffer_add_printf(out, "\"} %" PRIu64 "\n",
-                                v->gateway_failovers[i]) < 0)
-            rc = -1;
+    if (evbuffer_add_printf(out, "%s{gateway=\"", name) < 0 ||
+        add_label_value(out, gateway) < 0 ||
+        evbuffer_add_printf(out, "\"} %lld\n", value) < 0)
+        return -1;
+    return 0;
+}
+
+/* Issue 13's health families: up and registered only for gateways that
+ * are probed or registering, once known. */
+static int add_gateway_health(struct evbuffer *out,
+                              const struct metrics_view *v)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"ctid_gateway_up", "gauge",
+         "1 when the gateway answers OPTIONS, 0 when two pings in a row "
+         "went unanswered; absent when not probed or not known yet."},
+        {"ctid_gateway_registered", "gauge",
+         "1 when registered, 0 when the registration was refused or "
+         "failed; absent when not registering or not known yet."},
+        {"ctid_gateway_calls", "gauge",
+         "Calls in progress (and constructs holding a slot) per gateway."},
+        {"ctid_gateway_failovers_total", "counter",
+         "Calls moved on from this gateway to the next to_uri entry."},
+    };
+    int rc = 0;
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        rc |= add_head(out, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; i < v->n_gateways; i++) {
+            const struct gateway_state *s =
+                v->gateway_states ? &v->gateway_states[i] : NULL;
+            long long val = -1;
+            if (f == 0 && s != NULL)
+                val = s->up;
+            else if (f == 1 && s != NULL)
+                val = s->registered;
+            else if (f == 2 && v->gateway_calls != NULL)
+                val = (long long)v->gateway_calls[i];
+            else if (f == 3 && v->gateway_failovers != NULL)
+                val = (long long)v->gateway_failovers[i];
+            rc |= add_gateway_sample(out, fam[f].name, v->gateways[i].name,
+                                     val);
+        }
+    }
     return rc;
 }
 
@@ -257,7 +294,7 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
     rc |= add_u64(out, "ctid_active_calls", "gauge",
                   "Calls constructed and not yet released.", v->active_calls);
     rc |= add_gateways(out, v);
-    rc |= add_gateway_failovers(out, v);
+    rc |= add_gateway_health(out, v);
     rc |= add_histogram(out, m);
     rc |= add_u64(out, "ctid_rtp_packets_sent_total", "counter",
                   "RTP packets sent, counted when each stream finishes "

@@ -126,6 +126,11 @@ static void server_reload(struct server *srv)
         strcmp(old_token, srv->conf.auth_token) != 0)
         conns_revoke_auth(&srv->conns);
     calls_reload(&srv->calls, (const char(*)[64])old_names, n_old);
+    gateways_reload(&srv->gateways);
+    gateways_resolve(&srv->conf);
+    if (sip_gateways_update(srv->sip, &srv->conf) < 0)
+        log_error("SIGHUP: out of memory: registrations and OPTIONS pings "
+                  "keep the previous gateways");
     log_set_level((enum log_level)log_level_parse(srv->conf.log_level));
     log_info("SIGHUP: configuration reloaded from %s: %u change(s) applied",
              srv->source.path[0] ? srv->source.path : "(flags only)",
@@ -203,6 +208,17 @@ static void server_on_call_gone(void *arg, uint64_t creator_conn)
     conns_call_released(&srv->conns, creator_conn);
 }
 
+/* sip_start's event callback: a gateway's health to gateways.c, every
+ * other event to its call. */
+static void server_on_sip_event(void *arg, const struct sip_event *ev)
+{
+    struct server *srv = arg;
+    if (ev->type == SIP_EV_GATEWAY)
+        gateways_on_sip_event(&srv->gateways, ev);
+    else
+        calls_on_sip_event(&srv->calls, ev);
+}
+
 /* What /metrics and /healthz show, read at scrape time. */
 static void server_metrics_view(void *arg, struct metrics_view *v)
 {
@@ -214,6 +230,7 @@ static void server_metrics_view(void *arg, struct metrics_view *v)
     v->gateway_calls = srv->calls.gateway_calls;
     v->gateway_failovers = srv->calls.gateway_failovers;
     v->n_gateways = srv->conf.n_gateways;
+    v->gateway_states = srv->gateways.gw;
     v->stopping = srv->stopping;
     media_stats(srv->media, &v->rtp_sent, &v->rtp_late);
 }
@@ -244,6 +261,13 @@ static struct call_deps server_call_deps(struct server *srv)
                               .metrics = &srv->metrics};
 }
 
+/* env.gateway_usable of the call table: gateways.c's health. */
+static bool server_gateway_usable(void *arg, int gateway, char *why,
+                                  size_t len)
+{
+    return gateway < 0 || gateways_usable(arg, (size_t)gateway, why, len);
+}
+
 /* ---- start-up, one subsystem after the other ---------------------------- */
 
 /* The call table (before anything can fail, so server_free is safe), the
@@ -254,10 +278,15 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
     struct calls_events events = {server_deliver_event, server_on_call_gone,
                                   srv};
     calls_init(&srv->calls, &deps, &server_call_ops, &events);
+    /* construct and failover skip a gateway gateways.c says is down */
+    srv->calls.env.gateway_usable = server_gateway_usable;
+    srv->calls.env.gateway_usable_arg = &srv->gateways;
     struct conn_deps cd = {.conf = &srv->conf, .journal = &srv->journal,
                            .ledger = &srv->ledger, .metrics = &srv->metrics};
     conns_init(&srv->conns, &cd, methods_on_request, &srv->methods);
+    gateways_init(&srv->gateways, &srv->conf);
     srv->methods = (struct methods){.conf = &srv->conf, .calls = &srv->calls,
+                                    .gateways = &srv->gateways,
                                     .conns = &srv->conns,
                                     .metrics = &srv->metrics};
     signal(SIGPIPE, SIG_IGN);
@@ -340,11 +369,12 @@ static int server_recover_start_sip(struct server *srv, char *err,
             if (orphans[i].has_dialog)
                 dialogs[n_dialogs++] = orphans[i].dialog;
     ledger_calls_free(orphans, n_orphans);
-    srv->sip = sip_start(&srv->conf, srv->base, calls_on_sip_event,
-                         &srv->calls, dialogs, n_dialogs, err, errlen);
+    srv->sip = sip_start(&srv->conf, srv->base, server_on_sip_event, srv,
+                         dialogs, n_dialogs, err, errlen);
     free(dialogs);
     if (srv->sip == NULL)
         return -1;
+    gateways_resolve(&srv->conf);
     struct call_deps deps = server_call_deps(srv);
     calls_set_deps(&srv->calls, &deps);
     /* Every orphan is dealt with: start the ledger afresh. */

@@ -13,6 +13,7 @@
 #include "calls.h"
 #include "cdr.h"
 #include "conf.h"
+#include "gateways.h"
 #include "journal.h"
 #include "ledger.h"
 #include "metrics.h"
@@ -33,6 +34,7 @@ struct server {
     struct conns conns;            /* listener, connections, their output */
     struct methods methods;        /* what the method handlers work on */
     struct calls calls;            /* every call (calls.h) */
+    struct gateways gateways;      /* each gateway's health (gateways.h) */
     struct event *sig_int;         /* SIGINT / SIGTERM: stop */
     struct event *sig_term;
     struct sip *sip;

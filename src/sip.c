@@ -3,7 +3,7 @@
  * sofia-sip runs its own su_root loop and offers libevent no descriptor to
  * watch, so nua lives on a thread of its own (docs/architecture.md records
  * the measurement behind that choice). Two struct queue carry everything
- * across: commands (struct sip_cmd: INVITE, HANGUP, STOP) from the main
+ * across: commands (struct sip_cmd: INVITE, HANGUP, GATEWAYS, STOP) from the main
  * loop to this thread, watched by su_root through the queue's eventfd,
  * and events (struct sip_event: PROGRESS, ANSWERED, FAILED, ENDED,
  * MEDIA, SESSION_LOST, DIALOG) back, watched by libevent. The start-up
@@ -13,8 +13,9 @@
  * tear-down), the nua stack and its callback, the command queue's reader
  * and the event queue's writer, and the main loop's side (sip_start,
  * sip_stop, sip_invite, sip_hangup). One call's INVITE is sip_leg.c's,
- * its established dialog sip_dialog.c's, crash recovery sip_recover.c's
- * (all share src/sip_int.h). The main loop only ever names a leg by
+ * its established dialog sip_dialog.c's, crash recovery sip_recover.c's,
+ * the gateways' REGISTER and OPTIONS sip_gateway.c's (all share
+ * src/sip_int.h). The main loop only ever names a leg by
  * call_id. */
 #include "sip_int.h"
 
@@ -82,12 +83,19 @@ static int sip_on_commands(struct sip *s, su_wait_t *w, void *arg)
                 sip_leg_invite(s, cmd.invite);
             sip_invite_free(cmd.invite);
             break;
+        case SIP_CMD_GATEWAYS:
+            if (!s->shutting_down)
+                sip_gateways_apply(s, cmd.gateways);
+            explicit_bzero(cmd.gateways, sizeof *cmd.gateways);
+            free(cmd.gateways);
+            break;
         case SIP_CMD_HANGUP:
             sip_leg_hangup(s, cmd.call_id);
             break;
         case SIP_CMD_STOP:
             if (!s->shutting_down) {
                 s->shutting_down = true;
+                sip_gateways_stop(s);
                 /* nua_shutdown ends every dialog it still holds, but waits
                  * for transactions a silent peer never answers (Timer B,
                  * up to 32 s): a stopping daemon gives them
@@ -133,6 +141,9 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
                          struct sip_leg *leg, sip_t const *sip,
                          tagi_t tags[])
 {
+    if (leg == NULL && !nua_event_is_incoming_request(event) &&
+        sip_gateways_on_response(s, event, status, phrase, nh, sip))
+        return; /* REGISTER and OPTIONS of the gateways (sip_gateway.c) */
     if (leg == NULL && nua_event_is_incoming_request(event)) {
         /* Not one of ctid's calls: answered and released, nothing else. */
         sipguard_on_stray_request(nua, event, status, nh, sip);
@@ -278,6 +289,7 @@ static bool sip_thread_setup(struct sip *s, char *host, size_t hostlen)
                  "sofia-sip: cannot watch the command queue");
         return false;
     }
+    sip_gateways_start(s);
     return true;
 }
 
@@ -305,6 +317,7 @@ static void sip_thread_teardown(struct sip *s, bool ran)
             su_timer_destroy(s->stop_timer);
         su_root_deregister(s->root, s->commands_index);
     }
+    sip_gateways_free(s);
     if (s->nua != NULL)
         nua_destroy(s->nua);
     if (s->root != NULL) {
@@ -365,8 +378,12 @@ static void sip_free_queues(struct sip *s)
 {
     struct sip_cmd cmd;
     while (s->commands != NULL && queue_pop(s->commands, &cmd))
-        if (cmd.type == SIP_CMD_INVITE)
+        if (cmd.type == SIP_CMD_INVITE) {
             sip_invite_free(cmd.invite);
+        } else if (cmd.type == SIP_CMD_GATEWAYS) {
+            explicit_bzero(cmd.gateways, sizeof *cmd.gateways);
+            free(cmd.gateways);
+        }
     struct sip_event ev;
     while (s->events != NULL && queue_pop(s->events, &ev))
         sip_event_release(&ev);
@@ -447,6 +464,22 @@ int sip_invite(struct sip *s, const struct sip_invite *inv)
     *cmd.invite = *inv;
     if (queue_push(s->commands, &cmd) < 0) {
         sip_invite_free(cmd.invite);
+        return -1;
+    }
+    return 0;
+}
+
+int sip_gateways_update(struct sip *s, const struct conf *conf)
+{
+    struct sip_cmd cmd = {.type = SIP_CMD_GATEWAYS};
+    cmd.gateways = malloc(sizeof *cmd.gateways);
+    if (cmd.gateways == NULL)
+        return -1;
+    cmd.gateways->n = conf->n_gateways;
+    memcpy(cmd.gateways->g, conf->gateways, sizeof cmd.gateways->g);
+    if (queue_push(s->commands, &cmd) < 0) {
+        explicit_bzero(cmd.gateways, sizeof *cmd.gateways);
+        free(cmd.gateways);
         return -1;
     }
     return 0;

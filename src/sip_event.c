@@ -4,6 +4,7 @@
  * same events for their stand-ins. */
 #include "sip.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,31 @@ int sip_event_dialog(struct sip_event *ev, uint64_t call_id,
     return 0;
 }
 
+struct sip_event sip_event_gateway(unsigned index, const char *name,
+                                   enum sip_gw_change what, int status,
+                                   bool local)
+{
+    struct sip_event ev = {.type = SIP_EV_GATEWAY, .call_id = 0};
+    ev.gateway.index = index;
+    snprintf(ev.gateway.name, sizeof ev.gateway.name, "%s", name);
+    ev.gateway.what = what;
+    ev.gateway.status = status;
+    ev.gateway.local = local;
+    return ev;
+}
+
+const char *sip_gw_change_name(enum sip_gw_change what)
+{
+    switch (what) {
+    case SIP_GW_REGISTERED: return "registered";
+    case SIP_GW_REFUSED: return "refused";
+    case SIP_GW_REG_FAILED: return "failed";
+    case SIP_GW_UP: return "up";
+    case SIP_GW_DOWN: return "down";
+    }
+    return "?";
+}
+
 void sip_event_release(struct sip_event *ev)
 {
     if (ev->type == SIP_EV_DIALOG) {
@@ -95,6 +121,7 @@ const char *sip_event_name(enum sip_event_type type)
     case SIP_EV_MEDIA: return "MEDIA";
     case SIP_EV_SESSION_LOST: return "SESSION_LOST";
     case SIP_EV_DIALOG: return "DIALOG";
+    case SIP_EV_GATEWAY: return "GATEWAY";
     }
     return "?";
 }

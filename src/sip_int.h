@@ -1,5 +1,5 @@
 /* sip_int: private to the SIP module (sip.c, sip_leg.c, sip_dialog.c,
- * sip_recover.c), never included elsewhere. Defines struct sip (one per
+ * sip_recover.c, sip_gateway.c), never included elsewhere. Defines struct sip (one per
  * daemon, made by sip_start, freed by sip_stop), struct sip_leg (one per
  * INVITE dialog, owned by the SIP thread's legs map from the INVITE
  * command until nua's terminated state, freed by sip_leg_free), the
@@ -41,7 +41,19 @@ struct sip_leg;
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/tport_tag.h>
 
-enum sip_cmd_type { SIP_CMD_INVITE, SIP_CMD_HANGUP, SIP_CMD_STOP };
+enum sip_cmd_type {
+    SIP_CMD_INVITE,
+    SIP_CMD_HANGUP,
+    SIP_CMD_GATEWAYS,
+    SIP_CMD_STOP
+};
+
+/* GATEWAYS: the gateway list after a SIGHUP, a heap copy (passwords
+ * included); the SIP thread's once popped, wiped and freed by it. */
+struct sip_gateway_list {
+    size_t n;
+    struct conf_gateway g[CONF_MAX_GATEWAYS];
+};
 
 /* A command from the main loop: one small struct per kind. */
 struct sip_cmd {
@@ -52,6 +64,7 @@ struct sip_cmd {
          * sip_invite_free when the INVITE is out. */
         struct sip_invite *invite;
         uint64_t call_id; /* HANGUP */
+        struct sip_gateway_list *gateways; /* GATEWAYS */
         /* STOP: nothing */
     };
 };
@@ -86,6 +99,8 @@ struct sip_leg {
     struct sip_leg *prev, *next; /* on s->detached */
 };
 
+struct sip_gw;
+
 struct sip {
     struct conf conf;           /* a copy: SIGHUP edits the server's */
     pthread_t thread;
@@ -104,6 +119,9 @@ struct sip {
     struct sip_leg *detached;   /* failed attempts nua still holds */
     bool shutting_down;
     su_timer_t *stop_timer;     /* bounds the wait for nua_shutdown */
+    struct sip_gw *gws[CONF_MAX_GATEWAYS]; /* registration and OPTIONS per
+                                   gateway, in s->conf's order (sip_gateway.c) */
+    size_t n_gws;
     /* Start-up handshake: the thread writes these, then posts started
      * once; sip_start reads them after its wait. */
     sem_t started;
@@ -164,6 +182,25 @@ void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
                              const char *what, int status,
                              const char *phrase, const sip_t *sip,
                              bool local);
+
+/* ---- sip_gateway.c: registration and OPTIONS pings per gateway -------- */
+
+/* After nua starts: REGISTER and OPTIONS schedules for s->conf's
+ * gateways. */
+void sip_gateways_start(struct sip *s);
+/* The GATEWAYS command: l replaces s->conf's gateways (l stays the
+ * caller's). */
+void sip_gateways_apply(struct sip *s, const struct sip_gateway_list *l);
+/* Is nh one of the gateways' handles? Then the response is theirs:
+ * nua_r_register, nua_r_unregister, nua_r_options. */
+bool sip_gateways_on_response(struct sip *s, nua_event_t event, int status,
+                              const char *phrase, nua_handle_t *nh,
+                              const sip_t *sip);
+/* Shutdown (before nua_shutdown, which sends the un-REGISTERs): no more
+ * retries or pings. */
+void sip_gateways_stop(struct sip *s);
+/* Tear-down: frees what is left (handles: nua_destroy's). */
+void sip_gateways_free(struct sip *s);
 
 /* ---- sip_recover.c: crash recovery, before nua starts ------------------ */
 

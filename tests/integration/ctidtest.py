@@ -279,8 +279,9 @@ def rtp_range(width=200):
 class Ctid:
     """The daemon under test with a generated config.
 
-    gateways: list of dicts with name, port, and optional host, max_calls,
-    username, password. conf: extra/overriding top-level keys.
+    gateways: list of dicts with name, port, and optional host and any other
+    gateway key (max_calls, username, password, register ...). conf:
+    extra/overriding top-level keys.
     """
 
     def __init__(self, t, name="ctid", gateways=(), conf=None, extra_args=(),
@@ -325,9 +326,9 @@ class Ctid:
             lines.append("[gateway %s]" % gw["name"])
             lines.append("host = %s" % gw.get("host", HOST))
             lines.append("port = %d" % gw["port"])
-            for k in ("max_calls", "username", "password"):
-                if k in gw:
-                    lines.append("%s = %s" % (k, gw[k]))
+            for k, v in gw.items():   # max_calls, username, register ...
+                if k not in ("name", "host", "port"):
+                    lines.append("%s = %s" % (k, v))
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 

@@ -129,6 +129,12 @@ static const struct key_case gateway_cases[] = {
      "username: longer than 127 bytes", NULL},
     {"password", NULL, "pa#ss", "(set)", LONG_256,
      "password: longer than 127 bytes", NULL},
+    {"register", "no", "yes", "yes", "maybe",
+     "register: expected yes or no, got 'maybe'", NULL},
+    {"register_expires", "600", "10", "10", "9",
+     "register_expires: 9 is outside 10..86400", NULL},
+    {"options_interval", "0", "2", "2", "3601",
+     "options_interval: 3601 is outside 0..3600", NULL},
 };
 
 #define N_TOP (sizeof top_cases / sizeof top_cases[0])
@@ -289,7 +295,9 @@ static void test_gateway_keys(void **state)
     unlink(path);
     char *out = printed(&c);
     assert_non_null(strstr(out, "\n\n[gateway g]\nhost = \nport = 5060\n"
-                                "max_calls = 0\n"));
+                                "max_calls = 0\nregister = no\n"
+                                "register_expires = 600\n"
+                                "options_interval = 0\n"));
     assert_null(strstr(out, "username"));
     assert_null(strstr(out, "password"));
     free(out);
@@ -323,6 +331,25 @@ static void test_gateway_keys(void **state)
 /* What SIGHUP does with each key changed alone: a reloadable key is copied
  * and logged in its own words, any other is kept and logged as taking a
  * restart. */
+/* register = yes without credentials: refused with the reason. */
+static void test_register_needs_credentials(void **state)
+{
+    (void)state;
+    struct conf c;
+    char err[512];
+    const char *path = write_file("[gateway t1]\nhost = 10.0.0.1\n"
+                                  "register = yes\n");
+    conf_defaults(&c);
+    assert_int_equal(conf_load_file(&c, path, err, sizeof err), 0);
+    unlink(path);
+    assert_int_equal(conf_validate(&c, err, sizeof err), -1);
+    assert_string_equal(err, "[gateway t1]: register = yes needs username "
+                             "and password (the registrar's credentials)");
+    snprintf(c.gateways[0].username, sizeof c.gateways[0].username, "u");
+    snprintf(c.gateways[0].password, sizeof c.gateways[0].password, "p");
+    assert_int_equal(conf_validate(&c, err, sizeof err), 0);
+}
+
 static void test_reload_classification(void **state)
 {
     (void)state;
@@ -424,8 +451,10 @@ static void test_print_every_key_set(void **state)
         "journal_max_age = 60\nshutdown_grace = 0\nauth_token = (set)\n"
         "allow_unlisted_gateways = yes\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
-        "username = alice\npassword = (set)\n"
-        "\n[gateway b b]\nhost = example.com\nport = 5060\nmax_calls = 0\n");
+        "username = alice\npassword = (set)\nregister = no\n"
+        "register_expires = 600\noptions_interval = 0\n"
+        "\n[gateway b b]\nhost = example.com\nport = 5060\nmax_calls = 0\n"
+        "register = no\nregister_expires = 600\noptions_interval = 0\n");
     free(out);
 }
 
@@ -463,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_good_and_bad_values),
         cmocka_unit_test(test_file_messages),
         cmocka_unit_test(test_gateway_keys),
+        cmocka_unit_test(test_register_needs_credentials),
         cmocka_unit_test(test_reload_classification),
         cmocka_unit_test(test_print_every_key_set),
         cmocka_unit_test(test_print_defaults),
