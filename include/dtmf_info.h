@@ -29,10 +29,14 @@ enum dtmf_info_result {
  * without case, white space around both ignored); Signal is the key, the
  * other lines (Duration) are not read. application/dtmf: the body is the
  * key. In both the key is one character 0-9 * # A-D (a-d too) or the
- * event code 0-15 in decimal, so "10" is '*' and "11" is '#', as
- * Asterisk reads them (its chan_sip takes either form in either type; its
- * own INFO sender writes the character, Cisco gateways write the
- * character for dtmf-relay). Flash ("!" or 16) is not a key. */
+ * RFC 4733 event code 0-15 in decimal, so "10" is '*' and "11" is '#'.
+ * That is what the senders do: Cisco gateways (and baresip) write
+ * dtmf-relay's Signal as the character ("Signal=#" or "Signal= #");
+ * Asterisk's chan_sip writes dtmf-relay with the character but its
+ * application/dtmf ("shortinfo") with the event code ("11\r\n" for #),
+ * and reads either form in either type, as this does; SEMS-based
+ * switches (yeti) write the event code in both ("Signal=11", LF line
+ * ends). Flash ("!" or 16) is not a key. */
 enum dtmf_info_result dtmf_info_parse(const char *content_type,
                                       const char *body, size_t len,
                                       char *key, const char **why);
