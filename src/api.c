@@ -1,7 +1,8 @@
 /* api: the params of the contract's methods (§3, §7). Checks every param of
  * construct and turns it into C values, so that nothing past this point
  * deals with JSON or with a bad value; formats and reads res_ids. Every
- * refusal is -32602 with a message naming the param. */
+ * refusal is -32602 with a message naming the param. Also parses issue
+ * 14's keys, progress and request_key, which nothing acts on yet. */
 #include "api.h"
 
 #include <inttypes.h>
@@ -16,6 +17,8 @@
 #define API_MAX_RING 3600
 #define API_MAX_USER_DATA 4096
 #define API_RES_ID_INFIX "-ext.notify_call-"
+/* The params of issue 14 are named only: no position in array params. */
+#define API_NAMED_ONLY ((size_t)-1)
 
 static int api_bad(struct rpc_error *err, const char *param, const char *why)
 {
@@ -161,6 +164,161 @@ static int api_parse_user_data(json_t *v, char **out, struct rpc_error *err)
     return 0;
 }
 
+/* ---- issue 14: keys, progress, request_key ---------------------------- */
+
+/* A refusal inside keys names the field in its message; the param is
+ * "keys" (rpc_fail reads no param from "keys.max"). */
+static int api_keys_param(struct rpc_error *err)
+{
+    snprintf(err->param, sizeof err->param, "keys");
+    return -1;
+}
+
+static int api_keys_bad(struct rpc_error *err, const char *field,
+                        const char *why)
+{
+    rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: keys.%s: %s", field,
+             why);
+    return api_keys_param(err);
+}
+
+/* An optional bool: true or false; absent and null are dflt. */
+static int api_parse_bool(json_t *v, bool dflt, bool *out)
+{
+    if (api_absent(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_boolean(v))
+        return -1;
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* keys.end: one key, a-d read as A-D. */
+static int api_parse_keys_end(json_t *v, char *out, struct rpc_error *err)
+{
+    if (api_absent(v))
+        return 0;
+    const char *s = json_string_value(v);
+    char c = s != NULL && json_string_length(v) == 1 ? s[0] : '\0';
+    if (c >= 'a' && c <= 'd')
+        c = (char)(c - 'a' + 'A');
+    if (!keys_valid(c))
+        return api_keys_bad(err, "end", "must be one key of 0-9 * # A-D");
+    *out = c;
+    return 0;
+}
+
+/* keys.then: a play_content, refused as play_content would be, under its
+ * own name. */
+static int api_parse_keys_then(json_t *v, struct api_keys *k,
+                               struct rpc_error *err)
+{
+    if (api_absent(v))
+        return 0;
+    if (playlist_parse(v, &k->then, err) == 0) {
+        k->rules.then = true;
+        return 0;
+    }
+    static const char from[] = "invalid params: play_content";
+    if (err->code != RPC_INVALID_PARAMS
+        || strncmp(err->message, from, sizeof from - 1) != 0)
+        return -1;
+    struct rpc_error why = *err;
+    rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: keys.then%s",
+             why.message + sizeof from - 1);
+    return api_keys_param(err);
+}
+
+static int api_keys_known(json_t *keys, struct rpc_error *err)
+{
+    static const char *const known[] = {"max", "end", "stop_play",
+                                        "wait_seconds", "then", "inband"};
+    const char *name;
+    json_t *v;
+    json_object_foreach(keys, name, v) {
+        size_t i = 0;
+        while (i < sizeof known / sizeof known[0]
+               && strcmp(name, known[i]) != 0)
+            i++;
+        if (i == sizeof known / sizeof known[0]) {
+            rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: keys: "
+                     "unknown field \"%.40s\"", name);
+            return api_keys_param(err);
+        }
+    }
+    return 0;
+}
+
+static int api_parse_keys(json_t *v, struct api_construct *out,
+                          struct rpc_error *err)
+{
+    if (api_absent(v))
+        return 0;
+    if (!json_is_object(v))
+        return api_bad(err, "keys", "must be an object or null");
+    if (api_keys_known(v, err) < 0)
+        return -1;
+
+    struct api_keys *k = &out->keys;
+    keys_rules_default(&k->rules);
+    if (api_parse_uint(json_object_get(v, "max"), "keys.max", 1, KEYS_MAX,
+                       KEYS_DEFAULT_MAX, &k->rules.max, err) < 0
+        || api_parse_uint(json_object_get(v, "wait_seconds"),
+                          "keys.wait_seconds", 0, KEYS_MAX_WAIT,
+                          KEYS_DEFAULT_WAIT, &k->rules.wait_seconds, err) < 0)
+        return api_keys_param(err);
+    if (api_parse_keys_end(json_object_get(v, "end"), &k->rules.end, err) < 0)
+        return -1;
+    if (api_parse_bool(json_object_get(v, "stop_play"), true,
+                       &k->rules.stop_play) < 0)
+        return api_keys_bad(err, "stop_play", "must be true or false");
+    if (api_parse_bool(json_object_get(v, "inband"), false, &k->inband) < 0)
+        return api_keys_bad(err, "inband", "must be true or false");
+    if (api_parse_keys_then(json_object_get(v, "then"), k, err) < 0)
+        return -1;
+    out->has_keys = true;
+    return 0;
+}
+
+static int api_parse_request_key(json_t *v, char *out, struct rpc_error *err)
+{
+    if (api_absent(v))
+        return 0;
+    if (!json_is_string(v))
+        return api_bad(err, "request_key", "must be a string");
+    size_t len = json_string_length(v);
+    if (len == 0)
+        return api_bad(err, "request_key", "empty");
+    if (len > API_REQUEST_KEY_MAX)
+        return rpc_fail(err, RPC_INVALID_PARAMS, "invalid params: "
+                        "request_key: longer than %d bytes",
+                        API_REQUEST_KEY_MAX);
+    const char *s = json_string_value(v);
+    if (memchr(s, '\0', len) != NULL)
+        return api_bad(err, "request_key", "NUL in text");
+    memcpy(out, s, len + 1);
+    return 0;
+}
+
+/* The params of issue 14, all optional: absent, they leave out as the
+ * params before them made it. */
+static int api_parse_issue14(json_t *params, struct api_construct *out,
+                             struct rpc_error *err)
+{
+    if (api_parse_keys(rpc_param(params, "keys", API_NAMED_ONLY), out,
+                       err) < 0
+        || api_parse_request_key(rpc_param(params, "request_key",
+                                           API_NAMED_ONLY),
+                                 out->request_key, err) < 0)
+        return -1;
+    if (api_parse_bool(rpc_param(params, "progress", API_NAMED_ONLY), false,
+                       &out->progress) < 0)
+        return api_bad(err, "progress", "must be true or false");
+    return 0;
+}
+
 int api_parse_construct(json_t *params, unsigned default_max_ring,
                         struct api_construct *out, struct rpc_error *err)
 {
@@ -182,7 +340,8 @@ int api_parse_construct(json_t *params, unsigned default_max_ring,
                           "max_ring_seconds", 1, API_MAX_RING,
                           default_max_ring, &out->max_ring_seconds, err) < 0
         || api_parse_user_data(rpc_param(params, "user_data", 5),
-                               &out->user_data, err) < 0)
+                               &out->user_data, err) < 0
+        || api_parse_issue14(params, out, err) < 0)
         return -1;
     return 0;
 }
@@ -190,6 +349,7 @@ int api_parse_construct(json_t *params, unsigned default_max_ring,
 void api_construct_free(struct api_construct *c)
 {
     playlist_free(&c->playlist);
+    playlist_free(&c->keys.then);
     free(c->user_data);
     c->user_data = NULL;
 }

@@ -666,6 +666,240 @@ static void test_client_construct(void **state)
     json_decref(p);
 }
 
+/* Issue 14's params absent (or null): the result is what it was before
+ * them, field for field, and the new fields are zero. */
+static void test_issue14_absent(void **state)
+{
+    (void)state;
+    json_t *p = with("x", NULL);
+    struct api_construct c;
+    parse_ok(p, &c);
+    assert_false(c.has_keys);
+    assert_false(c.progress);
+    assert_string_equal(c.request_key, "");
+    assert_int_equal(c.keys.then.n, 0);
+    struct api_keys zero;
+    memset(&zero, 0, sizeof zero);
+    assert_memory_equal(&c.keys, &zero, sizeof zero);
+    api_construct_free(&c);
+    json_decref(p);
+
+    p = tu_json("{\"to_uri\":\"1@gw\",\"play_content\":\"a.wav\","
+                "\"keys\":null,\"progress\":null,\"request_key\":null}");
+    parse_ok(p, &c);
+    assert_false(c.has_keys);
+    assert_false(c.progress);
+    assert_string_equal(c.request_key, "");
+    assert_memory_equal(&c.keys, &zero, sizeof zero);
+    api_construct_free(&c);
+    json_decref(p);
+
+    /* Positional params have no place for them: a seventh element is
+     * ignored as before. */
+    p = tu_json("[null,\"1@gw\",\"a.wav\",1,30,\"ud\",{\"max\":0},true]");
+    parse_ok(p, &c);
+    assert_false(c.has_keys);
+    assert_false(c.progress);
+    api_construct_free(&c);
+    json_decref(p);
+}
+
+static void test_keys_defaults(void **state)
+{
+    (void)state;
+    json_t *p = with("keys", tu_json("{}"));
+    struct api_construct c;
+    parse_ok(p, &c);
+    assert_true(c.has_keys);
+    assert_int_equal(c.keys.rules.max, 1);
+    assert_int_equal(c.keys.rules.end, '\0');
+    assert_true(c.keys.rules.stop_play);
+    assert_int_equal(c.keys.rules.wait_seconds, 5);
+    assert_false(c.keys.rules.then);
+    assert_false(c.keys.inband);
+    assert_int_equal(c.keys.then.n, 0);
+    api_construct_free(&c);
+    json_decref(p);
+
+    /* Nulls inside are defaults too. */
+    p = with("keys", tu_json("{\"max\":null,\"end\":null,\"stop_play\":null,"
+                             "\"wait_seconds\":null,\"then\":null,"
+                             "\"inband\":null}"));
+    parse_ok(p, &c);
+    assert_true(c.has_keys);
+    assert_int_equal(c.keys.rules.max, 1);
+    assert_true(c.keys.rules.stop_play);
+    assert_int_equal(c.keys.rules.wait_seconds, 5);
+    api_construct_free(&c);
+    json_decref(p);
+}
+
+static void test_keys_given(void **state)
+{
+    (void)state;
+    json_t *p = with("keys", tu_json("{\"max\":32,\"end\":\"#\","
+                                     "\"stop_play\":false,"
+                                     "\"wait_seconds\":0,"
+                                     "\"then\":[[\"thanks.wav\",0],"
+                                     "[\"123\",1]],\"inband\":true}"));
+    struct api_construct c;
+    parse_ok(p, &c);
+    assert_true(c.has_keys);
+    assert_int_equal(c.keys.rules.max, 32);
+    assert_int_equal(c.keys.rules.end, '#');
+    assert_false(c.keys.rules.stop_play);
+    assert_int_equal(c.keys.rules.wait_seconds, 0);
+    assert_true(c.keys.rules.then);
+    assert_true(c.keys.inband);
+    assert_int_equal(c.keys.then.n, 2);
+    assert_string_equal(c.keys.then.items[0].content, "thanks.wav");
+    assert_int_equal(c.keys.then.items[1].type, PLAY_DIGITS);
+    /* The prompt itself is untouched. */
+    assert_int_equal(c.playlist.n, 1);
+    assert_string_equal(c.playlist.items[0].content, "a.wav");
+    api_construct_free(&c);
+    json_decref(p);
+
+    /* Lenient integers as elsewhere, a string then, a lower-case end. */
+    p = with("keys", tu_json("{\"max\":\"4\",\"wait_seconds\":60.0,"
+                             "\"end\":\"d\",\"then\":\"ok.wav\"}"));
+    parse_ok(p, &c);
+    assert_int_equal(c.keys.rules.max, 4);
+    assert_int_equal(c.keys.rules.wait_seconds, 60);
+    assert_int_equal(c.keys.rules.end, 'D');
+    assert_int_equal(c.keys.then.n, 1);
+    api_construct_free(&c);
+    json_decref(p);
+}
+
+/* Refused with -32602, the field in the message and param "keys". */
+static void assert_keys_refused(const char *keys, const char *message)
+{
+    json_t *p = with("keys", tu_json(keys));
+    struct api_construct c;
+    struct rpc_error err;
+    assert_int_equal(api_parse_construct(p, DEFAULT_RING, &c, &err), -1);
+    assert_int_equal(err.code, RPC_INVALID_PARAMS);
+    assert_string_equal(err.message, message);
+    assert_string_equal(err.param, "keys");
+    api_construct_free(&c);
+    json_decref(p);
+}
+
+static void test_keys_refused(void **state)
+{
+    (void)state;
+    assert_refused_with("keys", json_string("1"),
+                        "invalid params: keys: must be an object or null");
+    assert_refused_with("keys", json_true(),
+                        "invalid params: keys: must be an object or null");
+    assert_refused_with("keys", tu_json("[1]"),
+                        "invalid params: keys: must be an object or null");
+    assert_keys_refused("{\"max\":0}", "invalid params: keys.max: must be "
+                        "between 1 and 32");
+    assert_keys_refused("{\"max\":33}", "invalid params: keys.max: must be "
+                        "between 1 and 32");
+    assert_keys_refused("{\"max\":1.5}", "invalid params: keys.max: must be "
+                        "an integer");
+    assert_keys_refused("{\"max\":true}", "invalid params: keys.max: must "
+                        "be an integer");
+    assert_keys_refused("{\"wait_seconds\":61}", "invalid params: "
+                        "keys.wait_seconds: must be between 0 and 60");
+    assert_keys_refused("{\"wait_seconds\":-1}", "invalid params: "
+                        "keys.wait_seconds: must be between 0 and 60");
+    const char *end = "invalid params: keys.end: must be one key of 0-9 * "
+                      "# A-D";
+    assert_keys_refused("{\"end\":\"\"}", end);
+    assert_keys_refused("{\"end\":\"##\"}", end);
+    assert_keys_refused("{\"end\":\"E\"}", end);
+    assert_keys_refused("{\"end\":\"\xc3\xa9\"}", end);
+    json_t *nul = json_object();
+    json_object_set_new(nul, "end", json_stringn("\0", 1));
+    assert_refused_with("keys", nul, end);
+    assert_keys_refused("{\"end\":11}", end);
+    assert_keys_refused("{\"stop_play\":1}", "invalid params: "
+                        "keys.stop_play: must be true or false");
+    assert_keys_refused("{\"stop_play\":\"true\"}", "invalid params: "
+                        "keys.stop_play: must be true or false");
+    assert_keys_refused("{\"inband\":0}", "invalid params: keys.inband: "
+                        "must be true or false");
+    assert_keys_refused("{\"then\":[]}", "invalid params: keys.then: "
+                        "nothing to play");
+    assert_keys_refused("{\"then\":5}", "invalid params: keys.then: must be "
+                        "a string or an array");
+    assert_keys_refused("{\"then\":\"../etc/passwd\"}", "invalid params: "
+                        "keys.then: invalid file name");
+    assert_keys_refused("{\"then\":[[\"a.wav\",0],[\"x\",99]]}",
+                        "invalid params: keys.then[1]: type 99 is not "
+                        "supported");
+    assert_keys_refused("{\"maximum\":2}", "invalid params: keys: unknown "
+                        "field \"maximum\"");
+    assert_keys_refused("{\"max\":2,\"stopPlay\":false}", "invalid params: "
+                        "keys: unknown field \"stopPlay\"");
+}
+
+static void test_progress(void **state)
+{
+    (void)state;
+    json_t *p = with("progress", json_true());
+    struct api_construct c;
+    parse_ok(p, &c);
+    assert_true(c.progress);
+    assert_false(c.has_keys);
+    api_construct_free(&c);
+    json_decref(p);
+
+    p = with("progress", json_false());
+    parse_ok(p, &c);
+    assert_false(c.progress);
+    api_construct_free(&c);
+    json_decref(p);
+
+    const char *msg = "invalid params: progress: must be true or false";
+    assert_refused_with("progress", json_integer(1), msg);
+    assert_refused_with("progress", json_string("yes"), msg);
+    assert_refused_with("progress", tu_json("{}"), msg);
+}
+
+static void test_request_key(void **state)
+{
+    (void)state;
+    char key[API_REQUEST_KEY_MAX + 2];
+    memset(key, 'k', sizeof key);
+    key[API_REQUEST_KEY_MAX] = '\0';
+    json_t *p = with("request_key", json_string(key));
+    struct api_construct c;
+    parse_ok(p, &c);
+    assert_string_equal(c.request_key, key);
+    api_construct_free(&c);
+    json_decref(p);
+
+    p = with("request_key", json_string("order-42 \xe4\xb8\xad"));
+    parse_ok(p, &c);
+    assert_string_equal(c.request_key, "order-42 \xe4\xb8\xad");
+    api_construct_free(&c);
+    json_decref(p);
+
+    key[API_REQUEST_KEY_MAX] = 'k';
+    key[API_REQUEST_KEY_MAX + 1] = '\0';
+    assert_refused_with("request_key", json_string(key), "invalid params: "
+                        "request_key: longer than 128 bytes");
+    assert_refused_with("request_key", json_string(""),
+                        "invalid params: request_key: empty");
+    assert_refused_with("request_key", json_integer(42), "invalid params: "
+                        "request_key: must be a string");
+    assert_refused_with("request_key", json_stringn("a\0b", 3),
+                        "invalid params: request_key: NUL in text");
+
+    /* The param is named in the error's data. */
+    json_t *q = with("request_key", json_string(""));
+    struct rpc_error err;
+    assert_int_equal(api_parse_construct(q, DEFAULT_RING, &c, &err), -1);
+    assert_string_equal(err.param, "request_key");
+    api_construct_free(&c);
+    json_decref(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +922,12 @@ int main(void)
         cmocka_unit_test(test_lenient_ints),
         cmocka_unit_test(test_from_empty),
         cmocka_unit_test(test_client_construct),
+        cmocka_unit_test(test_issue14_absent),
+        cmocka_unit_test(test_keys_defaults),
+        cmocka_unit_test(test_keys_given),
+        cmocka_unit_test(test_keys_refused),
+        cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_request_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
