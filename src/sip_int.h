@@ -3,7 +3,8 @@
  * daemon, made by sip_start, freed by sip_stop), struct sip_leg (one per
  * INVITE dialog, owned by the SIP thread's legs map from the INVITE
  * command until nua's terminated state, freed by sip_leg_free), the
- * command message, and sofia-sip's magic types for these files. Every
+ * command message, and sofia-sip's magic types for these files (sip.c,
+ * sip_leg.c, sip_dialog.c, sip_recover.c, sip_tls.c). Every
  * function declared here runs on the SIP thread. */
 #ifndef CTID_SIP_INT_H
 #define CTID_SIP_INT_H
@@ -156,6 +157,16 @@ void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
                              const char *what, int status,
                              const char *phrase, const sip_t *sip,
                              bool local);
+
+/* ---- sip_tls.c: the TLS transport's trust, before nua starts ---------- */
+
+/* Writes state_dir/tls/cafile.pem (every tls gateway's tls_ca_file, or
+ * the system store, once each) and puts its directory, the
+ * TPTAG_CERTIFICATE sofia reads, in dir. 0, or -1 with err. */
+int sip_tls_prepare(const struct conf *c, char *dir, size_t dirlen,
+                    char *err, size_t errlen);
+/* tls_verify of the tls gateways (they agree: conf_validate). */
+bool sip_tls_verify(const struct conf *c);
 
 /* ---- sip_recover.c: crash recovery, before nua starts ------------------ */
 
