@@ -2,9 +2,10 @@
 
 Baresip (Debian baresip-core 1.0, installed by .ci/setup) runs as a child
 of the test with a private config directory (baresip -f DIR): SIP on a free
-loopback UDP port, one local account that never registers, G.711 only, no
-sound card (no audio player, no source: the phone sends no RTP, only RTCP),
-and two modules that make it testable:
+loopback UDP port, one local account (that never registers unless
+registrar is given), G.711 only, no sound card (no audio player, no
+source: the phone sends no RTP, only RTCP), and two modules that make it
+testable:
 
   ctrl_tcp  commands and events as netstrings of JSON on a loopback TCP
             port: {"command": "accept", "token": "3"} is answered with
@@ -32,6 +33,13 @@ and two modules that make it testable:
     ...
     phone.wait_event("CALL_CLOSED")
     pcm = phone.recording()                  # bytes, 16-bit LE mono 8 kHz
+
+A phone behind a registrar (tests/integration/kamailio.py) registers as
+user@registrar with a password and may answer by itself:
+
+    phone = Baresip(t, "alice", user="alice", registrar=kam.address("udp"),
+                    password="s3cret", answermode="auto").start()
+    phone.wait_registration()                # "OK", or "ERR" when refused
 
 Baresip listens on the SIP port for UDP and TCP and on port + 1 for TLS,
 so the SIP port is chosen with port + 1 free as well. Its output (-v, and
@@ -90,7 +98,13 @@ class Baresip:
     codecs: the account's audio codecs in preference order ("PCMA",
     "PCMU")."""
 
-    def __init__(self, t, name="phone", codecs=("PCMA", "PCMU"), user="phone"):
+    def __init__(self, t, name="phone", codecs=("PCMA", "PCMU"), user="phone",
+                 registrar=None, password=None, regint=60, answermode="manual"):
+        """registrar: None (the account never registers) or "HOST:PORT"
+        (e.g. kamailio.address("udp")): the account is user@registrar,
+        registers there every regint seconds with password (events
+        REGISTER_OK / REGISTER_FAIL). answermode: "manual" (the test
+        accepts) or "auto"."""
         self.t = t
         self.name = name
         self.user = user
@@ -146,8 +160,13 @@ class Baresip:
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write("\n".join(conf) + "\n")
         # regint=0: never registers; answermode=manual: the test accepts
-        acc = "<sip:%s@%s>;regint=0;answermode=manual;audio_codecs=%s" % (
-            user, HOST, ",".join(codecs))
+        if registrar is None:
+            acc = "<sip:%s@%s>;regint=0" % (user, HOST)
+        else:
+            acc = "<sip:%s@%s>;regint=%d" % (user, registrar, regint)
+            if password is not None:
+                acc += ";auth_pass=%s" % password
+        acc += ";answermode=%s;audio_codecs=%s" % (answermode, ",".join(codecs))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
             f.write(acc + "\n")
 
@@ -290,6 +309,29 @@ class Baresip:
                     return None
                 self.cond.wait(min(left, 0.2))
             return self._responses.pop(token)
+
+    def registration(self):
+        """The account's registration state as reginfo shows it: "OK"
+        (registered), "ERR" (refused or failed: the reason is in the log as
+        "reg: AOR: CODE REASON"), another word while it is trying, or None
+        (no answer, or an account that does not register)."""
+        r = self.command("reginfo", timeout=3.0)
+        if not r or not r.get("ok"):
+            return None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", r.get("data", ""))
+        m = re.search(r"^> \S+\s+(\S+)", text, re.M)
+        return m.group(1) if m else None
+
+    def wait_registration(self, timeout=10.0):
+        """Polls registration() until it is "OK" or "ERR"; returns the last
+        state seen. (Registration starts before the test connects, so its
+        REGISTER_OK / REGISTER_FAIL events may have gone by unseen.)"""
+        deadline = time.time() + timeout
+        while True:
+            state = self.registration()
+            if state in ("OK", "ERR") or time.time() >= deadline:
+                return state
+            time.sleep(0.1)
 
     def events(self, type=None):
         with self.cond:
