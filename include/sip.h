@@ -40,6 +40,7 @@ struct sip_invite {
                                 go when that is not the Request-URI's host
                                 (a domain, tcp or tls); "" for R-URI's */
     char route[300];         /* "<sip:PROXY;transport=T;lr>": proxy */
+    enum conf_transport transport; /* tcp: Contact says transport=tcp */
     char pai_user[128];      /* "" no P-Asserted-Identity; else the user of
                                 <sip:PAI_USER@from domain> */
     char headers[1100];      /* extra header lines, CRLF-separated */

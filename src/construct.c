@@ -150,6 +150,7 @@ static void calls_invite_trunk(struct sip_invite *inv,
     static const char *const tp_names[] = {"udp", "tcp", "tls"};
     const char *tp = tp_names[conf_gateway_tp(g)];
     bool own_domain = g->domain[0] && strcasecmp(g->domain, g->host) != 0;
+    inv->transport = conf_gateway_tp(g);
     char hostport[300];
     snprintf(inv->to_host, sizeof inv->to_host, "%s", conf_gateway_domain(g));
     /* The port belongs to host, so it shows only beside host, and only

@@ -141,11 +141,13 @@ void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
      * the packets go to host:port over the transport while Request-URI
      * and To keep the domain, and no Route header tells the carrier
      * about it (a Route naming the carrier itself is one more thing
-     * for its SBC to strip). */
+     * for its SBC to strip). NUTAG_PROXY is an nta tag, which nua_handle
+     * drops from a handle's parameters (it keeps nua and soa tags only):
+     * it is set with nua_set_hparams, which nua applies before the
+     * INVITE queued after it. */
     leg->nh = nua_handle(s->nua, leg, SIPTAG_FROM_STR(from),
                          SIPTAG_TO_STR(to),
                          SIPTAG_CALL_ID_STR(inv->sip_call_id),
-                         TAG_IF(inv->next_hop[0], NUTAG_PROXY(inv->next_hop)),
                          TAG_IF(inv->route[0],
                                 NUTAG_INITIAL_ROUTE_STR(inv->route)),
                          TAG_END());
@@ -154,11 +156,26 @@ void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
         sip_leg_free(s, leg);
         return;
     }
+    if (inv->next_hop[0])
+        nua_set_hparams(leg->nh, NUTAG_PROXY(inv->next_hop), TAG_END());
     log_info("%s: INVITE %s from %s%s%s%s%s (rtp port %u)", leg->res_id, to,
              from, inv->route[0] ? " via " : "", inv->route,
              inv->next_hop[0] ? " to " : "", inv->next_hop, inv->rtp_port);
+    /* nua's own Contact names no transport (its first, the UDP one): a
+     * tcp trunk is told to send its requests in the dialog over TCP.
+     * (ctid is a TLS client only, with no certificate to accept TLS
+     * connections: a tls trunk gets the plain Contact, see
+     * docs/operations.md.) */
+    char contact[400] = "";
+    if (inv->transport == CONF_TP_TCP) {
+        char local[300];
+        sip_host_text(local, sizeof local, conf_sip_public(&s->conf),
+                      s->conf.sip_port);
+        snprintf(contact, sizeof contact, "<sip:%s;transport=tcp>", local);
+    }
     nua_invite(leg->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                SIPTAG_PAYLOAD_STR(sdp),
+               TAG_IF(contact[0], SIPTAG_CONTACT_STR(contact)),
                TAG_IF(inv->anonymous, SIPTAG_PRIVACY_STR("id")),
                TAG_IF(extra[0], SIPTAG_HEADER_STR(extra)), TAG_END());
 }
