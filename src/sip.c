@@ -225,6 +225,11 @@ static nua_t *sip_nua_create(struct sip *s, const char *url,
                                          sip_tls_verify(&s->conf)
                                              ? TPTLS_VERIFY_SUBJECTS_OUT
                                              : TPTLS_VERIFY_NONE)),
+                    /* A TCP or TLS connection closed under a pending
+                     * request (a TLS handshake or certificate refused, the
+                     * peer gone) fails that request at once (local 503)
+                     * instead of after Timer B. */
+                    TPTAG_SDWN_ERROR(1),
                     NUTAG_MEDIA_ENABLE(0),
                     /* What ctid handles in its dialogs; nua answers
                      * anything else (REFER: no transfer, no NOTIFY)

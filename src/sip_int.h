@@ -73,6 +73,8 @@ struct sip_leg {
     char username[128];     /* digest credentials, copied from the command */
     char password[128];
     bool auth_tried;        /* one answer per challenge, never a loop */
+    char tls_hop[300];      /* a tls trunk's proxy or next hop, for the log
+                               line of a failed handshake; "" otherwise */
     bool answered;          /* a 2xx was received (ACK sent by nua) */
     bool hangup;            /* main has forgotten the call: end it quietly */
     bool bye_sent;

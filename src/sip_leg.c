@@ -158,24 +158,26 @@ void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
     }
     if (inv->next_hop[0])
         nua_set_hparams(leg->nh, NUTAG_PROXY(inv->next_hop), TAG_END());
+    if (inv->transport == CONF_TP_TLS)
+        snprintf(leg->tls_hop, sizeof leg->tls_hop, "%s",
+                 inv->route[0] ? inv->route : inv->next_hop);
     log_info("%s: INVITE %s from %s%s%s%s%s (rtp port %u)", leg->res_id, to,
              from, inv->route[0] ? " via " : "", inv->route,
              inv->next_hop[0] ? " to " : "", inv->next_hop, inv->rtp_port);
-    /* nua's own Contact names no transport (its first, the UDP one): a
-     * tcp trunk is told to send its requests in the dialog over TCP.
-     * (ctid is a TLS client only, with no certificate to accept TLS
-     * connections: a tls trunk gets the plain Contact, see
-     * docs/operations.md.) */
-    char contact[400] = "";
-    if (inv->transport == CONF_TP_TCP) {
-        char local[300];
-        sip_host_text(local, sizeof local, conf_sip_public(&s->conf),
-                      s->conf.sip_port);
-        snprintf(contact, sizeof contact, "<sip:%s;transport=tcp>", local);
-    }
+    /* Contact is ctid's, not nua's: nua picks among its transports' own
+     * (and with TLS enabled picks the sips: one, where ctid, a TLS client
+     * with no certificate, cannot take a connection). UDP for udp and tls
+     * trunks (see docs/operations.md: a tls trunk's requests inside the
+     * dialog come over the TLS connection or to this address), TCP for a
+     * tcp trunk. */
+    char contact[400], local[300];
+    sip_host_text(local, sizeof local, conf_sip_public(&s->conf),
+                  s->conf.sip_port);
+    snprintf(contact, sizeof contact, "<sip:%s%s>", local,
+             inv->transport == CONF_TP_TCP ? ";transport=tcp" : "");
     nua_invite(leg->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                SIPTAG_PAYLOAD_STR(sdp),
-               TAG_IF(contact[0], SIPTAG_CONTACT_STR(contact)),
+               SIPTAG_CONTACT_STR(contact),
                TAG_IF(inv->anonymous, SIPTAG_PRIVACY_STR("id")),
                TAG_IF(extra[0], SIPTAG_HEADER_STR(extra)), TAG_END());
 }
@@ -298,6 +300,11 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
     if ((status == 401 || status == 407) && !leg->hangup &&
         sip_try_auth(leg, sip))
         return;
+    if (local && leg->tls_hop[0] && (status == 503 || status == 408))
+        log_warn("%s: TLS to %s failed (%d): its certificate was refused "
+                 "(not signed by a CA of tls_ca_file, or not for that host "
+                 "name; tls_verify), or it did not answer; sofia-sip's line "
+                 "above says which", leg->res_id, leg->tls_hop, status);
     if (!leg->reported) {
         leg->reported = true;
         sip_post(s, sip_event_failed(leg->call_id, status, local));
