@@ -156,7 +156,13 @@ static void calls_invite_trunk(struct sip_invite *inv,
     /* The port belongs to host, so it shows only beside host, and only
      * when the file names one. */
     inv->to_port = own_domain ? 0 : g->port;
-    uri_hostport(hostport, sizeof hostport, g->host, conf_gateway_port(g));
+    /* No port configured: none in the next hop either, so sofia resolves
+     * it the RFC 3263 way (SRV for the transport, then A/AAAA). */
+    if (g->port != 0)
+        uri_hostport(hostport, sizeof hostport, g->host, g->port);
+    else
+        snprintf(hostport, sizeof hostport,
+                 strchr(g->host, ':') ? "[%s]" : "%s", g->host);
     if (g->proxy[0])
         snprintf(inv->route, sizeof inv->route, "<sip:%s;transport=%s;lr>",
                  g->proxy, tp);
