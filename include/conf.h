@@ -145,9 +145,16 @@ const struct conf_gateway *conf_route_gateway(const struct conf *c,
 /* Does the entry name its gateway by section name (so it echoes as
  * "user@NAME")? */
 bool conf_route_by_name(const struct conf *c, const struct uri *to);
+/* The entry as the result, events and CDR echo it: as the client wrote
+ * it when it names a gateway ("13800000000@trunk1"), else user@host:port
+ * (uri_format). Returns snprintf's count. */
+int conf_route_echo(const struct conf *c, const struct uri *to, char *buf,
+                    size_t len);
 /* The gateway's transport, and its port in effect (port, else 5060 or
  * 5061 for tls). */
 enum conf_transport conf_gateway_tp(const struct conf_gateway *g);
+/* Its transport's name: "udp", "tcp" or "tls". */
+const char *conf_gateway_transport(const struct conf_gateway *g);
 uint16_t conf_gateway_port(const struct conf_gateway *g);
 /* The SIP domain of the trunk: domain, else host. */
 const char *conf_gateway_domain(const struct conf_gateway *g);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <stdio.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,6 +132,12 @@ enum conf_transport conf_gateway_tp(const struct conf_gateway *g)
     return CONF_TP_UDP;
 }
 
+const char *conf_gateway_transport(const struct conf_gateway *g)
+{
+    static const char *const names[] = {"udp", "tcp", "tls"};
+    return names[conf_gateway_tp(g)];
+}
+
 uint16_t conf_gateway_port(const struct conf_gateway *g)
 {
     if (g->port != 0)
@@ -186,6 +193,15 @@ static const struct conf_gateway *conf_gateway_by_name(const struct conf *c,
 bool conf_route_by_name(const struct conf *c, const struct uri *to)
 {
     return !to->has_port && conf_gateway_by_name(c, to->host) != NULL;
+}
+
+int conf_route_echo(const struct conf *c, const struct uri *to, char *buf,
+                    size_t len)
+{
+    if (conf_route_by_name(c, to))
+        return snprintf(buf, len, "%s%s%s", to->user, to->user[0] ? "@" : "",
+                        to->host);
+    return uri_format(to, buf, len);
 }
 
 const struct conf_gateway *conf_route_gateway(const struct conf *c,

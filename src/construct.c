@@ -119,11 +119,8 @@ static struct call *calls_new_call(struct calls *t, uint64_t creator_conn,
     a->user_data = NULL;
     /* What the client sent: "13800000000@trunk1" stays so (the result and
      * the CDR name the gateway), an address gets its port written out. */
-    if (conf_route_by_name(t->env.deps.conf, &a->to[dest]))
-        snprintf(c->to_uri, sizeof c->to_uri, "%s%s%s", a->to[dest].user,
-                 a->to[dest].user[0] ? "@" : "", a->to[dest].host);
-    else
-        uri_format(&a->to[dest], c->to_uri, sizeof c->to_uri);
+    conf_route_echo(t->env.deps.conf, &a->to[dest], c->to_uri,
+                    sizeof c->to_uri);
     uuid_t uu;
     uuid_generate_random(uu);
     uuid_unparse_lower(uu, c->uuid);
@@ -147,8 +144,7 @@ static void calls_invite_trunk(struct sip_invite *inv,
                                const struct conf_gateway *g,
                                const struct api_construct *a)
 {
-    static const char *const tp_names[] = {"udp", "tcp", "tls"};
-    const char *tp = tp_names[conf_gateway_tp(g)];
+    const char *tp = conf_gateway_transport(g);
     bool own_domain = g->domain[0] && strcasecmp(g->domain, g->host) != 0;
     inv->transport = conf_gateway_tp(g);
     char hostport[300];

@@ -606,6 +606,15 @@ static void test_route_gateway(void **state)
     assert_true(conf_route_by_name(&c, &u));
     uri_parse("1@10.0.0.6", &u, NULL, 0);
     assert_false(conf_route_by_name(&c, &u));
+    /* How an entry echoes: as written when it names a gateway. */
+    char buf[300];
+    conf_route_echo(&c, &u, buf, sizeof buf);
+    assert_string_equal(buf, "1@10.0.0.6:5060");
+    uri_parse("sip:1@Trunk1", &u, NULL, 0);
+    conf_route_echo(&c, &u, buf, sizeof buf);
+    assert_string_equal(buf, "1@Trunk1");
+    assert_string_equal(conf_gateway_transport(&c.gateways[0]), "tls");
+    assert_string_equal(conf_gateway_transport(&c.gateways[1]), "udp");
 }
 
 /* SIGHUP logs each gateway key that changed, in --check-config's words. */
