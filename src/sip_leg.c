@@ -107,6 +107,22 @@ static void sip_leg_identities(const struct sip *s,
         snprintf(extra, extralen, "%s", inv->headers);
 }
 
+/* Contact is ctid's, not nua's: nua picks among its transports' own
+ * (and with TLS enabled picks the sips: one, where ctid, a TLS client
+ * with no certificate, cannot take a connection). UDP for udp and tls
+ * trunks (see docs/operations.md: a tls trunk's requests inside the
+ * dialog come over the TLS connection or to this address), TCP for a tcp
+ * trunk. */
+static void sip_leg_contact(const struct sip *s, const struct sip_invite *inv,
+                            char *buf, size_t len)
+{
+    char local[300];
+    sip_host_text(local, sizeof local, conf_sip_public(&s->conf),
+                  s->conf.sip_port);
+    snprintf(buf, len, "<sip:%s%s>", local,
+             inv->transport == CONF_TP_TCP ? ";transport=tcp" : "");
+}
+
 void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
 {
     struct sip_leg *leg = calloc(1, sizeof *leg);
@@ -164,17 +180,8 @@ void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
     log_info("%s: INVITE %s from %s%s%s%s%s (rtp port %u)", leg->res_id, to,
              from, inv->route[0] ? " via " : "", inv->route,
              inv->next_hop[0] ? " to " : "", inv->next_hop, inv->rtp_port);
-    /* Contact is ctid's, not nua's: nua picks among its transports' own
-     * (and with TLS enabled picks the sips: one, where ctid, a TLS client
-     * with no certificate, cannot take a connection). UDP for udp and tls
-     * trunks (see docs/operations.md: a tls trunk's requests inside the
-     * dialog come over the TLS connection or to this address), TCP for a
-     * tcp trunk. */
-    char contact[400], local[300];
-    sip_host_text(local, sizeof local, conf_sip_public(&s->conf),
-                  s->conf.sip_port);
-    snprintf(contact, sizeof contact, "<sip:%s%s>", local,
-             inv->transport == CONF_TP_TCP ? ";transport=tcp" : "");
+    char contact[400];
+    sip_leg_contact(s, inv, contact, sizeof contact);
     nua_invite(leg->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                SIPTAG_PAYLOAD_STR(sdp),
                SIPTAG_CONTACT_STR(contact),
