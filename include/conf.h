@@ -16,14 +16,33 @@
 #define CONF_MAX_GATEWAYS 64
 #define CONF_HOST_MAX 256
 
-/* A VoIP gateway calls are sent to; matched by host and port of to_uri. */
+/* Transports a gateway is reached over (its `transport` key). */
+enum conf_transport { CONF_TP_UDP, CONF_TP_TCP, CONF_TP_TLS };
+
+#define CONF_GW_HEADERS_MAX 1024
+#define CONF_GW_CA_MAX 512
+/* Where tls_ca_file points by default: Debian's system store. */
+#define CONF_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
+/* A VoIP gateway or carrier trunk calls are sent to; named by a to_uri
+ * as host:port or, without a port, by its section name
+ * (conf_route_gateway). */
 struct conf_gateway {
-    char name[64];              /* section name, for logs */
-    char host[CONF_HOST_MAX];   /* as written in to_uri */
-    uint16_t port;
+    char name[64];              /* section name: logs, "user@NAME" */
+    char host[CONF_HOST_MAX];   /* where packets go (and to_uri's host) */
+    uint16_t port;              /* 0: by transport (conf_gateway_port) */
     unsigned max_calls;         /* concurrent calls; 0 = no per-gateway limit */
     char username[128];         /* digest credentials; empty = none */
     char password[128];
+    /* Carrier trunks (issue 13): how the INVITE is built and sent. */
+    char transport[8];          /* "udp", "tcp" or "tls" (conf_gateway_tp) */
+    char domain[CONF_HOST_MAX]; /* R-URI/To/From domain; "" = host */
+    char proxy[CONF_HOST_MAX + 8]; /* outbound proxy HOST[:PORT]; "" none */
+    char caller_id[128];        /* From user when from_uri is null */
+    bool pai;                   /* add P-Asserted-Identity */
+    char headers[CONF_GW_HEADERS_MAX]; /* extra headers (sipheaders.h) */
+    bool tls_verify;            /* verify the server's certificate + name */
+    char tls_ca_file[CONF_GW_CA_MAX]; /* "" = CONF_SYSTEM_CA_FILE */
     bool reg;                   /* register = yes: REGISTER username@domain */
     unsigned register_expires;  /* s asked of the registrar */
     unsigned options_interval;  /* s between OPTIONS pings; 0 = none */
@@ -40,7 +59,9 @@ struct conf {
     uint16_t listen_port;
     char sip_host[CONF_HOST_MAX];    /* local SIP bind address (UDP) */
     uint16_t sip_port;
+    char public_address[CONF_HOST_MAX]; /* Contact/Via host; "" = sip_host */
     char media_ip[CONF_HOST_MAX];    /* RTP bind + SDP c= address; "" = sip_host */
+    char media_public_address[CONF_HOST_MAX]; /* SDP c=/o=; "" = media_ip */
     uint16_t rtp_port_min;           /* even ports in [min, max] are used */
     uint16_t rtp_port_max;
     unsigned media_threads;          /* threads sending RTP */
@@ -112,9 +133,42 @@ int conf_set(struct conf *c, const char *key, const char *value, char *err,
 int conf_validate(const struct conf *c, char *err, size_t errlen);
 /* The address RTP binds to and SDP advertises. */
 const char *conf_media_ip(const struct conf *c);
-/* The configured gateway at host:port, or NULL. */
+/* The address SDP announces (c= and o=): media_public_address, else
+ * conf_media_ip. */
+const char *conf_media_public(const struct conf *c);
+/* The host Contact and Via carry: public_address, else sip's host. */
+const char *conf_sip_public(const struct conf *c);
+/* The configured gateway at host:port, or NULL (port: the effective one,
+ * conf_gateway_port). */
 const struct conf_gateway *conf_find_gateway(const struct conf *c,
                                              const char *host, uint16_t port);
+/* Which gateway a to_uri entry names, or NULL: the gateway whose section
+ * name is the host of an entry without a port ("13800000000@trunk1"),
+ * else the one at the entry's host and port (an entry without a port
+ * matches a gateway at its transport's default port: 5060, 5061 for
+ * tls). The one answer the allow-list, the capacity pick and the INVITE
+ * share. */
+struct uri;
+const struct conf_gateway *conf_route_gateway(const struct conf *c,
+                                              const struct uri *to);
+/* Does the entry name its gateway by section name (so it echoes as
+ * "user@NAME")? */
+bool conf_route_by_name(const struct conf *c, const struct uri *to);
+/* The entry as the result, events and CDR echo it: as the client wrote
+ * it when it names a gateway ("13800000000@trunk1"), else user@host:port
+ * (uri_format). Returns snprintf's count. */
+int conf_route_echo(const struct conf *c, const struct uri *to, char *buf,
+                    size_t len);
+/* The gateway's transport, and its port in effect (port, else 5060 or
+ * 5061 for tls). */
+enum conf_transport conf_gateway_tp(const struct conf_gateway *g);
+/* Its transport's name: "udp", "tcp" or "tls". */
+const char *conf_gateway_transport(const struct conf_gateway *g);
+uint16_t conf_gateway_port(const struct conf_gateway *g);
+/* The SIP domain of the trunk: domain, else host. */
+const char *conf_gateway_domain(const struct conf_gateway *g);
+/* Does any gateway use tls? */
+bool conf_uses_tls(const struct conf *c);
 /* Writes the effective configuration as a config file would say it. */
 void conf_print(const struct conf *c, FILE *out);
 

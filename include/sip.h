@@ -19,22 +19,32 @@
 struct event_base;
 struct sip;
 
-/* What the main loop asks for one outbound INVITE. */
+/* What the main loop asks for one outbound INVITE. Everything here was
+ * checked before it got here (uri.c for a construct's users and hosts,
+ * conf for a gateway's keys): the SIP thread copies it into headers. */
 struct sip_invite {
     uint64_t call_id;        /* the call's process_id */
     char res_id[96];         /* for log lines */
     char sip_call_id[96];    /* Call-ID to use, chosen by the main thread */
     char from_user[128];     /* "" for the configured default */
-    char from_host[300];     /* host:port, "" for the local SIP address */
+    char from_host[300];     /* host[:port], "" for the local SIP address */
     bool anonymous;          /* anonymous From + Privacy: id */
     char to_user[128];
-    char to_host[256];
-    uint16_t to_port;
+    char to_host[256];       /* Request-URI and To host (a trunk's domain) */
+    uint16_t to_port;        /* 0: no port in the Request-URI and To */
     uint16_t rtp_port;       /* our RTP port, for the SDP offer */
     char username[128];      /* digest credentials, "" for none */
     char password[128];
+    /* A trunk's (all "" / false for a plain host:port destination). */
+    char next_hop[300];      /* "sip:HOST:PORT;transport=T": where packets
+                                go when that is not the Request-URI's host
+                                (a domain, tcp or tls); "" for R-URI's */
+    char route[300];         /* "<sip:PROXY;transport=T;lr>": proxy */
+    enum conf_transport transport; /* tcp: Contact says transport=tcp */
+    char pai_user[128];      /* "" no P-Asserted-Identity; else the user of
+                                <sip:PAI_USER@from domain> */
+    char headers[1100];      /* extra header lines, CRLF-separated */
 };
-
 /* What it takes to end a call's dialog from outside the stack that made
  * it: after a crash, the restarted daemon sends BYE (established) or
  * CANCEL (ringing) from these (docs/reliability.md, "Crash recovery"). */

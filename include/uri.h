@@ -3,6 +3,7 @@
 #ifndef CTID_URI_H
 #define CTID_URI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,6 +11,8 @@ struct uri {
     char user[128];  /* dialled number; "" when absent */
     char host[256];  /* hostname, IPv4, or IPv6 without brackets */
     uint16_t port;   /* 5060 when absent */
+    bool has_port;   /* the text named a port: "user@trunk1" without one
+                        may name a configured gateway (conf_route_gateway) */
 };
 
 /* Returns 0, or -1 with a reason in err. */

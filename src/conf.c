@@ -85,10 +85,33 @@ static int check_auth_token(const char *key, const char *value, char *err,
     return 0;
 }
 
-/* media_ip prints the address in effect: sip's host when left empty. */
+/* media_ip prints the address in effect: sip's host when left empty;
+ * likewise the public addresses, a gateway's port and domain. */
 static const char *media_ip_shown(const void *base)
 {
     return conf_media_ip(base);
+}
+
+static const char *public_address_shown(const void *base)
+{
+    return conf_sip_public(base);
+}
+
+static const char *media_public_shown(const void *base)
+{
+    return conf_media_public(base);
+}
+
+static const char *gateway_port_shown(const void *base)
+{
+    static _Thread_local char buf[8];
+    snprintf(buf, sizeof buf, "%u", conf_gateway_port(base));
+    return buf;
+}
+
+static const char *gateway_domain_shown(const void *base)
+{
+    return conf_gateway_domain(base);
 }
 
 #define KEY(n, t) .name = n, .type = t
@@ -102,8 +125,14 @@ static const struct conf_key conf_keys[] = {
      .def = "127.0.0.1:7010", .flags = CONF_RAW_HOST},
     {KEY("sip", CONF_HOSTPORT), TOP(sip_host), TOP2(sip_port),
      .def = "127.0.0.1:5060", .flags = CONF_RAW_HOST},
+    /* Behind 1:1 NAT: the host in Contact and Via. */
+    {KEY("public_address", CONF_STR), TOP(public_address), .def = "",
+     .check = conf_check_host, .shown = public_address_shown},
     {KEY("media_ip", CONF_STR), TOP(media_ip), .def = "",
      .shown = media_ip_shown},
+    /* Behind 1:1 NAT: the address in SDP c= and o=. */
+    {KEY("media_public_address", CONF_STR), TOP(media_public_address),
+     .def = "", .check = conf_check_ip, .shown = media_public_shown},
     {KEY("rtp_ports", CONF_PORTS), TOP(rtp_port_min), TOP2(rtp_port_max),
      RANGE(1024, 65535), .def = "20000-29999"},
     {KEY("media_threads", CONF_UINT), TOP(media_threads), RANGE(1, 16),
@@ -170,13 +199,30 @@ static const struct conf_key conf_keys[] = {
 #define GW(f) AT(struct conf_gateway, f)
 static const struct conf_key gateway_keys[] = {
     {KEY("host", CONF_STR), GW(host), .def = ""},
-    {KEY("port", CONF_PORT), GW(port), RANGE(1, 65535), .def = "5060"},
+    /* 0 (the default): 5060, or 5061 for tls; prints the port in effect. */
+    {KEY("port", CONF_PORT), GW(port), RANGE(0, 65535), .def = "0",
+     .shown = gateway_port_shown},
     {KEY("max_calls", CONF_UINT), GW(max_calls), RANGE(0, 1000000),
      .def = "0"},
     {KEY("username", CONF_STR), GW(username), .def = "",
      .flags = CONF_OMIT_EMPTY},
     {KEY("password", CONF_STR), GW(password), .def = "",
      .flags = CONF_SECRET | CONF_OMIT_EMPTY},
+    /* Carrier trunks: how the INVITE is built and sent (conf_trunk.c). */
+    {KEY("transport", CONF_STR), GW(transport), .def = "udp",
+     .check = conf_check_transport},
+    {KEY("domain", CONF_STR), GW(domain), .def = "", .check = conf_check_host,
+     .shown = gateway_domain_shown},
+    {KEY("proxy", CONF_STR), GW(proxy), .def = "", .check = conf_check_proxy,
+     .flags = CONF_OMIT_EMPTY},
+    {KEY("caller_id", CONF_STR), GW(caller_id), .def = "",
+     .check = conf_check_caller_id, .flags = CONF_OMIT_EMPTY},
+    {KEY("pai", CONF_BOOL), GW(pai), .def = "no"},
+    {KEY("headers", CONF_STR), GW(headers), .def = "",
+     .check = conf_check_headers, .flags = CONF_OMIT_EMPTY},
+    {KEY("tls_verify", CONF_BOOL), GW(tls_verify), .def = "yes"},
+    {KEY("tls_ca_file", CONF_STR), GW(tls_ca_file), .def = "",
+     .check = conf_check_ca_file, .flags = CONF_OMIT_EMPTY},
     /* Registration and health (sip_gateway.c, gateways.c). */
     {KEY("register", CONF_BOOL), GW(reg), .def = "no"},
     /* Registrars ask for minutes; values down to 10 let tests see a
@@ -356,7 +402,7 @@ int conf_validate(const struct conf *c, char *err, size_t errlen)
                             g->name);
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->gateways[j].host, g->host) == 0 &&
-                c->gateways[j].port == g->port)
+                conf_gateway_port(&c->gateways[j]) == conf_gateway_port(g))
                 return conf_err(err, errlen,
                                 "[gateway %s]: same host:port as [gateway %s]",
                                 g->name, c->gateways[j].name);
@@ -372,33 +418,12 @@ int conf_validate(const struct conf *c, char *err, size_t errlen)
                         "media_ip must be set to a concrete address when sip "
                         "binds a wildcard address: SDP must tell the callee "
                         "where to send RTP");
-    return 0;
+    return conf_validate_trunks(c, err, errlen);
 }
 
 const char *conf_media_ip(const struct conf *c)
 {
     return c->media_ip[0] ? c->media_ip : c->sip_host;
-}
-
-const char *conf_gateway_domain(const struct conf_gateway *g)
-{
-    return g->host;
-}
-
-const char *conf_gateway_transport(const struct conf_gateway *g)
-{
-    (void)g;
-    return "udp";
-}
-
-const struct conf_gateway *conf_find_gateway(const struct conf *c,
-                                             const char *host, uint16_t port)
-{
-    for (size_t i = 0; i < c->n_gateways; i++)
-        if (c->gateways[i].port == port &&
-            strcasecmp(c->gateways[i].host, host) == 0)
-            return &c->gateways[i];
-    return NULL;
 }
 
 void conf_print(const struct conf *c, FILE *out)
@@ -486,6 +511,33 @@ static const struct conf_gateway *gateway_named(const struct conf *c,
     return NULL;
 }
 
+/* One line per gateway key that differs, as --check-config prints it (a
+ * secret only as changed): the new value applies to the next call. */
+static unsigned reload_gateway_keys(const struct conf_gateway *o,
+                                    const struct conf_gateway *n)
+{
+    char was[PATH_MAX + 16], now[PATH_MAX + 16];
+    unsigned changed = 0;
+    for (size_t k = 0; k < N_GATEWAY_KEYS; k++) {
+        const struct conf_key *key = &gateway_keys[k];
+        if (conf_key_same(key, o, n))
+            continue;
+        changed++;
+        if (key->flags & CONF_SECRET) {
+            log_info("SIGHUP: [gateway %s] %s changed", n->name, key->name);
+            continue;
+        }
+        conf_key_format(key, o, was, sizeof was);
+        conf_key_format(key, n, now, sizeof now);
+        log_info("SIGHUP: [gateway %s] %s %s -> %s%s", n->name, key->name,
+                 was[0] ? was : "(none)", now[0] ? now : "(none)",
+                 strncmp(key->name, "tls_", 4) == 0
+                     ? " (takes a restart: the TLS context is made at start)"
+                     : "");
+    }
+    return changed;
+}
+
 static unsigned reload_gateways(struct conf *cur, const struct conf *next)
 {
     unsigned changed = 0;
@@ -493,7 +545,7 @@ static unsigned reload_gateways(struct conf *cur, const struct conf *next)
         if (gateway_named(next, cur->gateways[i].name) == NULL) {
             log_info("SIGHUP: [gateway %s] removed (%s:%u)",
                      cur->gateways[i].name, cur->gateways[i].host,
-                     cur->gateways[i].port);
+                     conf_gateway_port(&cur->gateways[i]));
             changed++;
         }
     for (size_t i = 0; i < next->n_gateways; i++) {
@@ -501,34 +553,15 @@ static unsigned reload_gateways(struct conf *cur, const struct conf *next)
         const struct conf_gateway *o = gateway_named(cur, n->name);
         if (o == NULL) {
             log_info("SIGHUP: [gateway %s] added (%s:%u, max_calls %u)",
-                     n->name, n->host, n->port, n->max_calls);
+                     n->name, n->host, conf_gateway_port(n), n->max_calls);
             changed++;
             continue;
         }
-        if (strcmp(o->host, n->host) != 0 || o->port != n->port) {
-            log_info("SIGHUP: [gateway %s] address %s:%u -> %s:%u", n->name,
-                     o->host, o->port, n->host, n->port);
-            changed++;
-        }
-        if (o->max_calls != n->max_calls) {
-            log_info("SIGHUP: [gateway %s] max_calls %u -> %u", n->name,
-                     o->max_calls, n->max_calls);
-            changed++;
-        }
-        if (o->reg != n->reg || o->register_expires != n->register_expires ||
-            o->options_interval != n->options_interval) {
-            log_info("SIGHUP: [gateway %s] register %s, register_expires "
-                     "%u, options_interval %u", n->name,
-                     n->reg ? "yes" : "no", n->register_expires,
-                     n->options_interval);
-            changed++;
-        }
-        if (strcmp(o->username, n->username) != 0 ||
-            strcmp(o->password, n->password) != 0) {
-            log_info("SIGHUP: [gateway %s] credentials changed", n->name);
-            changed++;
-        }
+        changed += reload_gateway_keys(o, n);
     }
+    if (conf_uses_tls(next) && !conf_uses_tls(cur))
+        log_warn("SIGHUP: the first tls gateway takes a restart: TLS is set "
+                 "up at start");
     memcpy(cur->gateways, next->gateways, sizeof cur->gateways);
     cur->n_gateways = next->n_gateways;
     return changed;

@@ -2,7 +2,7 @@
  * table itself, conf_keys and gateway_keys, is in conf.c) and the value
  * types it names: reading a value from its text, printing it as
  * --check-config does, comparing and copying it for SIGHUP. Private to
- * conf.c and conf_key.c. A row is static const data; base is the struct
+ * conf.c, conf_key.c and conf_trunk.c. A row is static const data; base is the struct
  * conf or struct conf_gateway the row's offsets point into, owned by the
  * caller. Main thread, or any one thread at a time. */
 #ifndef CTID_CONF_KEY_H
@@ -46,6 +46,25 @@ struct conf_key {
     /* Prints in place of the field (media_ip: the effective address). */
     const char *(*shown)(const void *base);
 };
+
+/* conf_trunk.c: the checks of the carrier-trunk keys (a row's check),
+ * and the cross-field checks conf_validate adds for them. */
+int conf_check_transport(const char *key, const char *value, char *err,
+                         size_t errlen);
+int conf_check_host(const char *key, const char *value, char *err,
+                    size_t errlen);
+int conf_check_ip(const char *key, const char *value, char *err,
+                  size_t errlen);
+int conf_check_proxy(const char *key, const char *value, char *err,
+                     size_t errlen);
+int conf_check_caller_id(const char *key, const char *value, char *err,
+                         size_t errlen);
+int conf_check_headers(const char *key, const char *value, char *err,
+                       size_t errlen);
+int conf_check_ca_file(const char *key, const char *value, char *err,
+                       size_t errlen);
+struct conf;
+int conf_validate_trunks(const struct conf *c, char *err, size_t errlen);
 
 /* Writes the formatted reason into err; returns -1. */
 int conf_err(char *err, size_t errlen, const char *fmt, ...)

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <uuid/uuid.h>
 
@@ -20,6 +21,7 @@
 #include "journal.h"
 #include "log.h"
 #include "prompt.h"
+#include "sipheaders.h"
 #include "sip.h"
 #include "uri.h"
 #include "work.h"
@@ -53,7 +55,7 @@ int calls_pick_destination(struct calls *t, const struct api_construct *a,
         skipped[0] = '\0';
     for (size_t i = start; i < a->n_to; i++) {
         const struct conf_gateway *g =
-            conf_find_gateway(t->env.deps.conf, a->to[i].host, a->to[i].port);
+            conf_route_gateway(t->env.deps.conf, &a->to[i]);
         if (g == NULL) {
             *gateway = -1;
             return (int)i;
@@ -85,7 +87,7 @@ static int calls_check_construct(struct calls *t,
     /* Toll fraud: nothing is dialled that the operator did not list. */
     const struct conf *conf = t->env.deps.conf;
     for (size_t i = 0; i < a->n_to && !conf->allow_unlisted_gateways; i++)
-        if (conf_find_gateway(conf, a->to[i].host, a->to[i].port) == NULL)
+        if (conf_route_gateway(conf, &a->to[i]) == NULL)
             return rpc_fail(err, RPC_INVALID_PARAMS,
                             strchr(a->to[i].host, ':')
                                 ? "invalid params: to_uri: [%s]:%u is not a "
@@ -143,16 +145,70 @@ static struct call *calls_new_call(struct calls *t, uint64_t creator_conn,
     c->max_ring_seconds = a->max_ring_seconds;
     c->user_data = a->user_data;
     a->user_data = NULL;
-    uri_format(&a->to[dest], c->to_uri, sizeof c->to_uri);
+    /* What the client sent: "13800000000@trunk1" stays so (the result and
+     * the CDR name the gateway), an address gets its port written out. */
+    conf_route_echo(t->env.deps.conf, &a->to[dest], c->to_uri,
+                    sizeof c->to_uri);
     uuid_t uu;
     uuid_generate_random(uu);
     uuid_unparse_lower(uu, c->uuid);
     snprintf(c->sip_call_id, sizeof c->sip_call_id, "%s@ctid", c->uuid);
+    const struct conf_gateway *g =
+        gateway >= 0 ? &t->env.deps.conf->gateways[gateway] : NULL;
     snprintf(c->caller, sizeof c->caller, "%s",
              a->from_anonymous ? "anonymous"
              : a->from_given   ? a->from.user
+             : g != NULL && g->caller_id[0] ? g->caller_id
                                : t->env.deps.conf->default_from);
     return c;
+}
+
+/* A trunk's part of the INVITE: Request-URI and To at its domain, where
+ * packets go (next hop or proxy, over its transport), From's user and
+ * domain, P-Asserted-Identity, extra headers. Only checked values: the
+ * gateway's keys passed conf's checks, the users uri.c's. */
+static void calls_invite_trunk(struct sip_invite *inv,
+                               const struct conf *conf,
+                               const struct conf_gateway *g,
+                               const struct api_construct *a)
+{
+    const char *tp = conf_gateway_transport(g);
+    bool own_domain = g->domain[0] && strcasecmp(g->domain, g->host) != 0;
+    inv->transport = conf_gateway_tp(g);
+    char hostport[300];
+    snprintf(inv->to_host, sizeof inv->to_host, "%s", conf_gateway_domain(g));
+    /* The port belongs to host, so it shows only beside host, and only
+     * when the file names one. */
+    inv->to_port = own_domain ? 0 : g->port;
+    /* No port configured: none in the next hop either, so sofia resolves
+     * it the RFC 3263 way (SRV for the transport, then A/AAAA). */
+    if (g->port != 0)
+        uri_hostport(hostport, sizeof hostport, g->host, g->port);
+    else
+        snprintf(hostport, sizeof hostport,
+                 strchr(g->host, ':') ? "[%s]" : "%s", g->host);
+    if (g->proxy[0])
+        snprintf(inv->route, sizeof inv->route, "<sip:%s;transport=%s;lr>",
+                 g->proxy, tp);
+    else if (own_domain || conf_gateway_tp(g) != CONF_TP_UDP)
+        snprintf(inv->next_hop, sizeof inv->next_hop, "sip:%s;transport=%s",
+                 hostport, tp);
+    const char *user = a->from_given && !a->from_anonymous ? a->from.user
+                       : g->caller_id[0]                   ? g->caller_id
+                                                           : conf->default_from;
+    if (!a->from_given && g->caller_id[0])
+        snprintf(inv->from_user, sizeof inv->from_user, "%s", g->caller_id);
+    if (inv->from_host[0] == '\0')
+        snprintf(inv->from_host, sizeof inv->from_host,
+                 strchr(conf_gateway_domain(g), ':') ? "[%s]" : "%s",
+                 conf_gateway_domain(g));
+    if (g->pai)
+        snprintf(inv->pai_user, sizeof inv->pai_user, "%s", user);
+    struct sipheaders hs;
+    if (g->headers[0] && sipheaders_parse(g->headers, &hs, NULL, 0) == 0)
+        sipheaders_format(&hs, inv->headers, sizeof inv->headers);
+    snprintf(inv->username, sizeof inv->username, "%s", g->username);
+    snprintf(inv->password, sizeof inv->password, "%s", g->password);
 }
 
 int calls_send_invite(struct call *c, const struct api_construct *a, int dest,
@@ -177,13 +233,12 @@ int calls_send_invite(struct call *c, const struct api_construct *a, int dest,
     snprintf(inv.to_host, sizeof inv.to_host, "%s", a->to[dest].host);
     inv.to_port = a->to[dest].port;
     inv.rtp_port = rtp_port;
-    if (c->gateway >= 0) {
-        const struct conf_gateway *g =
-            &env->deps.conf->gateways[c->gateway];
-        snprintf(inv.username, sizeof inv.username, "%s", g->username);
-        snprintf(inv.password, sizeof inv.password, "%s", g->password);
-    }
-    return env->ops.invite(env->deps.sip, &inv);
+    if (c->gateway >= 0)
+        calls_invite_trunk(&inv, env->deps.conf,
+                           &env->deps.conf->gateways[c->gateway], a);
+    int rc = env->ops.invite(env->deps.sip, &inv);
+    explicit_bzero(inv.password, sizeof inv.password);
+    return rc;
 }
 
 /* Places the checked construct with its prompts loaded (the plan's clips

@@ -102,7 +102,7 @@ int calls_route_next_target(void *table, struct call *c, int status,
     c->gateway = gw;
     c->route.entry = (size_t)next;
     c->responded = false; /* "call timeout" or "dial error": this attempt's */
-    uri_format(to, c->to_uri, sizeof c->to_uri);
+    conf_route_echo(t->env.deps.conf, to, c->to_uri, sizeof c->to_uri);
     uuid_t uu;
     char id[37];
     uuid_generate_random(uu);

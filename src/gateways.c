@@ -16,10 +16,11 @@
  * change, the SIP thread starts the gateway's REGISTER and pings over. */
 static uint64_t gateways_keys_hash(const struct conf_gateway *c)
 {
-    char buf[CONF_HOST_MAX + 300];
-    int n = snprintf(buf, sizeof buf, "%s|%u|%s|%s|%d|%u|%u", c->host,
-                     (unsigned)c->port, c->username, c->password, (int)c->reg,
-                     c->register_expires, c->options_interval);
+    char buf[3 * CONF_HOST_MAX + 320];
+    int n = snprintf(buf, sizeof buf, "%s|%u|%s|%s|%d|%u|%u|%s|%s|%s",
+                     c->host, (unsigned)c->port, c->username, c->password,
+                     (int)c->reg, c->register_expires, c->options_interval,
+                     c->domain, c->proxy, c->transport);
     uint64_t h = 14695981039346656037ULL;
     for (int i = 0; i < n && i < (int)sizeof buf; i++)
         h = (h ^ (unsigned char)buf[i]) * 1099511628211ULL;
@@ -142,7 +143,7 @@ json_t *gateways_json(const struct gateways *g, const unsigned *calls,
         const struct gateway_state *s = &g->gw[i];
         const struct conf_gateway *c = &g->conf->gateways[i];
         char addr[300];
-        uri_hostport(addr, sizeof addr, c->host, c->port);
+        uri_hostport(addr, sizeof addr, c->host, conf_gateway_port(c));
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:I}", "name",
             s->name, "address", addr, "transport",

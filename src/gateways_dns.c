@@ -84,7 +84,13 @@ static void *gwdns_main(void *arg)
     for (size_t i = 0; i < job->n; i++) {
         char out[1024] = "", qname[CONF_HOST_MAX + 16];
         const char *h = job->gw[i].host;
-        snprintf(qname, sizeof qname, "_sip._%s.%s", job->gw[i].transport, h);
+        /* RFC 3263 4.1: _sips._tcp for TLS, else _sip._udp or _sip._tcp */
+        const char *tp = job->gw[i].transport;
+        snprintf(qname, sizeof qname, "%s.%s",
+                 strcmp(tp, "tls") == 0   ? "_sips._tcp"
+                 : strcmp(tp, "tcp") == 0 ? "_sip._tcp"
+                                          : "_sip._udp",
+                 h);
         gwdns_srv(qname, out, sizeof out);
         gwdns_addresses(h, job->gw[i].port, out, sizeof out);
         if (out[0])
@@ -118,7 +124,7 @@ void gateways_resolve(const struct conf *c)
                  g->name);
         snprintf(job->gw[job->n].host, sizeof job->gw[0].host, "%s",
                  g->host);
-        job->gw[job->n].port = g->port;
+        job->gw[job->n].port = conf_gateway_port(g);
         snprintf(job->gw[job->n].transport, sizeof job->gw[0].transport,
                  "%s", conf_gateway_transport(g));
         job->n++;

@@ -213,12 +213,34 @@ static unsigned sip_timer_b_ms(const struct conf *c)
 
 /* ---- SIP thread: life ----------------------------------------------------- */
 
-/* nua with ctid's settings, bound to url; NULL when it cannot bind.
- * Longer than most functions because nua_create's tag list is one call
- * with a comment per tag. */
-static nua_t *sip_nua_create(struct sip *s, const char *url)
+/* nua with ctid's settings, bound to url (and sips_url with TLS from
+ * tls_dir when not NULL); NULL when it cannot bind. Longer than most
+ * functions because nua_create's tag list is one call with a comment per
+ * tag. */
+static nua_t *sip_nua_create(struct sip *s, const char *url,
+                             const char *sips_url, const char *tls_dir)
 {
     return nua_create(s->root, sip_callback, s, NUTAG_URL(url),
+                    /* TLS, client side, only when a gateway uses it: its
+                     * trust is tls_dir/cafile.pem (sip_tls.c). With
+                     * tls_verify the server's certificate must chain to
+                     * it and name the host ctid connects to (sofia checks
+                     * subjectAltName DNS entries and the CN against the
+                     * host of the next hop: the gateway's host, or its
+                     * proxy). TLS version 0: the highest both sides
+                     * speak (1 would be TLS 1.0 only). */
+                    TAG_IF(sips_url, NUTAG_SIPS_URL(sips_url)),
+                    TAG_IF(sips_url, TPTAG_CERTIFICATE(tls_dir)),
+                    TAG_IF(sips_url, TPTAG_TLS_VERSION(0)),
+                    TAG_IF(sips_url, TPTAG_TLS_VERIFY_POLICY(
+                                         sip_tls_verify(&s->conf)
+                                             ? TPTLS_VERIFY_SUBJECTS_OUT
+                                             : TPTLS_VERIFY_NONE)),
+                    /* A TCP or TLS connection closed under a pending
+                     * request (a TLS handshake or certificate refused, the
+                     * peer gone) fails that request at once (local 503)
+                     * instead of after Timer B. */
+                    TPTAG_SDWN_ERROR(1),
                     NUTAG_MEDIA_ENABLE(0),
                     /* What ctid handles in its dialogs; nua answers
                      * anything else (REFER: no transfer, no NOTIFY)
@@ -256,11 +278,34 @@ static nua_t *sip_nua_create(struct sip *s, const char *url)
                     TAG_END());
 }
 
+/* nua's addresses: "sip:PUBLIC:PORT;maddr=BIND" (the sip bind address,
+ * with public_address in Contact and Via; sofia binds maddr and
+ * advertises the host), over UDP and TCP both: TCP always, since a
+ * trunk may be set to tcp by a SIGHUP and RFC 3261 has every UA take
+ * TCP; TLS ("sips:", on a port of the kernel's choice: ctid only dials
+ * out over TLS) only when a gateway names it at start. */
+static void sip_urls(const struct conf *c, char *url, size_t len,
+                     char *sips_url, size_t sips_len)
+{
+    char pub[300], bind[300];
+    uri_hostport(pub, sizeof pub, conf_sip_public(c), c->sip_port);
+    snprintf(bind, sizeof bind, strchr(c->sip_host, ':') ? "[%s]" : "%s",
+             c->sip_host);
+    if (strcmp(conf_sip_public(c), c->sip_host) == 0)
+        snprintf(url, len, "sip:%s", pub);
+    else
+        snprintf(url, len, "sip:%s;maddr=%s", pub, bind);
+    snprintf(pub, sizeof pub, strchr(conf_sip_public(c), ':') ? "[%s]" : "%s",
+             conf_sip_public(c));
+    snprintf(sips_url, sips_len, "sips:%s:*;maddr=%s", pub, bind);
+}
+
 /* Set-up: the root, crash recovery, nua, the command queue's watch; host
  * gets the SIP address. False with start_error set. */
 static bool sip_thread_setup(struct sip *s, char *host, size_t hostlen)
 {
-    char url[320];
+    char url[640], sips_url[640], recover_url[320], tls_dir[PATH_MAX + 8];
+    bool tls = conf_uses_tls(&s->conf);
     s->root = su_root_create(s);
     if (s->root == NULL) {
         snprintf(s->start_error, sizeof s->start_error,
@@ -272,13 +317,17 @@ static bool sip_thread_setup(struct sip *s, char *host, size_t hostlen)
     su_root_threading(s->root, 0);
     sipguard_log_start(s->root);
     uri_hostport(host, hostlen, s->conf.sip_host, s->conf.sip_port);
-    snprintf(url, sizeof url, "sip:%s;transport=udp", host);
-    sip_recover(s, url);
-    s->nua = sip_nua_create(s, url);
+    snprintf(recover_url, sizeof recover_url, "sip:%s;transport=udp", host);
+    sip_recover(s, recover_url);
+    if (tls && sip_tls_prepare(&s->conf, tls_dir, sizeof tls_dir,
+                               s->start_error, sizeof s->start_error) < 0)
+        return false;
+    sip_urls(&s->conf, url, sizeof url, sips_url, sizeof sips_url);
+    s->nua = sip_nua_create(s, url, tls ? sips_url : NULL, tls_dir);
     if (s->nua == NULL) {
         snprintf(s->start_error, sizeof s->start_error,
-                 "cannot bind SIP to udp %s (address in use or not local?)",
-                 host);
+                 "cannot bind SIP to udp and tcp %s%s (address in use or "
+                 "not local?)", host, tls ? " and tls" : "");
         return false;
     }
     su_wait_create(&s->commands_wait, queue_fd(s->commands), SU_WAIT_IN);
@@ -338,7 +387,11 @@ static void *sip_thread_main(void *arg)
     if (ok) {
         s->start_ok = true;
         sem_post(&s->started);
-        log_info("sip: listening on udp %s", host);
+        log_info("sip: listening on udp and tcp %s%s%s%s", host,
+                 conf_uses_tls(&s->conf) ? " (and tls, for tls gateways)"
+                                         : "",
+                 s->conf.public_address[0] ? ", Contact and Via " : "",
+                 s->conf.public_address);
         su_root_run(s->root);
     }
     sip_thread_teardown(s, ok);

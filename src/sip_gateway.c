@@ -46,12 +46,17 @@ static void gw_post(struct sip_gw *gw, enum sip_gw_change what, int status,
                                       local));
 }
 
-/* sip:HOST:PORT of the gateway (the registrar, the OPTIONS target). */
+/* Where the gateway's REGISTER and OPTIONS go: its proxy when it has
+ * one, else host:port (the port in effect), over its transport. */
 static void gw_uri(const struct sip_gw *gw, char *buf, size_t len)
 {
     char hp[300];
-    uri_hostport(hp, sizeof hp, gw->g.host, gw->g.port);
-    snprintf(buf, len, "sip:%s", hp);
+    if (gw->g.proxy[0])
+        snprintf(hp, sizeof hp, "%s", gw->g.proxy);
+    else
+        uri_hostport(hp, sizeof hp, gw->g.host, conf_gateway_port(&gw->g));
+    snprintf(buf, len, "sip:%s;transport=%s", hp,
+             conf_gateway_transport(&gw->g));
 }
 
 /* ---- REGISTER ----------------------------------------------------------- */
@@ -290,6 +295,9 @@ void sip_gateways_start(struct sip *s)
 static bool gw_same(const struct conf_gateway *a, const struct conf_gateway *b)
 {
     return strcmp(a->host, b->host) == 0 && a->port == b->port &&
+           strcmp(a->domain, b->domain) == 0 &&
+           strcmp(a->proxy, b->proxy) == 0 &&
+           strcmp(a->transport, b->transport) == 0 &&
            strcmp(a->username, b->username) == 0 &&
            strcmp(a->password, b->password) == 0 && a->reg == b->reg &&
            a->register_expires == b->register_expires &&

@@ -3,7 +3,8 @@
  * daemon, made by sip_start, freed by sip_stop), struct sip_leg (one per
  * INVITE dialog, owned by the SIP thread's legs map from the INVITE
  * command until nua's terminated state, freed by sip_leg_free), the
- * command message, and sofia-sip's magic types for these files. Every
+ * command message, and sofia-sip's magic types for these files (sip.c,
+ * sip_leg.c, sip_dialog.c, sip_recover.c, sip_tls.c). Every
  * function declared here runs on the SIP thread. */
 #ifndef CTID_SIP_INT_H
 #define CTID_SIP_INT_H
@@ -85,6 +86,8 @@ struct sip_leg {
     char username[128];     /* digest credentials, copied from the command */
     char password[128];
     bool auth_tried;        /* one answer per challenge, never a loop */
+    char tls_hop[300];      /* a tls trunk's proxy or next hop, for the log
+                               line of a failed handshake; "" otherwise */
     bool answered;          /* a 2xx was received (ACK sent by nua) */
     bool hangup;            /* main has forgotten the call: end it quietly */
     bool bye_sent;
@@ -183,6 +186,15 @@ void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
                              const char *phrase, const sip_t *sip,
                              bool local);
 
+/* ---- sip_tls.c: the TLS transport's trust, before nua starts ---------- */
+
+/* Writes state_dir/tls/cafile.pem (every tls gateway's tls_ca_file, or
+ * the system store, once each) and puts its directory, the
+ * TPTAG_CERTIFICATE sofia reads, in dir. 0, or -1 with err. */
+int sip_tls_prepare(const struct conf *c, char *dir, size_t dirlen,
+                    char *err, size_t errlen);
+/* tls_verify of the tls gateways (they agree: conf_validate). */
+bool sip_tls_verify(const struct conf *c);
 /* ---- sip_gateway.c: registration and OPTIONS pings per gateway -------- */
 
 /* After nua starts: REGISTER and OPTIONS schedules for s->conf's

@@ -90,6 +90,66 @@ static void sip_leg_detach(struct sip *s, struct sip_leg *leg)
     s->detached = leg;
 }
 
+/* host, or host:port, IPv6 in brackets. */
+static void sip_host_text(char *buf, size_t len, const char *host,
+                          uint16_t port)
+{
+    if (port != 0)
+        uri_hostport(buf, len, host, port);
+    else
+        snprintf(buf, len, strchr(host, ':') ? "[%s]" : "%s", host);
+}
+
+/* From, To and the extra header lines (P-Asserted-Identity, a trunk's
+ * headers) of inv; every part was checked by the main thread. For an
+ * anonymous call From stays anonymous (with Privacy: id) and PAI carries
+ * the identity a carrier checks. */
+static void sip_leg_identities(const struct sip *s,
+                               const struct sip_invite *inv, char *from,
+                               size_t fromlen, char *to, size_t tolen,
+                               char *extra, size_t extralen)
+{
+    char local[300], target[300];
+    sip_host_text(local, sizeof local, conf_sip_public(&s->conf),
+                  s->conf.sip_port);
+    const char *from_host = inv->from_host[0] ? inv->from_host : local;
+    sip_host_text(target, sizeof target, inv->to_host, inv->to_port);
+    if (inv->anonymous)
+        snprintf(from, fromlen,
+                 "\"Anonymous\" <sip:anonymous@anonymous.invalid>");
+    else
+        snprintf(from, fromlen, "<sip:%s@%s>",
+                 inv->from_user[0] ? inv->from_user : s->conf.default_from,
+                 from_host);
+    if (inv->to_user[0])
+        snprintf(to, tolen, "<sip:%s@%s>", inv->to_user, target);
+    else
+        snprintf(to, tolen, "<sip:%s>", target);
+    extra[0] = '\0';
+    if (inv->pai_user[0])
+        snprintf(extra, extralen, "P-Asserted-Identity: <sip:%s@%s>%s%s",
+                 inv->pai_user, from_host, inv->headers[0] ? "\r\n" : "",
+                 inv->headers);
+    else
+        snprintf(extra, extralen, "%s", inv->headers);
+}
+
+/* Contact is ctid's, not nua's: nua picks among its transports' own
+ * (and with TLS enabled picks the sips: one, where ctid, a TLS client
+ * with no certificate, cannot take a connection). UDP for udp and tls
+ * trunks (see docs/operations.md: a tls trunk's requests inside the
+ * dialog come over the TLS connection or to this address), TCP for a tcp
+ * trunk. */
+static void sip_leg_contact(const struct sip *s, const struct sip_invite *inv,
+                            char *buf, size_t len)
+{
+    char local[300];
+    sip_host_text(local, sizeof local, conf_sip_public(&s->conf),
+                  s->conf.sip_port);
+    snprintf(buf, len, "<sip:%s%s>", local,
+             inv->transport == CONF_TP_TCP ? ";transport=tcp" : "");
+}
+
 void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
 {
     if (idmap_get(&s->legs, inv->call_id) != NULL) {
@@ -110,43 +170,57 @@ void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
     snprintf(leg->username, sizeof leg->username, "%s", inv->username);
     snprintf(leg->password, sizeof leg->password, "%s", inv->password);
 
-    char local[300], target[300], from[600], to[600], sdp[512];
-    uri_hostport(local, sizeof local, s->conf.sip_host, s->conf.sip_port);
-    uri_hostport(target, sizeof target, inv->to_host, inv->to_port);
-    if (inv->anonymous)
-        snprintf(from, sizeof from,
-                 "\"Anonymous\" <sip:anonymous@anonymous.invalid>");
-    else
-        snprintf(from, sizeof from, "<sip:%s@%s>",
-                 inv->from_user[0] ? inv->from_user : s->conf.default_from,
-                 inv->from_host[0] ? inv->from_host : local);
-    if (inv->to_user[0])
-        snprintf(to, sizeof to, "<sip:%s@%s>", inv->to_user, target);
-    else
-        snprintf(to, sizeof to, "<sip:%s>", target);
+    char from[600], to[600], extra[1500], sdp[512];
+    sip_leg_identities(s, inv, from, sizeof from, to, sizeof to, extra,
+                       sizeof extra);
     snprintf(leg->to, sizeof leg->to, "%s", to);
     snprintf(leg->request_uri, sizeof leg->request_uri, "%.*s",
              (int)strlen(to) - 2, to + 1);
     uint32_t id;
     if (getrandom(&id, sizeof id, 0) != sizeof id)
         id = inv->rtp_port;
-    session_init(&leg->ss, leg->res_id, conf_media_ip(&s->conf),
+    session_init(&leg->ss, leg->res_id, conf_media_public(&s->conf),
                  inv->rtp_port, id);
     session_offer(&leg->ss, sdp, sizeof sdp);
 
+    /* Where packets go, when not to the Request-URI's host: a proxy is a
+     * loose route (Route: <sip:PROXY;lr>, replaced by the callee's
+     * Record-Route once answered); a trunk whose domain is not its host,
+     * or that takes tcp or tls, is this handle's outbound proxy
+     * (NUTAG_PROXY, nta's default proxy for every request of the handle):
+     * the packets go to host:port over the transport while Request-URI
+     * and To keep the domain, and no Route header tells the carrier
+     * about it (a Route naming the carrier itself is one more thing
+     * for its SBC to strip). NUTAG_PROXY is an nta tag, which nua_handle
+     * drops from a handle's parameters (it keeps nua and soa tags only):
+     * it is set with nua_set_hparams, which nua applies before the
+     * INVITE queued after it. */
     leg->nh = nua_handle(s->nua, leg, SIPTAG_FROM_STR(from),
                          SIPTAG_TO_STR(to),
-                         SIPTAG_CALL_ID_STR(inv->sip_call_id), TAG_END());
+                         SIPTAG_CALL_ID_STR(inv->sip_call_id),
+                         TAG_IF(inv->route[0],
+                                NUTAG_INITIAL_ROUTE_STR(inv->route)),
+                         TAG_END());
     if (leg->nh == NULL) {
         sip_post(s, sip_event_failed(leg->call_id, 500, true));
         sip_leg_free(s, leg);
         return;
     }
-    log_info("%s: INVITE %s from %s (rtp port %u)", leg->res_id, to, from,
-             inv->rtp_port);
+    if (inv->next_hop[0])
+        nua_set_hparams(leg->nh, NUTAG_PROXY(inv->next_hop), TAG_END());
+    if (inv->transport == CONF_TP_TLS)
+        snprintf(leg->tls_hop, sizeof leg->tls_hop, "%s",
+                 inv->route[0] ? inv->route : inv->next_hop);
+    log_info("%s: INVITE %s from %s%s%s%s%s (rtp port %u)", leg->res_id, to,
+             from, inv->route[0] ? " via " : "", inv->route,
+             inv->next_hop[0] ? " to " : "", inv->next_hop, inv->rtp_port);
+    char contact[400];
+    sip_leg_contact(s, inv, contact, sizeof contact);
     nua_invite(leg->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                SIPTAG_PAYLOAD_STR(sdp),
-               TAG_IF(inv->anonymous, SIPTAG_PRIVACY_STR("id")), TAG_END());
+               SIPTAG_CONTACT_STR(contact),
+               TAG_IF(inv->anonymous, SIPTAG_PRIVACY_STR("id")),
+               TAG_IF(extra[0], SIPTAG_HEADER_STR(extra)), TAG_END());
 }
 
 void sip_leg_hangup(struct sip *s, uint64_t call_id)
@@ -267,6 +341,11 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
     if ((status == 401 || status == 407) && !leg->hangup &&
         sip_try_auth(leg, sip))
         return;
+    if (local && leg->tls_hop[0] && (status == 503 || status == 408))
+        log_warn("%s: TLS to %s failed (%d): its certificate was refused "
+                 "(not signed by a CA of tls_ca_file, or not for that host "
+                 "name; tls_verify), or it did not answer; sofia-sip's line "
+                 "above says which", leg->res_id, leg->tls_hop, status);
     if (!leg->reported) {
         leg->reported = true;
         sip_post(s, sip_event_failed(leg->call_id, status, local));

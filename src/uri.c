@@ -137,6 +137,7 @@ static int uri_parse_hostport(const char *p, struct uri *out, char *err,
     if (port != NULL && uri_parse_port(port, &v) < 0)
         return uri_fail(err, errlen, "invalid port");
     out->port = (uint16_t)v;
+    out->has_port = port != NULL;
     return 0;
 }
 

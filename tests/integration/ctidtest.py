@@ -254,6 +254,21 @@ def udp_port_bound(port):
         s.close()
 
 
+def tcp_port_listening(port):
+    """True when a socket listens on TCP port (any IPv4 address), read from
+    /proc/net/tcp so the listener sees no connection."""
+    try:
+        with open("/proc/net/tcp") as f:
+            rows = f.read().splitlines()[1:]
+    except OSError:
+        return False
+    for row in rows:
+        cols = row.split()
+        if cols[3] == "0A" and int(cols[1].split(":")[1], 16) == port:
+            return True
+    return False
+
+
 def rtp_range(width=200):
     """A random even port range for the daemon's RTP, outside the kernel's
     ephemeral range (where free_port's bind-0 ports come from, so an RTP
@@ -279,9 +294,10 @@ def rtp_range(width=200):
 class Ctid:
     """The daemon under test with a generated config.
 
-    gateways: list of dicts with name, port, and optional host and any other
-    gateway key (max_calls, username, password, register ...). conf:
-    extra/overriding top-level keys.
+    gateways: list of dicts with name, port, and optional host, max_calls,
+    username, password and any other gateway key (transport, domain, proxy,
+    headers, ...; port None: not written). conf: extra/overriding
+    top-level keys.
     """
 
     def __init__(self, t, name="ctid", gateways=(), conf=None, extra_args=(),
@@ -325,8 +341,9 @@ class Ctid:
             lines.append("")
             lines.append("[gateway %s]" % gw["name"])
             lines.append("host = %s" % gw.get("host", HOST))
-            lines.append("port = %d" % gw["port"])
-            for k, v in gw.items():   # max_calls, username, register ...
+            if gw["port"] is not None:
+                lines.append("port = %d" % gw["port"])
+            for k, v in gw.items():
                 if k not in ("name", "host", "port"):
                     lines.append("%s = %s" % (k, v))
         with open(self.conf_path, "w") as f:
@@ -452,8 +469,9 @@ class Sipp:
     loaded ASan run), so the default is 20 ms."""
 
     def __init__(self, t, scenario, port=None, rtp_sink_port=9, codec=8,
-                 calls=1, timeout=60, ring_ms=20, extra=()):
+                 calls=1, timeout=60, ring_ms=20, extra=(), transport="u1"):
         self.t = t
+        self.transport = transport  # sipp -t: u1 (UDP) or t1 (TCP)
         self.scenario = scenario
         self.port = port or free_port("udp")
         base = os.path.splitext(os.path.basename(scenario))[0]
@@ -471,7 +489,7 @@ class Sipp:
                     "-trace_err", "-error_file", self.err_log,
                     "-key", "rtp_sink_port", str(rtp_sink_port),
                     "-key", "codec", str(codec), "-key", "codec_name", codec_name,
-                    "-d", str(ring_ms)] + list(extra)
+                    "-d", str(ring_ms), "-t", transport] + list(extra)
         self.proc = None
         self.rc = None
 
@@ -486,7 +504,8 @@ class Sipp:
             if self.proc.poll() is not None:
                 raise RuntimeError("sipp %s exited early with %s:\n%s" % (
                     self.scenario, self.proc.returncode, self.report()))
-            if udp_port_bound(self.port):
+            if (udp_port_bound(self.port) if self.transport == "u1"
+                    else tcp_port_listening(self.port)):
                 return self
             time.sleep(0.02)
         raise RuntimeError("sipp %s did not bind port %d" % (self.scenario,

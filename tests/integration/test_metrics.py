@@ -416,8 +416,10 @@ with t:
         d2 = t.ctid(name="ctid-off")
         d2.start()
         ports = listening_ports(d2.proc.pid)
-        t.check_eq(ports, {d2.listen_port},
-                   "without metrics_listen only the JSON-RPC port listens")
+        # (and SIP over TCP on the sip port, since issue 13)
+        t.check_eq(ports, {d2.listen_port, d2.sip_port},
+                   "without metrics_listen only the JSON-RPC and SIP ports "
+                   "listen")
         r = subprocess.run([t.ctid_bin, "--config", d2.conf_path, "--check-config"],
                            stdout=subprocess.PIPE, universal_newlines=True)
         t.check("metrics_listen = \n" in r.stdout,

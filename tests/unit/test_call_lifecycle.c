@@ -31,6 +31,7 @@
 struct record {
     unsigned invites, hangups, opens, plays, updates, closes;
     uint64_t last_invite, last_hangup;
+    struct sip_invite inv;             /* the last INVITE asked for */
     void *media_owner;                 /* the call, for play done */
     void (*media_done)(void *owner, int error);
     unsigned delivered, released;
@@ -810,6 +811,94 @@ static void test_failover_same_gateway(void **state)
     assert_released_once(f, id, "canceled", "sys", 487);
 }
 
+/* A construct of params text; the call it placed, or NULL with the
+ * refusal's code in f->refused. */
+static struct call *construct_text(struct fixture *f, const char *text)
+{
+    json_t *params = json_loads(text, 0, NULL);
+    struct api_construct a;
+    struct rpc_error err;
+    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
+    struct calls_waiter w = {waiter_wanted, waiter_done, f};
+    f->placed = NULL;
+    f->refused = -1;
+    calls_construct(&f->calls, 7, &a, &w);
+    api_construct_free(&a);
+    json_decref(params);
+    return f->placed;
+}
+
+/* A to_uri naming the gateway: the INVITE the main thread asks for
+ * carries the trunk's domain, next hop, identity and headers; the call
+ * echoes the entry as sent. */
+static void test_trunk_invite(void **state)
+{
+    struct fixture *f = *state;
+    struct conf_gateway *g = &f->conf.gateways[0];
+    snprintf(g->transport, sizeof g->transport, "tcp");
+    snprintf(g->domain, sizeof g->domain, "carrier.example");
+    snprintf(g->caller_id, sizeof g->caller_id, "4001");
+    snprintf(g->headers, sizeof g->headers, "X-A: 1; X-B: <sip:b;lr>");
+    g->pai = true;
+    struct call *c = construct_text(
+        f, "{\"to_uri\":\"1000@GW\",\"play_content\":\"a.wav\"}");
+    assert_non_null(c);
+    assert_string_equal(c->to_uri, "1000@GW");
+    assert_int_equal(c->gateway, 0);
+    assert_string_equal(rec.invite.to_user, "1000");
+    assert_string_equal(rec.invite.to_host, "carrier.example");
+    assert_int_equal(rec.invite.to_port, 0);
+    assert_string_equal(rec.invite.next_hop, "sip:127.0.0.1:5062;transport=tcp");
+    assert_string_equal(rec.invite.route, "");
+    assert_int_equal(rec.invite.transport, CONF_TP_TCP);
+    assert_string_equal(rec.invite.from_user, "4001");
+    assert_string_equal(rec.invite.from_host, "carrier.example");
+    assert_string_equal(rec.invite.pai_user, "4001");
+    assert_string_equal(rec.invite.headers, "X-A: 1\r\nX-B: <sip:b;lr>");
+    call_input(c, CALL_IN_DROP, 0, true);
+
+    /* Anonymous: no From user, PAI the real caller_id; a proxy (Route);
+     * no port configured: none in the next hop, so none here either. */
+    g->port = 0;
+    snprintf(g->proxy, sizeof g->proxy, "sbc.example:5070");
+    c = construct_text(f, "{\"to_uri\":\"1000@gw\",\"from_uri\":"
+                          "\"anonymous\",\"play_content\":\"a.wav\"}");
+    assert_non_null(c);
+    assert_true(rec.invite.anonymous);
+    assert_string_equal(rec.invite.from_user, "");
+    assert_string_equal(rec.invite.pai_user, "4001");
+    assert_string_equal(rec.invite.route, "<sip:sbc.example:5070;transport=tcp;lr>");
+    assert_string_equal(rec.invite.next_hop, "");
+    call_input(c, CALL_IN_DROP, 0, true);
+
+    /* A from_uri number wins over caller_id; no domain, no proxy, udp:
+     * the plain INVITE of before, at host:port. */
+    g->domain[0] = g->proxy[0] = g->headers[0] = '\0';
+    g->pai = false;
+    g->port = 5062;
+    snprintf(g->transport, sizeof g->transport, "udp");
+    c = construct_text(f, "{\"to_uri\":\"1000@127.0.0.1:5062\",\"from_uri\":"
+                          "\"10086\",\"play_content\":\"a.wav\"}");
+    assert_non_null(c);
+    assert_string_equal(c->to_uri, "1000@127.0.0.1:5062");
+    assert_string_equal(rec.invite.to_host, "127.0.0.1");
+    assert_int_equal(rec.invite.to_port, 5062);
+    assert_string_equal(rec.invite.next_hop, "");
+    assert_string_equal(rec.invite.from_user, "10086");
+    assert_string_equal(rec.invite.pai_user, "");
+    assert_string_equal(rec.invite.headers, "");
+    call_input(c, CALL_IN_DROP, 0, true);
+
+    /* A name that is no gateway, or a gateway's name with a port: not a
+     * configured gateway. */
+    assert_null(construct_text(
+        f, "{\"to_uri\":\"1000@gw:5062\",\"play_content\":\"a.wav\"}"));
+    assert_int_equal(f->refused, -32602);
+    assert_null(construct_text(
+        f, "{\"to_uri\":\"1000@nosuch\",\"play_content\":\"a.wav\"}"));
+    assert_int_equal(f->refused, -32602);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -831,6 +920,7 @@ int main(void)
         T(test_failover_then_drop),
         T(test_failover_needs_capacity),
         T(test_failover_same_gateway),
+        T(test_trunk_invite),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

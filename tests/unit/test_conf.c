@@ -18,6 +18,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "uri.h"
 
 #define LONG_256 "@256" /* stands for a value of 256 'a's */
 #define LONG_5000 "@5000"
@@ -37,8 +38,14 @@ static const struct key_case top_cases[] = {
      "listen: expected HOST:PORT, got 'nohost'", NULL},
     {"sip", "127.0.0.1:5060", "10.0.0.1:5070", "10.0.0.1:5070", "h:70000",
      "sip: 70000 is outside 1..65535", NULL},
+    {"public_address", "127.0.0.1", "203.0.113.5", "203.0.113.5", "a b",
+     "public_address: expected a host name or address, got 'a b'", NULL},
     {"media_ip", "127.0.0.1", "192.0.2.1", "192.0.2.1", LONG_256,
      "media_ip: longer than 255 bytes", NULL},
+    {"media_public_address", "127.0.0.1", "192.0.2.9", "192.0.2.9",
+     "nat.example",
+     "media_public_address: expected an IPv4 or IPv6 address, got "
+     "'nat.example'", NULL},
     {"rtp_ports", "20000-29999", "30000-30100", "30000-30100", "3000-2000",
      "rtp_ports: expected LO-HI within 1024-65535 with at least two ports, "
      "got '3000-2000'",
@@ -118,17 +125,39 @@ static const struct key_case top_cases[] = {
 };
 
 /* [gateway NAME] keys; reloaded is unused (gateways reload as a whole).
- * An empty username or password is not printed at all. */
+ * An empty username, password, proxy, caller_id, headers or tls_ca_file
+ * is not printed at all; port and domain print what is in effect. */
 static const struct key_case gateway_cases[] = {
     {"host", "", "10.0.0.1", "10.0.0.1", LONG_256,
      "host: longer than 255 bytes", NULL},
-    {"port", "5060", "5080", "5080", "0", "port: 0 is outside 1..65535", NULL},
+    {"port", "5060", "5080", "5080", "65536",
+     "port: 65536 is outside 0..65535", NULL},
     {"max_calls", "0", "30", "30", "1000001",
      "max_calls: 1000001 is outside 0..1000000", NULL},
     {"username", NULL, "alice", "alice", LONG_256,
      "username: longer than 127 bytes", NULL},
     {"password", NULL, "pa#ss", "(set)", LONG_256,
      "password: longer than 127 bytes", NULL},
+    {"transport", "udp", "tls", "tls", "sctp",
+     "transport: expected udp, tcp or tls, got 'sctp'", NULL},
+    {"domain", "", "carrier.example", "carrier.example", "bad domain",
+     "domain: expected a host name or address, got 'bad domain'", NULL},
+    {"proxy", NULL, "[2001:db8::1]:5070", "[2001:db8::1]:5070",
+     "sip:p.example",
+     "proxy: expected HOST[:PORT] (IPv6 in brackets), got 'sip:p.example'",
+     NULL},
+    {"caller_id", NULL, "+8610", "+8610", "a b",
+     "caller_id: 'a b' is not a SIP user part (no spaces, '@', ':', ';', "
+     "quotes or <>)", NULL},
+    {"pai", "no", "yes", "yes", "maybe", "pai: expected yes or no, got 'maybe'",
+     NULL},
+    {"headers", NULL, "X-Account: 42; X-Uri: <sip:a@b;user=phone>",
+     "X-Account: 42; X-Uri: <sip:a@b;user=phone>", "Via: x",
+     "headers: 'Via' is a header ctid writes itself", NULL},
+    {"tls_verify", "yes", "no", "no", "1",
+     "tls_verify: expected yes or no, got '1'", NULL},
+    {"tls_ca_file", NULL, "/etc/passwd", "/etc/passwd", "/nonexistent/ca.pem",
+     "tls_ca_file: /nonexistent/ca.pem: No such file or directory", NULL},
     {"register", "no", "yes", "yes", "maybe",
      "register: expected yes or no, got 'maybe'", NULL},
     {"register_expires", "600", "10", "10", "9",
@@ -295,8 +324,9 @@ static void test_gateway_keys(void **state)
     unlink(path);
     char *out = printed(&c);
     assert_non_null(strstr(out, "\n\n[gateway g]\nhost = \nport = 5060\n"
-                                "max_calls = 0\nregister = no\n"
-                                "register_expires = 600\n"
+                                "max_calls = 0\ntransport = udp\n"
+                                "domain = \npai = no\ntls_verify = yes\n"
+                                "register = no\nregister_expires = 600\n"
                                 "options_interval = 0\n"));
     assert_null(strstr(out, "username"));
     assert_null(strstr(out, "password"));
@@ -437,7 +467,8 @@ static void test_print_every_key_set(void **state)
     char *out = printed(&c);
     assert_string_equal(
         out,
-        "listen = 0.0.0.0:7100\nsip = ::1:5070\nmedia_ip = ::1\n"
+        "listen = 0.0.0.0:7100\nsip = ::1:5070\npublic_address = ::1\n"
+        "media_ip = ::1\nmedia_public_address = ::1\n"
         "rtp_ports = 30000-30100\nmedia_threads = 3\nworker_threads = 4\n"
         "max_prompt_seconds = 0\nmax_tts_bytes = 100\nprompt_dir = /tmp/p\n"
         "prompt_roots = /data/prd\n"
@@ -451,10 +482,13 @@ static void test_print_every_key_set(void **state)
         "journal_max_age = 60\nshutdown_grace = 0\nauth_token = (set)\n"
         "allow_unlisted_gateways = yes\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
-        "username = alice\npassword = (set)\nregister = no\n"
+        "username = alice\npassword = (set)\ntransport = udp\n"
+        "domain = 10.0.0.1\npai = no\ntls_verify = yes\nregister = no\n"
         "register_expires = 600\noptions_interval = 0\n"
         "\n[gateway b b]\nhost = example.com\nport = 5060\nmax_calls = 0\n"
-        "register = no\nregister_expires = 600\noptions_interval = 0\n");
+        "transport = udp\ndomain = example.com\npai = no\n"
+        "tls_verify = yes\nregister = no\nregister_expires = 600\n"
+        "options_interval = 0\n");
     free(out);
 }
 
@@ -468,7 +502,9 @@ static void test_print_defaults(void **state)
     assert_string_equal(
         out,
         "listen = 127.0.0.1:7010\nsip = 127.0.0.1:5060\n"
-        "media_ip = 127.0.0.1\nrtp_ports = 20000-29999\nmedia_threads = 1\n"
+        "public_address = 127.0.0.1\n"
+        "media_ip = 127.0.0.1\nmedia_public_address = 127.0.0.1\n"
+        "rtp_ports = 20000-29999\nmedia_threads = 1\n"
         "worker_threads = 2\nmax_prompt_seconds = 600\nmax_tts_bytes = 4096\n"
         "prompt_dir = /usr/share/ctid/prompts\nprompt_roots = \n"
         "state_dir = /var/lib/ctid\n"
@@ -484,6 +520,175 @@ static void test_print_defaults(void **state)
     free(out);
 }
 
+/* Each bad carrier-trunk value refused with FILE:LINE and its reason. */
+static void test_trunk_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line, *why;
+    } cases[] = {
+        {"headers = X-A: 1; From: <sip:x@y>",
+         "headers: 'From' is a header ctid writes itself"},
+        {"headers = p-asserted-identity: <sip:1@x>",
+         "headers: 'p-asserted-identity' is a header ctid writes itself"},
+        {"headers = X A: 1", "headers: expected 'Name: value' at 'X A: 1'"},
+        {"headers = f: x", "headers: 'f' is a compact header form; write the "
+                           "full name"},
+        {"headers = X-A:", "headers: 'X-A' has an empty value"},
+        {"headers = X-A: a\x01" "b",
+         "headers: the value of 'X-A' has a control character (0x01)"},
+        {"headers = X-A: 1; X-a: 2", "headers: 'X-a' is listed twice"},
+        {"proxy = p.example:0",
+         "proxy: expected HOST[:PORT] (IPv6 in brackets), got 'p.example:0'"},
+        {"proxy = user@p.example", "proxy: expected HOST[:PORT] (IPv6 in "
+                                   "brackets), got 'user@p.example'"},
+        {"transport = TLS", "transport: expected udp, tcp or tls, got 'TLS'"},
+        {"caller_id = 1<2", "caller_id: '1<2' is not a SIP user part (no "
+                            "spaces, '@', ':', ';', quotes or <>)"},
+        {"tls_ca_file = /", "tls_ca_file: /: not a regular file"},
+    };
+    struct conf c;
+    char err[1024], text[512], want[1024];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(text, sizeof text, "[gateway g]\nhost = h\n%s\n",
+                 cases[i].line);
+        const char *path = write_file(text);
+        conf_defaults(&c);
+        assert_int_equal(conf_load_file(&c, path, err, sizeof err), -1);
+        snprintf(want, sizeof want, "%s:3: %s", path, cases[i].why);
+        assert_string_equal(err, want);
+        unlink(path);
+    }
+    /* Values keep their own ';' parameters. */
+    const char *path = write_file("[gateway g]\nhost = h\n"
+                                  "headers = X-Uri: <sip:a@b;user=phone>;"
+                                  "lr; X-B:2\n");
+    conf_defaults(&c);
+    assert_int_equal(conf_load_file(&c, path, err, sizeof err), 0);
+    unlink(path);
+    assert_string_equal(c.gateways[0].headers,
+                        "X-Uri: <sip:a@b;user=phone>;lr; X-B:2");
+}
+
+/* The cross-field checks: tls gateways share one TLS context; the public
+ * media address has the bound one's family. */
+static void test_trunk_validate(void **state)
+{
+    (void)state;
+    struct conf c;
+    char err[512];
+    const char *path = write_file("[gateway a]\nhost = a\ntransport = tls\n"
+                                  "[gateway b]\nhost = b\ntransport = tls\n"
+                                  "tls_verify = no\n");
+    conf_defaults(&c);
+    assert_int_equal(conf_load_file(&c, path, err, sizeof err), 0);
+    unlink(path);
+    assert_int_equal(conf_validate(&c, err, sizeof err), -1);
+    assert_string_equal(err, "[gateway b]: tls_verify differs from [gateway "
+                             "a]: all tls gateways share one TLS context and "
+                             "must agree");
+    c.gateways[1].tls_verify = true;
+    assert_int_equal(conf_validate(&c, err, sizeof err), 0);
+    assert_int_equal(conf_gateway_port(&c.gateways[0]), 5061);
+    assert_true(conf_uses_tls(&c));
+    assert_int_equal(conf_set(&c, "media_public_address", "2001:db8::1", err,
+                              sizeof err), 0);
+    assert_int_equal(conf_validate(&c, err, sizeof err), -1);
+    assert_string_equal(err, "media_public_address 2001:db8::1 and media_ip "
+                             "127.0.0.1 are of different address families");
+}
+
+static const char *routed(const struct conf *c, const char *to)
+{
+    struct uri u;
+    assert_int_equal(uri_parse(to, &u, NULL, 0), 0);
+    const struct conf_gateway *g = conf_route_gateway(c, &u);
+    return g ? g->name : "(none)";
+}
+
+/* Which gateway a to_uri names: by section name without a port, else by
+ * host and the port in effect. */
+static void test_route_gateway(void **state)
+{
+    (void)state;
+    struct conf c;
+    char err[512];
+    const char *path = write_file(
+        "[gateway trunk1]\nhost = 10.0.0.5\ntransport = tls\n"
+        "[gateway plain]\nhost = 10.0.0.6\n"
+        "[gateway odd]\nhost = 10.0.0.7\nport = 5070\n");
+    conf_defaults(&c);
+    assert_int_equal(conf_load_file(&c, path, err, sizeof err), 0);
+    unlink(path);
+    assert_string_equal(routed(&c, "13800000000@trunk1"), "trunk1");
+    assert_string_equal(routed(&c, "13800000000@TRUNK1"), "trunk1");
+    assert_string_equal(routed(&c, "13800000000@trunk1:5060"), "(none)");
+    assert_string_equal(routed(&c, "1@10.0.0.5"), "trunk1");
+    assert_string_equal(routed(&c, "1@10.0.0.5:5061"), "trunk1");
+    assert_string_equal(routed(&c, "1@10.0.0.5:5060"), "(none)");
+    assert_string_equal(routed(&c, "1@10.0.0.6"), "plain");
+    assert_string_equal(routed(&c, "1@10.0.0.6:5060"), "plain");
+    assert_string_equal(routed(&c, "1@10.0.0.7"), "(none)");
+    assert_string_equal(routed(&c, "1@10.0.0.7:5070"), "odd");
+    assert_string_equal(routed(&c, "1@plain"), "plain");
+    struct uri u;
+    uri_parse("1@plain", &u, NULL, 0);
+    assert_true(conf_route_by_name(&c, &u));
+    uri_parse("1@10.0.0.6", &u, NULL, 0);
+    assert_false(conf_route_by_name(&c, &u));
+    /* How an entry echoes: as written when it names a gateway. */
+    char buf[300];
+    conf_route_echo(&c, &u, buf, sizeof buf);
+    assert_string_equal(buf, "1@10.0.0.6:5060");
+    uri_parse("sip:1@Trunk1", &u, NULL, 0);
+    conf_route_echo(&c, &u, buf, sizeof buf);
+    assert_string_equal(buf, "1@Trunk1");
+    assert_string_equal(conf_gateway_transport(&c.gateways[0]), "tls");
+    assert_string_equal(conf_gateway_transport(&c.gateways[1]), "udp");
+}
+
+/* SIGHUP logs each gateway key that changed, in --check-config's words. */
+static void test_reload_gateway_keys(void **state)
+{
+    (void)state;
+    static struct conf cur, next;
+    char err[512];
+    char log_path[] = "/tmp/ctid-test-conf-log-XXXXXX";
+    int fd = mkstemp(log_path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_open(LOGL_DEBUG, log_path), 0);
+    const char *path = write_file("[gateway g]\nhost = h\n");
+    conf_defaults(&cur);
+    assert_int_equal(conf_load_file(&cur, path, err, sizeof err), 0);
+    unlink(path);
+    path = write_file("[gateway g]\nhost = h\ntransport = tcp\n"
+                      "domain = d.example\nproxy = p.example:5070\n"
+                      "headers = X-A: 1\npai = yes\npassword = x\n"
+                      "username = u\n");
+    conf_defaults(&next);
+    assert_int_equal(conf_load_file(&next, path, err, sizeof err), 0);
+    unlink(path);
+    assert_int_equal(conf_reload(&cur, &next), 7);
+    FILE *f = fopen(log_path, "r");
+    assert_non_null(f);
+    char logged[4096] = "";
+    logged[fread(logged, 1, sizeof logged - 1, f)] = '\0';
+    fclose(f);
+    assert_string_equal(logged,
+                        "info: SIGHUP: [gateway g] username (none) -> u\n"
+                        "info: SIGHUP: [gateway g] password changed\n"
+                        "info: SIGHUP: [gateway g] transport udp -> tcp\n"
+                        "info: SIGHUP: [gateway g] domain h -> d.example\n"
+                        "info: SIGHUP: [gateway g] proxy (none) -> "
+                        "p.example:5070\n"
+                        "info: SIGHUP: [gateway g] pai no -> yes\n"
+                        "info: SIGHUP: [gateway g] headers (none) -> X-A: 1\n");
+    assert_string_equal(cur.gateways[0].proxy, "p.example:5070");
+    log_close();
+    unlink(log_path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +701,10 @@ int main(void)
         cmocka_unit_test(test_reload_classification),
         cmocka_unit_test(test_print_every_key_set),
         cmocka_unit_test(test_print_defaults),
+        cmocka_unit_test(test_trunk_refusals),
+        cmocka_unit_test(test_trunk_validate),
+        cmocka_unit_test(test_route_gateway),
+        cmocka_unit_test(test_reload_gateway_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,7 +126,7 @@ static void test_conf_file_and_overrides(void **state)
     assert_int_equal(c.rtp_port_min, 30000);
     assert_string_equal(c.node_id, "1.2.3");
     assert_int_equal(c.n_gateways, 1);
-    assert_int_equal(c.gateways[0].port, 5060);
+    assert_int_equal(conf_gateway_port(&c.gateways[0]), 5060);
     assert_int_equal(c.gateways[0].max_calls, 30);
     /* '#' inside a value is not a comment. */
     assert_string_equal(c.gateways[0].password, "pa#ss");

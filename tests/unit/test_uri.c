@@ -45,6 +45,23 @@ static void test_contract_examples(void **state)
     assert_uri("192.168.5.10:5060", "", "192.168.5.10", 5060);
 }
 
+/* Whether the text named a port: "user@trunk1" may name a gateway by
+ * its section name, "user@trunk1:5060" names an address. */
+static void test_has_port(void **state)
+{
+    (void)state;
+    struct uri u;
+    assert_int_equal(uri_parse("13800000000@trunk1", &u, NULL, 0), 0);
+    assert_false(u.has_port);
+    assert_int_equal(u.port, 5060);
+    assert_int_equal(uri_parse("13800000000@trunk1:5060", &u, NULL, 0), 0);
+    assert_true(u.has_port);
+    assert_int_equal(uri_parse("1001@[2001:db8::1]", &u, NULL, 0), 0);
+    assert_false(u.has_port);
+    assert_int_equal(uri_parse("1001@[2001:db8::1]:5070", &u, NULL, 0), 0);
+    assert_true(u.has_port);
+}
+
 static void test_accepted(void **state)
 {
     (void)state;
@@ -209,11 +226,11 @@ static void test_format(void **state)
 {
     (void)state;
     char buf[64];
-    struct uri u = {"13800000000", "10.0.0.5", 5060};
+    struct uri u = {"13800000000", "10.0.0.5", 5060, true};
     assert_int_equal(uri_format(&u, buf, sizeof buf), 25);
     assert_string_equal(buf, "13800000000@10.0.0.5:5060");
 
-    struct uri v6 = {"1001", "2001:db8::1", 5070};
+    struct uri v6 = {"1001", "2001:db8::1", 5070, true};
     uri_format(&v6, buf, sizeof buf);
     assert_string_equal(buf, "1001@[2001:db8::1]:5070");
 
@@ -222,11 +239,11 @@ static void test_format(void **state)
     uri_hostport(buf, sizeof buf, "127.0.0.1", 9);
     assert_string_equal(buf, "127.0.0.1:9");
 
-    struct uri nouser = {"", "gw", 5060};
+    struct uri nouser = {"", "gw", 5060, true};
     uri_format(&nouser, buf, sizeof buf);
     assert_string_equal(buf, "gw:5060");
 
-    struct uri nohost = {"1001", "", 0};
+    struct uri nohost = {"1001", "", 0, false};
     uri_format(&nohost, buf, sizeof buf);
     assert_string_equal(buf, "1001");
 
@@ -260,10 +277,14 @@ static void test_format_scheme_host(void **state)
         uri_format(&u, buf, sizeof buf);
         assert_string_equal(buf, formatted[i]);
         assert_int_equal(uri_parse(buf, &back, NULL, 0), 0);
-        assert_memory_equal(&back, &u, sizeof back);
+        /* The same URI; the port is written out now. */
+        assert_string_equal(back.user, u.user);
+        assert_string_equal(back.host, u.host);
+        assert_int_equal(back.port, u.port);
+        assert_true(back.has_port);
     }
     /* With a user there is no ambiguity and no prefix. */
-    struct uri u = {"1001", "sip", 5060};
+    struct uri u = {"1001", "sip", 5060, true};
     char buf[64];
     uri_format(&u, buf, sizeof buf);
     assert_string_equal(buf, "1001@sip:5060");
@@ -273,6 +294,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_contract_examples),
+        cmocka_unit_test(test_has_port),
         cmocka_unit_test(test_accepted),
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_refused_structure),

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""ctid integration test: a carrier trunk behind a real proxy (issue 13),
+with Kamailio (tests/integration/kamailio.py) as the carrier's outbound
+proxy and sipp or baresip as the callee.
+
+A  ctid -> Kamailio (proxy = its UDP, TCP or TLS address; Record-Route)
+   -> sipp: for each transport the INVITE reaches Kamailio over it with
+   ctid's preloaded Route, and the callee gets it Record-Routed with the
+   Request-URI at the trunk's domain; the callee hangs up and its BYE
+   comes back through Kamailio and ctid answers it (event dropped_by
+   usr), then ctid hangs up and its BYE goes to Kamailio over the
+   trunk's transport.
+B  TLS with a certificate for the wrong name (wrong.invalid, same CA):
+   with tls_verify = yes the call fails cleanly (event "dial error",
+   cause 503, a log line naming the TLS next hop) and no INVITE reaches
+   Kamailio; a second ctid with tls_verify = no completes the same call.
+C  a real phone: baresip registers to Kamailio as alice, auto-answers;
+   ctid dials "alice@kamtrunk" through the trunk; the phone records what
+   it hears: the prompt's length, not silence.
+"""
+import os
+import shutil
+import struct
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
+                      make_prompt, gateway, header, free_port)
+from baresip import Baresip  # noqa: E402
+from kamailio import Kamailio, _openssl  # noqa: E402
+
+DOMAIN = "carrier.test"
+
+
+def call(t, c, to_uri, label, timeout=20):
+    reply = c.call("ext.notify_call.construct", {
+        "to_uri": to_uri, "play_content": "notice.wav", "play_repeat": 0})
+    res_id, _ = check_construct_result(t, reply, "0.0.0", to_uri, None,
+                                       label=label)
+    if res_id is None:
+        return None, None
+    return res_id, c.wait_event(res_id, timeout=timeout)
+
+
+def case_a(t, kam, d, c, uas_port):
+    for tr, scenario, who in (("udp", "uas_proxied_hangup.xml", "usr"),
+                              ("udp", "uas_proxied_wait_bye.xml", "sys"),
+                              ("tcp", "uas_proxied_hangup.xml", "usr"),
+                              ("tcp", "uas_proxied_wait_bye.xml", "sys"),
+                              ("tls", "uas_proxied_hangup.xml", "usr"),
+                              ("tls", "uas_proxied_wait_bye.xml", "sys")):
+        label = "A %s %s hangs up" % (tr, "callee" if who == "usr" else "ctid")
+        mark = kam.mark()
+        uas = t.sipp(scenario, port=uas_port).start()
+        res_id, ev = call(t, c, "13800000000@k%s" % tr, label)
+        if res_id is None:
+            continue
+        check_released(t, ev, res_id, None, None, who, cause=200,
+                       answered=True, label=label)
+        uas.check_exit(t, "%s: the callee's scenario completed" % label)
+        inv = kam.requests("INVITE", since=mark)
+        t.check(inv and inv[0]["proto"] == tr and inv[0]["route"] is not None
+                and kam.address(tr).split(":")[1] in inv[0]["route"],
+                "%s: the INVITE reached Kamailio over %s with ctid's Route"
+                % (label, tr), "%s" % inv)
+        got = uas.received("INVITE")
+        first = got[0].split("\n", 1)[0] if got else ""
+        t.check_eq(first, "INVITE sip:13800000000@%s SIP/2.0" % DOMAIN,
+                   "%s: the callee got the Request-URI at the domain" % label)
+        t.check(got and header(got[0], "Record-Route") is not None,
+                "%s: ... Record-Routed by Kamailio" % label)
+        t.check(kam.wait_log(r"KAM REQ BYE ", since=mark, timeout=5),
+                "%s: the BYE went through Kamailio" % label)
+        bye = kam.requests("BYE", since=mark)
+        if who == "usr":
+            t.check(bye and bye[0]["src"].endswith(":%d" % uas_port),
+                    "%s: the callee's BYE came to ctid through Kamailio" % label,
+                    "%s" % bye)
+            t.check(200 in [r["code"] for r in kam.replies(since=mark)
+                            if r["cseq"].endswith("BYE")],
+                    "%s: ctid answered the BYE 200" % label,
+                    "%s" % kam.replies(since=mark))
+        else:
+            t.check(bye and bye[0]["proto"] == tr,
+                    "%s: ctid's BYE went to Kamailio over %s" % (label, tr),
+                    "%s" % bye)
+
+
+def case_b(t, kam, d, c, uas_port):
+    mark = kam.mark()
+    res_id, ev = call(t, c, "13800000000@kwrong", "B verify")
+    if res_id is not None:
+        check_released(t, ev, res_id, None, "dial error", "sys", cause=503,
+                       answered=False, label="B verify")
+    t.check(d.wait_log("TLS to <sip:127.0.0.1:%d;transport=tls;lr> failed "
+                       "(503)" % kam.port("tls_wrong")),
+            "B: a log line names the TLS next hop that failed", d.log_tail(15))
+    t.check(not kam.requests("INVITE", since=mark),
+            "B: no INVITE reached Kamailio", "%s" % kam.requests(since=mark))
+    # tls_verify = no: the same certificate is taken
+    d2 = t.ctid(name="ctid-noverify", gateways=[gateway(
+        "kwrong", None, host=DOMAIN, transport="tls", tls_verify="no",
+        proxy="127.0.0.1:%d" % kam.port("tls_wrong"),
+        tls_ca_file=kam.ca_file)])
+    d2.start()
+    c2 = t.client(d2.listen_port)
+    uas = t.sipp("uas_proxied_wait_bye.xml", port=uas_port).start()
+    res_id, ev = call(t, c2, "13800000000@kwrong", "B no verify")
+    if res_id is not None:
+        check_released(t, ev, res_id, None, None, "sys", cause=200,
+                       answered=True, label="B no verify")
+    uas.check_exit(t, "B: with tls_verify = no the call completes")
+
+
+def case_c(t, kam, d, c):
+    phone = t.add_cleanup(Baresip(t, "alice", user="alice",
+                                  registrar=kam.address("udp"),
+                                  password="s3cret", answermode="auto",
+                                  codecs=("PCMA",)))
+    phone.start()
+    if not t.check_eq(phone.wait_registration(), "OK",
+                      "C: baresip registered to Kamailio"):
+        return
+    res_id, ev = call(t, c, "alice@kudp", "C", timeout=30)
+    if res_id is None:
+        return
+    check_released(t, ev, res_id, None, None, "sys", cause=200, answered=True,
+                   label="C")
+    t.check(phone.wait_event("CALL_CLOSED", timeout=10) is not None,
+            "C: the phone's call closed")
+    rate, ch, pcm = phone.recording()
+    secs = len(pcm) / 2.0 / rate / ch
+    t.check(abs(secs - PROMPT_SECONDS) < 0.3,
+            "C: the phone recorded the prompt's length (%.2f s)" % secs,
+            "%.2f s recorded, prompt %.2f s" % (secs, PROMPT_SECONDS))
+    samples = struct.unpack("<%dh" % (len(pcm) // 2), pcm[:len(pcm) // 2 * 2])
+    loud = sum(1 for s in samples if abs(s) > 1000)
+    t.check(loud > len(samples) // 4, "C: ... and it is not silence",
+            "%d of %d samples above 1000" % (loud, len(samples)))
+
+
+PROMPT_SECONDS = 2.0
+
+
+def tls_material_by_ip(t):
+    """The harness's CA and certificates (kamailio.tls_material, which
+    keeps files already in t.path("tls")), made here first with the good
+    certificate naming 127.0.0.1 as a DNS subjectAltName: sofia-sip
+    1.12.11 matches a server's name against the DNS subjectAltNames (the
+    CN only when there are none), never an IP one, and its resolver does
+    not read /etc/hosts, so on loopback the test dials 127.0.0.1 and the
+    certificate must name it that way."""
+    d = t.path("tls")
+    os.makedirs(d, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.crt", "-days", "2", "-subj", "/CN=ctid test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    for base, cn, san in (("server", "127.0.0.1",
+                           "DNS:127.0.0.1,IP:127.0.0.1,DNS:localhost"),
+                          ("wrong", "wrong.invalid", "DNS:wrong.invalid")):
+        with open(os.path.join(d, base + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=serverAuth\n" % san)
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", base + ".key",
+                 "-out", base + ".csr", "-subj", "/CN=" + cn, cwd=d)
+        _openssl("x509", "-req", "-in", base + ".csr", "-CA", "ca.crt",
+                 "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                 "-out", base + ".crt", "-extfile", base + ".ext", cwd=d)
+
+
+def main(t):
+    if not os.path.exists("/usr/sbin/kamailio") or not shutil.which("baresip"):
+        t.fail("kamailio and baresip installed (.ci/setup)")
+        return
+    make_prompt(t.path("prompts", "notice.wav"), PROMPT_SECONDS)
+    uas_port = free_port("udp")
+    tls_material_by_ip(t)
+    kam = Kamailio(t, users={"alice": "s3cret"}, tls=True,
+                   downstream=uas_port).start()
+    gws = [gateway("k%s" % tr, None, host="k%s.invalid" % tr, domain=DOMAIN,
+                   transport=tr,
+                   proxy=kam.address(tr) if tr != "tls"
+                   else "127.0.0.1:%d" % kam.port("tls"),
+                   tls_ca_file=kam.ca_file)
+           for tr in ("udp", "tcp", "tls")]
+    gws.append(gateway("kwrong", None, host="kwrong.invalid", domain=DOMAIN,
+                       transport="tls",
+                       proxy="127.0.0.1:%d" % kam.port("tls_wrong"),
+                       tls_ca_file=kam.ca_file))
+    d = t.ctid(gateways=gws)
+    d.start()
+    c = t.client(d.listen_port)
+    t.run("A: UDP, TCP, TLS through Kamailio", case_a, t, kam, d, c, uas_port)
+    t.run("B: TLS certificate names", case_b, t, kam, d, c, uas_port)
+    t.run("C: a registered phone behind Kamailio", case_c, t, kam, d, c)
+
+
+t = Test("trunk_kamailio")
+with t:
+    main(t)
