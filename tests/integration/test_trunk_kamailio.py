@@ -17,6 +17,10 @@ B  TLS with a certificate for the wrong name (wrong.invalid, same CA):
 C  a real phone: baresip registers to Kamailio as alice, auto-answers;
    ctid dials "alice@kamtrunk" through the trunk; the phone records what
    it hears: the prompt's length, not silence.
+D  Kamailio challenges ctid's INVITE with digest auth (407): with the
+   gateway's username and password ctid answers once and the call
+   completes; with a wrong password the second 407 ends the call
+   ("dial failed", cause 407) after exactly two INVITEs, no loop.
 """
 import os
 import shutil
@@ -140,6 +144,41 @@ def case_c(t, kam, d, c):
             "%d of %d samples above 1000" % (loud, len(samples)))
 
 
+def case_d(t, uas_port):
+    kam = Kamailio(t, name="kamailio-auth", users={"trunkuser": "tr-pw"},
+                   invite_auth=True, downstream=uas_port).start()
+    d = t.ctid(name="ctid-auth", gateways=[
+        gateway("good", None, host="kgood.invalid", domain=DOMAIN,
+                proxy=kam.address("udp"), username="trunkuser",
+                password="tr-pw"),
+        gateway("bad", None, host="kbad.invalid", domain=DOMAIN,
+                proxy=kam.address("udp"), username="trunkuser",
+                password="wrong")])
+    d.start()
+    c = t.client(d.listen_port)
+    mark = kam.mark()
+    uas = t.sipp("uas_proxied_wait_bye.xml", port=uas_port).start()
+    res_id, ev = call(t, c, "13800000000@good", "D good")
+    if res_id is not None:
+        check_released(t, ev, res_id, None, None, "sys", cause=200,
+                       answered=True, label="D good")
+    uas.check_exit(t, "D: the challenged INVITE reached the callee")
+    invs = kam.requests("INVITE", since=mark)
+    t.check(len(invs) == 2 and invs[0]["auth"] is None
+            and invs[1]["auth"] is not None,
+            "D: Kamailio saw the INVITE, then one with credentials",
+            "%s" % invs)
+    t.check(kam.wait_log(r"KAM AUTH INVITE ok user=trunkuser", since=mark,
+                         timeout=2), "D: Kamailio accepted the credentials")
+    mark = kam.mark()
+    res_id, ev = call(t, c, "13800000000@bad", "D bad")
+    if res_id is not None:
+        check_released(t, ev, res_id, None, "dial failed", "sys", cause=407,
+                       answered=False, label="D bad")
+    invs = kam.requests("INVITE", since=mark)
+    t.check_eq(len(invs), 2, "D: a wrong password: two INVITEs, no loop")
+
+
 PROMPT_SECONDS = 2.0
 
 
@@ -196,6 +235,7 @@ def main(t):
     t.run("A: UDP, TCP, TLS through Kamailio", case_a, t, kam, d, c, uas_port)
     t.run("B: TLS certificate names", case_b, t, kam, d, c, uas_port)
     t.run("C: a registered phone behind Kamailio", case_c, t, kam, d, c)
+    t.run("D: Kamailio challenges the INVITE (407)", case_d, t, uas_port)
 
 
 t = Test("trunk_kamailio")
