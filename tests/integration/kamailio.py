@@ -58,11 +58,15 @@ def _openssl(*args, cwd):
                                                r.stdout.decode(errors="replace")))
 
 
-def tls_material(t):
+SERVER_NAME = ("localhost", "IP:127.0.0.1,DNS:localhost")
+
+
+def tls_material(t, server=SERVER_NAME):
     """A throwaway CA and two server certificates signed by it, made once
     per test in t.path("tls"): returns a dict of paths: ca_file, cert_file,
-    key_file (subjectAltName IP:127.0.0.1 and DNS:localhost), wrong_cert_file,
-    wrong_key_file (CN and SAN wrong.invalid only)."""
+    key_file (server: its CN and subjectAltName, by default IP:127.0.0.1
+    and DNS:localhost), wrong_cert_file, wrong_key_file (CN and SAN
+    wrong.invalid only)."""
     d = t.path("tls")
     paths = {"ca_file": os.path.join(d, "ca.crt"),
              "cert_file": os.path.join(d, "server.crt"),
@@ -76,7 +80,7 @@ def tls_material(t):
              "-out", "ca.crt", "-days", "2", "-subj", "/CN=ctid test CA",
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    for base, cn, san in (("server", "localhost", "IP:127.0.0.1,DNS:localhost"),
+    for base, cn, san in (("server",) + tuple(server),
                           ("wrong", "wrong.invalid", "DNS:wrong.invalid")):
         with open(os.path.join(d, base + ".ext"), "w") as f:
             f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
                       make_prompt, gateway, header, free_port)
 from baresip import Baresip  # noqa: E402
-from kamailio import Kamailio, _openssl  # noqa: E402
+from kamailio import Kamailio, tls_material  # noqa: E402
 
 DOMAIN = "carrier.test"
 
@@ -190,24 +190,8 @@ def tls_material_by_ip(t):
     CN only when there are none), never an IP one, and its resolver does
     not read /etc/hosts, so on loopback the test dials 127.0.0.1 and the
     certificate must name it that way."""
-    d = t.path("tls")
-    os.makedirs(d, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-             "-out", "ca.crt", "-days", "2", "-subj", "/CN=ctid test CA",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    for base, cn, san in (("server", "127.0.0.1",
-                           "DNS:127.0.0.1,IP:127.0.0.1,DNS:localhost"),
-                          ("wrong", "wrong.invalid", "DNS:wrong.invalid")):
-        with open(os.path.join(d, base + ".ext"), "w") as f:
-            f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
-                    "keyUsage=digitalSignature,keyEncipherment\n"
-                    "extendedKeyUsage=serverAuth\n" % san)
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", base + ".key",
-                 "-out", base + ".csr", "-subj", "/CN=" + cn, cwd=d)
-        _openssl("x509", "-req", "-in", base + ".csr", "-CA", "ca.crt",
-                 "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-                 "-out", base + ".crt", "-extfile", base + ".ext", cwd=d)
+    tls_material(t, server=("127.0.0.1",
+                            "DNS:127.0.0.1,IP:127.0.0.1,DNS:localhost"))
 
 
 def main(t):
