@@ -351,6 +351,12 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
         sip_post(s, sip_event_failed(leg->call_id, status, local));
         sip_leg_detach(s, leg);
     }
+    /* A challenge ctid does not answer (no credentials, or a second one
+     * after ours: a wrong password) leaves nua's call waiting for
+     * nua_authenticate, never terminated: without this its handle stays
+     * until nua_shutdown gives up at exit. */
+    if (status == 401 || status == 407)
+        sip_leg_free(s, leg);
 }
 
 void sip_leg_on_invite_response(struct sip *s, struct sip_leg *leg,

@@ -20,7 +20,8 @@ C  a real phone: baresip registers to Kamailio as alice, auto-answers;
 D  Kamailio challenges ctid's INVITE with digest auth (407): with the
    gateway's username and password ctid answers once and the call
    completes; with a wrong password the second 407 ends the call
-   ("dial failed", cause 407) after exactly two INVITEs, no loop.
+   ("dial failed", cause 407) after exactly two INVITEs, no loop, and
+   leaves nothing behind (ctid stops without waiting for it).
 """
 import os
 import shutil
@@ -177,6 +178,12 @@ def case_d(t, uas_port):
                        answered=False, label="D bad")
     invs = kam.requests("INVITE", since=mark)
     t.check_eq(len(invs), 2, "D: a wrong password: two INVITEs, no loop")
+    # The refused INVITE's handle is gone (nua waits for an answer to the
+    # challenge forever): ctid stops at once, its SIP stack torn down.
+    d.stop()
+    t.check("dialogs still open" not in d.log_text(),
+            "D: nothing of the refused INVITE is left at shutdown",
+            d.log_tail(5))
 
 
 PROMPT_SECONDS = 2.0
