@@ -217,26 +217,43 @@ def _short(v, n=200):
 
 
 def free_port(kind="tcp"):
-    """A port the kernel considers free now (bind 0). UDP ports are checked
-    for TCP too and vice versa, so one number serves both."""
-    for _ in range(50):
-        st = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
-        s = socket.socket(socket.AF_INET, st)
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if kind == "tcp"
-                              else socket.SOCK_STREAM)
-        try:
-            other.bind((HOST, port))
-            ok = True
-        except OSError:
-            ok = False
-        other.close()
-        s.close()
-        if ok and port not in _given_ports:
+    """A port free now for both UDP and TCP, so one number serves both,
+    never handed out twice by this process. Taken above the kernel's
+    ephemeral range (ephemeral_range), not from bind 0: a port promised to
+    a sipp or a Kamailio is then never the source port the kernel gives
+    some other process's connect() or bind(0) meanwhile (a TLS listener,
+    an outgoing TCP connection), which made "Address already in use" a
+    matter of luck under ctest -j2. The daemons' RTP ranges (rtp_range)
+    lie below it, so neither world takes the other's ports."""
+    lo = ephemeral_range()[1] + 1
+    if lo > 65000:
+        lo = 1024 + 10000  # a machine whose range reaches the top
+    for _ in range(200):
+        port = random.randrange(lo, 65536)
+        if port in _given_ports:
+            continue
+        ok = True
+        for st in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(socket.AF_INET, st)
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                ok = False
+            s.close()
+        if ok:
             _given_ports.add(port)
             return port
     raise RuntimeError("no free port found")
+
+
+def ephemeral_range():
+    """The kernel's ephemeral port range (ip_local_port_range)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 _given_ports = set()
@@ -270,20 +287,13 @@ def tcp_port_listening(port):
 
 
 def rtp_range(width=200):
-    """A random even port range for the daemon's RTP, outside the kernel's
-    ephemeral range (where free_port's bind-0 ports come from, so an RTP
-    socket never takes a port promised to a sipp). Overlaps between parallel
+    """A random even port range for the daemon's RTP, below the kernel's
+    ephemeral range (where other processes' bind-0 and connect() ports
+    come from) and below free_port's ports (above it), so an RTP socket
+    never takes a port promised to a sipp. Overlaps between parallel
     daemons only cost them a retry on the next port."""
-    eph_lo, eph_hi = 32768, 60999
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            eph_lo, eph_hi = map(int, f.read().split())
-    except (OSError, ValueError):
-        pass
-    if eph_lo - width > 10000:
-        lo = random.randrange(10000, eph_lo - width, 2)
-    else:
-        lo = random.randrange(eph_hi + 2 - (eph_hi % 2), 65535 - width, 2)
+    eph_lo, _ = ephemeral_range()
+    lo = random.randrange(10000, max(eph_lo - width, 10002), 2)
     return lo, lo + width - 1
 
 
