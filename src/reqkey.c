@@ -14,6 +14,7 @@
 
 #include "crc32.h"
 #include "log.h"
+#include "rpc.h"
 
 /* ---- the table -------------------------------------------------------- */
 
@@ -516,15 +517,16 @@ int reqkey_digest(json_t *params, char hex[REQKEY_DIGEST_HEX + 1])
     json_t *canon = json_object();
     if (canon == NULL)
         return -1;
+    /* rpc_param, as api_parse_construct reads them: a name with white
+     * space around it ("user_data ") counts as the name, so two constructs
+     * that parse differently never share a digest. */
     for (size_t i = 0; i < 6; i++) {
-        json_t *v = json_is_array(params) ? json_array_get(params, i)
-                                          : json_object_get(params,
-                                                            positional[i]);
+        json_t *v = rpc_param(params, positional[i], i);
         if (v != NULL && !json_is_null(v))
             json_object_set(canon, positional[i], v);
     }
     for (size_t i = 0; i < 2 && json_is_object(params); i++) {
-        json_t *v = json_object_get(params, named[i]);
+        json_t *v = rpc_param(params, named[i], 0);
         if (v != NULL && !json_is_null(v))
             json_object_set(canon, named[i], v);
     }

@@ -115,6 +115,11 @@ static void test_digest(void **state)
         digest_of("{\"user_data\":{\"a\":[2],\"b\":1},\"request_key\":\"k2\","
                   "\"play_content\":\"a.wav\",\"to_uri\":\"1@h\","
                   "\"from_uri\":null,\"keys\":null}"));
+    /* names with white space around them, as construct reads them */
+    assert_string_equal(
+        digest_of(named),
+        digest_of("{\" to_uri\":\"1@h\",\"play_content \":\"a.wav\","
+                  "\"user_data\\t\":{\"b\":1,\"a\":[2]}}"));
     assert_string_equal(
         digest_of(named),
         digest_of("[null,\"1@h\",\"a.wav\",null,null,{\"a\":[2],\"b\":1}]"));
@@ -136,6 +141,8 @@ static void test_digest(void **state)
         "\"user_data\":{\"b\":1,\"a\":[2]},\"keys\":{\"max\":1}}",
         "{\"to_uri\":\"1@h\",\"play_content\":\"a.wav\","
         "\"user_data\":{\"b\":1,\"a\":[2]},\"progress\":true}",
+        "{\"to_uri\":\"1@h\",\"play_content\":\"a.wav\","
+        "\"user_data \":{\"b\":2,\"a\":[2]}}",
     };
     char first[REQKEY_DIGEST_HEX + 1];
     snprintf(first, sizeof first, "%s", digest_of(named));
