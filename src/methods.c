@@ -106,6 +106,9 @@ static int method_construct_placing(void *arg, struct call *call,
 static void method_key_answer(struct methods *m, const char *key,
                               json_t *result, const struct rpc_error *err)
 {
+    struct rpc_error oom;
+    if (result == NULL && err == NULL) /* placed, its result not built */
+        err = &oom, rpc_fail(&oom, RPC_INTERNAL_ERROR, "out of memory");
     for (struct key_wait **pp = &m->key_waits; *pp != NULL;) {
         struct key_wait *k = *pp;
         if (strcmp(k->key, key) != 0) {
@@ -139,14 +142,10 @@ static void method_construct_done(void *arg, struct call *call,
                          call ? 0 : err->code);
     json_t *result = call ? method_construct_result(call, w->user_data)
                           : NULL;
-    if (w->key[0] != '\0') {
-        if (call == NULL)
-            reqkey_abandon(w->m->reqkeys, w->key);
-        method_key_answer(w->m, w->key, result, err);
-    }
+    if (w->key[0] != '\0' && call == NULL)
+        reqkey_abandon(w->m->reqkeys, w->key);
     if (c != NULL && call != NULL) {
-        conn_reply_result(c, w->id, result);
-        result = NULL;
+        conn_reply_result(c, w->id, json_incref(result));
     } else if (c != NULL) {
         log_info("%s: construct refused: %d %s", c->peer, err->code,
                  err->message);
@@ -155,6 +154,9 @@ static void method_construct_done(void *arg, struct call *call,
         if (!w->in_request)
             conn_maybe_finish(c); /* may close c */
     }
+    /* The repeats after the first (on the same connection too). */
+    if (w->key[0] != '\0')
+        method_key_answer(w->m, w->key, result, err);
     json_decref(result);
     json_decref(w->id);
     json_decref(w->user_data);

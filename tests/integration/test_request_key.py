@@ -13,7 +13,8 @@ B  the same key with other params: -32602 "request_key reused with
 C  another key with the same params: a new call (new res_id, an INVITE).
 D  a repeat sent while the first construct's prompt still loads on the
    worker pool (both lines in one write): it waits, gets the same result,
-   one INVITE.
+   one INVITE. D2: when that first fails, the repeat gets its error and
+   nothing is recorded.
 E  kill -9 right after a keyed construct's reply, restart on the same
    state_dir: the repeat gets the same res_id and places no call; other
    params are still refused.
@@ -137,6 +138,38 @@ with t:
         t.check_eq(invites(), n + 1, "D: one INVITE")
         c.close()
     t.run("D: repeat while the first is being placed", sub_d)
+
+    def sub_d2():
+        # A first that fails on the worker (a prompt libsndfile cannot
+        # decode): the waiting repeat gets the same error, nothing is
+        # recorded, and a later retry is checked afresh.
+        with open(t.path("prompts", "broken.wav"), "wb") as f:
+            f.write(b"RIFF\x00\x00\x00\x00WAVEjunk" * 50)
+        c = t.client(d.listen_port, "d2")
+        n = invites(0)
+        p = params("order-5", play="broken.wav")
+        lines = "".join(json.dumps({"jsonrpc": "2.0", "id": i,
+                                    "method": "ext.notify_call.construct",
+                                    "params": p}) + "\n"
+                        for i in (201, 202))
+        waited = d.log_text().count("still in progress")
+        c.send_raw(lines)
+        r1 = c.wait_reply(201, timeout=10)
+        r2 = c.wait_reply(202, timeout=10)
+        t.check(r1 is not None and "error" in r1, "D2: the first is refused",
+                repr(r1))
+        t.check(r2 is not None and r2.get("error") == r1.get("error"),
+                "D2: the waiting repeat gets the same error", repr(r2))
+        t.check_eq(d.log_text().count("still in progress"), waited + 1,
+                   "D2: the repeat waited for the first")
+        seen = d.log_text().count("request_key seen before")
+        r3 = c.call("ext.notify_call.construct", p, timeout=10)
+        t.check(r3 is not None and r3.get("error") == r1.get("error") and
+                d.log_text().count("request_key seen before") == seen,
+                "D2: a retry is checked afresh", repr(r3))
+        t.check_eq(invites(), n, "D2: no INVITE")
+        c.close()
+    t.run("D2: a repeat waiting for a first that fails", sub_d2)
 
     def sub_e():
         c = t.client(d.listen_port, "e")
