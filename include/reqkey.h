@@ -17,10 +17,12 @@
  * file, fsync, rename, directory fsync): the compaction. Once the file
  * passes REQKEY_COMPACT_BYTES it is compacted again.
  *
- * Memory is bounded by max_keys (REQKEY_MAX_KEYS in the daemon): a new key
+ * Memory is bounded by max_keys (REQKEY_MAX_KEYS in the daemon) and by
+ * max_bytes of stored text (keys and results, REQKEY_MAX_BYTES): a new key
  * when the table is full of unexpired keys is refused (reqkey_begin fails
  * with ENOSPC) rather than the oldest evicted, since evicting a key would
- * silently let its retry place a second call.
+ * silently let its retry place a second call. The same bounds keep the
+ * file well under REQKEY_MAX_FILE.
  *
  * A key is pending (no result yet) between reqkey_begin and
  * reqkey_commit/reqkey_abandon: in memory only. The caller passes the
@@ -36,7 +38,9 @@
 #include <stdint.h>
 
 #define REQKEY_MAX_KEYS 100000u
-#define REQKEY_COMPACT_BYTES (8u << 20)
+#define REQKEY_MAX_BYTES (64u << 20)
+#define REQKEY_COMPACT_BYTES (8u << 20) /* or twice the size after the last
+                                           compaction, if larger */
 #define REQKEY_MAX_FILE (256u << 20) /* a larger file is not read */
 #define REQKEY_DIGEST_HEX 64
 
@@ -55,9 +59,12 @@ struct reqkey {
     char path[PATH_MAX];          /* state_dir/reqkeys.log; "" in memory */
     int fd;                       /* O_APPEND; -1: no file */
     uint64_t bytes;               /* size of the file */
+    uint64_t compact_at;          /* compact once bytes reach this */
     bool unsynced;                /* a put written, not yet synced */
     unsigned ttl;                 /* request_key_ttl, seconds */
     size_t max_keys;
+    size_t max_bytes;             /* of text: keys and results */
+    size_t text_bytes;            /* text stored now */
     struct reqkey_entry **buckets;
     size_t n_buckets, n;
     struct reqkey_entry *oldest, *newest;
@@ -70,7 +77,8 @@ enum reqkey_found {
     REQKEY_MISMATCH,  /* seen with different params */
 };
 
-/* An empty table with no file (unit tests, fuzzing). */
+/* An empty table with no file (unit tests, fuzzing); max_bytes is
+ * REQKEY_MAX_BYTES. */
 void reqkey_init(struct reqkey *r, unsigned ttl, size_t max_keys);
 /* Applies a file's content to the table (later records win), dropping
  * keys expired at now; bad lines counted in *bad. 0, or -1 out of
@@ -96,7 +104,8 @@ int reqkey_digest(json_t *params, char hex[REQKEY_DIGEST_HEX + 1]);
 enum reqkey_found reqkey_lookup(struct reqkey *r, const char *key,
                                 const char *digest, int64_t now,
                                 const char **result);
-/* A new pending key. -1 with errno ENOSPC (table full) or ENOMEM. */
+/* A new pending key. -1 with errno ENOSPC (max_keys or max_bytes
+ * reached) or ENOMEM. */
 int reqkey_begin(struct reqkey *r, const char *key, const char *digest,
                  int64_t now);
 /* The pending key's call is placed: stores result (compact JSON) and

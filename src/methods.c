@@ -165,6 +165,27 @@ static void method_construct_done(void *arg, struct call *call,
         free(w);
 }
 
+/* A repeat of a key whose first construct is in progress: queued behind
+ * it (method_key_answer). 0 or -1 (out of memory). */
+static int method_key_wait(struct methods *m, struct conn *c,
+                           struct rpc_request *req, const char *key)
+{
+    struct key_wait *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return -1;
+    log_info("%s: request_key's first construct still in progress: "
+             "waiting for it", c->peer);
+    k->conn_id = c->id;
+    k->id = json_incref(req->id);
+    snprintf(k->key, sizeof k->key, "%s", key);
+    struct key_wait **tail = &m->key_waits; /* answered in order */
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = k;
+    c->calls++; /* its reply is owed (conn_maybe_finish) */
+    return 0;
+}
+
 /* request_key (issue 14): true when the request was answered here (a
  * repeat of a placed construct gets its result, a repeat of one being
  * placed waits for it, a reuse with other params or a full table is
@@ -202,22 +223,11 @@ static bool method_request_key(struct methods *m, struct conn *c,
         rpc_fail(&err, RPC_INVALID_PARAMS,
                  "request_key reused with different params");
         break;
-    case REQKEY_PENDING: {
-        struct key_wait *k = calloc(1, sizeof *k);
-        if (k == NULL) {
-            rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
-            break;
-        }
-        log_info("%s: request_key's first construct still in progress: "
-                 "waiting for it", c->peer);
-        k->conn_id = c->id;
-        k->id = json_incref(req->id);
-        snprintf(k->key, sizeof k->key, "%s", a->request_key);
-        k->next = m->key_waits;
-        m->key_waits = k;
-        c->calls++;
-        return true;
-    }
+    case REQKEY_PENDING:
+        if (method_key_wait(m, c, req, a->request_key) == 0)
+            return true;
+        rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
+        break;
     case REQKEY_NEW:
         if (reqkey_begin(m->reqkeys, a->request_key, digest, now) == 0) {
             snprintf(key, API_REQUEST_KEY_MAX + 1, "%s", a->request_key);
@@ -225,8 +235,9 @@ static bool method_request_key(struct methods *m, struct conn *c,
         }
         if (errno == ENOSPC)
             rpc_fail(&err, RPC_UNAVAILABLE,
-                     "at capacity: %zu request_keys within request_key_ttl",
-                     m->reqkeys->n);
+                     "at capacity: %zu request_keys (%zu bytes) within "
+                     "request_key_ttl", m->reqkeys->n,
+                     m->reqkeys->text_bytes);
         else
             rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
         break;

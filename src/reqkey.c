@@ -32,6 +32,18 @@ void reqkey_init(struct reqkey *r, unsigned ttl, size_t max_keys)
     r->fd = -1;
     r->ttl = ttl;
     r->max_keys = max_keys;
+    r->max_bytes = REQKEY_MAX_BYTES;
+    r->compact_at = REQKEY_COMPACT_BYTES;
+}
+
+static size_t reqkey_text(const struct reqkey_entry *e)
+{
+    return strlen(e->key) + (e->result ? strlen(e->result) : 0);
+}
+
+static bool reqkey_full(const struct reqkey *r)
+{
+    return r->n >= r->max_keys || r->text_bytes >= r->max_bytes;
 }
 
 static struct reqkey_entry *reqkey_find(const struct reqkey *r,
@@ -78,6 +90,7 @@ static void reqkey_remove(struct reqkey *r, struct reqkey_entry *e)
     *pp = e->hnext;
     reqkey_age_unlink(r, e);
     r->n--;
+    r->text_bytes -= reqkey_text(e);
     free(e->key);
     free(e->result);
     free(e);
@@ -119,6 +132,7 @@ static struct reqkey_entry *reqkey_insert(struct reqkey *r, const char *key,
     r->buckets[h] = e;
     reqkey_age_append(r, e);
     r->n++;
+    r->text_bytes += strlen(e->key);
     return e;
 }
 
@@ -151,7 +165,7 @@ int reqkey_begin(struct reqkey *r, const char *key, const char *digest,
                  int64_t now)
 {
     reqkey_expire(r, now);
-    if (r->n >= r->max_keys) {
+    if (reqkey_full(r)) {
         errno = ENOSPC;
         return -1;
     }
@@ -263,18 +277,21 @@ static int reqkey_apply(struct reqkey *r, json_t *rec, int64_t now)
     char *text = json_dumps(res, JSON_COMPACT);
     if (text == NULL)
         return -1;
-    if (r->n >= r->max_keys && r->oldest != NULL) {
-        log_warn("request_key: more than %zu keys on file; the oldest "
-                 "dropped", r->max_keys);
-        reqkey_remove(r, r->oldest);
-    }
     struct reqkey_entry *e = reqkey_insert(r, key, digest, created);
     if (e == NULL) {
         free(text);
         return -1;
     }
     e->result = text;
+    r->text_bytes += strlen(text);
     e->written = true;
+    /* Bounds lowered since the file was written: the oldest go. */
+    while (r->n > r->max_keys || r->text_bytes > r->max_bytes) {
+        log_warn("request_key: more keys on file than max_keys %zu or "
+                 "max_bytes %zu; the oldest dropped", r->max_keys,
+                 r->max_bytes);
+        reqkey_remove(r, r->oldest);
+    }
     return 0;
 }
 
@@ -346,11 +363,13 @@ int reqkey_commit(struct reqkey *r, const char *key, const char *result,
         errno = ENOMEM;
         return -1;
     }
+    r->text_bytes += strlen(result);
     e->created = now;
     reqkey_age_unlink(r, e);
     reqkey_age_append(r, e);
     if (reqkey_append(r, reqkey_put_record(e)) < 0) {
         int saved = errno;
+        r->text_bytes -= strlen(e->result);
         free(e->result);
         e->result = NULL;
         errno = saved;
@@ -359,7 +378,7 @@ int reqkey_commit(struct reqkey *r, const char *key, const char *result,
     e->written = true;
     if (r->fd >= 0)
         r->unsynced = true;
-    if (r->bytes >= REQKEY_COMPACT_BYTES && reqkey_compact(r) < 0)
+    if (r->bytes >= r->compact_at && reqkey_compact(r) < 0)
         log_warn("%s: cannot compact: %s", r->path, strerror(errno));
     return 0;
 }
@@ -434,6 +453,8 @@ int reqkey_compact(struct reqkey *r)
         close(r->fd);
     r->fd = nfd;
     r->bytes = bytes;
+    r->compact_at = bytes * 2 > REQKEY_COMPACT_BYTES ? bytes * 2
+                                                     : REQKEY_COMPACT_BYTES;
     r->unsynced = false; /* every put is in the synced new file */
     return 0;
 }

@@ -68,6 +68,30 @@ static void test_cap_refuses_until_expiry(void **state)
     reqkey_close(&r);
 }
 
+static void test_byte_cap(void **state)
+{
+    (void)state;
+    struct reqkey r;
+    reqkey_init(&r, 10, 1000);
+    r.max_bytes = 88;
+    assert_int_equal(reqkey_begin(&r, "a", D1, 100), 0);
+    assert_int_equal(
+        reqkey_commit(&r, "a", "{\"x\":\"" /* 85 bytes of text */
+                      "0123456789012345678901234567890123456789"
+                      "0123456789012345678901234567890123456\"}",
+                      100),
+        0);
+    assert_int_equal(r.text_bytes, 86);
+    assert_int_equal(reqkey_begin(&r, "b", D1, 100), 0); /* 86 < 88 */
+    assert_int_equal(reqkey_commit(&r, "b", "{}", 100), 0);
+    errno = 0;
+    assert_int_equal(reqkey_begin(&r, "c", D1, 101), -1);
+    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(reqkey_begin(&r, "c", D1, 110), 0); /* both expired */
+    assert_int_equal(r.text_bytes, 1);
+    reqkey_close(&r);
+}
+
 static void test_many_keys(void **state)
 {
     (void)state;
@@ -319,6 +343,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_cap_refuses_until_expiry),
+        cmocka_unit_test(test_byte_cap),
         cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_digest),
         cmocka_unit_test_setup_teardown(test_file_round_trip, setup, teardown),
