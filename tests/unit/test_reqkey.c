@@ -2,6 +2,7 @@
  * expiry, the cap), the params digest and the file (round trip across a
  * reopen, compaction, a torn tail, damaged lines, del records). */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <string.h>
 #include <unistd.h>
@@ -266,6 +267,31 @@ static void test_file_round_trip(void **state)
     reqkey_close(&r);
 }
 
+/* A put that cannot be written: commit fails, the key stays pending (its
+ * construct is then refused and abandons it), nothing half-written. */
+static void test_commit_write_fails(void **state)
+{
+    (void)state;
+    struct reqkey r;
+    char err[256];
+    const char *res = NULL;
+    assert_int_equal(reqkey_open(&r, dir, 100, 10, 1000, err, sizeof err), 0);
+    int fd = r.fd;
+    r.fd = open("/dev/null", O_RDONLY);
+    assert_true(r.fd >= 0);
+    assert_int_equal(reqkey_begin(&r, "k", D1, 1000), 0);
+    assert_int_equal(reqkey_commit(&r, "k", RES, 1000), -1);
+    assert_false(r.unsynced);
+    assert_int_equal(reqkey_lookup(&r, "k", D1, 1000, &res), REQKEY_PENDING);
+    reqkey_abandon(&r, "k"); /* never written: no del either */
+    assert_int_equal(reqkey_lookup(&r, "k", D1, 1000, &res), REQKEY_NEW);
+    assert_int_equal(r.text_bytes, 0);
+    close(r.fd);
+    r.fd = fd;
+    reqkey_close(&r);
+    assert_int_equal(file_size(), 0);
+}
+
 static void test_file_damage(void **state)
 {
     (void)state;
@@ -347,6 +373,8 @@ int main(void)
         cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_digest),
         cmocka_unit_test_setup_teardown(test_file_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_write_fails, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_file_damage, setup, teardown),
         cmocka_unit_test(test_load_counts_bad),
     };
