@@ -28,7 +28,8 @@ struct api_keys {
 
 /* construct(from_uri, to_uri, play_content, play_repeat,
  *           max_ring_seconds, user_data), and by name only keys, progress,
- *           request_key (issue 14: parsed, not yet acted on) */
+ *           request_key (issue 14: keys and progress parsed, not yet
+ *           acted on; request_key is methods.c's, reqkey.h) */
 struct api_construct {
     bool from_given;          /* false: from_uri null or "", the line
                                  decides */

@@ -112,6 +112,10 @@ struct calls_waiter {
      * the main loop. */
     void (*done)(void *arg, struct call *call, const struct rpc_error *err);
     void *arg;
+    /* NULL, or called once the call is in the table and the ledger and
+     * before its INVITE: -1 with err refuses it (nothing is dialled).
+     * methods.c records construct's request_key here (reqkey.h). */
+    int (*placing)(void *arg, struct call *call, struct rpc_error *err);
 };
 
 /* Turns a validated construct into a call. First the cheap checks, with

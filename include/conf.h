@@ -91,6 +91,8 @@ struct conf {
     uint16_t metrics_port;
     uint64_t journal_max_bytes;      /* event journal: total size kept */
     unsigned journal_max_age;        /* event journal: seconds kept */
+    unsigned request_key_ttl;        /* construct's request_key: seconds
+                                        a key is remembered */
     unsigned shutdown_grace;         /* SIGTERM: seconds calls may finish */
     char auth_token[256];            /* "" = no sys.auth; required off loopback */
     bool allow_unlisted_gateways;    /* dial a to_uri host:port with no [gateway] */

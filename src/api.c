@@ -2,7 +2,8 @@
  * construct and turns it into C values, so that nothing past this point
  * deals with JSON or with a bad value; formats and reads res_ids. Every
  * refusal is -32602 with a message naming the param. Also parses issue
- * 14's keys, progress and request_key, which nothing acts on yet. */
+ * 14's keys, progress and request_key (only request_key is acted on so
+ * far, by methods.c). */
 #include "api.h"
 
 #include <inttypes.h>

@@ -186,6 +186,9 @@ static const struct conf_key conf_keys[] = {
      RANGE(1UL << 20, 1UL << 40), .def = "268435456"},
     {KEY("journal_max_age", CONF_UINT), TOP(journal_max_age),
      RANGE(60, 3650U * 86400), .def = "604800"},
+    /* construct's request_key (reqkey.h); small values are for tests. */
+    {KEY("request_key_ttl", CONF_UINT), TOP(request_key_ttl),
+     RANGE(1, 3650U * 86400), .def = "86400"},
     {KEY("shutdown_grace", CONF_UINT), TOP(shutdown_grace), RANGE(0, 3600),
      .def = "30", .flags = CONF_RELOAD},
     {KEY("auth_token", CONF_STR), TOP(auth_token), .def = "",

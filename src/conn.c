@@ -29,6 +29,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
+#include "reqkey.h"
 
 /* ---- output ------------------------------------------------------------- */
 
@@ -53,8 +54,9 @@ static void conn_check_output(struct conn *c)
 
 /* ---- group commit ---------------------------------------------------------
  *
- * A construct reply may go out only once the call's ledger record is on
- * disk, an event only once its journal record is. Rather than an
+ * A construct reply may go out only once the call's ledger record (and
+ * its request_key's, reqkey.h) is on disk, an event only once its
+ * journal record is. Rather than an
  * fdatasync per construct and per event, both files are written at once
  * and synced once per loop iteration (on_sync_due runs after every other
  * callback of the iteration); meanwhile every line for a connection waits
@@ -63,7 +65,8 @@ static void conn_check_output(struct conn *c)
 
 bool conns_unsynced(const struct conns *set)
 {
-    return set->deps.journal->unsynced || set->deps.ledger->unsynced;
+    return set->deps.journal->unsynced || set->deps.ledger->unsynced ||
+           (set->deps.reqkeys != NULL && set->deps.reqkeys->unsynced);
 }
 
 /* Syncs the journal and the ledger, then releases every held line. */
@@ -75,6 +78,11 @@ void conns_sync(struct conns *set)
     if (set->deps.ledger->unsynced && ledger_sync(set->deps.ledger) < 0)
         log_error("%s: fdatasync: %s; calls go on, a crash now may lose "
                   "their recovery", set->deps.ledger->path, strerror(errno));
+    if (set->deps.reqkeys != NULL && set->deps.reqkeys->unsynced &&
+        reqkey_sync(set->deps.reqkeys) < 0)
+        log_error("%s: fdatasync: %s; a crash now may lose request_keys "
+                  "already answered", set->deps.reqkeys->path,
+                  strerror(errno));
     for (struct conn *c = set->list; c != NULL; c = c->next)
         if (c->held != NULL && evbuffer_get_length(c->held) > 0) {
             if (bufferevent_write_buffer(c->bev, c->held) < 0)

@@ -28,6 +28,7 @@ struct evconnlistener;
 struct conf;
 struct ledger;
 struct metrics;
+struct reqkey;
 struct conn;
 
 /* What connections need of the daemon, none of it owned. */
@@ -36,6 +37,7 @@ struct conn_deps {
     struct event_base *base;
     struct journal *journal;   /* synced by the group commit */
     struct ledger *ledger;
+    struct reqkey *reqkeys;    /* construct's request_key file; NULL: none */
     struct metrics *metrics;
 };
 

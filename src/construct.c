@@ -4,8 +4,9 @@
  * (shutdown, allow-list, max_tts_bytes, capacity, call rate), then a
  * capacity slot held while the prompts load on a worker (struct
  * calls_start, kept in t->starts), then the call itself: RTP port,
- * table, ledger, INVITE. The reply goes out through the caller's
- * calls_waiter once the INVITE is handed to SIP, or with the error. */
+ * table, ledger, the waiter's placing hook (request_key), INVITE. The
+ * reply goes out through the caller's calls_waiter once the INVITE is
+ * handed to SIP, or with the error. */
 #include "calls.h"
 
 #include <errno.h>
@@ -247,6 +248,7 @@ int calls_send_invite(struct call *c, const struct api_construct *a, int dest,
 static struct call *calls_place(struct calls *t, uint64_t creator_conn,
                                 struct api_construct *a, int dest,
                                 int gateway, struct prompt_plan *plan,
+                                const struct calls_waiter *w,
                                 struct rpc_error *err)
 {
     struct prompt_clip **clips = NULL;
@@ -287,6 +289,12 @@ static struct call *calls_place(struct calls *t, uint64_t creator_conn,
                   strerror(errno));
         idmap_del(&t->map, c->process_id);
         rpc_fail(err, RPC_INTERNAL_ERROR, "cannot record the call durably");
+        call_free(c);
+        return NULL;
+    }
+    if (w->placing != NULL && w->placing(w->arg, c, err) < 0) {
+        idmap_del(&t->map, c->process_id);
+        ledger_remove(t->env.deps.ledger, c->process_id);
         call_free(c);
         return NULL;
     }
@@ -398,7 +406,7 @@ static void calls_start_done(struct work_job *job)
         rpc_fail(&err, RPC_UNAVAILABLE, "connection closed");
     } else {
         c = calls_place(t, s->creator_conn, &s->a, s->dest, s->gateway,
-                        &s->plan, &err);
+                        &s->plan, &s->waiter, &err);
         if (c != NULL)
             log_info("%s: prompts loaded off the main loop in %.0f ms",
                      c->res_id, calls_ms_since(&s->t0));
@@ -470,7 +478,7 @@ void calls_construct(struct calls *t, uint64_t creator_conn,
     /* Every prompt cached (or no pool, in tests): cheap, so at once. */
     struct call *c = NULL;
     if (prompt_plan_load(&plan, NULL, &err) == 0)
-        c = calls_place(t, creator_conn, a, dest, gateway, &plan, &err);
+        c = calls_place(t, creator_conn, a, dest, gateway, &plan, w, &err);
     else
         prompt_plan_forget_failed(t->env.deps.prompts, &plan);
     prompt_plan_free(&plan);

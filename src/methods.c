@@ -3,12 +3,16 @@
  * methods_on_request is the request handler of struct conns: it reads a
  * parsed request, calls into the call table (calls.h) or the replay
  * (replay.h), and queues the reply on the connection. Owns struct
- * construct_wait, a construct between calls_construct and its reply.
+ * construct_wait, a construct between calls_construct and its reply, and
+ * struct key_wait, a repeat of a request_key waiting for it (reqkey.h
+ * keeps the keys and their results).
  * Main thread. */
 #include "methods.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf.h"
 #include "log.h"
@@ -27,13 +31,103 @@ struct construct_wait {
     double t0;          /* construct latency, for metrics */
     bool in_request;    /* still inside method_construct, which frees it */
     bool finished;      /* method_construct_done has run */
+    char key[API_REQUEST_KEY_MAX + 1]; /* its request_key (pending in
+                                          m->reqkeys), "" when none */
 };
 
+/* A repeat of a pending request_key, waiting for the first construct's
+ * outcome (owned by m->key_waits). Counted in its connection's calls
+ * while it waits, as a construct is: its reply is owed. */
+struct key_wait {
+    uint64_t conn_id;
+    json_t *id;         /* the request id (a reference) */
+    char key[API_REQUEST_KEY_MAX + 1];
+    struct key_wait *next;
+};
+
+/* Is a repeat of key waiting on a connection that can still read it? */
+static bool method_key_awaited(struct methods *m, const char *key)
+{
+    for (struct key_wait *k = m->key_waits; k != NULL; k = k->next) {
+        struct conn *c = conns_find(m->conns, k->conn_id);
+        if (strcmp(k->key, key) == 0 && c != NULL && !c->closing &&
+            !c->overflowed)
+            return true;
+    }
+    return false;
+}
+
+/* A construct whose connection went while its prompts loaded is still
+ * placed when a repeat of its request_key waits for it. */
 static bool method_construct_wanted(void *arg)
 {
     struct construct_wait *w = arg;
     struct conn *c = conns_find(w->m->conns, w->conn_id);
-    return c != NULL && !c->closing && !c->overflowed;
+    return (c != NULL && !c->closing && !c->overflowed) ||
+           (w->key[0] != '\0' && method_key_awaited(w->m, w->key));
+}
+
+/* construct's result object. */
+static json_t *method_construct_result(const struct call *call,
+                                       json_t *user_data)
+{
+    return json_pack("{s:s, s:O, s:s, s:{s:I}}", "res_id", call->res_id,
+                     "user_data", user_data, "to_uri", call->to_uri,
+                     "ipsc_info", "process_id",
+                     (json_int_t)call->process_id);
+}
+
+/* calls_waiter.placing: the call of a keyed construct is about to be
+ * dialled; its result goes to the request_key file first, so every reply
+ * (held until the group commit syncs that file) and every INVITE has its
+ * key on record (docs/reliability.md, "request_key"). */
+static int method_construct_placing(void *arg, struct call *call,
+                                    struct rpc_error *err)
+{
+    struct construct_wait *w = arg;
+    if (w->key[0] == '\0')
+        return 0;
+    json_t *result = method_construct_result(call, w->user_data);
+    char *text = result ? json_dumps(result, JSON_COMPACT) : NULL;
+    json_decref(result);
+    int rc = text ? reqkey_commit(w->m->reqkeys, w->key, text, time(NULL))
+                  : -1;
+    free(text);
+    if (rc == 0)
+        return 0;
+    log_error("%s: %s: request_key not recorded: %s", call->res_id,
+              w->m->reqkeys->path, strerror(errno));
+    return rpc_fail(err, RPC_INTERNAL_ERROR,
+                    "cannot record the request_key durably");
+}
+
+/* The first construct of key is done: each waiting repeat gets the same
+ * reply, the result or the error. */
+static void method_key_answer(struct methods *m, const char *key,
+                              json_t *result, const struct rpc_error *err)
+{
+    struct rpc_error oom;
+    if (result == NULL && err == NULL) /* placed, its result not built */
+        err = &oom, rpc_fail(&oom, RPC_INTERNAL_ERROR, "out of memory");
+    for (struct key_wait **pp = &m->key_waits; *pp != NULL;) {
+        struct key_wait *k = *pp;
+        if (strcmp(k->key, key) != 0) {
+            pp = &k->next;
+            continue;
+        }
+        *pp = k->next;
+        struct conn *c = conns_find(m->conns, k->conn_id);
+        if (c != NULL) {
+            c->calls--;
+            if (result != NULL)
+                conn_reply_result(c, k->id, json_deep_copy(result));
+            else
+                conn_reply_error(c, k->id, err);
+            conn_maybe_finish(c); /* may close c */
+        }
+        json_decref(k->id);
+        free(k);
+    }
 }
 
 /* The construct's reply: after the INVITE is handed to SIP, or its error.
@@ -46,13 +140,12 @@ static void method_construct_done(void *arg, struct call *call,
     struct conn *c = conns_find(w->m->conns, w->conn_id);
     metrics_on_construct(w->m->metrics, metrics_now() - w->t0,
                          call ? 0 : err->code);
+    json_t *result = call ? method_construct_result(call, w->user_data)
+                          : NULL;
+    if (w->key[0] != '\0' && call == NULL)
+        reqkey_abandon(w->m->reqkeys, w->key);
     if (c != NULL && call != NULL) {
-        json_t *result = json_pack("{s:s, s:O, s:s, s:{s:I}}", "res_id",
-                                   call->res_id, "user_data", w->user_data,
-                                   "to_uri", call->to_uri, "ipsc_info",
-                                   "process_id",
-                                   (json_int_t)call->process_id);
-        conn_reply_result(c, w->id, result);
+        conn_reply_result(c, w->id, json_incref(result));
     } else if (c != NULL) {
         log_info("%s: construct refused: %d %s", c->peer, err->code,
                  err->message);
@@ -61,11 +154,97 @@ static void method_construct_done(void *arg, struct call *call,
         if (!w->in_request)
             conn_maybe_finish(c); /* may close c */
     }
+    /* The repeats after the first (on the same connection too). */
+    if (w->key[0] != '\0')
+        method_key_answer(w->m, w->key, result, err);
+    json_decref(result);
     json_decref(w->id);
     json_decref(w->user_data);
     w->finished = true;
     if (!w->in_request)
         free(w);
+}
+
+/* A repeat of a key whose first construct is in progress: queued behind
+ * it (method_key_answer). 0 or -1 (out of memory). */
+static int method_key_wait(struct methods *m, struct conn *c,
+                           struct rpc_request *req, const char *key)
+{
+    struct key_wait *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return -1;
+    log_info("%s: request_key's first construct still in progress: "
+             "waiting for it", c->peer);
+    k->conn_id = c->id;
+    k->id = json_incref(req->id);
+    snprintf(k->key, sizeof k->key, "%s", key);
+    struct key_wait **tail = &m->key_waits; /* answered in order */
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = k;
+    c->calls++; /* its reply is owed (conn_maybe_finish) */
+    return 0;
+}
+
+/* request_key (issue 14): true when the request was answered here (a
+ * repeat of a placed construct gets its result, a repeat of one being
+ * placed waits for it, a reuse with other params or a full table is
+ * refused); false to go on, with the key now pending in key. */
+static bool method_request_key(struct methods *m, struct conn *c,
+                               struct rpc_request *req,
+                               const struct api_construct *a, char *key)
+{
+    struct rpc_error err;
+    char digest[REQKEY_DIGEST_HEX + 1];
+    const char *text = NULL;
+    int64_t now = time(NULL);
+    key[0] = '\0';
+    if (a->request_key[0] == '\0' || m->reqkeys == NULL)
+        return false;
+    if (reqkey_digest(req->params, digest) < 0) {
+        rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
+        conn_reply_error(c, req->id, &err);
+        return true;
+    }
+    switch (reqkey_lookup(m->reqkeys, a->request_key, digest, now, &text)) {
+    case REQKEY_DONE: {
+        log_info("%s: request_key seen before: its first result again",
+                 c->peer);
+        json_t *result = json_loads(text, 0, NULL);
+        if (result != NULL) {
+            conn_reply_result(c, req->id, result);
+            return true;
+        }
+        rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
+        break;
+    }
+    case REQKEY_MISMATCH:
+        log_info("%s: request_key reused with different params", c->peer);
+        rpc_fail(&err, RPC_INVALID_PARAMS,
+                 "request_key reused with different params");
+        break;
+    case REQKEY_PENDING:
+        if (method_key_wait(m, c, req, a->request_key) == 0)
+            return true;
+        rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
+        break;
+    case REQKEY_NEW:
+        if (reqkey_begin(m->reqkeys, a->request_key, digest, now) == 0) {
+            snprintf(key, API_REQUEST_KEY_MAX + 1, "%s", a->request_key);
+            return false;
+        }
+        if (errno == ENOSPC)
+            rpc_fail(&err, RPC_UNAVAILABLE,
+                     "at capacity: %zu request_keys (%zu bytes) within "
+                     "request_key_ttl", m->reqkeys->n,
+                     m->reqkeys->text_bytes);
+        else
+            rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
+        break;
+    }
+    log_info("%s: construct refused: %s", c->peer, err.message);
+    conn_reply_error(c, req->id, &err);
+    return true;
 }
 
 static void method_construct(struct methods *m, struct conn *c,
@@ -74,6 +253,7 @@ static void method_construct(struct methods *m, struct conn *c,
     double t0 = metrics_now(); /* construct latency, for metrics */
     struct api_construct a;
     struct rpc_error err;
+    char key[API_REQUEST_KEY_MAX + 1];
     if (api_parse_construct(req->params, m->conf->default_max_ring, &a,
                             &err) < 0) {
         log_info("%s: construct refused: %s", c->peer, err.message);
@@ -82,8 +262,14 @@ static void method_construct(struct methods *m, struct conn *c,
         metrics_on_construct(m->metrics, metrics_now() - t0, err.code);
         return;
     }
+    if (method_request_key(m, c, req, &a, key)) {
+        api_construct_free(&a);
+        return;
+    }
     struct construct_wait *w = calloc(1, sizeof *w);
     if (w == NULL) {
+        if (key[0] != '\0')
+            reqkey_abandon(m->reqkeys, key);
         api_construct_free(&a);
         rpc_fail(&err, RPC_INTERNAL_ERROR, "out of memory");
         conn_reply_error(c, req->id, &err);
@@ -95,11 +281,12 @@ static void method_construct(struct methods *m, struct conn *c,
     w->user_data = user_data_value(a.user_data);
     w->t0 = t0;
     w->in_request = true;
+    snprintf(w->key, sizeof w->key, "%s", key);
     /* The reply and then the call's event are owed: a peer that sends EOF
      * meanwhile keeps its connection (conn_maybe_finish). */
     c->calls++;
     struct calls_waiter cw = {method_construct_wanted, method_construct_done,
-                              w};
+                              w, method_construct_placing};
     calls_construct(m->calls, c->id, &a, &cw);
     api_construct_free(&a);
     w->in_request = false;

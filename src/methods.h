@@ -6,6 +6,9 @@
 #include "calls.h"
 #include "conn.h"
 #include "gateways.h"
+#include "reqkey.h"
+
+struct key_wait;
 
 /* What the methods work on, none of it owned. */
 struct methods {
@@ -14,6 +17,11 @@ struct methods {
     struct conns *conns;
     struct metrics *metrics;
     const struct gateways *gateways; /* sys.gateways */
+    struct reqkey *reqkeys;    /* construct's request_key (reqkey.h);
+                                  NULL: request_key is ignored */
+    /* Repeats of a request_key whose first construct is still being
+     * placed (prompts loading): owned here, answered with its outcome. */
+    struct key_wait *key_waits;
 };
 
 /* The request handler of struct conns (conn_request_fn); arg is a struct

@@ -282,13 +282,15 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
     srv->calls.env.gateway_usable = server_gateway_usable;
     srv->calls.env.gateway_usable_arg = &srv->gateways;
     struct conn_deps cd = {.conf = &srv->conf, .journal = &srv->journal,
-                           .ledger = &srv->ledger, .metrics = &srv->metrics};
+                           .ledger = &srv->ledger, .reqkeys = &srv->reqkeys,
+                           .metrics = &srv->metrics};
     conns_init(&srv->conns, &cd, methods_on_request, &srv->methods);
     gateways_init(&srv->gateways, &srv->conf);
     srv->methods = (struct methods){.conf = &srv->conf, .calls = &srv->calls,
                                     .gateways = &srv->gateways,
                                     .conns = &srv->conns,
-                                    .metrics = &srv->metrics};
+                                    .metrics = &srv->metrics,
+                                    .reqkeys = &srv->reqkeys};
     signal(SIGPIPE, SIG_IGN);
     if (calls_reserve_ids(&srv->calls, srv->conf.state_dir, err, errlen) < 0)
         return -1;
@@ -307,6 +309,10 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
              (unsigned long long)journal_first_seq(&srv->journal),
              (unsigned long long)srv->journal.last_seq,
              (unsigned long long)journal_next_seq(&srv->journal));
+    if (reqkey_open(&srv->reqkeys, srv->conf.state_dir,
+                    srv->conf.request_key_ttl, REQKEY_MAX_KEYS,
+                    (int64_t)time(NULL), err, errlen) < 0)
+        return -1;
     return cdr_open(&srv->cdr, srv->conf.cdr_file, err, errlen);
 }
 
@@ -413,6 +419,7 @@ int server_init(struct server *srv, const struct conf *conf,
     srv->journal.fd = -1; /* so server_free after an early failure is safe */
     srv->journal.mark.fd = -1;
     srv->ledger.fd = -1;
+    reqkey_init(&srv->reqkeys, conf->request_key_ttl, REQKEY_MAX_KEYS);
     if (server_start_state(srv, err, errlen) < 0 ||
         server_start_threads(srv, err, errlen) < 0 ||
         server_recover_start_sip(srv, err, errlen) < 0 ||
@@ -464,6 +471,7 @@ void server_free(struct server *srv)
     cdr_close(&srv->cdr);
     journal_close(&srv->journal);
     ledger_close(&srv->ledger);
+    reqkey_close(&srv->reqkeys);
     metrics_http_stop(&srv->metrics);
     media_free(srv->media);
     prompt_cache_free(srv->prompts);

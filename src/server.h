@@ -17,6 +17,7 @@
 #include "journal.h"
 #include "ledger.h"
 #include "metrics.h"
+#include "reqkey.h"
 #include "conn.h"
 #include "methods.h"
 
@@ -47,6 +48,7 @@ struct server {
     struct metrics metrics;        /* counters, the metrics HTTP server */
     struct journal journal;        /* every event, by seq, before it is sent */
     struct ledger ledger;          /* calls not yet released, for recovery */
+    struct reqkey reqkeys;         /* construct's request_keys (reqkey.h) */
     bool stopping;                 /* SIGTERM seen: no new work */
     struct event *grace_timer;     /* SIGTERM: ends calls after shutdown_grace */
     unsigned flush_waited_ms;      /* shutdown: time spent flushing */

@@ -274,7 +274,7 @@ static struct call *construct_to(struct fixture *f, const char *to_uri,
     struct api_construct a;
     struct rpc_error err;
     assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
-    struct calls_waiter w = {waiter_wanted, waiter_done, f};
+    struct calls_waiter w = {waiter_wanted, waiter_done, f, NULL};
     f->placed = NULL;
     f->refused = -1;
     calls_construct(&f->calls, 7, &a, &w);
@@ -481,7 +481,7 @@ static void test_shutdown_refuses_new_calls(void **state)
     struct api_construct a;
     struct rpc_error err;
     assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
-    struct calls_waiter w = {waiter_wanted, waiter_done, f};
+    struct calls_waiter w = {waiter_wanted, waiter_done, f, NULL};
     calls_construct(&f->calls, 7, &a, &w);
     api_construct_free(&a);
     json_decref(params);
@@ -490,6 +490,39 @@ static void test_shutdown_refuses_new_calls(void **state)
     assert_int_equal(rec.invites, 0);
     assert_int_equal(f->calls.active, 0);
     assert_int_equal(f->calls.gateway_calls[0], 0);
+}
+
+static int placing_refuse(void *arg, struct call *call, struct rpc_error *err)
+{
+    struct fixture *f = arg;
+    assert_int_equal(rec.invites, 0); /* called before the INVITE */
+    assert_ptr_equal(calls_find(&f->calls, call->process_id), call);
+    return rpc_fail(err, RPC_INTERNAL_ERROR, "cannot record it");
+}
+
+/* calls_waiter.placing (request_key's record) refusing: no INVITE, the
+ * call is out of the table and the ledger, its slot free. */
+static void test_placing_hook_refuses(void **state)
+{
+    struct fixture *f = *state;
+    json_t *params = json_loads("{\"to_uri\":\"1000@127.0.0.1:5062\","
+                                "\"play_content\":\"a.wav\"}",
+                                0, NULL);
+    struct api_construct a;
+    struct rpc_error err;
+    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
+    struct calls_waiter w = {waiter_wanted, waiter_done, f, placing_refuse};
+    calls_construct(&f->calls, 7, &a, &w);
+    api_construct_free(&a);
+    json_decref(params);
+    assert_null(f->placed);
+    assert_int_equal(f->refused, RPC_INTERNAL_ERROR);
+    assert_int_equal(rec.invites, 0);
+    assert_int_equal(f->calls.active, 0);
+    assert_int_equal(f->calls.gateway_calls[0], 0);
+    /* A later construct without the hook is placed as usual. */
+    construct(f, 60);
+    assert_int_equal(rec.invites, 1);
 }
 
 static void test_ring_timeout(void **state)
@@ -908,6 +941,7 @@ int main(void)
         T(test_drop),
         T(test_shutdown),
         T(test_shutdown_refuses_new_calls),
+        T(test_placing_hook_refuses),
         T(test_ring_timeout),
         T(test_dial_timeout),
         T(test_timers_after_answer),

@@ -113,6 +113,8 @@ static const struct key_case top_cases[] = {
      NULL},
     {"journal_max_age", "604800", "60", "60", "59",
      "journal_max_age: 59 is outside 60..315360000", NULL},
+    {"request_key_ttl", "86400", "1", "1", "0",
+     "request_key_ttl: 0 is outside 1..315360000", NULL},
     {"shutdown_grace", "30", "5", "5", "3601",
      "shutdown_grace: 3601 is outside 0..3600",
      "SIGHUP: shutdown_grace 30 -> 5"},
@@ -450,7 +452,8 @@ static void test_print_every_key_set(void **state)
         "max_prompt_seconds = 0\nmax_tts_bytes = 100\nprompt_dir = /tmp/p\n"
         "prompt_roots = /data/prd\n"
         "state_dir = /tmp/s\njournal_max_bytes = 1099511627776\n"
-        "journal_max_age = 60\nnode_id = 1.22.333\ndefault_from = bob\n"
+        "journal_max_age = 60\nrequest_key_ttl = 5\n"
+        "node_id = 1.22.333\ndefault_from = bob\n"
         "max_calls = 5\nmax_line = 1024\nmax_connections = 7\n"
         "max_connections_per_ip = 0\nhandshake_timeout = 0\n"
         "max_call_rate = 0\nmax_output_bytes = 4096\ndial_timeout = 2\n"
@@ -479,7 +482,8 @@ static void test_print_every_key_set(void **state)
         "max_ring_seconds = 3600\nsession_expires = 0\nmin_se = 1\n"
         "log_level = DEBUG\nlog_file = /tmp/l.log\ncdr_file = /tmp/c.cdr\n"
         "metrics_listen = [::1]:9100\njournal_max_bytes = 1099511627776\n"
-        "journal_max_age = 60\nshutdown_grace = 0\nauth_token = (set)\n"
+        "journal_max_age = 60\nrequest_key_ttl = 5\nshutdown_grace = 0\n"
+        "auth_token = (set)\n"
         "allow_unlisted_gateways = yes\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
         "username = alice\npassword = (set)\ntransport = udp\n"
@@ -515,7 +519,8 @@ static void test_print_defaults(void **state)
         "dial_timeout = 60\nmax_ring_seconds = 50\nsession_expires = 1800\n"
         "min_se = 90\nlog_level = info\nlog_file = \ncdr_file = \n"
         "metrics_listen = \njournal_max_bytes = 268435456\n"
-        "journal_max_age = 604800\nshutdown_grace = 30\nauth_token = \n"
+        "journal_max_age = 604800\nrequest_key_ttl = 86400\n"
+        "shutdown_grace = 30\nauth_token = \n"
         "allow_unlisted_gateways = no\n");
     free(out);
 }
