@@ -852,7 +852,7 @@ static struct call *construct_text(struct fixture *f, const char *text)
     struct api_construct a;
     struct rpc_error err;
     assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
-    struct calls_waiter w = {waiter_wanted, waiter_done, f};
+    struct calls_waiter w = {waiter_wanted, waiter_done, f, NULL};
     f->placed = NULL;
     f->refused = -1;
     calls_construct(&f->calls, 7, &a, &w);
