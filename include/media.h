@@ -20,9 +20,18 @@ struct event_base;
 struct media;
 struct media_stream;
 
+/* What a play did, for on_released (issue 14): ms of prompt audio sent,
+ * complete plays of the clip list. */
+struct media_figures {
+    uint64_t played_ms;
+    unsigned plays;
+};
+
 /* Called on the loop when a stream has played its last frame (error 0) or
- * cannot send (error -1). May close the stream. */
-typedef void (*media_done_fn)(void *owner, int error);
+ * cannot send (error -1), with that play's figures (f valid during the
+ * call only). May close the stream. */
+typedef void (*media_done_fn)(void *owner, int error,
+                              const struct media_figures *f);
 
 /* Starts `threads` media threads (1..16); streams go to the one with the
  * fewest. */

@@ -44,6 +44,9 @@ struct sip_invite {
     char pai_user[128];      /* "" no P-Asserted-Identity; else the user of
                                 <sip:PAI_USER@from domain> */
     char headers[1100];      /* extra header lines, CRLF-separated */
+    bool offer_te;           /* offer RFC 4733 telephone-event (issue 14:
+                                the construct has keys); false: the SDP is
+                                as without it */
 };
 /* What it takes to end a call's dialog from outside the stack that made
  * it: after a crash, the restarted daemon sends BYE (established) or
@@ -75,17 +78,20 @@ enum sip_event_type {
     SIP_EV_GATEWAY,    /* a gateway's registration or OPTIONS health
                           changed (call_id 0): routed to gateways.c, not
                           to a call */
+    SIP_EV_KEY,        /* an in-dialog INFO carried a DTMF key */
 };
 
 /* One struct per kind: each carries what its kind needs and no more. */
 struct sip_ev_progress {
     int status;                       /* 100-199 */
     bool local;                       /* made by our stack, not the peer */
+    bool sdp;                         /* it carried SDP (early media) */
 };
 
 struct sip_ev_answered {
     int status;                       /* 2xx */
     int payload_type;                 /* 8 PCMA, 0 PCMU, -1 none */
+    int te_payload_type;              /* telephone-event's, -1 none */
     bool media_refused;               /* payload_type -1 because the SDP is
                                          unusable (reason), not merely
                                          without PCMA/PCMU */
@@ -144,6 +150,11 @@ struct sip_ev_gateway {
     bool local;            /* made by our stack (timeout, transport) */
 };
 
+/* An INFO's DTMF key (SIP_EV_KEY): 0-9 * # A-D. */
+struct sip_ev_key {
+    char key;
+};
+
 /* A SIP event: the kind, the call, and the kind's own struct. The queue
  * copies sizeof(struct sip_event) bytes, the largest kind's (ANSWERED);
  * the dialog record (~1.8 KB) rides by pointer in its own kind. */
@@ -159,6 +170,7 @@ struct sip_event {
         struct sip_ev_session_lost session_lost;
         struct sip_ev_dialog dialog;
         struct sip_ev_gateway gateway;
+        struct sip_ev_key key;
     };
 };
 
@@ -171,6 +183,8 @@ struct sip_event sip_event_answered(uint64_t call_id, int status,
                                     int payload_type,
                                     const struct sockaddr_storage *dest,
                                     socklen_t dest_len, uint16_t rtcp_port);
+/* An in-dialog INFO's key (SIP_EV_KEY). */
+struct sip_event sip_event_key(uint64_t call_id, char key);
 struct sip_event sip_event_failed(uint64_t call_id, int status, bool local);
 struct sip_event sip_event_ended(uint64_t call_id, int status, bool local,
                                  bool by_peer);

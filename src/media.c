@@ -61,6 +61,9 @@ static void media_stream_free(struct media_stream *s)
 static void media_on_return(struct media_stream *s, enum media_result result)
 {
     /* Its packet counts are ours now; take them once. */
+    struct media_figures f = {
+        .played_ms = s->sent * 20, /* one 20 ms frame a packet */
+        .plays = result == MEDIA_DONE_OK ? s->plays : s->play_idx};
     s->m->sent_total += s->sent;
     s->m->late_total += s->late;
     s->sent = s->late = 0;
@@ -78,7 +81,7 @@ static void media_on_return(struct media_stream *s, enum media_result result)
     s->clips = NULL;
     s->n_clips = 0;
     if (result != MEDIA_STOPPED)
-        s->on_done(s->owner, result);
+        s->on_done(s->owner, result, &f);
 }
 
 static void media_on_events(evutil_socket_t fd, short what, void *arg)

@@ -146,8 +146,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static void on_done(void *owner, int error)
+static void on_done(void *owner, int error, const struct media_figures *f)
 {
+    (void)f;
     struct fixture *fx = *(struct fixture **)owner;
 
     fx->done_calls++;
