@@ -372,6 +372,8 @@ void call_on_sip_event(struct call *c, const struct sip_event *ev)
         break;
     case SIP_EV_GATEWAY: /* no call's: the server routes it to gateways.c */
         break;
+    case SIP_EV_KEY: /* issue 14: the keys wiring acts on it */
+        break;
     }
 }
 
