@@ -16,6 +16,7 @@
 #include "prompt.h"
 
 struct event;
+struct media_figures;
 struct media_stream;
 struct sip_event;
 
@@ -112,11 +113,11 @@ struct call_deps {
 struct call_ops {
     int (*invite)(struct sip *s, const struct sip_invite *inv);
     int (*hangup)(struct sip *s, uint64_t call_id);
-    struct media_stream *(*media_open)(struct media *m, void *owner,
-                                       void (*on_done)(void *owner,
-                                                       int error),
-                                       uint16_t *local_port, char *err,
-                                       size_t errlen);
+    struct media_stream *(*media_open)(
+        struct media *m, void *owner,
+        void (*on_done)(void *owner, int error,
+                        const struct media_figures *f),
+        uint16_t *local_port, char *err, size_t errlen);
     int (*media_play)(struct media_stream *s, const struct sockaddr *dest,
                       socklen_t dest_len, int payload_type,
                       struct prompt_clip *const *clips, size_t n_clips,
@@ -125,6 +126,11 @@ struct call_ops {
                         socklen_t dest_len, uint16_t rtcp_port, bool paused);
     void (*media_set_rtcp_port)(struct media_stream *s, uint16_t port);
     void (*media_close)(struct media_stream *s);
+    /* Issue 14 (media.h): listen for keys; stop the prompt now. */
+    int (*media_keys)(struct media_stream *s, int te_payload_type,
+                      bool inband, int audio_payload_type,
+                      void (*on_key)(void *owner, char key));
+    int (*media_stop_play)(struct media_stream *s);
 };
 
 /* A call's surroundings, shared by every call of one table (struct calls

@@ -33,7 +33,8 @@ struct record {
     uint64_t last_invite, last_hangup;
     struct sip_invite inv;             /* the last INVITE asked for */
     void *media_owner;                 /* the call, for play done */
-    void (*media_done)(void *owner, int error);
+    void (*media_done)(void *owner, int error,
+                       const struct media_figures *f);
     unsigned delivered, released;
     char last_error[64];               /* on_released error, "null" */
     char last_dropped_by[8];
@@ -63,7 +64,9 @@ static int fake_hangup(struct sip *s, uint64_t call_id)
 }
 
 static struct media_stream *fake_media_open(struct media *m, void *owner,
-                                            void (*on_done)(void *, int),
+                                            void (*on_done)(
+                                                void *, int,
+                                                const struct media_figures *),
                                             uint16_t *port, char *err,
                                             size_t errlen)
 {
@@ -120,6 +123,7 @@ static void fake_media_close(struct media_stream *s)
 static const struct call_ops fake_ops = {
     fake_invite,     fake_hangup,     fake_media_open,  fake_media_play,
     fake_media_update, fake_media_rtcp, fake_media_close,
+    NULL,            NULL, /* media_keys, media_stop_play: unused here */
 };
 
 static unsigned fake_deliver(void *arg, uint64_t conn, const char *method,
@@ -404,7 +408,7 @@ static void test_construct_ring_answer_play(void **state)
     assert_int_equal(rec.delivered, 0);
     /* play done -> BYE and exactly one release report */
     assert_ptr_equal(rec.media_owner, c);
-    rec.media_done(rec.media_owner, 0);
+    rec.media_done(rec.media_owner, 0, NULL);
     assert_int_equal(rec.hangups, 1);
     assert_int_equal(rec.last_hangup, id);
     assert_released_once(f, id, "null", "sys", 200);
@@ -416,7 +420,7 @@ static void test_play_error(void **state)
     struct call *c = construct(f, 30);
     uint64_t id = c->process_id;
     answered(f, c);
-    rec.media_done(rec.media_owner, -1);
+    rec.media_done(rec.media_owner, -1, NULL);
     assert_int_equal(rec.hangups, 1);
     assert_released_once(f, id, "play error", "sys", 200);
 }
@@ -686,7 +690,7 @@ static void test_failover_503_then_answer(void **state)
     /* Answered there: played, released once with both attempts. */
     sip_event(f, SIP_EV_ANSWERED, id, 200);
     assert_null(c->route.dial);
-    rec.media_done(rec.media_owner, 0);
+    rec.media_done(rec.media_owner, 0, NULL);
     assert_released_once(f, id, "null", "sys", 200);
     assert_int_equal(json_array_size(rec.attempts), 2);
     assert_attempt(0, "1000@127.0.0.1:5062", "gw", 503);
