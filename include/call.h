@@ -18,6 +18,7 @@
 #include "prompt.h"
 
 struct event;
+struct media_figures;
 struct media_stream;
 struct sip_event;
 
@@ -137,7 +138,8 @@ struct call_ops {
     /* Issue 14. Start hearing keys on the stream (RFC 4733 telephone-event
      * te_payload_type, or in-band on the G.711 audio): on_key on the main
      * loop, once per key. Stop the prompt now: on_done follows promptly
-     * with the figures so far. NULL: not available (no keys heard). */
+     * with the figures so far (media.h's media_keys, media_stop_play;
+     * NULL in a fake: no keys heard on RTP). */
     int (*media_keys)(struct media_stream *s, int te_payload_type,
                       bool inband, int audio_payload_type,
                       void (*on_key)(void *owner, char key));

@@ -44,9 +44,9 @@ struct sip_invite {
     char pai_user[128];      /* "" no P-Asserted-Identity; else the user of
                                 <sip:PAI_USER@from domain> */
     char headers[1100];      /* extra header lines, CRLF-separated */
-    bool offer_te;           /* offer RFC 4733 telephone-event (issue 14:
-                                the construct has keys); false: the SDP is
-                                as without it */
+    bool offer_te;           /* offer RFC 4733 telephone-event in the SDP
+                                (a construct with keys); false: the SDP
+                                is the one ctid always wrote */
 };
 /* What it takes to end a call's dialog from outside the stack that made
  * it: after a crash, the restarted daemon sends BYE (established) or
@@ -78,20 +78,20 @@ enum sip_event_type {
     SIP_EV_GATEWAY,    /* a gateway's registration or OPTIONS health
                           changed (call_id 0): routed to gateways.c, not
                           to a call */
-    SIP_EV_KEY,        /* an in-dialog INFO carried a DTMF key */
+    SIP_EV_KEY,        /* an INFO inside the answered call carried a DTMF
+                          key (answered 200 by the SIP thread) */
 };
 
 /* One struct per kind: each carries what its kind needs and no more. */
 struct sip_ev_progress {
     int status;                       /* 100-199 */
     bool local;                       /* made by our stack, not the peer */
-    bool sdp;                         /* it carried SDP (early media) */
+    bool sdp;                         /* it carried SDP: early media */
 };
 
 struct sip_ev_answered {
     int status;                       /* 2xx */
     int payload_type;                 /* 8 PCMA, 0 PCMU, -1 none */
-    int te_payload_type;              /* telephone-event's, -1 none */
     bool media_refused;               /* payload_type -1 because the SDP is
                                          unusable (reason), not merely
                                          without PCMA/PCMU */
@@ -99,6 +99,9 @@ struct sip_ev_answered {
     struct sockaddr_storage dest;     /* where to send RTP */
     socklen_t dest_len;
     uint16_t rtcp_port;               /* a=rtcp port, 0: RTP + 1 */
+    int te_payload_type;              /* the answer's telephone-event payload
+                                         type (RFC 4733), -1 none or not
+                                         offered */
 };
 
 struct sip_ev_failed {
@@ -132,6 +135,10 @@ struct sip_ev_dialog {
     struct sip_dialog *record;
 };
 
+struct sip_ev_key {
+    char key;                         /* 0-9 * # A-D */
+};
+
 /* What SIP_EV_GATEWAY reports. */
 enum sip_gw_change {
     SIP_GW_REGISTERED,  /* a REGISTER (first or refresh) got 2xx */
@@ -148,11 +155,6 @@ struct sip_ev_gateway {
     enum sip_gw_change what;
     int status;            /* the SIP status, 0 none */
     bool local;            /* made by our stack (timeout, transport) */
-};
-
-/* An INFO's DTMF key (SIP_EV_KEY): 0-9 * # A-D. */
-struct sip_ev_key {
-    char key;
 };
 
 /* A SIP event: the kind, the call, and the kind's own struct. The queue
@@ -176,15 +178,15 @@ struct sip_event {
 
 /* Event constructors (sip_event.c; pure, so tests' stand-ins for the SIP
  * thread build the very events it sends). */
+/* progress.sdp false: set it after when the 1xx carried SDP. */
 struct sip_event sip_event_progress(uint64_t call_id, int status,
                                     bool local);
-/* payload_type -1 and no address: reason says why when media_refused. */
+/* payload_type -1 and no address: reason says why when media_refused.
+ * te_payload_type is -1: set it after when the answer names one. */
 struct sip_event sip_event_answered(uint64_t call_id, int status,
                                     int payload_type,
                                     const struct sockaddr_storage *dest,
                                     socklen_t dest_len, uint16_t rtcp_port);
-/* An in-dialog INFO's key (SIP_EV_KEY). */
-struct sip_event sip_event_key(uint64_t call_id, char key);
 struct sip_event sip_event_failed(uint64_t call_id, int status, bool local);
 struct sip_event sip_event_ended(uint64_t call_id, int status, bool local,
                                  bool by_peer);
@@ -198,6 +200,8 @@ struct sip_event sip_event_session_lost(uint64_t call_id, int status,
  * memory. */
 int sip_event_dialog(struct sip_event *ev, uint64_t call_id,
                      const struct sip_dialog *d);
+/* A key from an INFO inside the call. */
+struct sip_event sip_event_key(uint64_t call_id, char key);
 /* A gateway's change (call_id 0); name is cut to fit. */
 struct sip_event sip_event_gateway(unsigned index, const char *name,
                                    enum sip_gw_change what, int status,

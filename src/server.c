@@ -251,8 +251,8 @@ static const struct call_ops server_call_ops = {
     .media_update = media_stream_update,
     .media_set_rtcp_port = media_stream_set_rtcp_port,
     .media_close = media_stream_close,
-    /* media_keys, media_stop_play: NULL until the media side of issue 14
-     * is merged (keys come by INFO only meanwhile) */
+    .media_keys = media_keys,
+    .media_stop_play = media_stop_play,
 };
 
 /* What the call table needs of the daemon: whatever runs so far. */
