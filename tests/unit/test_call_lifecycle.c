@@ -52,6 +52,14 @@ struct record {
 };
 
 static struct record rec;
+
+/* A fresh record; the JSON it holds is let go. */
+static void rec_reset(void)
+{
+    json_decref(rec.attempts);
+    json_decref(rec.last);
+    memset(&rec, 0, sizeof rec);
+}
 static char fake_streams[64];          /* stand-ins for struct media_stream */
 
 static int fake_invite(struct sip *s, const struct sip_invite *inv)
@@ -271,7 +279,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/ctid-lifecycle-XXXXXX");
     if (f == NULL || mkdtemp(f->dir) == NULL)
         return -1;
-    memset(&rec, 0, sizeof rec);
+    rec_reset();
     conf_defaults(&f->conf);
     snprintf(f->conf.state_dir, sizeof f->conf.state_dir, "%s", f->dir);
     struct conf_gateway *g = &f->conf.gateways[0];
@@ -573,7 +581,7 @@ static void test_drop(void **state)
                 {ANSWERED, "null", 200}};
     for (size_t i = 0; i < 3; i++) {
         struct fixture *f = *state;
-        memset(&rec, 0, sizeof rec);
+        rec_reset();
         struct call *c = reach(f, rows[i].p);
         uint64_t id = c->process_id;
         call_input(c, CALL_IN_DROP, 0, true);
@@ -590,7 +598,7 @@ static void test_shutdown(void **state)
     } rows[] = {{INITIATED, 487}, {RINGING, 487}, {ANSWERED, 200}};
     for (size_t i = 0; i < 3; i++) {
         struct fixture *f = *state;
-        memset(&rec, 0, sizeof rec);
+        rec_reset();
         uint64_t id = reach(f, rows[i].p)->process_id;
         calls_end_all(&f->calls);
         assert_int_equal(rec.hangups, 1);
@@ -662,7 +670,7 @@ static void test_callee_ends(void **state)
     assert_int_equal(rec.hangups, 0); /* the stack ended it already */
     assert_released_once(f, id, "call rejected", "usr", 486);
     /* A BYE before answer cannot be (no dialog): ignored. */
-    memset(&rec, 0, sizeof rec);
+    rec_reset();
     c = reach(f, INITIATED);
     id = c->process_id;
     sip_event(f, SIP_EV_ENDED, id, 200);
@@ -670,7 +678,7 @@ static void test_callee_ends(void **state)
     assert_ptr_equal(calls_find(&f->calls, id), c);
     call_input(c, CALL_IN_DROP, 0, true);
     /* After answer: the callee's BYE, no BYE of ours. */
-    memset(&rec, 0, sizeof rec);
+    rec_reset();
     c = reach(f, ANSWERED);
     id = c->process_id;
     sip_event(f, SIP_EV_ENDED, id, 200);
@@ -728,7 +736,7 @@ static void test_reload_recounts(void **state)
 static void reset_rec(void)
 {
     json_decref(rec.attempts);
-    memset(&rec, 0, sizeof rec);
+    rec_reset();
 }
 
 #define TWO_GATEWAYS "[\"1000@127.0.0.1:5062\",\"2000@127.0.0.2:5064\"]"
