@@ -156,7 +156,9 @@ class Baresip:
             "rtcp_mux no",
             "module_path %s" % module_path(),
             "module g711.so",
-            "module aufile.so",
+            # only with a source: loaded, aufile becomes the source even
+            # under "audio_source none"
+            "module aufile.so" if audio_source else "",
             "module sndfile.so",
             "module account.so",
             "module menu.so",
