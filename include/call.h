@@ -12,10 +12,13 @@
 #include <time.h>
 
 #include "api.h"
+#include "keys.h"
 #include "ledger.h"
+#include "media.h"
 #include "prompt.h"
 
 struct event;
+struct media_figures;
 struct media_stream;
 struct sip_event;
 
@@ -40,6 +43,10 @@ enum call_input {
     CALL_IN_SHUTDOWN,      /* daemon stopping */
     CALL_IN_SESSION_LOST,  /* dialog gone without the callee's BYE: a
                               failed session refresh or expiry (status) */
+    CALL_IN_KEY,           /* a DTMF key (INFO or media's on_key) */
+    CALL_IN_KEYS_TIMEOUT,  /* wait_seconds passed without a key */
+    CALL_IN_KEYS_DONE,     /* the keys rules said hang up (collection and
+                              `then` over, or the wait ran out) */
 };
 
 /* Actions a transition asks for, as bits. */
@@ -50,6 +57,8 @@ enum call_action {
     CALL_ACT_RELEASE = 1 << 3,     /* send on_released, forget the call */
     CALL_ACT_NEXT_TARGET = 1 << 4, /* failover: INVITE the next to_uri
                                       entry (the call stays Initiated) */
+    CALL_ACT_KEYS = 1 << 5,        /* feed the input to the keys rules
+                                      (keys.h) and do what they say */
 };
 
 /* Facts a transition depends on besides the state. */
@@ -60,6 +69,8 @@ struct call_facts {
     bool local;         /* the status came from our own stack */
     bool entry_left;    /* a later to_uri entry has capacity and is
                            usable: a retryable failure may move there */
+    bool collecting;    /* the call has keys and has not hung up on them:
+                           play done, keys and waits go to the keys rules */
 };
 
 struct call_step {
@@ -113,8 +124,7 @@ struct call_ops {
     int (*invite)(struct sip *s, const struct sip_invite *inv);
     int (*hangup)(struct sip *s, uint64_t call_id);
     struct media_stream *(*media_open)(struct media *m, void *owner,
-                                       void (*on_done)(void *owner,
-                                                       int error),
+                                       media_done_fn on_done,
                                        uint16_t *local_port, char *err,
                                        size_t errlen);
     int (*media_play)(struct media_stream *s, const struct sockaddr *dest,
@@ -125,6 +135,15 @@ struct call_ops {
                         socklen_t dest_len, uint16_t rtcp_port, bool paused);
     void (*media_set_rtcp_port)(struct media_stream *s, uint16_t port);
     void (*media_close)(struct media_stream *s);
+    /* Issue 14. Start hearing keys on the stream (RFC 4733 telephone-event
+     * te_payload_type, or in-band on the G.711 audio): on_key on the main
+     * loop, once per key. Stop the prompt now: on_done follows promptly
+     * with the figures so far (media.h's media_keys, media_stop_play;
+     * NULL in a fake: no keys heard on RTP). */
+    int (*media_keys)(struct media_stream *s, int te_payload_type,
+                      bool inband, int audio_payload_type,
+                      void (*on_key)(void *owner, char key));
+    int (*media_stop_play)(struct media_stream *s);
 };
 
 /* A call's surroundings, shared by every call of one table (struct calls
@@ -146,6 +165,11 @@ struct call_env {
      * whoever tracks gateway state (registration, OPTIONS); false with a
      * reason in why skips that to_uri entry, at construct and failover. */
     bool (*gateway_usable)(void *arg, int gateway, char *why, size_t len);
+    /* ext.notify_call.on_progress of a call that asked for progress
+     * (issue 14): state "ringing", "early_media", "answered" or "key"
+     * (key its digit, else 0). The table's; NULL: none sent. */
+    void (*progress)(void *table, struct call *c, const char *state,
+                     char key);
     void *gateway_usable_arg;
     void *table;
 };
@@ -196,9 +220,28 @@ struct call {
     struct sockaddr_storage media_dest; /* callee's RTP address, from SDP */
     socklen_t media_dest_len;
     int payload_type;           /* 8 PCMA or 0 PCMU, as the answer chose */
+    int te_payload_type;        /* the answer's telephone-event, -1 none */
     struct event *ring_timer;   /* owned */
     struct event *dial_timer;   /* owned */
     uint64_t ledger_seq;        /* journal seq at construct (struct ledger_call) */
+    /* Issue 14: keys, progress and the play figures. */
+    bool has_keys;              /* the construct had keys */
+    bool inband;                /* keys.inband */
+    struct keys keys;           /* the collection (keys.h), when has_keys */
+    struct prompt_clip **then;  /* owned references: keys.then, or NULL */
+    size_t n_then;
+    struct event *keys_timer;   /* owned; wait_seconds, when has_keys */
+    bool progress;              /* construct's progress: true */
+    bool ring_sent;             /* a ringing progress went out */
+    bool early_media;           /* an early_media progress went out */
+    bool playing;               /* the prompt is on the stream */
+    bool playing_then;          /* `then` is on the stream */
+    char key_in;                /* the key CALL_IN_KEY is about */
+    bool then_pending;          /* play `then` once the prompt's on_done
+                                   comes (it was stopped) */
+    uint64_t play_start_ms;     /* monotonic, when the prompt started */
+    uint64_t played_ms;         /* prompt audio sent (media's figures) */
+    unsigned plays_done;        /* complete plays of the prompt */
     struct sip_dialog *dialog;  /* owned; NULL until SIP reports one */
     struct call_env *env;       /* its table's, not owned */
 };
@@ -216,6 +259,11 @@ void call_on_sip_event(struct call *c, const struct sip_event *ev);
 void call_free(struct call *c);
 /* Frees c's kept to_uri list (route.dial): no failover from here on. */
 void call_route_drop(struct call *c);
+
+/* The play figures so far, with the part of a prompt still on the
+ * stream estimated from the clock (on_released's played_ms and plays). */
+void call_figures(const struct call *c, uint64_t *played_ms,
+                  unsigned *plays);
 
 /* The ledger's view of a live call; lc->user_data is borrowed from c. */
 void call_ledger_entry(const struct call *c, struct ledger_call *lc);

@@ -34,6 +34,10 @@ struct calls_events {
     /* This call is gone: its creator connection owes one event less. */
     void (*released)(void *arg, uint64_t creator_conn);
     void *arg;
+    /* An on_progress (issue 14), params stolen: as deliver, but to the
+     * subscribers that asked for progress only. NULL: dropped. */
+    unsigned (*progress)(void *arg, uint64_t creator_conn,
+                         const char *method, json_t *params);
 };
 
 struct calls {

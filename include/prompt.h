@@ -117,6 +117,8 @@ struct prompt_plan {
     size_t missing;           /* needs the cache could not give */
     unsigned max_seconds;     /* max_prompt_seconds when made */
     const char *failed;       /* key of the file that failed to load */
+    size_t n_then;            /* the last n_then needs are keys.then's
+                                 (prompt_plan_append) */
 };
 
 /* Main thread: every item's cheap checks (names, paths, stat, text, the
@@ -132,6 +134,10 @@ int prompt_plan_load(struct prompt_plan *plan, const atomic_bool *cancel,
 int prompt_plan_finish(struct prompt_cache *pc, struct prompt_plan *plan,
                        struct prompt_clip ***clips, size_t *n,
                        struct rpc_error *err);
+/* Main thread: moves more's needs after plan's, as the `then` list
+ * (n_then); more is left empty. -1 out of memory (both unchanged). */
+int prompt_plan_append_then(struct prompt_plan *plan,
+                            struct prompt_plan *more);
 /* Main thread, after a failed load: forgets a stale cached file. */
 void prompt_plan_forget_failed(struct prompt_cache *pc,
                                const struct prompt_plan *plan);

@@ -1,8 +1,9 @@
 /* rtpports: the RTP port range. Owns the bind address, the bitmap of port
  * pairs (RTP on an even port, RTCP on the odd one after it, both inside
  * the configured range) handed out round-robin, and binding a pair's two
- * sockets with a filter that drops everything they receive. Main thread
- * only. */
+ * sockets with a filter that drops everything they receive (and the
+ * filter of a stream that listens for keys). Main thread only, but for
+ * rtp_ports_filter. */
 #ifndef CTID_RTPPORTS_H
 #define CTID_RTPPORTS_H
 
@@ -35,6 +36,15 @@ void rtp_ports_free(struct rtp_ports *p);
  * round). -1 with err when no pair is free or sockets fail. */
 int rtp_ports_open(struct rtp_ports *p, int *rtp_fd, int *rtcp_fd,
                    uint16_t *port, char *err, size_t errlen);
+/* Replaces the RTP socket's drop-everything filter (issue 14's keys): with
+ * te_pt 0-127, a classic BPF program that lets through only RTP version
+ * 2 datagrams whose payload type (byte 1 & 0x7f) is te_pt, every other
+ * one still dropped in the kernel; with te_pt RTP_FILTER_ALL, everything
+ * (in-band DTMF reads the audio); RTP_FILTER_NONE: nothing again, as
+ * rtp_ports_open leaves it. 0, or -1 with errno. Any thread. */
+#define RTP_FILTER_ALL (-1)
+#define RTP_FILTER_NONE (-2)
+int rtp_ports_filter(int fd, int te_pt);
 /* Gives back the pair of RTP port `port` (its sockets closed by the
  * caller). */
 void rtp_ports_release(struct rtp_ports *p, uint16_t port);

@@ -35,6 +35,8 @@ struct sdp_peer {
     bool hold_address;             /* c= 0.0.0.0 or ::, RFC 2543 hold */
     bool paused;                   /* the peer wants none of our audio */
     uint16_t rtcp_port;            /* a=rtcp (RFC 3605); 0: RTP port + 1 */
+    int te_pt;                     /* telephone-event/8000's payload type
+                                      on that m= line (RFC 4733), -1 none */
 };
 
 /* Examines a peer's SDP. want_pt -1 takes the first PCMA or PCMU the peer
@@ -56,7 +58,9 @@ enum sdp_dir sdp_answer_dir(enum sdp_dir offer);
 const char *sdp_dir_name(enum sdp_dir d);
 
 /* ctid's SDP: ip is the media address, payload_type -1 offers PCMA and
- * PCMU, else that one. Returns the length, or -1 if buf is too small. */
+ * PCMU, else that one; with te, telephone-event/8000 events 0-15 as
+ * payload type te_pt too (RFC 4733, issue 14's keys). Returns the
+ * length, or -1 if buf is too small. */
 struct sdp_local {
     const char *ip;
     uint16_t port;
@@ -64,6 +68,8 @@ struct sdp_local {
     uint32_t version;  /* o= sess-version, +1 for each new SDP */
     int payload_type;
     enum sdp_dir dir;
+    bool te;           /* offer telephone-event (false: not a byte more) */
+    int te_pt;         /* its payload type, 96-127 */
 };
 int sdp_write(const struct sdp_local *l, char *buf, size_t len);
 

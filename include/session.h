@@ -29,7 +29,15 @@ struct session {
     bool paused;                   /* the callee holds the call: no RTP */
     bool offer_in_200;             /* our 200 to a re-INVITE offered; the
                                       ACK carries the answer */
+    bool offer_te;                 /* every SDP of ours offers RFC 4733
+                                      telephone-event (the call has keys) */
+    int te_pt;                     /* the answer's telephone-event payload
+                                      type, -1 none (or not offered) */
 };
+
+/* The payload type ctid offers telephone-event as (until an answer names
+ * its own). */
+#define SESSION_TE_PT 101
 
 /* What an offer or answer changed, as bits. */
 enum session_change {
@@ -48,10 +56,13 @@ struct session_reply {
 
 void session_init(struct session *ss, const char *res_id, const char *ip,
                   uint16_t rtp_port, uint32_t id);
-/* The INVITE's offer: PCMA and PCMU, sendrecv. -1 if buf is too small. */
+/* The INVITE's offer: PCMA and PCMU (and telephone-event 101 when
+ * ss->offer_te, set after session_init), sendrecv. -1 if buf is too
+ * small. */
 int session_offer(struct session *ss, char *buf, size_t len);
 /* Takes the 2xx's answer: SDP_OK sets the codec and address (and paused,
- * for a sendonly/inactive answer); otherwise why says what is wrong. */
+ * for a sendonly/inactive answer), and te_pt when telephone-event was
+ * offered; otherwise why says what is wrong. */
 enum sdp_result session_answer(struct session *ss, const char *body,
                                size_t len, char *why, size_t whylen);
 /* A re-INVITE's (update false) or UPDATE's offer; body NULL when it has

@@ -44,6 +44,9 @@ struct sip_invite {
     char pai_user[128];      /* "" no P-Asserted-Identity; else the user of
                                 <sip:PAI_USER@from domain> */
     char headers[1100];      /* extra header lines, CRLF-separated */
+    bool offer_te;           /* offer RFC 4733 telephone-event in the SDP
+                                (a construct with keys); false: the SDP
+                                is the one ctid always wrote */
 };
 /* What it takes to end a call's dialog from outside the stack that made
  * it: after a crash, the restarted daemon sends BYE (established) or
@@ -75,12 +78,15 @@ enum sip_event_type {
     SIP_EV_GATEWAY,    /* a gateway's registration or OPTIONS health
                           changed (call_id 0): routed to gateways.c, not
                           to a call */
+    SIP_EV_KEY,        /* an INFO inside the answered call carried a DTMF
+                          key (answered 200 by the SIP thread) */
 };
 
 /* One struct per kind: each carries what its kind needs and no more. */
 struct sip_ev_progress {
     int status;                       /* 100-199 */
     bool local;                       /* made by our stack, not the peer */
+    bool sdp;                         /* it carried SDP: early media */
 };
 
 struct sip_ev_answered {
@@ -93,6 +99,9 @@ struct sip_ev_answered {
     struct sockaddr_storage dest;     /* where to send RTP */
     socklen_t dest_len;
     uint16_t rtcp_port;               /* a=rtcp port, 0: RTP + 1 */
+    int te_payload_type;              /* the answer's telephone-event payload
+                                         type (RFC 4733), -1 none or not
+                                         offered */
 };
 
 struct sip_ev_failed {
@@ -124,6 +133,10 @@ struct sip_ev_dialog {
      * sip_event_fn call only (copy what you keep); freed after it by
      * sip_event_release. Never NULL in a queued event. */
     struct sip_dialog *record;
+};
+
+struct sip_ev_key {
+    char key;                         /* 0-9 * # A-D */
 };
 
 /* What SIP_EV_GATEWAY reports. */
@@ -159,14 +172,17 @@ struct sip_event {
         struct sip_ev_session_lost session_lost;
         struct sip_ev_dialog dialog;
         struct sip_ev_gateway gateway;
+        struct sip_ev_key key;
     };
 };
 
 /* Event constructors (sip_event.c; pure, so tests' stand-ins for the SIP
  * thread build the very events it sends). */
+/* progress.sdp false: set it after when the 1xx carried SDP. */
 struct sip_event sip_event_progress(uint64_t call_id, int status,
                                     bool local);
-/* payload_type -1 and no address: reason says why when media_refused. */
+/* payload_type -1 and no address: reason says why when media_refused.
+ * te_payload_type is -1: set it after when the answer names one. */
 struct sip_event sip_event_answered(uint64_t call_id, int status,
                                     int payload_type,
                                     const struct sockaddr_storage *dest,
@@ -184,6 +200,8 @@ struct sip_event sip_event_session_lost(uint64_t call_id, int status,
  * memory. */
 int sip_event_dialog(struct sip_event *ev, uint64_t call_id,
                      const struct sip_dialog *d);
+/* A key from an INFO inside the call. */
+struct sip_event sip_event_key(uint64_t call_id, char key);
 /* A gateway's change (call_id 0); name is cut to fit. */
 struct sip_event sip_event_gateway(unsigned index, const char *name,
                                    enum sip_gw_change what, int status,

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sip.h"
+#include "call_int.h"
 
 /* ---- the state machine --------------------------------------------------- */
 
@@ -103,12 +104,23 @@ struct call_step call_transition(enum call_state state,
         case CALL_IN_PEER_BYE:   /* no dialog yet: cannot happen */
         case CALL_IN_PLAY_DONE:  /* no media yet */
         case CALL_IN_PLAY_ERROR:
+        case CALL_IN_KEY:        /* keys count once answered */
+        case CALL_IN_KEYS_TIMEOUT:
+        case CALL_IN_KEYS_DONE:
             return step_stay(state, 0);
         }
         break;
     case CALL_ANSWERED:
         switch (input) {
         case CALL_IN_PLAY_DONE:
+            /* Collecting keys: the keys rules decide (wait, `then`). */
+            if (f->collecting)
+                return step_stay(state, CALL_ACT_KEYS);
+            return step_release(CALL_ACT_HANGUP, NULL, "sys", 200);
+        case CALL_IN_KEY:
+        case CALL_IN_KEYS_TIMEOUT:
+            return step_stay(state, f->collecting ? CALL_ACT_KEYS : 0);
+        case CALL_IN_KEYS_DONE:  /* keys in and `then` played, or no key */
             return step_release(CALL_ACT_HANGUP, NULL, "sys", 200);
         case CALL_IN_PLAY_ERROR:
             return step_release(CALL_ACT_HANGUP, "play error", "sys", 200);
@@ -150,7 +162,8 @@ const char *call_input_name(enum call_input in)
     static const char *const names[] = {
         "provisional",  "answered",     "no-codec",  "failed",
         "peer-bye",     "ring-timeout", "dial-timeout", "play-done",
-        "play-error",   "drop",         "shutdown",  "session-lost"};
+        "play-error",   "drop",         "shutdown",  "session-lost",
+        "key",          "keys-timeout", "keys-done"};
     return (unsigned)in < sizeof names / sizeof names[0] ? names[in] : "?";
 }
 
@@ -175,7 +188,10 @@ void call_free(struct call *c)
         event_free(c->ring_timer);
     if (c->dial_timer != NULL)
         event_free(c->dial_timer);
+    if (c->keys_timer != NULL)
+        event_free(c->keys_timer);
     prompt_clips_release(c->clips, c->n_clips);
+    prompt_clips_release(c->then, c->n_then);
     free(c->dialog);
     free(c->user_data);
     call_route_drop(c);
@@ -221,13 +237,22 @@ static void call_dial_timeout(evutil_socket_t fd, short what, void *arg)
     call_input(c, CALL_IN_DIAL_TIMEOUT, 0, true);
 }
 
-static void call_media_done(void *owner, int error)
+static void call_media_done(void *owner, int error,
+                            const struct media_figures *f)
 {
     struct call *c = owner;
+    if (c->playing_then) {
+        c->playing_then = false;
+    } else if (c->playing) {
+        c->playing = false;
+        c->played_ms += f->played_ms;
+        c->plays_done += f->plays;
+    }
     if (error)
         log_warn("%s: RTP send failed", c->res_id);
     else
-        log_info("%s: played %u time(s)", c->res_id, c->plays);
+        log_info("%s: played %u time(s), %llu ms", c->res_id,
+                 c->plays_done, (unsigned long long)c->played_ms);
     call_input(c, error ? CALL_IN_PLAY_ERROR : CALL_IN_PLAY_DONE, 0, true);
 }
 
@@ -253,13 +278,19 @@ static void call_start_media(struct call *c)
     log_info("%s: answered; playing %zu clip(s) x%u as %s to %s:%u",
              c->res_id, c->n_clips, c->plays,
              c->payload_type == 8 ? "PCMA" : "PCMU", addr, port);
+    call_progress(c, "answered", 0);
+    if (c->has_keys)
+        call_keys_listen(c);
     if (c->env->ops.media_play(c->media,
                                (const struct sockaddr *)&c->media_dest,
                           c->media_dest_len, c->payload_type, c->clips,
                           c->n_clips, c->plays) < 0) {
         log_warn("%s: cannot start RTP", c->res_id);
         call_input(c, CALL_IN_PLAY_ERROR, 0, true);
+        return;
     }
+    c->playing = true;
+    c->play_start_ms = call_now_ms();
 }
 
 void call_input(struct call *c, enum call_input input, int status,
@@ -268,7 +299,9 @@ void call_input(struct call *c, enum call_input input, int status,
     struct call_facts facts = {.ringing = c->ringing,
                                .responded = c->responded,
                                .status = status,
-                               .local = local};
+                               .local = local,
+                               .collecting = c->has_keys &&
+                                             c->keys.phase != KEYS_DONE};
     if (input == CALL_IN_FAILED && c->state == CALL_INITIATED &&
         c->env->entry_left != NULL)
         facts.entry_left = c->env->entry_left(c->env->table, c);
@@ -303,6 +336,8 @@ void call_input(struct call *c, enum call_input input, int status,
     }
     if (st.actions & CALL_ACT_START_MEDIA)
         call_start_media(c); /* may release c on error: nothing after */
+    else if (st.actions & CALL_ACT_KEYS)
+        call_keys_step(c, input); /* may release c: nothing after */
 }
 
 /* A re-INVITE or UPDATE moved or held the callee's media (the SIP thread
@@ -338,6 +373,16 @@ void call_on_sip_event(struct call *c, const struct sip_event *ev)
         }
         break;
     case SIP_EV_PROGRESS:
+        if (c->state == CALL_INITIATED && !ev->progress.local) {
+            if (ev->progress.status == 180 && !c->ring_sent) {
+                c->ring_sent = true;
+                call_progress(c, "ringing", 0);
+            }
+            if (ev->progress.sdp && !c->early_media) {
+                c->early_media = true;
+                call_progress(c, "early_media", 0);
+            }
+        }
         call_input(c, CALL_IN_PROVISIONAL, ev->progress.status,
                    ev->progress.local);
         break;
@@ -354,6 +399,7 @@ void call_on_sip_event(struct call *c, const struct sip_event *ev)
         c->media_dest = a->dest;
         c->media_dest_len = a->dest_len;
         c->payload_type = a->payload_type;
+        c->te_payload_type = a->te_payload_type;
         c->env->ops.media_set_rtcp_port(c->media, a->rtcp_port);
         call_input(c, CALL_IN_ANSWERED, a->status, false);
         break;
@@ -369,6 +415,9 @@ void call_on_sip_event(struct call *c, const struct sip_event *ev)
     case SIP_EV_SESSION_LOST:
         call_input(c, CALL_IN_SESSION_LOST, ev->session_lost.status,
                    ev->session_lost.local);
+        break;
+    case SIP_EV_KEY:
+        call_key(c, ev->key.key);
         break;
     case SIP_EV_GATEWAY: /* no call's: the server routes it to gateways.c */
         break;
@@ -390,6 +439,10 @@ int call_open(struct call *c, uint16_t *rtp_port, struct rpc_error *err)
     c->ring_timer = evtimer_new(env->deps.base, call_ring_timeout, c);
     c->dial_timer = evtimer_new(env->deps.base, call_dial_timeout, c);
     if (c->ring_timer == NULL || c->dial_timer == NULL)
+        return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+    if (c->has_keys &&
+        (c->keys_timer = evtimer_new(env->deps.base, call_keys_timeout,
+                                     c)) == NULL)
         return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
     return 0;
 }

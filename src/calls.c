@@ -24,6 +24,7 @@
 #include "sip.h"
 
 #define ON_RELEASED "ext.notify_call.on_released"
+#define ON_PROGRESS "ext.notify_call.on_progress"
 
 /* ---- reporting a release ------------------------------------------------ */
 
@@ -49,6 +50,50 @@ static json_t *calls_released_params(const char *res_id, const char *error,
     json_object_set_new(params, "user_data", user_data_value(user_data));
     json_object_set_new(params, "cause", json_integer(cause));
     return params;
+}
+
+/* Issue 14's on_released fields, after the others (seq comes last):
+ * keys and key_time when the construct had keys, played_ms and plays
+ * always (0 and 0 for a call never answered, or left by a crashed run:
+ * c NULL). */
+static void calls_release_keys(json_t *params, const struct call *c)
+{
+    uint64_t played_ms = 0;
+    unsigned plays = 0;
+    if (c != NULL && c->has_keys) {
+        int64_t first = keys_first_time(&c->keys);
+        json_object_set_new(params, "keys",
+                            json_string(keys_text(&c->keys)));
+        json_object_set_new(params, "key_time",
+                            first < 0 ? json_null()
+                                      : json_integer((json_int_t)first));
+    }
+    if (c != NULL)
+        call_figures(c, &played_ms, &plays);
+    json_object_set_new(params, "played_ms",
+                        json_integer((json_int_t)played_ms));
+    json_object_set_new(params, "plays", json_integer((json_int_t)plays));
+}
+
+/* ext.notify_call.on_progress (issue 14), the hook of struct call_env:
+ * journaled with a seq like on_released, to the creator and to the
+ * subscribers that asked for progress. */
+static void calls_progress(void *table, struct call *c, const char *state,
+                           char key)
+{
+    struct calls *t = table;
+    json_t *params = json_object();
+    json_object_set_new(params, "res_id", json_string(c->res_id));
+    json_object_set_new(params, "state", json_string(state));
+    if (key != 0)
+        json_object_set_new(params, "key", json_stringn(&key, 1));
+    json_object_set_new(params, "time", json_integer((json_int_t)time(NULL)));
+    json_object_set_new(params, "user_data", user_data_value(c->user_data));
+    if (t->events.progress != NULL)
+        t->events.progress(t->events.arg, c->creator_conn, ON_PROGRESS,
+                           params);
+    else
+        json_decref(params);
 }
 
 /* The ledger has grown past its limit: rewrite it with the live calls. */
@@ -84,7 +129,8 @@ static unsigned calls_report_release(struct calls *t,
                                      const struct ledger_call *lc,
                                      const char *error,
                                      const char *dropped_by, int cause,
-                                     uint64_t creator_conn, json_t *attempts)
+                                     uint64_t creator_conn, json_t *attempts,
+                                     const struct call *c)
 {
     const struct call_deps *d = &t->env.deps;
     time_t end = time(NULL);
@@ -109,6 +155,7 @@ static unsigned calls_report_release(struct calls *t,
         end, dropped_by, lc->user_data, cause);
     if (attempts != NULL) /* beyond: only after a failover */
         json_object_set_new(params, "attempts", attempts);
+    calls_release_keys(params, c);
     return t->events.deliver(t->events.arg, creator_conn, ON_RELEASED,
                              params);
 }
@@ -129,7 +176,7 @@ static void calls_forget_released(void *table, struct call *c,
     call_ledger_entry(c, &lc);
     unsigned sent = calls_report_release(
         t, &lc, st->error, st->dropped_by, st->cause, c->creator_conn,
-        calls_route_attempts(t, c, st->cause));
+        calls_route_attempts(t, c, st->cause), c);
     log_info("%s: on_released sent to %u connection(s)", c->res_id, sent);
     /* After the journal has the event: a crash in between finds the event
      * there and does not release the call twice. */
@@ -150,6 +197,7 @@ void calls_init(struct calls *t, const struct call_deps *deps,
     t->env.release = calls_forget_released;
     t->env.entry_left = calls_route_entry_left;
     t->env.next_target = calls_route_next_target;
+    t->env.progress = calls_progress;
     t->env.table = t;
     t->events = *ev;
     idmap_init(&t->map);
@@ -339,7 +387,7 @@ void calls_release_orphans(struct calls *t, const struct ledger_call *orphans,
             continue;
         }
         calls_report_release(t, o, "daemon restart", "sys",
-                             o->answer_time ? 200 : 487, 0, NULL);
+                             o->answer_time ? 200 : 487, 0, NULL, NULL);
         log_warn("%s: open when the last run stopped: released (daemon "
                  "restart), %s at the gateway", o->res_id,
                  !o->has_dialog              ? "no dialog known to end"

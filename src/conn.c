@@ -151,8 +151,25 @@ void conn_reply_error(struct conn *c, json_t *id, const struct rpc_error *e)
     conn_write(c, line, len);
 }
 
+static unsigned conns_deliver(struct conns *set, uint64_t creator_conn,
+                              const char *method, json_t *params,
+                              bool progress);
+
 unsigned conns_deliver_event(struct conns *set, uint64_t creator_conn,
-                           const char *method, json_t *params)
+                             const char *method, json_t *params)
+{
+    return conns_deliver(set, creator_conn, method, params, false);
+}
+
+unsigned conns_deliver_progress(struct conns *set, uint64_t creator_conn,
+                                const char *method, json_t *params)
+{
+    return conns_deliver(set, creator_conn, method, params, true);
+}
+
+static unsigned conns_deliver(struct conns *set, uint64_t creator_conn,
+                              const char *method, json_t *params,
+                              bool progress)
 {
     size_t len;
     unsigned sent = 0;
@@ -183,8 +200,9 @@ unsigned conns_deliver_event(struct conns *set, uint64_t creator_conn,
     else
         set->deps.metrics->events_journaled++;
     for (struct conn *c = set->list; c != NULL; c = c->next)
-        if ((c->id == creator_conn || c->subscribed) && !c->replaying &&
-            !c->overflowed) {
+        if ((c->id == creator_conn ||
+             (c->subscribed && (!progress || c->sub_progress))) &&
+            !c->replaying && !c->overflowed) {
             if (conn_send(c, line, len) < 0) {
                 log_warn("%s: cannot queue %s", c->peer, method);
             } else {

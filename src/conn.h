@@ -76,6 +76,8 @@ struct conn {
     unsigned auth_failures;   /* wrong tokens so far; closed at the limit */
     bool subscribed;          /* sys.subscribe: receives every event */
     bool replaying;           /* sys.subscribe since: journal not yet sent */
+    bool sub_progress;        /* sys.subscribe progress: true: gets the
+                                 on_progress events too, live and replayed */
     bool replay_failed;       /* a replayed record could not be queued */
     struct journal_cursor replay; /* where the replay is */
     bool closing;             /* close once the current read is handled */
@@ -116,6 +118,10 @@ bool conns_output_pending(const struct conns *s);
  * was queued on. */
 unsigned conns_deliver_event(struct conns *s, uint64_t creator_conn,
                              const char *method, json_t *params);
+/* An on_progress (issue 14): as conns_deliver_event, but of the
+ * subscribers only those that subscribed with progress get it. */
+unsigned conns_deliver_progress(struct conns *s, uint64_t creator_conn,
+                                const char *method, json_t *params);
 /* A call of this creator released: it owes one event less (a peer that
  * has sent EOF is closed once nothing more is owed). */
 void conns_call_released(struct conns *s, uint64_t creator_conn);

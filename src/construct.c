@@ -127,7 +127,7 @@ static int calls_check_construct(struct calls *t,
 static struct call *calls_new_call(struct calls *t, uint64_t creator_conn,
                                    struct api_construct *a, int dest,
                                    int gateway, struct prompt_clip **clips,
-                                   size_t n_clips)
+                                   size_t n_clips, size_t n_then)
 {
     struct call *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -141,7 +141,23 @@ static struct call *calls_new_call(struct calls *t, uint64_t creator_conn,
     c->gateway = gateway;
     c->begin_time = time(NULL);
     c->clips = clips;
-    c->n_clips = n_clips;
+    c->n_clips = n_clips - n_then;
+    if (n_then > 0) { /* keys.then's, after the prompt's (one array) */
+        c->then = malloc(n_then * sizeof *c->then);
+        if (c->then == NULL) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->then, clips + c->n_clips, n_then * sizeof *c->then);
+        c->n_then = n_then;
+    }
+    c->te_payload_type = -1;
+    c->progress = a->progress;
+    if (a->has_keys) {
+        c->has_keys = true;
+        c->inband = a->keys.inband;
+        keys_start(&c->keys, &a->keys.rules);
+    }
     c->plays = a->play_repeat + 1;
     c->max_ring_seconds = a->max_ring_seconds;
     c->user_data = a->user_data;
@@ -234,6 +250,7 @@ int calls_send_invite(struct call *c, const struct api_construct *a, int dest,
     snprintf(inv.to_host, sizeof inv.to_host, "%s", a->to[dest].host);
     inv.to_port = a->to[dest].port;
     inv.rtp_port = rtp_port;
+    inv.offer_te = c->has_keys;
     if (c->gateway >= 0)
         calls_invite_trunk(&inv, env->deps.conf,
                            &env->deps.conf->gateways[c->gateway], a);
@@ -257,7 +274,7 @@ static struct call *calls_place(struct calls *t, uint64_t creator_conn,
                            err) < 0)
         return NULL;
     struct call *c = calls_new_call(t, creator_conn, a, dest, gateway, clips,
-                                    n_clips);
+                                    n_clips, plan->n_then);
     if (c == NULL) {
         prompt_clips_release(clips, n_clips);
         rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
@@ -454,6 +471,31 @@ static void calls_start_defer(struct calls *t, uint64_t creator_conn,
     work_submit(t->env.deps.work, &s->job);
 }
 
+/* keys.then (issue 14) is checked and loaded like play_content, in the
+ * same plan: its clips go last (plan->n_then). -1 with err, plan freed. */
+static int calls_plan_then(struct calls *t, const struct api_construct *a,
+                           struct prompt_plan *plan, struct rpc_error *err)
+{
+    if (!a->has_keys || a->keys.then.n == 0)
+        return 0;
+    struct prompt_plan then;
+    if (prompt_plan_make(t->env.deps.prompts, &a->keys.then, &then, err) <
+        0) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err->message);
+        rpc_fail(err, err->code, "keys.then: %s", why);
+        snprintf(err->param, sizeof err->param, "keys");
+        prompt_plan_free(plan);
+        return -1;
+    }
+    if (prompt_plan_append_then(plan, &then) < 0) {
+        prompt_plan_free(&then);
+        prompt_plan_free(plan);
+        return rpc_fail(err, RPC_INTERNAL_ERROR, "out of memory");
+    }
+    return 0;
+}
+
 void calls_construct(struct calls *t, uint64_t creator_conn,
                 struct api_construct *a, const struct calls_waiter *w)
 {
@@ -466,7 +508,8 @@ void calls_construct(struct calls *t, uint64_t creator_conn,
     }
     prompt_cache_set_max_seconds(t->env.deps.prompts,
                                  t->env.deps.conf->max_prompt_seconds);
-    if (prompt_plan_make(t->env.deps.prompts, &a->playlist, &plan, &err) < 0) {
+    if (prompt_plan_make(t->env.deps.prompts, &a->playlist, &plan, &err) < 0 ||
+        calls_plan_then(t, a, &plan, &err) < 0) {
         rate_give_back(&t->rate);
         w->done(w->arg, NULL, &err);
         return;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "ctictl_call.h"
 #include "ctictl_gateways.h"
 #include "version.h"
 
@@ -46,6 +47,8 @@ struct ctictl_opts {
     const char *from, *user_data;
     bool wait;
     int wait_timeout_ms;  /* -1: none */
+    long long keys;       /* --keys N: keys {"max": N}; 0 none */
+    bool progress;
     /* events */
     long long since;
     bool has_since;
@@ -68,7 +71,8 @@ static void usage(FILE *out)
         "commands:\n"
         "  call --to URI [--to URI...] --play FILE [--play FILE...]\n"
         "       [--repeat N] [--max-ring S] [--from URI|anonymous]\n"
-        "       [--user-data TEXT] [--wait [--wait-timeout S]]\n"
+        "       [--user-data TEXT] [--keys N] [--progress]\n"
+        "       [--wait [--wait-timeout S]]\n"
         "                       place a call; print its res_id (and with\n"
         "                       --wait, its on_released event)\n"
         "  events [--since N]   subscribe and print every event until the\n"
@@ -120,7 +124,7 @@ static int usage_error(const char *fmt, ...)
 enum {
     OPT_CONNECT = 256, OPT_JSON, OPT_TIMEOUT, OPT_HELP, OPT_VERSION,
     OPT_TO, OPT_PLAY, OPT_REPEAT, OPT_MAX_RING, OPT_FROM, OPT_USER_DATA,
-    OPT_WAIT, OPT_WAIT_TIMEOUT, OPT_SINCE, OPT_TOKEN,
+    OPT_WAIT, OPT_WAIT_TIMEOUT, OPT_SINCE, OPT_TOKEN, OPT_KEYS, OPT_PROGRESS,
 };
 
 #define GLOBAL_OPTIONS                                       \
@@ -144,6 +148,8 @@ static const struct option call_options[] = {
     {"user-data", required_argument, NULL, OPT_USER_DATA},
     {"wait", no_argument, NULL, OPT_WAIT},
     {"wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
+    {"keys", required_argument, NULL, OPT_KEYS},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
     {NULL, 0, NULL, 0},
 };
 static const struct option events_options[] = {
@@ -251,6 +257,13 @@ static int apply_option(struct ctictl_opts *o, int opt, const char *arg)
         if (parse_seconds(arg, &o->wait_timeout_ms) < 0)
             return usage_error("--wait-timeout: '%s' is not a positive number "
                                "of seconds", arg);
+        return -1;
+    case OPT_KEYS:
+        if (parse_int(arg, 1, 32, &o->keys) < 0)
+            return usage_error("--keys: '%s' is not an integer 1..32", arg);
+        return -1;
+    case OPT_PROGRESS:
+        o->progress = true;
         return -1;
     case OPT_SINCE:
         /* 2^53: the largest integer every JSON reader keeps exactly. */
@@ -396,6 +409,7 @@ static void print_released(json_t *p)
                           (long long)(json_integer_value(end)
                                       - json_integer_value(answer)));
     }
+    n = ctictl_call_keys_suffix(p, line, sizeof line, n);
     if (n < (int)sizeof line)
         snprintf(line + n, sizeof line - (size_t)n, ")");
     print_line(line);
@@ -412,6 +426,13 @@ static void print_event(const struct ctictl_opts *o, const struct client_msg *ev
     if (strcmp(method, "ext.notify_call.on_released") == 0
         && json_is_object(params)) {
         print_released(params);
+        return;
+    }
+    if (strcmp(method, "ext.notify_call.on_progress") == 0
+        && json_is_object(params)) {
+        char line[512];
+        ctictl_call_progress_line(params, line, sizeof line);
+        print_line(line);
         return;
     }
     /* An event this version does not know: shown as it came. */
@@ -482,6 +503,7 @@ static json_t *construct_params(const struct ctictl_opts *o)
         bad |= json_object_set_new(p, "from_uri", json_string(o->from));
     if (o->user_data)
         bad |= json_object_set_new(p, "user_data", json_string(o->user_data));
+    bad |= ctictl_call_params(p, o->keys, o->progress);
     if (bad) {
         json_decref(p);
         return NULL;
@@ -546,9 +568,15 @@ static int cmd_call(const struct ctictl_opts *o, struct client *c)
         } else {
             json_t *p = json_object_get(ev->json, "params");
             const char *id = json_string_value(json_object_get(p, "res_id"));
+            const char *m =
+                json_string_value(json_object_get(ev->json, "method"));
             if (id != NULL && strcmp(id, res_id) == 0) {
                 print_event(o, ev);
-                rc = json_is_null(json_object_get(p, "error")) ? CTICTL_OK
+                if (m != NULL &&
+                    strcmp(m, "ext.notify_call.on_progress") == 0)
+                    rc = -1; /* --progress: its lines, then on_released */
+                else
+                    rc = json_is_null(json_object_get(p, "error")) ? CTICTL_OK
                                                                : CTICTL_FAILED;
             }
             client_msg_free(ev);

@@ -15,10 +15,14 @@
  * main thread frees a stream only once it is back. Clips are shared
  * read-only; the stream's references keep them alive while it plays.
  *
- * Incoming RTP and RTCP are never used: a socket filter (rtpports.c)
+ * Incoming RTP and RTCP are not used: a socket filter (rtpports.c)
  * drops them in the kernel, so they cost no system call and never fill a
  * socket buffer; the RTCP port is bound all the same so the callee's
- * reports meet no ICMP port unreachable. */
+ * reports meet no ICMP port unreachable. The exception is a stream that
+ * listens for keys (media_keys, issue 14): its filter lets the
+ * telephone-event packets through (or all, for in-band DTMF), and its
+ * media thread, to which it then stays pinned, reads them (LISTEN) and
+ * posts each key back through the return queue (MEDIA_KEY). */
 
 #include "media_int.h"
 
@@ -31,6 +35,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "dtmf_inband.h"
 #include "g711.h"
 #include "log.h"
 #include "queue.h"
@@ -48,8 +53,21 @@ static void media_random(void *buf, size_t len)
     }
 }
 
+/* The stream leaves its media thread's count. */
+static void media_off_worker(struct media_stream *s)
+{
+    if (s->on_worker)
+        s->w->playing--;
+    s->on_worker = false;
+}
+
 static void media_stream_free(struct media_stream *s)
 {
+    media_off_worker(s);
+    if (s->rx != NULL) {
+        dtmf_inband_free(s->rx->inband);
+        free(s->rx);
+    }
     prompt_clips_release(s->clips, s->n_clips);
     close(s->fd);
     rtcp_close(&s->rtcp);
@@ -57,15 +75,20 @@ static void media_stream_free(struct media_stream *s)
     free(s);
 }
 
-/* A stream came back from the media thread. */
-static void media_on_return(struct media_stream *s, enum media_result result)
+/* A stream came back from the media thread, or a listening one heard a
+ * key. */
+static void media_on_return(struct media_stream *s, enum media_result result,
+                            char key)
 {
+    if (result == MEDIA_KEY) {
+        if (!s->closing && s->on_key != NULL)
+            s->on_key(s->owner, key);
+        return;
+    }
     /* Its packet counts are ours now; take them once. */
     s->m->sent_total += s->sent;
     s->m->late_total += s->late;
     s->sent = s->late = 0;
-    if (result == MEDIA_STOPPED || !s->closing)
-        s->w->playing--; /* once per play: DONE, or the STOP's answer */
     if (s->closing) {
         /* Its owner is gone; only the STOP's answer may free it, since the
          * media thread still reads the stream until it sends that. */
@@ -73,12 +96,18 @@ static void media_on_return(struct media_stream *s, enum media_result result)
             media_stream_free(s);
         return;
     }
+    struct media_figures f = {.played_ms = s->frames * 20,
+                              .plays = s->play_idx};
     s->state = MEDIA_IDLE;
+    s->end_ns = media_now();
+    s->played_before = true;
     prompt_clips_release(s->clips, s->n_clips);
     s->clips = NULL;
     s->n_clips = 0;
+    if (s->rx == NULL)
+        media_off_worker(s); /* a listening stream stays on its thread */
     if (result != MEDIA_STOPPED)
-        s->on_done(s->owner, result);
+        s->on_done(s->owner, result, &f);
 }
 
 static void media_on_events(evutil_socket_t fd, short what, void *arg)
@@ -89,7 +118,7 @@ static void media_on_events(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     while (queue_pop(m->events, &ev))
-        media_on_return(ev.s, ev.result);
+        media_on_return(ev.s, ev.result, ev.key);
 }
 
 struct media *media_new(struct event_base *base, const char *ip,
@@ -133,6 +162,12 @@ struct media *media_new(struct event_base *base, const char *ip,
             return NULL;
         }
     return m;
+}
+
+void media_rx_stats(const struct media *m, uint64_t *read, uint64_t *bad)
+{
+    *read = m ? atomic_load(&m->rx_read) : 0;
+    *bad = m ? atomic_load(&m->rx_bad) : 0;
 }
 
 void media_stats(const struct media *m, uint64_t *sent, uint64_t *late)
@@ -183,6 +218,19 @@ struct media_stream *media_stream_open(struct media *m, void *owner,
     return s;
 }
 
+/* The media thread with the fewest streams takes s, unless s is on one
+ * already (playing, or pinned there by listening). */
+static void media_pick_worker(struct media_stream *s)
+{
+    struct media *m = s->m;
+    if (s->on_worker)
+        return;
+    s->w = &m->workers[0];
+    for (unsigned i = 1; i < m->n_workers; i++)
+        if (m->workers[i].playing < s->w->playing)
+            s->w = &m->workers[i];
+}
+
 static uint16_t media_port_of(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)
@@ -228,20 +276,24 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     s->play_idx = s->clip_idx = s->frame_idx = 0;
     while (s->clips[s->clip_idx]->n_frames == 0)
         s->clip_idx++;
-    media_random(&rnd, sizeof rnd);
-    s->ssrc = rnd.ssrc;
-    s->ts = rnd.ts;
-    s->seq = rnd.seq;
+    if (s->played_before) {
+        /* Played before (keys' `then`): one stream for the callee, its
+         * clock having run on between the plays (8 samples a ms). */
+        s->ts += (uint32_t)((media_now() - s->end_ns) / 125000u);
+    } else {
+        media_random(&rnd, sizeof rnd);
+        s->ssrc = rnd.ssrc;
+        s->ts = rnd.ts;
+        s->seq = rnd.seq;
+    }
     s->first = true;
     s->lost_logged = false;
     s->paused = false;
+    s->stopping = false;
+    s->frames = 0;
     static uint64_t plays_started; /* main thread only */
     s->play_id = ++plays_started;
-    /* The media thread with the fewest streams takes it. */
-    s->w = &m->workers[0];
-    for (unsigned i = 1; i < m->n_workers; i++)
-        if (m->workers[i].playing < s->w->playing)
-            s->w = &m->workers[i];
+    media_pick_worker(s);
     struct media_cmd cmd = {.type = MEDIA_CMD_PLAY, .play = s};
     if (queue_push(s->w->commands, &cmd) < 0) {
         prompt_clips_release(s->clips, s->n_clips);
@@ -250,7 +302,9 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
         return -1;
     }
     s->state = MEDIA_PLAYING;
-    s->w->playing++;
+    if (!s->on_worker)
+        s->w->playing++;
+    s->on_worker = true;
     return 0;
 }
 
@@ -284,11 +338,75 @@ void media_stream_set_rtcp_port(struct media_stream *s, uint16_t port)
         s->rtcp_peer_port = port;
 }
 
+int media_keys(struct media_stream *s, int te_payload_type, bool inband,
+               int audio_payload_type, media_key_fn on_key)
+{
+    if (s == NULL || s->closing || on_key == NULL || te_payload_type > 127 ||
+        (te_payload_type < 0 && !inband)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (s->rx != NULL) {
+        errno = EALREADY;
+        return -1;
+    }
+    struct media_rx *rx = calloc(1, sizeof *rx);
+    if (rx == NULL)
+        return -1;
+    rx->te_on = te_payload_type >= 0;
+    dtmf_rtp_rx_init(&rx->te, te_payload_type);
+    rx->audio_pt = audio_payload_type;
+    if (inband && (rx->inband = dtmf_inband_new(audio_payload_type)) == NULL) {
+        free(rx);
+        errno = EINVAL; /* not G.711 (or out of memory) */
+        return -1;
+    }
+    /* Until now the socket dropped everything, so nothing old waits. */
+    if (rtp_ports_filter(s->fd, inband ? RTP_FILTER_ALL : te_payload_type) < 0) {
+        int err = errno;
+        dtmf_inband_free(rx->inband);
+        free(rx);
+        errno = err;
+        return -1;
+    }
+    media_pick_worker(s);
+    struct media_cmd cmd = {.type = MEDIA_CMD_LISTEN,
+                            .listen = {.s = s, .rx = rx}};
+    if (queue_push(s->w->commands, &cmd) < 0) {
+        rtp_ports_filter(s->fd, RTP_FILTER_NONE);
+        dtmf_inband_free(rx->inband);
+        free(rx);
+        return -1;
+    }
+    s->rx = rx; /* freed with the stream; the thread's meanwhile */
+    s->on_key = on_key;
+    if (!s->on_worker)
+        s->w->playing++;
+    s->on_worker = true;
+    return 0;
+}
+
+int media_stop_play(struct media_stream *s)
+{
+    if (s == NULL || s->state != MEDIA_PLAYING || s->closing) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (s->stopping)
+        return 0; /* asked already: one on_done */
+    struct media_cmd cmd = {.type = MEDIA_CMD_STOP_PLAY,
+                            .stop_play = {.s = s, .play_id = s->play_id}};
+    if (queue_push(s->w->commands, &cmd) < 0)
+        return -1;
+    s->stopping = true;
+    return 0;
+}
+
 void media_stream_close(struct media_stream *s)
 {
     if (!s)
         return;
-    if (s->state == MEDIA_IDLE) {
+    if (s->state == MEDIA_IDLE && s->rx == NULL) {
         media_stream_free(s);
         return;
     }

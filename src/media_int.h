@@ -10,10 +10,12 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dtmf_rtp.h"
 #include "media.h"
 #include "rtcp.h"
 #include "rtpports.h"
@@ -26,6 +28,21 @@
 /* A packet is late, for the metrics, when its slot starts being sent more
  * than this after the slot's due time. Pacing itself never looks at it. */
 #define MEDIA_LATE_NS 2000000ULL
+
+/* Received packets: one read is at most this (longer ones are malformed
+ * for us), and a wake-up reads at most MEDIA_RX_BATCH of one stream. */
+#define MEDIA_RX_MAX 1500
+#define MEDIA_RX_BATCH 32
+
+/* A listening stream's receive state (media_keys). Made by the main
+ * thread, then its media thread's alone (LISTEN) until the stream's
+ * STOP answer; freed by media_stream_free. */
+struct media_rx {
+    struct dtmf_rtp_rx te;        /* RFC 4733, when te_on */
+    bool te_on;
+    struct dtmf_inband *inband;   /* NULL unless inband; owned */
+    int audio_pt;                 /* G.711 type fed to inband */
+};
 
 enum media_state {
     MEDIA_IDLE,    /* main thread's; not sending */
@@ -44,6 +61,13 @@ struct media_stream {
     uint16_t rtcp_peer_port;          /* the answer's a=rtcp; 0: RTP + 1 */
     uint8_t state;                    /* enum media_state, main thread */
     bool closing;                     /* closed while playing: free on return */
+    bool on_worker;                   /* counted in w->playing: playing, or
+                                         listening (then until closed) */
+    bool stopping;                    /* media_stop_play asked, this play */
+    bool played_before;               /* replay: keep SSRC, seq, ts */
+    uint64_t end_ns;                  /* when the last play came back */
+    media_key_fn on_key;
+    struct media_rx *rx;              /* owned; NULL unless listening */
     /* Below: the media thread's while playing. */
     struct media_stream *prev, *next; /* links of the slot's list */
     uint32_t n_clips;
@@ -60,11 +84,14 @@ struct media_stream {
     bool on_wheel;
     bool lost_logged;                 /* a lost packet was logged */
     bool paused;                      /* hold: frames pass, none is sent */
+    struct media_rx *wrx;             /* the thread's once LISTEN came */
     uint64_t play_id;                 /* names this play in an UPDATE */
     /* Written by the media thread while playing, read by the main thread
      * once the stream is back: the queue's hand-over orders the two. */
     uint64_t sent;                    /* packets sent this play */
     uint64_t late;                    /* ... of which late (MEDIA_LATE_NS) */
+    uint64_t frames;                  /* frames the prompt advanced, this
+                                         play (media_figures) */
 };
 
 enum media_cmd_type {
@@ -72,6 +99,18 @@ enum media_cmd_type {
     MEDIA_CMD_STOP,
     MEDIA_CMD_QUIT,
     MEDIA_CMD_UPDATE, /* hold, resume or a new address (re-INVITE) */
+    MEDIA_CMD_LISTEN, /* start reading the stream's RTP socket (keys) */
+    MEDIA_CMD_STOP_PLAY, /* end this play now: DONE with the figures */
+};
+
+/* LISTEN's and STOP_PLAY's. */
+struct media_listen {
+    struct media_stream *s;
+    struct media_rx *rx;     /* the thread's from now on */
+};
+struct media_stop_play {
+    struct media_stream *s;  /* looked up on the wheel, like UPDATE's */
+    uint64_t play_id;
 };
 
 /* UPDATE's own struct. The stream may have played out and been freed by
@@ -99,16 +138,25 @@ struct media_cmd {
                                        comes back */
         struct media_stream *stop;  /* STOP: answered STOPPED, always */
         struct media_update update; /* UPDATE */
+        struct media_listen listen; /* LISTEN */
+        struct media_stop_play stop_play; /* STOP_PLAY */
         /* QUIT: nothing */
     };
 };
 
-enum media_result { MEDIA_DONE_OK = 0, MEDIA_DONE_ERROR = -1, MEDIA_STOPPED = 1 };
+enum media_result {
+    MEDIA_DONE_OK = 0,
+    MEDIA_DONE_ERROR = -1,
+    MEDIA_STOPPED = 1,
+    MEDIA_KEY = 2, /* not a hand-back: a listening stream heard key */
+};
 
-/* a media thread -> main: a stream handed back, and why. */
+/* a media thread -> main: a stream handed back, and why; or a key. A
+ * stream's keys come before its STOPPED answer (one queue, in order). */
 struct media_return {
     struct media_stream *s;
     enum media_result result;
+    char key;                /* MEDIA_KEY */
 };
 
 /* One media thread's own state. */
@@ -143,6 +191,9 @@ struct media {
     unsigned n_workers;
     uint64_t sent_total;   /* RTP packets of streams handed back */
     uint64_t late_total;
+    /* Any thread: the listening streams' packets (media_rx_stats). */
+    _Atomic uint64_t rx_read;
+    _Atomic uint64_t rx_bad;
 };
 
 /* ---- media_worker.c ---------------------------------------------------- */

@@ -15,7 +15,15 @@
  * t0 + 20 ms * k; a late wake-up processes every slot it missed (catching
  * up, never drifting), and streams are spread over the 20 ms instead of
  * bursting together. The thread sleeps on a timerfd armed for the next
- * non-empty slot, so an idle daemon never wakes. */
+ * non-empty slot, so an idle daemon never wakes.
+ *
+ * Receiving (issue 14's keys): a stream given media_keys is LISTENed to
+ * by the thread it is pinned to, its RTP socket in the thread's epoll
+ * set until the stream's STOP. What the kernel filter lets through
+ * (telephone-event of the negotiated type, or all for in-band DTMF) is
+ * read here, checked as RTP (a malformed packet is dropped and counted),
+ * fed to the stream's detectors, and each key posted to the main loop
+ * (MEDIA_KEY) in order. */
 
 #include "media_int.h"
 
@@ -29,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dtmf_inband.h"
 #include "g711.h"
 #include "log.h"
 #include "queue.h"
@@ -98,8 +107,10 @@ static void media_hand_back(struct media_worker *w, struct media_stream *s,
                             enum media_result result)
 {
     if (s->on_wheel) {
-        /* RFC 3550 §6.6: a source that sent says it is leaving. */
-        if (s->sent > 0)
+        /* RFC 3550 §6.6: a source that sent says it is leaving; not a
+         * listening one, which may play again (`then`) as the same
+         * source. */
+        if (s->sent > 0 && (s->wrx == NULL || result == MEDIA_STOPPED))
             rtcp_send(&s->rtcp, s->ssrc, s->sent, true);
         wheel_remove(&w->wheel, s);
     }
@@ -135,6 +146,7 @@ static bool media_send_one(struct media_worker *w, struct media_stream *s,
     const struct prompt_clip *c = s->clips[s->clip_idx];
     const uint8_t *pay = s->pt == G711_PT_PCMA ? c->alaw : c->ulaw;
 
+    s->frames++;
     if (s->paused) {
         /* On hold: the prompt's clock runs on (the timestamp too, RFC
          * 3550 5.1), but no packet and so no sequence number is spent. */
@@ -236,19 +248,26 @@ static void media_start_stream(struct media_worker *mw,
     rtcp_start(&s->rtcp, w->next_due + ahead * MEDIA_SLOT_NS, s->ts);
 }
 
+/* The stream p if it is on this thread's wheel still in play play_id (it
+ * may have played out meanwhile, and been freed), else NULL. */
+static struct media_stream *media_find(struct media_worker *w,
+                                       const struct media_stream *p,
+                                       uint64_t play_id)
+{
+    for (unsigned i = 0; i < MEDIA_SLOTS; i++)
+        for (struct media_stream *x = w->wheel.head[i]; x; x = x->next)
+            if (x == p)
+                return x->play_id == play_id ? x : NULL;
+    return NULL;
+}
+
 /* Applies an UPDATE to the stream it names, if that is still on this
  * thread's wheel (it may have played out meanwhile). */
 static void media_apply_update(struct media_worker *w,
                                const struct media_update *u)
 {
-    struct media_stream *s = NULL;
-    for (unsigned i = 0; i < MEDIA_SLOTS && s == NULL; i++)
-        for (struct media_stream *x = w->wheel.head[i]; x; x = x->next)
-            if (x == u->s) {
-                s = x;
-                break;
-            }
-    if (s == NULL || s->play_id != u->play_id)
+    struct media_stream *s = media_find(w, u->s, u->play_id);
+    if (s == NULL)
         return;
     if (u->dest_len > 0) {
         if (connect(s->fd, &u->dest.sa, u->dest_len) < 0)
@@ -263,6 +282,102 @@ static void media_apply_update(struct media_worker *w,
     s->paused = u->paused;
 }
 
+/* LISTEN: the stream's RTP socket joins the epoll set. */
+static void media_listen(struct media_worker *w, struct media_stream *s,
+                         struct media_rx *rx)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    s->wrx = rx;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0)
+        log_warn("media: RTP port %u: cannot listen for keys: %s", s->port,
+                 strerror(errno));
+}
+
+static void media_unlisten(struct media_worker *w, struct media_stream *s)
+{
+    if (s->wrx != NULL)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    s->wrx = NULL;
+}
+
+static void media_post_key(struct media_worker *w, struct media_stream *s,
+                           char key)
+{
+    struct media_return ev = {.s = s, .result = MEDIA_KEY, .key = key};
+    if (queue_push(w->m->events, &ev) < 0)
+        log_error("media: out of memory posting a key");
+}
+
+/* Where an RTP packet's payload is (after CSRCs and an extension, before
+ * padding) and its payload type; false when it is not RTP version 2 or
+ * its lengths do not add up. */
+static bool media_rtp_payload(const uint8_t *b, size_t n, uint8_t *pt,
+                              size_t *off, size_t *len)
+{
+    if (n < 12 || (b[0] >> 6) != 2)
+        return false;
+    size_t o = 12 + 4u * (b[0] & 0x0f), end = n;
+    if (b[0] & 0x10) {
+        if (n < o + 4)
+            return false;
+        o += 4 + 4u * ((size_t)b[o + 2] << 8 | b[o + 3]);
+    }
+    if (b[0] & 0x20) {
+        if (b[n - 1] == 0 || b[n - 1] > n)
+            return false;
+        end = n - b[n - 1];
+    }
+    if (o > end)
+        return false;
+    *pt = b[1] & 0x7f;
+    *off = o;
+    *len = end - o;
+    return true;
+}
+
+/* One packet the filter let through. */
+static void media_rx_packet(struct media_worker *w, struct media_stream *s,
+                            const uint8_t *b, size_t n)
+{
+    struct media_rx *rx = s->wrx;
+    uint8_t pt;
+    size_t off, len;
+    if (!media_rtp_payload(b, n, &pt, &off, &len)) {
+        atomic_fetch_add(&w->m->rx_bad, 1);
+        return;
+    }
+    if (rx->te_on && pt == rx->te.pt) {
+        char key = dtmf_rtp_rx_packet(&rx->te, b, n);
+        if (key != '\0')
+            media_post_key(w, s, key);
+    } else if (rx->inband != NULL && pt == rx->audio_pt) {
+        char keys[8];
+        size_t k = dtmf_inband_feed(rx->inband, b + off, len, keys,
+                                    sizeof keys);
+        for (size_t i = 0; i < k; i++)
+            media_post_key(w, s, keys[i]);
+    }
+}
+
+/* Reads what a listening stream's socket holds, MEDIA_RX_BATCH at most
+ * (epoll reports the rest again). */
+static void media_receive(struct media_worker *w, struct media_stream *s)
+{
+    uint8_t buf[MEDIA_RX_MAX];
+    for (int i = 0; i < MEDIA_RX_BATCH && s->wrx != NULL; i++) {
+        ssize_t n = recv(s->fd, buf, sizeof buf, MSG_TRUNC);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0)
+            continue; /* an ICMP error for an earlier send: cleared */
+        atomic_fetch_add(&w->m->rx_read, 1);
+        if ((size_t)n > sizeof buf)
+            atomic_fetch_add(&w->m->rx_bad, 1); /* no RTP of ours */
+        else
+            media_rx_packet(w, s, buf, (size_t)n);
+    }
+}
+
 /* Returns false on QUIT. */
 static bool media_on_commands(struct media_worker *w)
 {
@@ -275,11 +390,23 @@ static bool media_on_commands(struct media_worker *w)
         case MEDIA_CMD_STOP:
             /* Answered even when the stream already played out: the main
              * thread frees it only after this answer. */
+            media_unlisten(w, cmd.stop);
             media_hand_back(w, cmd.stop, MEDIA_STOPPED);
             break;
         case MEDIA_CMD_UPDATE:
             media_apply_update(w, &cmd.update);
             break;
+        case MEDIA_CMD_LISTEN:
+            media_listen(w, cmd.listen.s, cmd.listen.rx);
+            break;
+        case MEDIA_CMD_STOP_PLAY: {
+            /* Already played out: its DONE is on its way anyway. */
+            struct media_stream *s =
+                media_find(w, cmd.stop_play.s, cmd.stop_play.play_id);
+            if (s != NULL)
+                media_hand_back(w, s, MEDIA_DONE_OK);
+            break;
+        }
         case MEDIA_CMD_QUIT:
             return false;
         }
@@ -302,7 +429,7 @@ static void media_try_realtime(void)
 static void *media_thread_main(void *arg)
 {
     struct media_worker *w = arg;
-    struct epoll_event evs[2];
+    struct epoll_event evs[64];
     char name[16];
 
     snprintf(name, sizeof name, "ctid-media%u",
@@ -310,22 +437,28 @@ static void *media_thread_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     media_try_realtime();
     for (;;) {
-        int n = epoll_wait(w->epfd, evs, 2, -1);
+        int n = epoll_wait(w->epfd, evs, 64, -1);
         if (n < 0 && errno != EINTR) {
             log_error("media: epoll_wait: %s", strerror(errno));
             break;
         }
         bool quit = false;
+        /* Reads first: a stream named here is still in the set, so not
+         * yet STOPped and freed; a STOP among the commands below takes it
+         * out before the next wait. */
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.fd == w->timerfd) {
+            if (evs[i].data.ptr == &w->timerfd) {
                 uint64_t expirations;
                 ssize_t ignored = read(w->timerfd, &expirations,
                                        sizeof expirations);
                 (void)ignored;
-            } else if (!media_on_commands(w)) {
-                quit = true;
+            } else if (evs[i].data.ptr != w) {
+                media_receive(w, evs[i].data.ptr);
             }
         }
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.ptr == w && !media_on_commands(w))
+                quit = true;
         if (quit)
             break;
         media_turn(w);
@@ -346,9 +479,8 @@ int media_worker_start(struct media *m, struct media_worker *w)
     w->commands = queue_new(sizeof(struct media_cmd));
     if (w->epfd < 0 || w->timerfd < 0 || !w->commands)
         return -1;
-    struct epoll_event tev = {.events = EPOLLIN, .data.fd = w->timerfd};
-    struct epoll_event cev = {.events = EPOLLIN,
-                              .data.fd = queue_fd(w->commands)};
+    struct epoll_event tev = {.events = EPOLLIN, .data.ptr = &w->timerfd};
+    struct epoll_event cev = {.events = EPOLLIN, .data.ptr = w};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &tev) < 0 ||
         epoll_ctl(w->epfd, EPOLL_CTL_ADD, queue_fd(w->commands), &cev) < 0 ||
         pthread_create(&w->thread, NULL, media_thread_main, w) != 0)

@@ -279,6 +279,23 @@ int prompt_plan_finish(struct prompt_cache *pc, struct prompt_plan *plan,
     return 0;
 }
 
+int prompt_plan_append_then(struct prompt_plan *plan,
+                            struct prompt_plan *more)
+{
+    struct prompt_need *needs =
+        realloc(plan->needs, (plan->n + more->n) * sizeof *needs);
+    if (needs == NULL)
+        return -1;
+    memcpy(needs + plan->n, more->needs, more->n * sizeof *needs);
+    plan->needs = needs;
+    plan->n += more->n;
+    plan->n_then += more->n;
+    plan->missing += more->missing;
+    free(more->needs);
+    memset(more, 0, sizeof *more);
+    return 0;
+}
+
 void prompt_plan_forget_failed(struct prompt_cache *pc,
                                const struct prompt_plan *plan)
 {

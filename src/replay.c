@@ -8,6 +8,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <stdbool.h>
+#include <string.h>
 
 #include "conf.h"
 #include "log.h"
@@ -18,12 +20,24 @@
 
 static int replay_step(struct conn *c);
 
+/* Is this journal line an ext.notify_call.on_progress? Lines are written
+ * by rpc_event_line: the method comes first after "jsonrpc". */
+static bool replay_is_progress(const char *data, size_t len)
+{
+    static const char tag[] = "\"method\":\"ext.notify_call.on_progress\"";
+    size_t n = len < 96 ? len : 96;
+    return memmem(data, n, tag, sizeof tag - 1) != NULL;
+}
+
 static void replay_one_record(void *arg, uint64_t seq, int64_t t,
                           const char *data, size_t len)
 {
     (void)seq;
     (void)t;
     struct conn *c = arg;
+    /* on_progress only to those that asked, as live (conns_deliver) */
+    if (!c->sub_progress && replay_is_progress(data, len))
+        return;
     if (bufferevent_write(c->bev, data, len) < 0)
         c->replay_failed = true;
     else
@@ -85,7 +99,8 @@ static int replay_step(struct conn *c)
     return 0;
 }
 
-/* sys.subscribe, sys.subscribe {"since": N} or [N]: N an integer >= 0. */
+/* sys.subscribe, sys.subscribe {"since": N} or [N]: N an integer >= 0;
+ * by name only, "progress": true adds the on_progress events (issue 14). */
 void replay_subscribe(struct conn *c, struct rpc_request *req)
 {
     struct rpc_error err;
@@ -97,6 +112,17 @@ void replay_subscribe(struct conn *c, struct rpc_request *req)
         conn_reply_error(c, req->id, &err);
         return;
     }
+    json_t *progress = json_is_object(req->params)
+                           ? json_object_get(req->params, "progress")
+                           : NULL;
+    if (progress != NULL && !json_is_boolean(progress)) {
+        rpc_fail(&err, RPC_INVALID_PARAMS,
+                 "invalid params: progress: expected a boolean");
+        conn_reply_error(c, req->id, &err);
+        return;
+    }
+    if (json_is_true(progress))
+        c->sub_progress = true;
     if (c->subscribed || c->replaying) { /* already getting everything */
         conn_reply_result(c, req->id, json_true());
         return;

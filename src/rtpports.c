@@ -85,6 +85,35 @@ static int drop_incoming(int fd)
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
 }
 
+/* A UDP socket filter sees the datagram from its UDP header on (the
+ * kernel runs it before pulling the header), so the RTP header's first
+ * byte is at offset 8. A load past the end of a short datagram ends the
+ * program with 0: dropped. */
+#define RTP_AT 8
+int rtp_ports_filter(int fd, int te_pt)
+{
+    if (te_pt > 127 || te_pt < RTP_FILTER_NONE) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct sock_filter te[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, RTP_AT),     /* V P X CC */
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xc0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x80, 0, 4), /* version 2 */
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, RTP_AT + 1), /* M PT */
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x7f),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)te_pt, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xffff),              /* accept */
+        BPF_STMT(BPF_RET | BPF_K, 0),                   /* drop */
+    };
+    if (te_pt == RTP_FILTER_NONE)
+        return drop_incoming(fd);
+    struct sock_filter all[] = {BPF_STMT(BPF_RET | BPF_K, 0xffff)};
+    struct sock_fprog prog = {.len = te_pt < 0 ? 1 : 8,
+                              .filter = te_pt < 0 ? all : te};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+}
+
 /* A UDP socket of the range's family that drops all it receives; -1 with
  * errno. */
 static int new_socket(const struct rtp_ports *p)

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sofia-sip/sdp.h>
 #include <sofia-sip/su_alloc.h>
@@ -80,6 +81,18 @@ static int pick_pt(const sdp_media_t *m, int want_pt)
     for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm != NULL; rm = rm->rm_next)
         if (want_pt < 0 ? (rm->rm_pt == 8 || rm->rm_pt == 0)
                         : rm->rm_pt == (unsigned)want_pt)
+            return (int)rm->rm_pt;
+    return -1;
+}
+
+/* The payload type of telephone-event/8000 on this m= line, -1 none:
+ * whatever dynamic number the peer chose (RFC 4733 section 7.1.1). */
+static int find_te(const sdp_media_t *m)
+{
+    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm != NULL; rm = rm->rm_next)
+        if (rm->rm_encoding != NULL &&
+            strcasecmp(rm->rm_encoding, "telephone-event") == 0 &&
+            rm->rm_rate == 8000)
             return (int)rm->rm_pt;
     return -1;
 }
@@ -160,6 +173,7 @@ static enum sdp_result examine_media(const sdp_session_t *sdp,
     if (!take_address(c, m->m_port, family, allow_hold, out, why, whylen))
         return SDP_REFUSED;
     out->payload_type = pt;
+    out->te_pt = find_te(m);
     /* RFC 3605: the callee's RTCP port when it is not RTP + 1. */
     const sdp_attribute_t *rtcp = sdp_attribute_find(m->m_attributes, "rtcp");
     out->rtcp_port = rtcp_sdp_port(rtcp ? rtcp->a_value : NULL,
@@ -176,6 +190,7 @@ enum sdp_result sdp_examine(const char *body, size_t len, int want_pt,
 {
     memset(out, 0, sizeof *out);
     out->payload_type = -1;
+    out->te_pt = -1;
     snprintf(why, whylen, "no audio stream");
     if (body == NULL || len == 0) {
         snprintf(why, whylen, "no SDP");
@@ -220,8 +235,10 @@ enum sdp_result sdp_examine(const char *body, size_t len, int want_pt,
     else
         r = SDP_REFUSED;
 done:
-    if (r != SDP_OK)
+    if (r != SDP_OK) {
         out->payload_type = -1;
+        out->te_pt = -1;
+    }
     if (p != NULL)
         sdp_parser_free(p);
     su_home_unref(home);
@@ -231,15 +248,22 @@ done:
 int sdp_write(const struct sdp_local *l, char *buf, size_t len)
 {
     const char *family = strchr(l->ip, ':') ? "IP6" : "IP4";
-    char fmts[8], maps[64];
+    char fmts[16], maps[160];
+    int f, m;
     if (l->payload_type < 0) {
-        snprintf(fmts, sizeof fmts, "8 0");
-        snprintf(maps, sizeof maps,
-                 "a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n");
+        f = snprintf(fmts, sizeof fmts, "8 0");
+        m = snprintf(maps, sizeof maps,
+                     "a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n");
     } else {
-        snprintf(fmts, sizeof fmts, "%d", l->payload_type);
-        snprintf(maps, sizeof maps, "a=rtpmap:%d %s/8000\r\n",
-                 l->payload_type, l->payload_type == 8 ? "PCMA" : "PCMU");
+        f = snprintf(fmts, sizeof fmts, "%d", l->payload_type);
+        m = snprintf(maps, sizeof maps, "a=rtpmap:%d %s/8000\r\n",
+                     l->payload_type, l->payload_type == 8 ? "PCMA" : "PCMU");
+    }
+    if (l->te) { /* RFC 4733 section 7.1.1: the 16 DTMF events */
+        snprintf(fmts + f, sizeof fmts - (size_t)f, " %d", l->te_pt & 127);
+        snprintf(maps + m, sizeof maps - (size_t)m,
+                 "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-15\r\n",
+                 l->te_pt & 127, l->te_pt & 127);
     }
     int n = snprintf(buf, len,
                      "v=0\r\n"

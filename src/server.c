@@ -184,6 +184,13 @@ static void server_notify_ready(struct server *srv)
 
 /* ---- wiring ------------------------------------------------------------- */
 
+static unsigned server_deliver_progress(void *arg, uint64_t creator_conn,
+                                        const char *method, json_t *params)
+{
+    struct server *srv = arg;
+    return conns_deliver_progress(&srv->conns, creator_conn, method, params);
+}
+
 static unsigned server_deliver_event(void *arg, uint64_t creator_conn,
                                      const char *method, json_t *params)
 {
@@ -244,6 +251,8 @@ static const struct call_ops server_call_ops = {
     .media_update = media_stream_update,
     .media_set_rtcp_port = media_stream_set_rtcp_port,
     .media_close = media_stream_close,
+    .media_keys = media_keys,
+    .media_stop_play = media_stop_play,
 };
 
 /* What the call table needs of the daemon: whatever runs so far. */
@@ -276,7 +285,7 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
 {
     struct call_deps deps = server_call_deps(srv);
     struct calls_events events = {server_deliver_event, server_on_call_gone,
-                                  srv};
+                                  srv, server_deliver_progress};
     calls_init(&srv->calls, &deps, &server_call_ops, &events);
     /* construct and failover skip a gateway gateways.c says is down */
     srv->calls.env.gateway_usable = server_gateway_usable;

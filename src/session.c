@@ -29,6 +29,7 @@ void session_init(struct session *ss, const char *res_id, const char *ip,
     ss->id = id & 0x7fffffff;
     ss->version = ss->id - 1; /* the offer's version equals the id */
     ss->payload_type = -1;
+    ss->te_pt = -1;
 }
 
 /* Our next SDP: the version goes up by one for every new SDP (RFC 3264
@@ -41,7 +42,10 @@ static int session_write(struct session *ss, enum sdp_dir dir, char *buf,
                           .session = ss->id,
                           .version = ++ss->version,
                           .payload_type = ss->payload_type,
-                          .dir = dir};
+                          .dir = dir,
+                          .te = ss->offer_te,
+                          .te_pt = ss->te_pt >= 0 ? ss->te_pt
+                                                  : SESSION_TE_PT};
     return sdp_write(&l, buf, len);
 }
 
@@ -104,6 +108,7 @@ enum sdp_result session_answer(struct session *ss, const char *body,
     if (r != SDP_OK)
         return r;
     ss->payload_type = p.payload_type;
+    ss->te_pt = ss->offer_te ? p.te_pt : -1;
     ss->dest = p.addr;
     ss->dest_len = p.addr_len;
     ss->rtcp_port = p.rtcp_port;

@@ -171,6 +171,9 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
     case nua_i_update:
         sip_on_offer(s, leg, nh, sip, true);
         break;
+    case nua_i_info: /* requests with no leg left above */
+        sip_on_info(s, leg, nh, sip);
+        break;
     case nua_i_ack:
         if (leg != NULL)
             sip_on_ack(s, leg, sip);
@@ -246,9 +249,11 @@ static nua_t *sip_nua_create(struct sip *s, const char *url,
                      * anything else (REFER: no transfer, no NOTIFY)
                      * 405 with this list. UPDATE is answered by ctid
                      * (sip_on_offer), not nua: with no soa nua would
-                     * answer an offer without SDP. */
+                     * answer an offer without SDP. INFO too (keys,
+                     * sip_on_info): nua would answer every one 200. */
                     SIPTAG_ALLOW_STR(SIP_ALLOWED_METHODS),
                     NUTAG_APPL_METHOD("UPDATE"),
+                    NUTAG_APPL_METHOD("INFO"),
                     /* RFC 4028 session timer; 0 turns it off. */
                     NUTAG_SESSION_TIMER(s->conf.session_expires),
                     NUTAG_MIN_SE(s->conf.min_se),

@@ -4,12 +4,14 @@
  * events), and what happens inside the established dialog: the callee's
  * re-INVITE and UPDATE offers (answered here: ctid runs nua without soa),
  * the ACK's answer, and the responses to nua's session refreshes (RFC
- * 4028). The SDP state itself is session.c's, embedded in the leg. */
+ * 4028), and the callee's INFO requests carrying keys (issue 14). The
+ * SDP state itself is session.c's, embedded in the leg. */
 #include "sip_int.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "dtmf_info.h"
 #include "log.h"
 
 /* Copies src into a fixed field; false (and nothing useful) if it does not
@@ -192,4 +194,52 @@ void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
      * it timed out), after other errors it sends the BYE (RFC 4028
      * section 10). Main's hangup must not send another. */
     leg->bye_sent = true;
+}
+
+/* An INFO inside the call (RFC 6086; nua leaves it to ctid, NUTAG_APPL_
+ * METHOD). A DTMF body (dtmf_info.c: application/dtmf-relay or
+ * application/dtmf) is a key for main and 200; no body at all is a
+ * keepalive, 200; another content type is 415 naming the two it takes;
+ * a DTMF type whose body names no key is 400 with the reason. Nothing
+ * but a key changes the call. */
+void sip_on_info(struct sip *s, struct sip_leg *leg, nua_handle_t *nh,
+                 const sip_t *sip)
+{
+    if (!leg->answered || leg->hangup || leg->bye_sent || leg->reported) {
+        nua_respond(nh, 481, "Call Is Being Terminated",
+                    NUTAG_WITH_THIS(s->nua), TAG_END());
+        return;
+    }
+    const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
+    const sip_content_type_t *ct = sip ? sip->sip_content_type : NULL;
+    size_t len = pl ? pl->pl_len : 0;
+    if (len == 0 && (ct == NULL || ct->c_type == NULL)) {
+        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua), TAG_END());
+        return;
+    }
+    char key = 0;
+    const char *why = "";
+    enum dtmf_info_result r =
+        dtmf_info_parse(ct ? ct->c_type : NULL, len ? pl->pl_data : "", len,
+                        &key, &why);
+    if (r == DTMF_INFO_KEY) {
+        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua), TAG_END());
+        log_info("%s: key %c (info)", leg->res_id, key);
+        sip_post(s, sip_event_key(leg->call_id, key));
+        return;
+    }
+    if (r == DTMF_INFO_NOT_DTMF) {
+        log_info("%s: INFO of type %s refused with 415; the call goes on",
+                 leg->res_id, ct && ct->c_type ? ct->c_type : "(none)");
+        nua_respond(nh, SIP_415_UNSUPPORTED_MEDIA,
+                    SIPTAG_ACCEPT_STR("application/dtmf-relay, "
+                                      "application/dtmf"),
+                    NUTAG_WITH_THIS(s->nua), TAG_END());
+        return;
+    }
+    log_info("%s: INFO refused with 400 (%s); the call goes on",
+             leg->res_id, why);
+    char phrase[128];
+    snprintf(phrase, sizeof phrase, "Bad DTMF: %s", why);
+    nua_respond(nh, 400, phrase, NUTAG_WITH_THIS(s->nua), TAG_END());
 }

@@ -22,12 +22,19 @@ struct sip_event sip_event_answered(uint64_t call_id, int status,
     struct sip_event ev = {.type = SIP_EV_ANSWERED, .call_id = call_id};
     ev.answered.status = status;
     ev.answered.payload_type = payload_type;
+    ev.answered.te_payload_type = -1;
     if (payload_type >= 0 && dest != NULL) {
         ev.answered.dest = *dest;
         ev.answered.dest_len = dest_len;
         ev.answered.rtcp_port = rtcp_port;
     }
     return ev;
+}
+
+struct sip_event sip_event_key(uint64_t call_id, char key)
+{
+    return (struct sip_event){.type = SIP_EV_KEY, .call_id = call_id,
+                              .key = {.key = key}};
 }
 
 struct sip_event sip_event_failed(uint64_t call_id, int status, bool local)
@@ -122,6 +129,7 @@ const char *sip_event_name(enum sip_event_type type)
     case SIP_EV_SESSION_LOST: return "SESSION_LOST";
     case SIP_EV_DIALOG: return "DIALOG";
     case SIP_EV_GATEWAY: return "GATEWAY";
+    case SIP_EV_KEY: return "KEY";
     }
     return "?";
 }

@@ -71,7 +71,7 @@ struct sip_cmd {
 };
 
 #define SIP_STOP_GRACE_MS 5000
-#define SIP_ALLOWED_METHODS "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
+#define SIP_ALLOWED_METHODS "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
 #define SIP_RECOVER_WAIT_MS 2000
 #define SIP_SOCKET_BUFFER (4u << 20)
 
@@ -185,6 +185,10 @@ void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
                              const char *what, int status,
                              const char *phrase, const sip_t *sip,
                              bool local);
+
+/* An INFO inside the call: a DTMF key (KEY event, 200), or 415/400. */
+void sip_on_info(struct sip *s, struct sip_leg *leg, nua_handle_t *nh,
+                 const sip_t *sip);
 
 /* ---- sip_tls.c: the TLS transport's trust, before nua starts ---------- */
 

@@ -67,9 +67,11 @@ static struct sip_event parse_answer(struct sip_leg *leg, const sip_t *sip,
         log_debug("%s: SDP answer unusable: %s", leg->res_id, reason);
         return ev;
     }
-    return sip_event_answered(leg->call_id, status, leg->ss.payload_type,
-                              &leg->ss.dest, leg->ss.dest_len,
-                              leg->ss.rtcp_port);
+    struct sip_event ev = sip_event_answered(
+        leg->call_id, status, leg->ss.payload_type, &leg->ss.dest,
+        leg->ss.dest_len, leg->ss.rtcp_port);
+    ev.answered.te_payload_type = leg->ss.te_pt;
+    return ev;
 }
 
 /* A leg that reported FAILED before answer leaves the legs map: the
@@ -181,6 +183,7 @@ void sip_leg_invite(struct sip *s, const struct sip_invite *inv)
         id = inv->rtp_port;
     session_init(&leg->ss, leg->res_id, conf_media_public(&s->conf),
                  inv->rtp_port, id);
+    leg->ss.offer_te = inv->offer_te;
     session_offer(&leg->ss, sdp, sizeof sdp);
 
     /* Where packets go, when not to the Request-URI's host: a proxy is a
@@ -309,7 +312,10 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
             leg->reported_cseq = sip->sip_cseq->cs_seq;
             sip_post_dialog(s, leg, &d);
         }
-        sip_post(s, sip_event_progress(leg->call_id, status, local));
+        struct sip_event ev = sip_event_progress(leg->call_id, status, local);
+        size_t sdp_len = 0;
+        ev.progress.sdp = sip_sdp_body(sip, &sdp_len) != NULL; /* early media */
+        sip_post(s, ev);
         return;
     }
     if (status < 300) {

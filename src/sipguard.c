@@ -186,11 +186,12 @@ static int stray_status(nua_event_t event, const char **phrase)
     case nua_i_cancel:
     case nua_i_prack:
     case nua_i_update:
+    case nua_i_info: /* a key for no call of ours (RFC 6086 4.2.2) */
         *phrase = sip_481_No_transaction;
         return 481;
     default:
         /* INVITE (ctid places calls, it takes none), MESSAGE, SUBSCRIBE,
-         * NOTIFY, REFER, INFO, PUBLISH, REGISTER, anything else: ctid
+         * NOTIFY, REFER, PUBLISH, REGISTER, anything else: ctid
          * understood the request and serves nothing of the kind. */
         *phrase = sip_403_Forbidden;
         return 403;

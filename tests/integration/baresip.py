@@ -99,12 +99,16 @@ class Baresip:
     "PCMU")."""
 
     def __init__(self, t, name="phone", codecs=("PCMA", "PCMU"), user="phone",
-                 registrar=None, password=None, regint=60, answermode="manual"):
+                 registrar=None, password=None, regint=60, answermode="manual",
+                 audio_source=None):
         """registrar: None (the account never registers) or "HOST:PORT"
         (e.g. kamailio.address("udp")): the account is user@registrar,
         registers there every regint seconds with password (events
         REGISTER_OK / REGISTER_FAIL). answermode: "manual" (the test
-        accepts) or "auto"."""
+        accepts) or "auto". audio_source: None (no source: the phone sends
+        no RTP, nor DTMF, which baresip sends on its source's clock) or a
+        WAV file the phone sends as its audio (aufile), so that "sndcode"
+        sends RFC 4733 telephone-events."""
         self.t = t
         self.name = name
         self.user = user
@@ -134,7 +138,8 @@ class Baresip:
             # no sound card: no player and no source (the decode filter
             # still runs; the phone sends no RTP)
             "audio_player none",
-            "audio_source none",
+            ("audio_source aufile,%s" % audio_source) if audio_source
+            else "audio_source none",
             "audio_alert none",
             # sndfile cannot record this encoder format, so it has no
             # encode-side state: baresip 1.0 rebuilds its filters only when
@@ -142,7 +147,8 @@ class Baresip:
             # the stream is not sendrecv (hold). Without this the recording
             # would end at the first hold; with it a new file starts there.
             # Nothing is encoded (no source), so the format is never used.
-            "auenc_format s24_3le",
+            # (with an audio_source the encoder works: its default format)
+            "" if audio_source else "auenc_format s24_3le",
             "audio_buffer 20-160",
             "jitter_buffer_delay 0-0",
             # outside the kernel's ephemeral range, like ctid's (rtp_range)
@@ -150,6 +156,9 @@ class Baresip:
             "rtcp_mux no",
             "module_path %s" % module_path(),
             "module g711.so",
+            # only with a source: loaded, aufile becomes the source even
+            # under "audio_source none"
+            "module aufile.so" if audio_source else "",
             "module sndfile.so",
             "module account.so",
             "module menu.so",

@@ -1397,6 +1397,19 @@ def check_released(t, ev, res_id, user_data, error, dropped_by, cause=None,
 
     def isint(v):
         return isinstance(v, int) and not isinstance(v, bool)
+    # issue 14: played_ms and plays always, after the contract's fields
+    # (and attempts, keys, key_time when present), before seq
+    ok &= t.check(isint(p.get("played_ms")) and isint(p.get("plays")) and
+                  p["played_ms"] >= 0 and p["plays"] >= 0,
+                  "%s: played_ms and plays are integers >= 0" % label,
+                  _short(ev))
+    names = [k for k in p if k != "seq"]
+    ok &= t.check(names[-2:] == ["played_ms", "plays"],
+                  "%s: played_ms, plays last before seq" % label, repr(names))
+    if answered is False:
+        ok &= t.check(p.get("played_ms") == 0 and p.get("plays") == 0,
+                      "%s: unanswered: played_ms 0, plays 0" % label,
+                      _short(ev))
     ok &= t.check(isint(bt) and isint(et) and bt <= et,
                   "%s: begin_time <= end_time, integers" % label, "%r %r" % (bt, et))
     if answered is True:

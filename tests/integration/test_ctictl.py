@@ -106,7 +106,8 @@ with t:
     t.check(os.access(ctictl, os.X_OK), "ctictl is next to ctid", ctictl)
     prompt = make_prompt(t.path("prompts", "notice.wav"), PROMPT_SECONDS)
 
-    names = ["ok", "json", "list", "busy", "ring", "waitto", "events", "lost"]
+    names = ["ok", "json", "list", "busy", "ring", "waitto", "events", "lost",
+             "keys"]
     port = {n: free_port("udp") for n in names}
     d = t.ctid(gateways=[gateway("gw_" + n, p) for n, p in port.items()],
                conf={"shutdown_grace": 0})
@@ -182,6 +183,35 @@ with t:
                     "answered HH:MM:SS, N s)", lines[1])
         sp.check_exit(t, "sipp got the BYE")
     t.run("call --wait, answered (human)", call_ok)
+
+    def call_keys_progress():
+        # issue 14: --keys 1 --progress; no key comes: the progress lines,
+        # then the released line with the keys (none) after wait_seconds
+        sp = t.sipp("uas_answer_wait_bye.xml", port=port["keys"]).start()
+        to_uri = d.uri(port["keys"])
+        rc, out, err = run(["call", "--to", to_uri, "--play", "notice.wav",
+                            "--repeat", "0", "--keys", "1", "--progress",
+                            "--wait"])
+        lines = out.splitlines()
+        t.check(rc == 0, "exit 0", "exit %d err %r" % (rc, err))
+        if not t.check(len(lines) == 4, "four lines: result, ringing, "
+                       "answered, released", repr(out)):
+            return
+        m = re.match(r"^res_id (%s) to " % RES_ID, lines[0])
+        res_id = m.group(1) if m else "?"
+        t.check_eq(lines[1:3], ["progress %s: ringing" % res_id,
+                                "progress %s: answered" % res_id],
+                   "progress lines")
+        t.check(re.match(released_line(
+            res_id, r"ok \(dropped by sys, cause 200, answered "
+            r"\d\d:\d\d:\d\d, \d+ s, no key\)"), lines[3]),
+            "released line says no key", lines[3])
+        sp.check_exit(t, "sipp got the BYE")
+        rc, out, err = run(["call", "--to", to_uri, "--play", "notice.wav",
+                            "--keys", "33"])
+        t.check(rc == 2 and "--keys" in err, "--keys 33: usage error",
+                "exit %d err %r" % (rc, err))
+    t.run("call --keys 1 --progress --wait", call_keys_progress)
 
     def call_json():
         sp = t.sipp("uas_answer_wait_bye.xml", port=port["json"]).start()

@@ -58,7 +58,7 @@ with t:
                      (header(r[0], "Allow") or "").split(",")]
             t.check_eq(sorted(allow), sorted(["INVITE", "ACK", "BYE",
                                               "CANCEL", "OPTIONS",
-                                              "UPDATE"]),
+                                              "UPDATE", "INFO"]),
                        "B: Allow lists only what ctid handles")
         t.check_eq(sp.received("NOTIFY"), [], "B: no NOTIFY sent")
         t.check("900premium" not in "".join(m for _, m in sp.messages()

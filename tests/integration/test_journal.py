@@ -90,8 +90,9 @@ with t:
                 repr(seqs))
         if evs and evs[0] is not None:
             keys = list(evs[0]["params"].keys())
-            t.check_eq(keys, CONTRACT_KEYS + ["seq"],
-                       "A: contract fields in order, then seq")
+            t.check_eq(keys, CONTRACT_KEYS + ["played_ms", "plays", "seq"],
+                       "A: contract fields in order, the play figures "
+                       "(issue 14), then seq")
         seen.extend(seq_ids(e for e in evs if e is not None))
         c.close()
     t.run("A: events carry increasing seq", sub_a)

@@ -13,7 +13,7 @@
 static struct call_step step(enum call_state s, bool ringing, bool responded,
                              enum call_input in, int status, bool local)
 {
-    struct call_facts f = {ringing, responded, status, local, false};
+    struct call_facts f = {ringing, responded, status, local, false, false};
     return call_transition(s, &f, in);
 }
 
@@ -22,7 +22,7 @@ static struct call_step step_left(enum call_state s, bool ringing,
                                   bool responded, enum call_input in,
                                   int status, bool local)
 {
-    struct call_facts f = {ringing, responded, status, local, true};
+    struct call_facts f = {ringing, responded, status, local, true, false};
     return call_transition(s, &f, in);
 }
 
@@ -266,6 +266,51 @@ static void test_failover(void **state)
                    true, "play error", "sys", 408);
 }
 
+/* Issue 14: a call collecting keys hands play done, keys and the wait to
+ * the keys rules; without keys nothing changes. */
+static struct call_step step_keys(enum call_state s, enum call_input in,
+                                  bool collecting)
+{
+    struct call_facts f = {true, true, 0, true, false, collecting};
+    return call_transition(s, &f, in);
+}
+
+static void test_keys(void **state)
+{
+    (void)state;
+    /* Collecting: the prompt's end is the rules', not the end. */
+    assert_stay(step_keys(CALL_ANSWERED, CALL_IN_PLAY_DONE, true),
+                CALL_ANSWERED, CALL_ACT_KEYS);
+    /* Not collecting (no keys, or done): as today. */
+    assert_release(step_keys(CALL_ANSWERED, CALL_IN_PLAY_DONE, false), true,
+                   NULL, "sys", 200);
+    assert_stay(step_keys(CALL_ANSWERED, CALL_IN_KEY, true), CALL_ANSWERED,
+                CALL_ACT_KEYS);
+    assert_stay(step_keys(CALL_ANSWERED, CALL_IN_KEY, false), CALL_ANSWERED,
+                0);
+    assert_stay(step_keys(CALL_ANSWERED, CALL_IN_KEYS_TIMEOUT, true),
+                CALL_ANSWERED, CALL_ACT_KEYS);
+    assert_stay(step_keys(CALL_ANSWERED, CALL_IN_KEYS_TIMEOUT, false),
+                CALL_ANSWERED, 0);
+    /* The rules said hang up: a normal end by us. */
+    assert_release(step_keys(CALL_ANSWERED, CALL_IN_KEYS_DONE, true), true,
+                   NULL, "sys", 200);
+    /* A play error, a BYE and a drop end a collecting call as any. */
+    assert_release(step_keys(CALL_ANSWERED, CALL_IN_PLAY_ERROR, true), true,
+                   "play error", "sys", 200);
+    assert_release(step_keys(CALL_ANSWERED, CALL_IN_PEER_BYE, true), false,
+                   NULL, "usr", 200);
+    assert_release(step_keys(CALL_ANSWERED, CALL_IN_DROP, true), true, NULL,
+                   "sys", 200);
+    /* Before the answer keys and waits mean nothing. */
+    for (int in = CALL_IN_KEY; in <= CALL_IN_KEYS_DONE; in++)
+        assert_stay(step_keys(CALL_INITIATED, (enum call_input)in, true),
+                    CALL_INITIATED, 0);
+    assert_stay(step_keys(CALL_RELEASED, CALL_IN_KEY, true), CALL_RELEASED,
+                0);
+    assert_string_equal(call_input_name(CALL_IN_KEYS_DONE), "keys-done");
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -288,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_released_is_terminal),
         cmocka_unit_test(test_session_lost),
         cmocka_unit_test(test_failover),
+        cmocka_unit_test(test_keys),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,7 +33,16 @@ struct record {
     uint64_t last_invite, last_hangup;
     struct sip_invite inv;             /* the last INVITE asked for */
     void *media_owner;                 /* the call, for play done */
-    void (*media_done)(void *owner, int error);
+    media_done_fn media_done;
+    struct media_figures figures;      /* what the fake play done says */
+    void (*on_key)(void *owner, char key); /* media_keys's */
+    unsigned keys_calls, stop_plays;
+    int keys_te;                       /* media_keys's te_payload_type */
+    size_t last_n_clips;               /* the last media_play's */
+    unsigned last_plays;
+    char log[256];                     /* progress states and "released",
+                                          in order, comma after each */
+    json_t *last;                      /* the last on_released's params */
     unsigned delivered, released;
     char last_error[64];               /* on_released error, "null" */
     char last_dropped_by[8];
@@ -43,6 +52,14 @@ struct record {
 };
 
 static struct record rec;
+
+/* A fresh record; the JSON it holds is let go. */
+static void rec_reset(void)
+{
+    json_decref(rec.attempts);
+    json_decref(rec.last);
+    memset(&rec, 0, sizeof rec);
+}
 static char fake_streams[64];          /* stand-ins for struct media_stream */
 
 static int fake_invite(struct sip *s, const struct sip_invite *inv)
@@ -63,7 +80,7 @@ static int fake_hangup(struct sip *s, uint64_t call_id)
 }
 
 static struct media_stream *fake_media_open(struct media *m, void *owner,
-                                            void (*on_done)(void *, int),
+                                            media_done_fn on_done,
                                             uint16_t *port, char *err,
                                             size_t errlen)
 {
@@ -86,8 +103,8 @@ static int fake_media_play(struct media_stream *s, const struct sockaddr *dest,
     (void)dest_len;
     (void)pt;
     (void)clips;
-    (void)n_clips;
-    (void)plays;
+    rec.last_n_clips = n_clips;
+    rec.last_plays = plays;
     rec.plays++;
     return 0;
 }
@@ -117,10 +134,62 @@ static void fake_media_close(struct media_stream *s)
     rec.closes++;
 }
 
+static int fake_media_keys(struct media_stream *s, int te, bool inband,
+                           int audio_pt, void (*on_key)(void *, char))
+{
+    (void)s;
+    (void)inband;
+    (void)audio_pt;
+    rec.keys_calls++;
+    rec.keys_te = te;
+    rec.on_key = on_key;
+    return 0;
+}
+
+static int fake_media_stop_play(struct media_stream *s)
+{
+    (void)s;
+    rec.stop_plays++;
+    return 0;
+}
+
 static const struct call_ops fake_ops = {
     fake_invite,     fake_hangup,     fake_media_open,  fake_media_play,
-    fake_media_update, fake_media_rtcp, fake_media_close,
+    fake_media_update, fake_media_rtcp, fake_media_close, fake_media_keys,
+    fake_media_stop_play,
 };
+
+static void log_add(const char *what)
+{
+    size_t n = strlen(rec.log);
+    snprintf(rec.log + n, sizeof rec.log - n, "%s,", what);
+}
+
+static unsigned fake_progress(void *arg, uint64_t conn, const char *method,
+                              json_t *params)
+{
+    (void)arg;
+    (void)conn;
+    assert_string_equal(method, "ext.notify_call.on_progress");
+    /* {res_id, state, [key], time, user_data} */
+    static const char *const order[] = {"res_id", "state", "key", "time",
+                                        "user_data"};
+    size_t i = 0;
+    for (void *it = json_object_iter(params); it != NULL;
+         it = json_object_iter_next(params, it), i++) {
+        if (i == 2 && strcmp(json_object_iter_key(it), "key") != 0)
+            i++;
+        assert_string_equal(json_object_iter_key(it), order[i]);
+    }
+    char what[16];
+    const char *key = json_string_value(json_object_get(params, "key"));
+    snprintf(what, sizeof what, "%s%s",
+             json_string_value(json_object_get(params, "state")),
+             key ? key : "");
+    log_add(what);
+    json_decref(params);
+    return 1;
+}
 
 static unsigned fake_deliver(void *arg, uint64_t conn, const char *method,
                              json_t *params)
@@ -136,13 +205,32 @@ static unsigned fake_deliver(void *arg, uint64_t conn, const char *method,
     rec.delivered++;
     json_decref(rec.attempts);
     rec.attempts = json_incref(json_object_get(params, "attempts"));
-    /* "attempts" (beyond) only after a failover, and before seq */
-    const char *last = NULL;
+    /* After cause (beyond): "attempts" only after a failover, "keys" and
+     * "key_time" only with keys, "played_ms" and "plays" always. */
+    const char *after[4] = {NULL};
+    bool seen_cause = false;
+    size_t n = 0;
     for (void *it = json_object_iter(params); it != NULL;
-         it = json_object_iter_next(params, it))
-        last = json_object_iter_key(it);
-    assert_string_equal(last, rec.attempts ? "attempts" : "cause");
-    json_decref(params);
+         it = json_object_iter_next(params, it)) {
+        if (seen_cause && n < 4)
+            after[n++] = json_object_iter_key(it);
+        if (strcmp(json_object_iter_key(it), "cause") == 0)
+            seen_cause = true;
+    }
+    size_t i = 0;
+    if (rec.attempts)
+        assert_string_equal(after[i++], "attempts");
+    if (json_object_get(params, "keys") != NULL) {
+        assert_string_equal(after[i++], "keys");
+        assert_string_equal(after[i++], "key_time");
+    }
+    assert_string_equal(after[i++], "played_ms");
+    if (i < 4)
+        assert_string_equal(after[i], "plays");
+    assert_non_null(json_object_get(params, "plays"));
+    log_add("released");
+    json_decref(rec.last);
+    rec.last = params;
     return 1;
 }
 
@@ -191,7 +279,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/ctid-lifecycle-XXXXXX");
     if (f == NULL || mkdtemp(f->dir) == NULL)
         return -1;
-    memset(&rec, 0, sizeof rec);
+    rec_reset();
     conf_defaults(&f->conf);
     snprintf(f->conf.state_dir, sizeof f->conf.state_dir, "%s", f->dir);
     struct conf_gateway *g = &f->conf.gateways[0];
@@ -221,7 +309,7 @@ static int setup(void **state)
                              .prompts = f->prompts, .journal = &f->journal,
                              .ledger = &f->ledger, .cdr = &f->cdr,
                              .metrics = &f->metrics};
-    struct calls_events ev = {fake_deliver, fake_released, f};
+    struct calls_events ev = {fake_deliver, fake_released, f, fake_progress};
     calls_init(&f->calls, &deps, &fake_ops, &ev);
     if (calls_reserve_ids(&f->calls, f->dir, err, sizeof err) < 0)
         return -1;
@@ -244,6 +332,8 @@ static int teardown(void **state)
     free(f);
     json_decref(rec.attempts);
     rec.attempts = NULL;
+    json_decref(rec.last);
+    rec.last = NULL;
     return 0;
 }
 
@@ -271,6 +361,29 @@ static struct call *construct_to(struct fixture *f, const char *to_uri,
              "\"max_ring_seconds\":%u}",
              to_uri, max_ring);
     json_t *params = json_loads(text, 0, NULL);
+    struct api_construct a;
+    struct rpc_error err;
+    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
+    struct calls_waiter w = {waiter_wanted, waiter_done, f, NULL};
+    f->placed = NULL;
+    f->refused = -1;
+    calls_construct(&f->calls, 7, &a, &w);
+    api_construct_free(&a);
+    json_decref(params);
+    assert_int_equal(f->refused, 0);
+    assert_non_null(f->placed);
+    return f->placed;
+}
+
+/* A construct with more named params (extra: ",\"keys\":{...}"). */
+static struct call *construct_with(struct fixture *f, const char *extra)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"to_uri\":\"1000@127.0.0.1:5062\",\"play_content\":\"a.wav\""
+             "%s}", extra);
+    json_t *params = json_loads(text, 0, NULL);
+    assert_non_null(params);
     struct api_construct a;
     struct rpc_error err;
     assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
@@ -370,6 +483,28 @@ static void assert_released_once(struct fixture *f, uint64_t id,
     assert_int_equal(rec.released, 1);
 }
 
+/* An answer with telephone-event te (-1 none). */
+static void answered_te(struct fixture *f, struct call *c, int te)
+{
+    struct sockaddr_storage dest;
+    memset(&dest, 0, sizeof dest);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&dest;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(30000);
+    sin->sin_addr.s_addr = htonl(0x7f000001);
+    ringing(f, c);
+    struct sip_event ev =
+        sip_event_answered(c->process_id, 200, 8, &dest, sizeof *sin, 0);
+    ev.answered.te_payload_type = te;
+    calls_on_sip_event(&f->calls, &ev);
+}
+
+static void media_done_with(unsigned played_ms, unsigned plays)
+{
+    rec.figures = (struct media_figures){played_ms, plays};
+    rec.media_done(rec.media_owner, 0, &rec.figures);
+}
+
 /* ---- the happy path ----------------------------------------------------------- */
 
 static void test_construct_ring_answer_play(void **state)
@@ -404,7 +539,7 @@ static void test_construct_ring_answer_play(void **state)
     assert_int_equal(rec.delivered, 0);
     /* play done -> BYE and exactly one release report */
     assert_ptr_equal(rec.media_owner, c);
-    rec.media_done(rec.media_owner, 0);
+    rec.media_done(rec.media_owner, 0, &rec.figures);
     assert_int_equal(rec.hangups, 1);
     assert_int_equal(rec.last_hangup, id);
     assert_released_once(f, id, "null", "sys", 200);
@@ -416,7 +551,7 @@ static void test_play_error(void **state)
     struct call *c = construct(f, 30);
     uint64_t id = c->process_id;
     answered(f, c);
-    rec.media_done(rec.media_owner, -1);
+    rec.media_done(rec.media_owner, -1, &rec.figures);
     assert_int_equal(rec.hangups, 1);
     assert_released_once(f, id, "play error", "sys", 200);
 }
@@ -446,7 +581,7 @@ static void test_drop(void **state)
                 {ANSWERED, "null", 200}};
     for (size_t i = 0; i < 3; i++) {
         struct fixture *f = *state;
-        memset(&rec, 0, sizeof rec);
+        rec_reset();
         struct call *c = reach(f, rows[i].p);
         uint64_t id = c->process_id;
         call_input(c, CALL_IN_DROP, 0, true);
@@ -463,7 +598,7 @@ static void test_shutdown(void **state)
     } rows[] = {{INITIATED, 487}, {RINGING, 487}, {ANSWERED, 200}};
     for (size_t i = 0; i < 3; i++) {
         struct fixture *f = *state;
-        memset(&rec, 0, sizeof rec);
+        rec_reset();
         uint64_t id = reach(f, rows[i].p)->process_id;
         calls_end_all(&f->calls);
         assert_int_equal(rec.hangups, 1);
@@ -568,7 +703,7 @@ static void test_callee_ends(void **state)
     assert_int_equal(rec.hangups, 0); /* the stack ended it already */
     assert_released_once(f, id, "call rejected", "usr", 486);
     /* A BYE before answer cannot be (no dialog): ignored. */
-    memset(&rec, 0, sizeof rec);
+    rec_reset();
     c = reach(f, INITIATED);
     id = c->process_id;
     sip_event(f, SIP_EV_ENDED, id, 200);
@@ -576,7 +711,7 @@ static void test_callee_ends(void **state)
     assert_ptr_equal(calls_find(&f->calls, id), c);
     call_input(c, CALL_IN_DROP, 0, true);
     /* After answer: the callee's BYE, no BYE of ours. */
-    memset(&rec, 0, sizeof rec);
+    rec_reset();
     c = reach(f, ANSWERED);
     id = c->process_id;
     sip_event(f, SIP_EV_ENDED, id, 200);
@@ -634,7 +769,7 @@ static void test_reload_recounts(void **state)
 static void reset_rec(void)
 {
     json_decref(rec.attempts);
-    memset(&rec, 0, sizeof rec);
+    rec_reset();
 }
 
 #define TWO_GATEWAYS "[\"1000@127.0.0.1:5062\",\"2000@127.0.0.2:5064\"]"
@@ -719,7 +854,7 @@ static void test_failover_503_then_answer(void **state)
     /* Answered there: played, released once with both attempts. */
     sip_event(f, SIP_EV_ANSWERED, id, 200);
     assert_null(c->route.dial);
-    rec.media_done(rec.media_owner, 0);
+    rec.media_done(rec.media_owner, 0, &rec.figures);
     assert_released_once(f, id, "null", "sys", 200);
     assert_int_equal(json_array_size(rec.attempts), 2);
     assert_attempt(0, "1000@127.0.0.1:5062", "gw", 503);
@@ -932,6 +1067,160 @@ static void test_trunk_invite(void **state)
     assert_int_equal(f->refused, -32602);
 }
 
+/* ---- keys and progress (issue 14) ------------------------------------------ */
+
+/* The first key stops the prompt; `then` plays once the stopped prompt is
+ * off the stream, and its end hangs up; the event has the key. */
+static void test_keys_key_then(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_with(
+        f, ",\"keys\":{\"then\":\"a.wav\"},\"progress\":true");
+    uint64_t id = c->process_id;
+    assert_true(rec.invite.offer_te);
+    answered_te(f, c, 101);
+    assert_int_equal(rec.keys_calls, 1);
+    assert_int_equal(rec.keys_te, 101);
+    assert_int_equal(rec.plays, 1);
+    assert_int_equal(rec.last_n_clips, 1);
+    assert_int_equal(rec.last_plays, 2); /* play_repeat 1 */
+    rec.on_key(rec.media_owner, '1');
+    assert_int_equal(rec.stop_plays, 1);
+    assert_int_equal(rec.plays, 1); /* then waits for the prompt's end */
+    media_done_with(700, 0);       /* the stopped prompt */
+    assert_int_equal(rec.plays, 2);
+    assert_int_equal(rec.last_plays, 1);
+    assert_int_equal(rec.hangups, 0);
+    /* a key while then plays changes nothing */
+    rec.on_key(rec.media_owner, '2');
+    media_done_with(100, 1);       /* then's end */
+    assert_int_equal(rec.hangups, 1);
+    assert_released_once(f, id, "null", "sys", 200);
+    assert_string_equal(rec.log, "ringing,answered,key1,released,");
+    assert_string_equal(json_string_value(json_object_get(rec.last, "keys")),
+                        "1");
+    assert_true(json_is_integer(json_object_get(rec.last, "key_time")));
+    /* then's audio is not the prompt's */
+    assert_int_equal(json_integer_value(json_object_get(rec.last,
+                                                        "played_ms")), 700);
+    assert_int_equal(json_integer_value(json_object_get(rec.last, "plays")),
+                     0);
+}
+
+/* No key within wait_seconds after the prompt: hang up, keys "". */
+static void test_keys_wait_expires(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_with(f, ",\"keys\":{\"wait_seconds\":3}");
+    uint64_t id = c->process_id;
+    answered_te(f, c, -1);
+    assert_int_equal(rec.keys_calls, 0); /* no telephone-event: INFO only */
+    media_done_with(200, 2);
+    assert_int_equal(rec.hangups, 0);
+    assert_true(evtimer_pending(c->keys_timer, NULL));
+    expire(f, c->keys_timer);
+    assert_int_equal(rec.hangups, 1);
+    assert_released_once(f, id, "null", "sys", 200);
+    assert_string_equal(rec.log, "released,"); /* no progress asked */
+    assert_string_equal(json_string_value(json_object_get(rec.last, "keys")),
+                        "");
+    assert_true(json_is_null(json_object_get(rec.last, "key_time")));
+    assert_int_equal(json_integer_value(json_object_get(rec.last,
+                                                        "played_ms")), 200);
+    assert_int_equal(json_integer_value(json_object_get(rec.last, "plays")),
+                     2);
+}
+
+/* Keys by INFO, max 2 with an end key: the end key completes early and
+ * is not collected; no then: hang up at once. */
+static void test_keys_info_max_end(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_with(
+        f, ",\"keys\":{\"max\":3,\"end\":\"#\",\"stop_play\":false},"
+           "\"progress\":true");
+    uint64_t id = c->process_id;
+    answered_te(f, c, 96);
+    struct sip_event k = sip_event_key(id, '4');
+    calls_on_sip_event(&f->calls, &k);
+    assert_int_equal(rec.stop_plays, 0); /* stop_play false */
+    media_done_with(1000, 2);
+    assert_true(evtimer_pending(c->keys_timer, NULL));
+    k = sip_event_key(id, 'x'); /* not a key: nothing */
+    calls_on_sip_event(&f->calls, &k);
+    k = sip_event_key(id, '#');
+    calls_on_sip_event(&f->calls, &k);
+    assert_int_equal(rec.hangups, 1);
+    assert_released_once(f, id, "null", "sys", 200);
+    assert_string_equal(rec.log, "ringing,answered,key4,key#,released,");
+    assert_string_equal(json_string_value(json_object_get(rec.last, "keys")),
+                        "4");
+}
+
+/* The callee hangs up mid-collection: the keys so far; a drop too. The
+ * prompt cut short counts by the clock. */
+static void test_keys_bye_mid_collection(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_with(
+        f, ",\"keys\":{\"max\":2,\"stop_play\":false}");
+    uint64_t id = c->process_id;
+    answered_te(f, c, 101);
+    rec.on_key(rec.media_owner, '7');
+    sip_event(f, SIP_EV_ENDED, id, 200);
+    assert_released_once(f, id, "null", "usr", 200);
+    assert_string_equal(json_string_value(json_object_get(rec.last, "keys")),
+                        "7");
+    /* a 100 ms clip x2, cut short: at most 200 ms, no complete play */
+    assert_true(json_integer_value(json_object_get(rec.last, "played_ms")) <
+                200);
+    assert_int_equal(json_integer_value(json_object_get(rec.last, "plays")),
+                     0);
+}
+
+/* Without keys or progress: no te offered, no keys fields, no progress;
+ * the figures are there; an unanswered call's are 0 and 0. */
+static void test_figures_without_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct(f, 30);
+    uint64_t id = c->process_id;
+    assert_false(rec.invite.offer_te);
+    answered_te(f, c, 101);
+    assert_int_equal(rec.keys_calls, 0);
+    assert_null(rec.on_key);
+    struct sip_event k = sip_event_key(id, '1'); /* an INFO: ignored */
+    calls_on_sip_event(&f->calls, &k);
+    media_done_with(1600, 2);
+    assert_released_once(f, id, "null", "sys", 200);
+    assert_string_equal(rec.log, "released,");
+    assert_null(json_object_get(rec.last, "keys"));
+    assert_null(json_object_get(rec.last, "key_time"));
+    assert_int_equal(json_integer_value(json_object_get(rec.last,
+                                                        "played_ms")), 1600);
+    assert_int_equal(json_integer_value(json_object_get(rec.last, "plays")),
+                     2);
+}
+
+static void test_figures_unanswered(void **state)
+{
+    struct fixture *f = *state;
+    struct call *c = construct_with(f, ",\"progress\":true");
+    uint64_t id = c->process_id;
+    struct sip_event ev = sip_event_progress(id, 183, false);
+    ev.progress.sdp = true;
+    calls_on_sip_event(&f->calls, &ev);
+    ringing(f, c);
+    ringing(f, c); /* ringing once */
+    sip_event(f, SIP_EV_FAILED, id, 486);
+    assert_released_once(f, id, "call rejected", "usr", 486);
+    assert_string_equal(rec.log, "early_media,ringing,released,");
+    assert_int_equal(json_integer_value(json_object_get(rec.last,
+                                                        "played_ms")), 0);
+    assert_int_equal(json_integer_value(json_object_get(rec.last, "plays")),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -955,6 +1244,12 @@ int main(void)
         T(test_failover_needs_capacity),
         T(test_failover_same_gateway),
         T(test_trunk_invite),
+        T(test_keys_key_then),
+        T(test_keys_wait_expires),
+        T(test_keys_info_max_end),
+        T(test_keys_bye_mid_collection),
+        T(test_figures_without_keys),
+        T(test_figures_unanswered),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,6 +38,7 @@ struct fixture {
     int done_error;
     void *done_owner;
     int close_all_on_done; /* on_done closes every stream */
+    struct media_figures figures; /* the last on_done's */
 };
 
 static uint64_t now_ms(void)
@@ -146,11 +147,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static void on_done(void *owner, int error)
+static void on_done(void *owner, int error, const struct media_figures *f)
 {
     struct fixture *fx = *(struct fixture **)owner;
 
     fx->done_calls++;
+    fx->figures = *f;
     fx->done_error = error;
     fx->done_owner = owner;
     if (fx->close_all_on_done) {
@@ -273,6 +275,9 @@ static void test_play_alaw_twice(void **state)
     assert_int_equal(fx->done_error, 0);
     assert_ptr_equal(fx->done_owner, &owners[0]);
     assert_int_equal(clip->refs, 1); /* dropped when done */
+    /* issue 14's figures: 6 frames of 20 ms, both plays complete */
+    assert_int_equal(fx->figures.played_ms, 120);
+    assert_int_equal(fx->figures.plays, 2);
 
     assert_int_equal(receive_all(fx, pkts, lens, 16), 6);
     for (int k = 0; k < 6; k++)
@@ -312,8 +317,12 @@ static void test_play_ulaw_list(void **state)
     assert_int_equal(receive_all(fx, pkts + 1, lens + 1, 15), 4);
     check_packets(pkts, lens, 5, G711_PT_PCMU, frames);
 
-    /* The stream can play again: a new SSRC and a new marker. */
+    /* The stream can play again (issue 14's `then`): the same stream for
+     * the callee, SSRC and sequence going on, the timestamp at least one
+     * frame on; a marker starts the new talkspurt. */
     uint32_t ssrc = get32(pkts[0] + 8);
+    uint16_t seq = get16(pkts[4] + 2);
+    uint32_t ts = get32(pkts[4] + 4);
     assert_int_equal(media_stream_play(fx->streams[1],
                                        (struct sockaddr *)&fx->rx_addr,
                                        sizeof fx->rx_addr, G711_PT_PCMU,
@@ -322,7 +331,10 @@ static void test_play_ulaw_list(void **state)
     assert_int_equal(fx->done_calls, 1);
     assert_int_equal(receive_all(fx, pkts, lens, 16), 1);
     assert_int_equal(pkts[0][1], 0x80 | G711_PT_PCMU);
-    assert_int_not_equal(get32(pkts[0] + 8), ssrc); /* 2^-32 flake */
+    assert_int_equal(get32(pkts[0] + 8), ssrc);
+    assert_int_equal(get16(pkts[0] + 2), (uint16_t)(seq + 1));
+    assert_true(get32(pkts[0] + 4) - ts >= 160);
+    assert_true(get32(pkts[0] + 4) - ts < 8000 * 5);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(clips[i]->refs, 1);
         prompt_clip_unref(clips[i]);
@@ -609,6 +621,10 @@ static void test_incoming_drained(void **state)
     event_base_dispatch(fx->base);
     assert_int_equal(rx_queue(port), 0);
     assert_int_equal(rx_queue((uint16_t)(port + 1)), 0);
+    /* a stream without media_keys is never read (issue 14) */
+    uint64_t read, bad;
+    media_rx_stats(fx->m, &read, &bad);
+    assert_int_equal(read, 0);
     close(fd);
 }
 

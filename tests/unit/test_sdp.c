@@ -225,6 +225,55 @@ static void test_write(void **state)
                      SDP_OK);
 }
 
+/* Issue 14: telephone-event offered only when asked, and the answer's
+ * payload type learnt whatever number it is. */
+static void test_telephone_event(void **state)
+{
+    (void)state;
+    char buf[512], why[160];
+    struct sdp_peer p;
+    struct sdp_local l = {.ip = "192.0.2.5", .port = 10000, .session = 77,
+                          .version = 78, .payload_type = -1,
+                          .dir = SDP_SENDRECV};
+    assert_true(sdp_write(&l, buf, sizeof buf) > 0);
+    assert_null(strstr(buf, "telephone-event"));
+    l.te = true;
+    l.te_pt = 101;
+    int n = sdp_write(&l, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, "m=audio 10000 RTP/AVP 8 0 101\r\n"));
+    assert_non_null(strstr(buf, "a=rtpmap:101 telephone-event/8000\r\n"
+                                "a=fmtp:101 0-15\r\n"));
+    assert_int_equal(sdp_examine(buf, (size_t)n, -1, AF_INET, false, &p,
+                                 why, sizeof why), SDP_OK);
+    assert_int_equal(p.te_pt, 101);
+    l.payload_type = 8;
+    l.te_pt = 96;
+    assert_true(sdp_write(&l, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "m=audio 10000 RTP/AVP 8 96\r\n"));
+    const char *a = "v=0\r\no=gw 1 1 IN IP4 10.0.0.9\r\ns=-\r\n"
+                    "c=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                    "m=audio 4000 RTP/AVP 0 97\r\n"
+                    "a=rtpmap:97 telephone-event/8000\r\n";
+    assert_int_equal(sdp_examine(a, strlen(a), -1, AF_INET, false, &p, why,
+                                 sizeof why), SDP_OK);
+    assert_int_equal(p.payload_type, 0);
+    assert_int_equal(p.te_pt, 97);
+    const char *wide = "v=0\r\no=gw 1 1 IN IP4 10.0.0.9\r\ns=-\r\n"
+                       "c=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                       "m=audio 4000 RTP/AVP 8 98\r\n"
+                       "a=rtpmap:98 telephone-event/16000\r\n";
+    assert_int_equal(sdp_examine(wide, strlen(wide), -1, AF_INET, false, &p,
+                                 why, sizeof why), SDP_OK);
+    assert_int_equal(p.te_pt, -1);
+    const char *none = "v=0\r\no=gw 1 1 IN IP4 10.0.0.9\r\ns=-\r\n"
+                       "c=IN IP4 10.0.0.9\r\nt=0 0\r\n"
+                       "m=audio 4000 RTP/AVP 8\r\n";
+    assert_int_equal(sdp_examine(none, strlen(none), -1, AF_INET, false, &p,
+                                 why, sizeof why), SDP_OK);
+    assert_int_equal(p.te_pt, -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_bad_addresses), cmocka_unit_test(test_codecs),
         cmocka_unit_test(test_hold),         cmocka_unit_test(test_answer_dir),
         cmocka_unit_test(test_write),        cmocka_unit_test(test_rtcp_attr),
+        cmocka_unit_test(test_telephone_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

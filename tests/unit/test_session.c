@@ -159,6 +159,42 @@ static void test_before_answer(void **state)
     assert_false(r.has_sdp);
 }
 
+/* Issue 14: a call with keys offers telephone-event, learns the answer's
+ * payload type and keeps offering it in its later SDP; one without writes
+ * the SDP it always wrote. */
+static void test_telephone_event(void **state)
+{
+    (void)state;
+    struct session ss, plain;
+    struct session_reply r;
+    char buf[512], pbuf[512], why[160];
+    session_init(&plain, "r3", "10.0.0.1", 20004, 7);
+    assert_true(session_offer(&plain, pbuf, sizeof pbuf) > 0);
+    assert_null(strstr(pbuf, "telephone-event"));
+    assert_non_null(strstr(pbuf, "m=audio 20004 RTP/AVP 8 0\r\n"));
+    session_init(&ss, "r4", "10.0.0.1", 20004, 7);
+    ss.offer_te = true;
+    assert_true(session_offer(&ss, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "m=audio 20004 RTP/AVP 8 0 101\r\n"));
+    assert_non_null(strstr(buf, "a=rtpmap:101 telephone-event/8000\r\n"));
+    assert_non_null(strstr(buf, "a=fmtp:101 0-15\r\n"));
+    const char *a = offer("10.0.0.9", 4000, "8 97",
+                          "sendrecv\r\na=rtpmap:97 telephone-event/8000");
+    assert_int_equal(session_answer(&ss, a, strlen(a), why, sizeof why),
+                     SDP_OK);
+    assert_int_equal(ss.te_pt, 97);
+    assert_int_equal(session_answer(&plain, a, strlen(a), why, sizeof why),
+                     SDP_OK);
+    assert_int_equal(plain.te_pt, -1); /* not offered: not used */
+    const char *o = offer("10.0.0.9", 4000, "8 97", "sendonly");
+    session_on_offer(&ss, o, strlen(o), false, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.sdp, "m=audio 20004 RTP/AVP 8 97\r\n"));
+    assert_non_null(strstr(r.sdp, "a=rtpmap:97 telephone-event/8000\r\n"));
+    session_on_offer(&plain, o, strlen(o), false, &r);
+    assert_null(strstr(r.sdp, "telephone-event"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_redirect_and_refusals),
         cmocka_unit_test(test_without_sdp),
         cmocka_unit_test(test_before_answer),
+        cmocka_unit_test(test_telephone_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

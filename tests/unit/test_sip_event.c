@@ -123,6 +123,23 @@ static void test_names(void **state)
     assert_string_equal(sip_event_name(SIP_EV_DIALOG), "DIALOG");
 }
 
+/* Issue 14's additions: a key, the answer's telephone-event type (none
+ * unless set), early media on a 1xx. */
+static void test_keys(void **state)
+{
+    (void)state;
+    struct sip_event ev = sip_event_key(5, '#');
+    assert_int_equal(ev.type, SIP_EV_KEY);
+    assert_int_equal(ev.call_id, 5);
+    assert_int_equal(ev.key.key, '#');
+    assert_string_equal(sip_event_name(SIP_EV_KEY), "KEY");
+    struct sockaddr_storage a = addr4("10.0.0.2", 4000);
+    ev = sip_event_answered(1, 200, 8, &a, sizeof(struct sockaddr_in), 0);
+    assert_int_equal(ev.answered.te_payload_type, -1);
+    ev = sip_event_progress(1, 183, false);
+    assert_false(ev.progress.sdp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +149,7 @@ int main(void)
         cmocka_unit_test(test_media),
         cmocka_unit_test(test_dialog),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
