@@ -1,12 +1,8 @@
-/* ctictl: the command-line client of ctid. Owns the command line (global
- * options, subcommands), turning it into JSON-RPC requests through the
- * client module, the human and --json output, and the exit status that
- * scripts test (docs/man/ctictl.1 is the reference for all three). */
+/* ctictl: the command-line client of ctid. Runs the command the command
+ * line (ctictl_opts.c) names: JSON-RPC requests through the client
+ * module, the human and --json output, and the exit status that scripts
+ * test (docs/man/ctictl.1 is the reference for all three). */
 #include <errno.h>
-#include <getopt.h>
-#include <limits.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,340 +12,7 @@
 #include "client.h"
 #include "ctictl_call.h"
 #include "ctictl_gateways.h"
-#include "version.h"
-
-/* The exit status: documented in --help and the man page, tested by
- * tests/integration/test_ctictl.py. */
-enum {
-    CTICTL_OK = 0,      /* success; call --wait: error null */
-    CTICTL_FAILED = 1,  /* call --wait: the event's error is set; exists: false */
-    CTICTL_USAGE = 2,   /* bad command line */
-    CTICTL_CONN = 3,    /* cannot connect, connection lost, timeout, garbage */
-    CTICTL_RPC = 4,     /* the daemon answered with a JSON-RPC error */
-};
-
-#define DEFAULT_CONNECT "127.0.0.1:7010"
-#define DEFAULT_TIMEOUT_MS 5000
-
-/* Everything the command line says. Owned by main(); ctictl_opts_free. */
-struct ctictl_opts {
-    const char *connect;
-    const char *token;    /* sys.auth first when set */
-    bool json;
-    int timeout_ms;
-    const char *command;
-    const char *res_id;   /* exists, drop */
-    /* call */
-    json_t *to;           /* array of strings */
-    json_t *play;         /* array of strings */
-    long long repeat, max_ring;
-    bool has_repeat, has_max_ring;
-    const char *from, *user_data;
-    bool wait;
-    int wait_timeout_ms;  /* -1: none */
-    long long keys;       /* --keys N: keys {"max": N}; 0 none */
-    bool progress;
-    /* events */
-    long long since;
-    bool has_since;
-};
-
-static void ctictl_opts_free(struct ctictl_opts *o)
-{
-    json_decref(o->to);
-    json_decref(o->play);
-    o->to = o->play = NULL;
-}
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-        "usage: ctictl [global options] COMMAND [options]\n"
-        "\n"
-        "Talks JSON-RPC to ctid, the outbound notification call daemon.\n"
-        "\n"
-        "commands:\n"
-        "  call --to URI [--to URI...] --play FILE [--play FILE...]\n"
-        "       [--repeat N] [--max-ring S] [--from URI|anonymous]\n"
-        "       [--user-data TEXT] [--keys N] [--progress]\n"
-        "       [--wait [--wait-timeout S]]\n"
-        "                       place a call; print its res_id (and with\n"
-        "                       --wait, its on_released event)\n"
-        "  events [--since N]   subscribe and print every event until the\n"
-        "                       connection closes or ctictl is interrupted\n"
-        "  ping                 check the daemon answers\n"
-        "  gateways             each gateway's health, calls and limits\n"
-        "  exists RES_ID        print true or false\n"
-        "  drop RES_ID          end a call (CANCEL or BYE)\n"
-        "\n"
-        "global options (also accepted after COMMAND):\n"
-        "  --connect HOST:PORT  daemon address (default $CTID_CONNECT, else "
-        DEFAULT_CONNECT ")\n"
-        "  --token TOKEN        authenticate with sys.auth first (default\n"
-        "                       $CTID_AUTH_TOKEN; the variable keeps it out\n"
-        "                       of ps)\n"
-        "  --json               print the raw JSON lines of replies and events\n"
-        "  --timeout S          connect and reply timeout in seconds "
-        "(default 5)\n"
-        "  --help               this text\n"
-        "  --version            print the version\n"
-        "\n"
-        "exit status:\n"
-        "  0  success (call --wait: the event's error is null)\n"
-        "  1  call --wait: the call ended with an error; exists: false\n"
-        "  2  usage error\n"
-        "  3  cannot connect, connection lost, timeout, or an unreadable reply\n"
-        "  4  the daemon returned a JSON-RPC error (code and message on "
-        "stderr)\n"
-        "\n"
-        "See ctictl(1).\n");
-}
-
-static int usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "ctictl: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'ctictl --help'.\n");
-    return CTICTL_USAGE;
-}
-
-/* ---- command line ------------------------------------------------------- */
-
-enum {
-    OPT_CONNECT = 256, OPT_JSON, OPT_TIMEOUT, OPT_HELP, OPT_VERSION,
-    OPT_TO, OPT_PLAY, OPT_REPEAT, OPT_MAX_RING, OPT_FROM, OPT_USER_DATA,
-    OPT_WAIT, OPT_WAIT_TIMEOUT, OPT_SINCE, OPT_TOKEN, OPT_KEYS, OPT_PROGRESS,
-};
-
-#define GLOBAL_OPTIONS                                       \
-    {"connect", required_argument, NULL, OPT_CONNECT},       \
-    {"token", required_argument, NULL, OPT_TOKEN},           \
-    {"json", no_argument, NULL, OPT_JSON},                   \
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},       \
-    {"help", no_argument, NULL, OPT_HELP},                   \
-    {"version", no_argument, NULL, OPT_VERSION}
-
-static const struct option global_options[] = {
-    GLOBAL_OPTIONS, {NULL, 0, NULL, 0},
-};
-static const struct option call_options[] = {
-    GLOBAL_OPTIONS,
-    {"to", required_argument, NULL, OPT_TO},
-    {"play", required_argument, NULL, OPT_PLAY},
-    {"repeat", required_argument, NULL, OPT_REPEAT},
-    {"max-ring", required_argument, NULL, OPT_MAX_RING},
-    {"from", required_argument, NULL, OPT_FROM},
-    {"user-data", required_argument, NULL, OPT_USER_DATA},
-    {"wait", no_argument, NULL, OPT_WAIT},
-    {"wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT},
-    {"keys", required_argument, NULL, OPT_KEYS},
-    {"progress", no_argument, NULL, OPT_PROGRESS},
-    {NULL, 0, NULL, 0},
-};
-static const struct option events_options[] = {
-    GLOBAL_OPTIONS,
-    {"since", required_argument, NULL, OPT_SINCE},
-    {NULL, 0, NULL, 0},
-};
-
-/* A whole decimal integer in [min, max]. */
-static int parse_int(const char *s, long long min, long long max,
-                     long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Seconds, fractions allowed ("0.5"), to milliseconds; > 0, at most a
- * day's worth of weeks so the milliseconds fit an int. */
-static int parse_seconds(const char *s, int *ms)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= 0
-        || v > 2000000)
-        return -1;
-    *ms = (int)ceil(v * 1000);
-    return 0;
-}
-
-/* Returns 0, or -1 when s is not UTF-8 (JSON strings must be) or out of
- * memory. */
-static int append_string(json_t **arr, const char *s)
-{
-    json_t *v = json_string(s);
-    if (v == NULL)
-        return -1;
-    if (*arr == NULL)
-        *arr = json_array();
-    if (*arr == NULL) {
-        json_decref(v);
-        return -1;
-    }
-    return json_array_append_new(*arr, v);
-}
-
-/* Handles one option of any table; returns -1 to continue, else the exit
- * status to stop with. */
-static int apply_option(struct ctictl_opts *o, int opt, const char *arg)
-{
-    switch (opt) {
-    case OPT_CONNECT:
-        o->connect = arg;
-        return -1;
-    case OPT_TOKEN:
-        o->token = arg;
-        return -1;
-    case OPT_JSON:
-        o->json = true;
-        return -1;
-    case OPT_TIMEOUT:
-        if (parse_seconds(arg, &o->timeout_ms) < 0)
-            return usage_error("--timeout: '%s' is not a positive number of "
-                               "seconds", arg);
-        return -1;
-    case OPT_HELP:
-        usage(stdout);
-        return CTICTL_OK;
-    case OPT_VERSION:
-        printf("ctictl %s\n", CTID_VERSION);
-        return CTICTL_OK;
-    case OPT_TO:
-        if (append_string(&o->to, arg) < 0)
-            return usage_error("--to: '%s' is not UTF-8", arg);
-        return -1;
-    case OPT_PLAY:
-        if (append_string(&o->play, arg) < 0)
-            return usage_error("--play: '%s' is not UTF-8", arg);
-        return -1;
-    case OPT_REPEAT:
-        if (parse_int(arg, 0, INT_MAX, &o->repeat) < 0)
-            return usage_error("--repeat: '%s' is not an integer >= 0", arg);
-        o->has_repeat = true;
-        return -1;
-    case OPT_MAX_RING:
-        if (parse_int(arg, 1, INT_MAX, &o->max_ring) < 0)
-            return usage_error("--max-ring: '%s' is not an integer >= 1", arg);
-        o->has_max_ring = true;
-        return -1;
-    case OPT_FROM:
-        o->from = arg;
-        return -1;
-    case OPT_USER_DATA:
-        o->user_data = arg;
-        return -1;
-    case OPT_WAIT:
-        o->wait = true;
-        return -1;
-    case OPT_WAIT_TIMEOUT:
-        if (parse_seconds(arg, &o->wait_timeout_ms) < 0)
-            return usage_error("--wait-timeout: '%s' is not a positive number "
-                               "of seconds", arg);
-        return -1;
-    case OPT_KEYS:
-        if (parse_int(arg, 1, 32, &o->keys) < 0)
-            return usage_error("--keys: '%s' is not an integer 1..32", arg);
-        return -1;
-    case OPT_PROGRESS:
-        o->progress = true;
-        return -1;
-    case OPT_SINCE:
-        /* 2^53: the largest integer every JSON reader keeps exactly. */
-        if (parse_int(arg, 0, 9007199254740992LL, &o->since) < 0)
-            return usage_error("--since: '%s' is not an integer >= 0", arg);
-        o->has_since = true;
-        return -1;
-    default: /* '?': getopt_long has said what is wrong */
-        fprintf(stderr, "Try 'ctictl --help'.\n");
-        return CTICTL_USAGE;
-    }
-}
-
-/* Global options, the command, then the command's own options (globals
- * are accepted there too). Returns -1 to go on, else the exit status. */
-static int parse_command_line(struct ctictl_opts *o, int argc, char **argv)
-{
-    int opt, rc;
-
-    /* '+': stop at the command name, whose options come next */
-    while ((opt = getopt_long(argc, argv, "+", global_options, NULL)) != -1)
-        if ((rc = apply_option(o, opt, optarg)) >= 0)
-            return rc;
-    if (optind >= argc) {
-        usage(stderr);
-        return CTICTL_USAGE;
-    }
-    o->command = argv[optind];
-    const struct option *table;
-    int positional;
-    if (strcmp(o->command, "call") == 0) {
-        table = call_options;
-        positional = 0;
-    } else if (strcmp(o->command, "events") == 0) {
-        table = events_options;
-        positional = 0;
-    } else if (strcmp(o->command, "ping") == 0 ||
-               strcmp(o->command, "gateways") == 0) {
-        table = global_options;
-        positional = 0;
-    } else if (strcmp(o->command, "exists") == 0
-               || strcmp(o->command, "drop") == 0) {
-        table = global_options;
-        positional = 1;
-    } else {
-        return usage_error("unknown command '%s'", o->command);
-    }
-
-    /* The command's arguments with argv[0] kept as the program name, so
-     * getopt's messages say "ctictl:". optind 0 makes glibc start over. */
-    int sub_argc = argc - optind;
-    char **sub_argv = calloc((size_t)sub_argc + 1, sizeof *sub_argv);
-    if (sub_argv == NULL)
-        return usage_error("%s", "out of memory");
-    sub_argv[0] = argv[0];
-    for (int i = 1; i < sub_argc; i++)
-        sub_argv[i] = argv[optind + i];
-    optind = 0;
-    rc = -1;
-    while (rc < 0
-           && (opt = getopt_long(sub_argc, sub_argv, "", table, NULL)) != -1)
-        rc = apply_option(o, opt, optarg);
-    if (rc < 0) {
-        int extra = sub_argc - optind;
-        if (extra > positional)
-            rc = usage_error("unexpected argument '%s'",
-                             sub_argv[optind + positional]);
-        else if (extra < positional)
-            rc = usage_error("%s needs a RES_ID", o->command);
-        else if (positional)
-            o->res_id = sub_argv[optind];
-    }
-    free(sub_argv);
-    if (rc >= 0)
-        return rc;
-
-    if (strcmp(o->command, "call") == 0) {
-        if (o->to == NULL)
-            return usage_error("%s", "call needs --to URI");
-        if (o->play == NULL)
-            return usage_error("%s", "call needs --play FILE");
-        if (o->wait_timeout_ms >= 0 && !o->wait)
-            return usage_error("%s", "--wait-timeout needs --wait");
-    }
-    return -1;
-}
+#include "ctictl_opts.h"
 
 /* ---- output ------------------------------------------------------------- */
 
@@ -639,7 +302,7 @@ static int cmd_res_id(const struct ctictl_opts *o, struct client *c,
 {
     json_t *params = json_pack("{s:s}", "res_id", o->res_id);
     if (params == NULL)
-        return usage_error("RES_ID '%s' is not UTF-8", o->res_id);
+        return ctictl_usage_error("RES_ID '%s' is not UTF-8", o->res_id);
     struct client_msg *reply;
     int rc = request(o, c, method, params, &reply);
     if (rc >= 0)
@@ -670,7 +333,7 @@ int main(int argc, char **argv)
     if (o.connect == NULL || o.connect[0] == '\0')
         o.connect = DEFAULT_CONNECT;
 
-    int rc = parse_command_line(&o, argc, argv);
+    int rc = ctictl_parse_command_line(&o, argc, argv);
     if (rc >= 0) {
         ctictl_opts_free(&o);
         return rc;
@@ -680,7 +343,7 @@ int main(int argc, char **argv)
     if (client_parse_hostport(o.connect, host, sizeof host, port,
                               sizeof port) < 0) {
         ctictl_opts_free(&o);
-        return usage_error("--connect: '%s' is not HOST:PORT", o.connect);
+        return ctictl_usage_error("--connect: '%s' is not HOST:PORT", o.connect);
     }
     struct client *c;
     if (client_connect(o.connect, o.timeout_ms, &c, err, sizeof err) < 0) {
