@@ -19,6 +19,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "keyshook.h"
 #include "log.h"
 #include "media.h"
 #include "prompt.h"
@@ -213,10 +214,13 @@ static void server_on_call_gone(void *arg, uint64_t creator_conn)
 static void server_on_sip_event(void *arg, const struct sip_event *ev)
 {
     struct server *srv = arg;
-    if (ev->type == SIP_EV_GATEWAY)
+    if (ev->type == SIP_EV_GATEWAY) {
         gateways_on_sip_event(&srv->gateways, ev);
-    else
-        calls_on_sip_event(&srv->calls, ev);
+        return;
+    }
+    calls_on_sip_event(&srv->calls, ev);
+    if (srv->keys_hook)
+        keys_hook_answered(&srv->calls, ev);
 }
 
 /* What /metrics and /healthz show, read at scrape time. */
@@ -279,7 +283,14 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
     struct call_deps deps = server_call_deps(srv);
     struct calls_events events = {server_deliver_event, server_on_call_gone,
                                   srv};
-    calls_init(&srv->calls, &deps, &server_call_ops, &events);
+    struct call_ops ops = server_call_ops;
+    srv->keys_hook = keys_hook_enabled();
+    if (srv->keys_hook) {
+        log_warn("CTID_TEST_KEYS=1: test hook, every call offers "
+                 "telephone-event and listens for keys (src/keyshook.c)");
+        ops.invite = keys_hook_invite;
+    }
+    calls_init(&srv->calls, &deps, &ops, &events);
     /* construct and failover skip a gateway gateways.c says is down */
     srv->calls.env.gateway_usable = server_gateway_usable;
     srv->calls.env.gateway_usable_arg = &srv->gateways;

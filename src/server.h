@@ -48,6 +48,7 @@ struct server {
     struct journal journal;        /* every event, by seq, before it is sent */
     struct ledger ledger;          /* calls not yet released, for recovery */
     bool stopping;                 /* SIGTERM seen: no new work */
+    bool keys_hook;                /* CTID_TEST_KEYS=1 (src/keyshook.c) */
     struct event *grace_timer;     /* SIGTERM: ends calls after shutdown_grace */
     unsigned flush_waited_ms;      /* shutdown: time spent flushing */
 };
