@@ -7,7 +7,8 @@ the daemon's CTID_TEST_KEYS=1 hook (src/keyshook.c) makes every call offer
 telephone-event and listen for RFC 4733 keys once answered with it.
 
 A  with the hook: the INVITE offers telephone-event 101 (sipp checks it),
-   the callee answers with it as payload type 96; during the prompt
+   a 183 with SDP is logged as early media, the callee answers with
+   telephone-event as payload type 96; during the prompt
    * the callee's INFOs: dtmf-relay Signal=1 and application/dtmf 11 are
      answered 200 and logged as keys 1 and # (info); text/plain 415;
      Signal=x 400; no body 200; the call goes on to its normal end (BYE
@@ -119,6 +120,8 @@ with t:
                    "A: INFO dtmf-relay Signal=1: key 1")
         t.check_eq(log.count("%s: key # (info)" % res_id), 1,
                    "A: INFO application/dtmf 11: key #")
+        t.check("183 Session Progress (with SDP: early media)" in log,
+                "A: the 183 with SDP seen as early media")
         t.check("listening for telephone-event 96" in log,
                 "A: the stream listens for the answer's payload type 96")
     t.run("A: keys by INFO and RFC 4733", call_a)
@@ -157,4 +160,6 @@ with t:
         log = d2.log_text()
         t.check("(rfc4733)" not in log and "listening for" not in log,
                 "B: no key, the stream never listened")
+        t.check("early media" not in log, "B: a 180 without SDP is no early "
+                "media")
     t.run("B: a call without keys never reads", call_b)
