@@ -6,8 +6,8 @@
  * its owner frees it with dtmf_inband_free (the only destructor). It
  * keeps state between frames, so one stream's frames go to one detector,
  * in order, from one thread at a time; detectors share nothing, so
- * different threads may each run their own. Nothing in the daemon calls
- * this module yet (issue 14's building blocks). */
+ * different threads may each run their own. A stream listening with
+ * keys.inband has one, run by its media thread (media_keys). */
 #ifndef CTID_DTMF_INBAND_H
 #define CTID_DTMF_INBAND_H
 

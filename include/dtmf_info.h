@@ -2,8 +2,8 @@
  * application/dtmf-relay or application/dtmf.
  *
  * Ownership: pure, no allocation, nothing kept; the caller owns both
- * strings. Any thread. Nothing in the daemon calls this module yet
- * (issue 14's building blocks). */
+ * strings. Any thread; the SIP thread's sip_on_info uses it for an INFO
+ * inside a call. */
 #ifndef CTID_DTMF_INFO_H
 #define CTID_DTMF_INFO_H
 

@@ -4,8 +4,8 @@
  *
  * Ownership: pure code, no allocation. A struct dtmf_rtp_rx is a plain
  * value owned by whoever embeds it (one per received RTP stream), used by
- * one thread at a time, released by simply dropping it. Nothing in the
- * daemon calls this module yet (issue 14's building blocks). */
+ * one thread at a time, released by simply dropping it. The media
+ * threads run one per stream that listens for keys (media_keys). */
 #ifndef CTID_DTMF_RTP_H
 #define CTID_DTMF_RTP_H
 
@@ -40,6 +40,13 @@ enum dtmf_rtp_result {
  * set only on DTMF_RTP_OK. */
 enum dtmf_rtp_result dtmf_rtp_parse(const uint8_t *buf, size_t len, int pt,
                                     struct dtmf_rtp_packet *out);
+
+/* Where an RTP packet's payload is: after the CSRC list and a header
+ * extension, before padding (*off, *len). False when it is not RTP
+ * version 2 or those lengths run past the len bytes received. The media
+ * threads use it for every packet a listening stream reads. */
+bool dtmf_rtp_payload(const uint8_t *buf, size_t len, size_t *off,
+                      size_t *plen);
 
 /* The key of DTMF event code 0-15 ('0'-'9', '*', '#', 'A'-'D'), or '\0'
  * for any other code. */

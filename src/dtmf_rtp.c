@@ -48,34 +48,45 @@
  * packet interval at 48 kHz, with room. */
 #define DTMF_RTP_SEGMENT_SLACK 1000u
 
-enum dtmf_rtp_result dtmf_rtp_parse(const uint8_t *buf, size_t len, int pt,
-                                    struct dtmf_rtp_packet *out)
+bool dtmf_rtp_payload(const uint8_t *buf, size_t len, size_t *off_out,
+                      size_t *len_out)
 {
     if (buf == NULL || len < DTMF_RTP_HEADER || (buf[0] >> 6) != 2)
-        return DTMF_RTP_MALFORMED;
+        return false;
 
     size_t off = DTMF_RTP_HEADER + 4u * (buf[0] & 0x0f);
     if (off > len)
-        return DTMF_RTP_MALFORMED;
+        return false;
     if (buf[0] & 0x10) {
         if (len - off < 4)
-            return DTMF_RTP_MALFORMED;
+            return false;
         size_t words = ((size_t)buf[off + 2] << 8) | buf[off + 3];
         off += 4;
         if (words > (len - off) / 4)
-            return DTMF_RTP_MALFORMED;
+            return false;
         off += 4 * words;
     }
     size_t end = len;
     if (buf[0] & 0x20) {
         size_t pad = buf[len - 1];
         if (pad == 0 || pad > end - off)
-            return DTMF_RTP_MALFORMED;
+            return false;
         end -= pad;
     }
+    *off_out = off;
+    *len_out = end - off;
+    return true;
+}
+
+enum dtmf_rtp_result dtmf_rtp_parse(const uint8_t *buf, size_t len, int pt,
+                                    struct dtmf_rtp_packet *out)
+{
+    size_t off, plen;
+    if (!dtmf_rtp_payload(buf, len, &off, &plen))
+        return DTMF_RTP_MALFORMED;
     if ((buf[1] & 0x7f) != pt)
         return DTMF_RTP_OTHER_PT;
-    if (end - off < DTMF_RTP_EVENT_LEN)
+    if (plen < DTMF_RTP_EVENT_LEN)
         return DTMF_RTP_MALFORMED;
 
     const uint8_t *e = buf + off;

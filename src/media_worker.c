@@ -308,44 +308,17 @@ static void media_post_key(struct media_worker *w, struct media_stream *s,
         log_error("media: out of memory posting a key");
 }
 
-/* Where an RTP packet's payload is (after CSRCs and an extension, before
- * padding) and its payload type; false when it is not RTP version 2 or
- * its lengths do not add up. */
-static bool media_rtp_payload(const uint8_t *b, size_t n, uint8_t *pt,
-                              size_t *off, size_t *len)
-{
-    if (n < 12 || (b[0] >> 6) != 2)
-        return false;
-    size_t o = 12 + 4u * (b[0] & 0x0f), end = n;
-    if (b[0] & 0x10) {
-        if (n < o + 4)
-            return false;
-        o += 4 + 4u * ((size_t)b[o + 2] << 8 | b[o + 3]);
-    }
-    if (b[0] & 0x20) {
-        if (b[n - 1] == 0 || b[n - 1] > n)
-            return false;
-        end = n - b[n - 1];
-    }
-    if (o > end)
-        return false;
-    *pt = b[1] & 0x7f;
-    *off = o;
-    *len = end - o;
-    return true;
-}
-
 /* One packet the filter let through. */
 static void media_rx_packet(struct media_worker *w, struct media_stream *s,
                             const uint8_t *b, size_t n)
 {
     struct media_rx *rx = s->wrx;
-    uint8_t pt;
     size_t off, len;
-    if (!media_rtp_payload(b, n, &pt, &off, &len)) {
+    if (!dtmf_rtp_payload(b, n, &off, &len)) {
         atomic_fetch_add(&w->m->rx_bad, 1);
         return;
     }
+    uint8_t pt = b[1] & 0x7f;
     if (rx->te_on && pt == rx->te.pt) {
         char key = dtmf_rtp_rx_packet(&rx->te, b, n);
         if (key != '\0')

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "keyshook.h"
 #include "log.h"
 #include "media.h"
 #include "prompt.h"
@@ -220,10 +221,13 @@ static void server_on_call_gone(void *arg, uint64_t creator_conn)
 static void server_on_sip_event(void *arg, const struct sip_event *ev)
 {
     struct server *srv = arg;
-    if (ev->type == SIP_EV_GATEWAY)
+    if (ev->type == SIP_EV_GATEWAY) {
         gateways_on_sip_event(&srv->gateways, ev);
-    else
-        calls_on_sip_event(&srv->calls, ev);
+        return;
+    }
+    calls_on_sip_event(&srv->calls, ev);
+    if (srv->keys_hook)
+        keys_hook_answered(&srv->calls, ev);
 }
 
 /* What /metrics and /healthz show, read at scrape time. */

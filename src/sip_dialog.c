@@ -197,7 +197,7 @@ void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
 }
 
 /* An INFO inside the call (RFC 6086; nua leaves it to ctid, NUTAG_APPL_
- * METHOD). A DTMF body (dtmf_info.c: application/dtmf-relay or
+ * METHOD). Once answered, a DTMF body (dtmf_info.c: application/dtmf-relay or
  * application/dtmf) is a key for main and 200; no body at all is a
  * keepalive, 200; another content type is 415 naming the two it takes;
  * a DTMF type whose body names no key is 400 with the reason. Nothing
@@ -205,9 +205,16 @@ void sip_on_refresh_response(struct sip *s, struct sip_leg *leg,
 void sip_on_info(struct sip *s, struct sip_leg *leg, nua_handle_t *nh,
                  const sip_t *sip)
 {
-    if (!leg->answered || leg->hangup || leg->bye_sent || leg->reported) {
+    if (leg->hangup || leg->bye_sent || leg->reported) {
         nua_respond(nh, 481, "Call Is Being Terminated",
                     NUTAG_WITH_THIS(s->nua), TAG_END());
+        return;
+    }
+    if (!leg->answered) {
+        /* An early dialog's INFO (RFC 6086 allows it): keys count from
+         * the answer on, so it is taken and changes nothing. */
+        log_info("%s: INFO before the answer: 200, not a key", leg->res_id);
+        nua_respond(nh, SIP_200_OK, NUTAG_WITH_THIS(s->nua), TAG_END());
         return;
     }
     const sip_payload_t *pl = sip ? sip->sip_payload : NULL;

@@ -298,8 +298,11 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
                                     sip, local);
         return;
     }
-    log_info("%s: %d %s%s", leg->res_id, status, phrase,
-             local ? " (from our stack)" : "");
+    size_t sdp_len = 0;
+    bool sdp = sip_sdp_body(sip, &sdp_len) != NULL;
+    log_info("%s: %d %s%s%s", leg->res_id, status, phrase,
+             local ? " (from our stack)" : "",
+             status < 200 && sdp ? " (with SDP: early media)" : "");
     if (status < 200) {
         if (leg->hangup)
             return;
@@ -313,8 +316,7 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
             sip_post_dialog(s, leg, &d);
         }
         struct sip_event ev = sip_event_progress(leg->call_id, status, local);
-        size_t sdp_len = 0;
-        ev.progress.sdp = sip_sdp_body(sip, &sdp_len) != NULL; /* early media */
+        ev.progress.sdp = sdp;
         sip_post(s, ev);
         return;
     }

@@ -6,7 +6,9 @@
  * promises: a parsed packet has the asked payload type and the length it
  * came in; a key is reported only for a packet that parses, with event
  * 0-15, and is that event's key; and a packet fed twice in a row never
- * counts twice (a repeat is never a new key). */
+ * counts twice (a repeat is never a new key); dtmf_rtp_payload's
+ * payload lies inside the packet. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,6 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 || key != dtmf_rtp_event_key(p.event)))
             abort();
         if (dtmf_rtp_rx_packet(&rx, pkt, len) != '\0')
+            abort();
+        /* the payload walk the media threads use: inside the packet, and
+         * a packet that parses has one */
+        size_t off, plen;
+        bool walk = dtmf_rtp_payload(pkt, len, &off, &plen);
+        if ((walk && (off > len || plen > len - off)) ||
+            (r == DTMF_RTP_OK && !walk))
             abort();
         free(pkt);
     }

@@ -189,6 +189,39 @@ static void test_parse_refused(void **state)
     assert_int_equal(p.event, 1);
 }
 
+/* The payload walk the media threads use for every packet they read. */
+static void test_payload_walk(void **state)
+{
+    (void)state;
+    uint8_t b[40] = {0x80, 8};
+    size_t off, len;
+    assert_true(dtmf_rtp_payload(b, 40, &off, &len));
+    assert_int_equal(off, 12);
+    assert_int_equal(len, 28);
+    b[0] = 0x82; /* two CSRCs */
+    assert_true(dtmf_rtp_payload(b, 40, &off, &len));
+    assert_int_equal(off, 20);
+    b[0] = 0x90; /* an extension of one word */
+    b[15] = 1;
+    assert_true(dtmf_rtp_payload(b, 40, &off, &len));
+    assert_int_equal(off, 20);
+    assert_int_equal(len, 20);
+    b[0] = 0xb0; /* and 4 bytes of padding */
+    b[39] = 4;
+    assert_true(dtmf_rtp_payload(b, 40, &off, &len));
+    assert_int_equal(len, 16);
+    b[39] = 21; /* padding into the extension */
+    assert_false(dtmf_rtp_payload(b, 40, &off, &len));
+    b[0] = 0x8f; /* 15 CSRCs in 40 bytes */
+    assert_false(dtmf_rtp_payload(b, 40, &off, &len));
+    b[0] = 0x90;
+    b[14] = 0xff; /* an extension past the end */
+    assert_false(dtmf_rtp_payload(b, 40, &off, &len));
+    b[0] = 0x40; /* version 1 */
+    assert_false(dtmf_rtp_payload(b, 40, &off, &len));
+    assert_false(dtmf_rtp_payload(b, 11, &off, &len));
+}
+
 static void test_event_keys(void **state)
 {
     (void)state;
@@ -424,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_parse_csrc_ext_padding),
         cmocka_unit_test(test_parse_refused),
         cmocka_unit_test(test_event_keys),
+        cmocka_unit_test(test_payload_walk),
         cmocka_unit_test(test_one_press_once),
         cmocka_unit_test(test_end_packets_only),
         cmocka_unit_test(test_first_packet_lost),

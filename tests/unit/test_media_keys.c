@@ -194,7 +194,7 @@ static void test_rfc4733(void **state)
     send_raw(fx, (const uint8_t *)"\x80", 1);
     press(fx, &seq, 8000, 1);
     /* hostile, of the right type: padding past the end, a CSRC count
-     * past the end; read, dropped, counted */
+     * past the end, an extension past the end; read, dropped, counted */
     uint8_t pad[16];
     header(pad, 0, TE_PT, seq++, 9000);
     pad[0] |= 0x20;
@@ -204,6 +204,11 @@ static void test_rfc4733(void **state)
     header(csrc, 0, TE_PT, seq++, 9000);
     csrc[0] |= 0x0f;
     send_raw(fx, csrc, sizeof csrc);
+    uint8_t ext[20];
+    header(ext, 0, TE_PT, seq++, 9000);
+    ext[0] |= 0x10; /* a header extension of 0xffff words */
+    ext[12] = ext[13] = ext[14] = ext[15] = 0xff;
+    send_raw(fx, ext, sizeof ext);
     press(fx, &seq, 16000, 11);
     run(fx, 2, 2000);
     assert_int_equal(fx->n_keys, 2);
@@ -212,8 +217,8 @@ static void test_rfc4733(void **state)
     run(fx, 99, 100);
     assert_int_equal(fx->n_keys, 2);
     media_rx_stats(fx->m, &read, &bad);
-    assert_int_equal(read, 6 + 2 + 6); /* no audio, no v1, no 1-byte one */
-    assert_int_equal(bad, 2);
+    assert_int_equal(read, 6 + 3 + 6); /* no audio, no v1, no 1-byte one */
+    assert_int_equal(bad, 3);
 }
 
 /* DTMF digit tones as PCMA at 8 kHz. */
