@@ -322,7 +322,12 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
                     srv->conf.request_key_ttl, REQKEY_MAX_KEYS,
                     (int64_t)time(NULL), err, errlen) < 0)
         return -1;
-    return cdr_open(&srv->cdr, srv->conf.cdr_file, err, errlen);
+    if (cdr_open(&srv->cdr, srv->conf.cdr_file, err, errlen) < 0)
+        return -1;
+    enum cdr_style style = CDR_CTID;
+    (void)cdr_style_parse(srv->conf.cdr_format, &style); /* conf checked */
+    cdr_set_style(&srv->cdr, style);
+    return 0;
 }
 
 /* The main loop, the prompt cache, the media threads and the workers. */
