@@ -240,6 +240,10 @@ static void server_metrics_view(void *arg, struct metrics_view *v)
     v->gateway_states = srv->gateways.gw;
     v->stopping = srv->stopping;
     media_stats(srv->media, &v->rtp_sent, &v->rtp_late);
+    v->journal_bytes = journal_total_bytes(&srv->journal);
+    v->journal_max_bytes = srv->conf.journal_max_bytes;
+    v->journal_first_seq = journal_first_seq(&srv->journal);
+    v->journal_last_seq = srv->journal.last_seq;
 }
 
 /* The call table reaches SIP and media through these: the real threads. */
