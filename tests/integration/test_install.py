@@ -39,6 +39,8 @@ with t:
             "usr/bin/ctictl": "the client",
             "etc/ctid/ctid.conf": "the configuration",
             "etc/logrotate.d/ctid": "the logrotate stanza",
+            "usr/share/ctid/grafana/ctid.json": "the Grafana dashboard",
+            "usr/share/ctid/prometheus/ctid-alerts.yml": "the alert rules",
             "usr/share/ctid/prompts/zh/digit_4.wav": "the zh prompt pack",
             "usr/share/ctid/prompts/en/digit_4.wav": "the en prompt pack",
             "usr/share/man/man8/ctid.8": "ctid(8)",
