@@ -4,7 +4,8 @@
  * Columns (docs/operations.md): uuid, node_id, process_id, call_id,
  * caller, callee, direction, answered, end_type, failure_cause,
  * begin_time, answer_time, end_time, talk_seconds, project_id, flow_id,
- * res_id, user_data. */
+ * res_id, user_data. cdr_format = ipsc writes the original platform's
+ * 29 columns instead (cdr_format_ipsc; docs/operations.md). */
 #ifndef CTID_CDR_H
 #define CTID_CDR_H
 
@@ -15,9 +16,13 @@
 #include <stdio.h>
 #include <time.h>
 
+/* Which columns a line has: ctid's 18 or the original platform's. */
+enum cdr_style { CDR_CTID, CDR_IPSC };
+
 /* The CDR file. Owned by struct server; closed by cdr_close. */
 struct cdr {
     FILE *f;              /* NULL when no cdr_file is configured */
+    enum cdr_style style; /* CDR_CTID after cdr_open; cdr_set_style */
     char path[PATH_MAX];
 };
 
@@ -44,6 +49,9 @@ struct cdr_record {
 
 /* path "" disables CDRs. Returns 0, or -1 with err. */
 int cdr_open(struct cdr *c, const char *path, char *err, size_t errlen);
+/* "ctid" or "ipsc" (the cdr_format key) to *style; -1 for anything else. */
+int cdr_style_parse(const char *name, enum cdr_style *style);
+void cdr_set_style(struct cdr *c, enum cdr_style style);
 /* Reopens the same path (after logrotate moved it). Returns 0 or -1. */
 int cdr_reopen(struct cdr *c);
 void cdr_close(struct cdr *c);
@@ -53,5 +61,8 @@ int cdr_write(struct cdr *c, const struct cdr_record *r);
 /* The record as one CSV line with its '\n' (RFC 4180 quoting); returns
  * the length snprintf would have written. Exposed for tests. */
 int cdr_format(const struct cdr_record *r, char *buf, size_t len);
+/* The same record in the original platform's columns (cdr_format = ipsc):
+ * times as YYYY-MM-DD HH:MM:SS in local time (TZ), same quoting. */
+int cdr_format_ipsc(const struct cdr_record *r, char *buf, size_t len);
 
 #endif

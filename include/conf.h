@@ -87,6 +87,7 @@ struct conf {
     char log_level[16];
     char log_file[PATH_MAX];
     char cdr_file[PATH_MAX];         /* "" = no CDRs */
+    char cdr_format[8];              /* "ctid" or "ipsc" (cdr.h) */
     char metrics_host[CONF_HOST_MAX]; /* metrics_listen; "" = off (default) */
     uint16_t metrics_port;
     uint64_t journal_max_bytes;      /* event journal: total size kept */

@@ -111,6 +111,15 @@ void journal_retain(struct journal *j, int64_t now);
 /* Oldest retained seq, or 0 when the journal is empty. */
 uint64_t journal_first_seq(const struct journal *j);
 
+/* Total size of the retained segments (what max_bytes bounds). */
+static inline uint64_t journal_total_bytes(const struct journal *j)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < j->n_segs; i++)
+        n += j->segs[i].bytes;
+    return n;
+}
+
 void journal_cursor_init(struct journal_cursor *cur, uint64_t after);
 /* Calls fn for records with seq > cur->after in seq order until about
  * max_bytes of payload are delivered or the end is reached, advancing

@@ -62,6 +62,10 @@ struct metrics_view {
     size_t n_gateways;
     const struct gateway_state *gateway_states; /* conf order, n_gateways */
     bool stopping;                          /* /healthz: 503 */
+    uint64_t journal_bytes;                 /* retained segments' size */
+    uint64_t journal_max_bytes;             /* journal_max_bytes */
+    uint64_t journal_first_seq;             /* oldest retained, 0: none */
+    uint64_t journal_last_seq;              /* last handed out */
 };
 
 

@@ -24,19 +24,6 @@
  * a row in tests/unit/test_conf.c, a line in conf/ctid.conf and
  * docs/configuration.md. */
 
-static int check_node_id(const char *key, const char *value, char *err,
-                         size_t errlen)
-{
-    unsigned a, b, d;
-    char tail;
-    if (sscanf(value, "%u.%u.%u%c", &a, &b, &d, &tail) == 3 &&
-        strspn(value, "0123456789.") == strlen(value))
-        return 0;
-    return conf_err(err, errlen,
-                    "%s: expected area.station.instance like 0.0.0, got '%s'",
-                    key, value);
-}
-
 /* prompt_roots: absolute directories, comma-separated (spaces around the
  * commas allowed); "" is none. */
 static int check_prompt_roots(const char *key, const char *value, char *err,
@@ -149,7 +136,7 @@ static const struct conf_key conf_keys[] = {
      .check = check_prompt_roots},
     {KEY("state_dir", CONF_STR), TOP(state_dir), .def = "/var/lib/ctid"},
     {KEY("node_id", CONF_STR), TOP(node_id), .def = "0.0.0",
-     .check = check_node_id},
+     .check = conf_check_node_id},
     {KEY("default_from", CONF_STR), TOP(default_from), .def = "ctid"},
     {KEY("max_calls", CONF_UINT), TOP(max_calls), RANGE(1, 1000000),
      .def = "1000", .flags = CONF_RELOAD},
@@ -179,6 +166,8 @@ static const struct conf_key conf_keys[] = {
      .check = check_log_level, .flags = CONF_RELOAD},
     {KEY("log_file", CONF_STR), TOP(log_file), .def = ""},
     {KEY("cdr_file", CONF_STR), TOP(cdr_file), .def = ""},
+    {KEY("cdr_format", CONF_STR), TOP(cdr_format), .def = "ctid",
+     .check = conf_check_cdr_format},
     {KEY("metrics_listen", CONF_HOSTPORT), TOP(metrics_host),
      TOP2(metrics_port), .def = "", .flags = CONF_OPTIONAL},
     /* At least 1 MiB: a few segments' worth, so rotation can work. */

@@ -1,7 +1,8 @@
 /* conf_key: one configuration value as a row of the key table describes
  * it (conf_key.h): the parsers of each value type with their error texts,
  * the printed form, and comparing and copying for SIGHUP. What the keys
- * are is conf.c's table. */
+ * are is conf.c's table; the checks of a few top-level keys (node_id,
+ * cdr_format) live here to keep conf.c short. */
 #include "conf_key.h"
 
 #include <ctype.h>
@@ -249,4 +250,26 @@ void conf_key_copy(const struct conf_key *k, void *dst, const void *src)
     if (k->type == CONF_HOSTPORT || k->type == CONF_PORTS)
         memcpy((char *)dst + k->off2, (const char *)src + k->off2,
                sizeof(uint16_t));
+}
+
+int conf_check_node_id(const char *key, const char *value, char *err,
+                         size_t errlen)
+{
+    unsigned a, b, d;
+    char tail;
+    if (sscanf(value, "%u.%u.%u%c", &a, &b, &d, &tail) == 3 &&
+        strspn(value, "0123456789.") == strlen(value))
+        return 0;
+    return conf_err(err, errlen,
+                    "%s: expected area.station.instance like 0.0.0, got '%s'",
+                    key, value);
+}
+
+int conf_check_cdr_format(const char *key, const char *value, char *err,
+                          size_t errlen)
+{
+    if (strcmp(value, "ctid") == 0 || strcmp(value, "ipsc") == 0)
+        return 0;
+    return conf_err(err, errlen, "%s: expected ctid or ipsc, got '%s'", key,
+                    value);
 }

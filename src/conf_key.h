@@ -47,6 +47,12 @@ struct conf_key {
     const char *(*shown)(const void *base);
 };
 
+/* Top-level keys' checks (conf_key.c). */
+int conf_check_node_id(const char *key, const char *value, char *err,
+                       size_t errlen);
+int conf_check_cdr_format(const char *key, const char *value, char *err,
+                          size_t errlen);
+
 /* conf_trunk.c: the checks of the carrier-trunk keys (a row's check),
  * and the cross-field checks conf_validate adds for them. */
 int conf_check_transport(const char *key, const char *value, char *err,

@@ -270,6 +270,26 @@ static int add_histogram(struct evbuffer *out, const struct metrics *m)
     return rc;
 }
 
+/* The event journal's retention: how full it is against journal_max_bytes
+ * (past it the oldest segments go, and with them events a client
+ * reconnecting with since N may still want), and the seqs it holds. */
+static int add_journal(struct evbuffer *out, const struct metrics_view *v)
+{
+    int rc = 0;
+    rc |= add_u64(out, "ctid_journal_bytes", "gauge",
+                  "Size of the event journal's retained segments.",
+                  v->journal_bytes);
+    rc |= add_u64(out, "ctid_journal_max_bytes", "gauge",
+                  "journal_max_bytes: past it the oldest segments are "
+                  "deleted.", v->journal_max_bytes);
+    rc |= add_u64(out, "ctid_journal_first_seq", "gauge",
+                  "Oldest event seq still in the journal (0: empty).",
+                  v->journal_first_seq);
+    rc |= add_u64(out, "ctid_journal_last_seq", "gauge",
+                  "Last event seq handed out.", v->journal_last_seq);
+    return rc;
+}
+
 int metrics_render(const struct metrics *m, const struct metrics_view *v,
                    struct evbuffer *out)
 {
@@ -312,6 +332,7 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
     rc |= add_u64(out, "ctid_events_journaled_total", "counter",
                   "Events appended to the durable journal (fdatasync'ed).",
                   m->events_journaled);
+    rc |= add_journal(out, v);
     rc |= add_head(out, "ctid_uptime_seconds", "gauge",
                    "Seconds since ctid started.");
     rc |= evbuffer_add_printf(out, "ctid_uptime_seconds %.3f\n",

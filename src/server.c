@@ -244,6 +244,10 @@ static void server_metrics_view(void *arg, struct metrics_view *v)
     v->gateway_states = srv->gateways.gw;
     v->stopping = srv->stopping;
     media_stats(srv->media, &v->rtp_sent, &v->rtp_late);
+    v->journal_bytes = journal_total_bytes(&srv->journal);
+    v->journal_max_bytes = srv->conf.journal_max_bytes;
+    v->journal_first_seq = journal_first_seq(&srv->journal);
+    v->journal_last_seq = srv->journal.last_seq;
 }
 
 /* The call table reaches SIP and media through these: the real threads. */
@@ -326,7 +330,12 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
                     srv->conf.request_key_ttl, REQKEY_MAX_KEYS,
                     (int64_t)time(NULL), err, errlen) < 0)
         return -1;
-    return cdr_open(&srv->cdr, srv->conf.cdr_file, err, errlen);
+    if (cdr_open(&srv->cdr, srv->conf.cdr_file, err, errlen) < 0)
+        return -1;
+    enum cdr_style style = CDR_CTID;
+    (void)cdr_style_parse(srv->conf.cdr_format, &style); /* conf checked */
+    cdr_set_style(&srv->cdr, style);
+    return 0;
 }
 
 /* The main loop, the prompt cache, the media threads and the workers. */

@@ -4,9 +4,12 @@ Checks the Debian layout (ctid in sbin, ctictl in bin, /etc/ctid/ctid.conf,
 the prompt packs, man pages, the systemd unit and sysusers file, state and
 log directories), that an existing /etc/ctid/ctid.conf is never
 overwritten, that the installed daemon accepts the installed config, and
-that `systemd-analyze verify` passes on the unit.
+that `systemd-analyze verify` passes on the unit and `systemd-analyze
+security --offline=true` rates it 2.0 or lower, the logrotate stanza is
+installed to /etc/logrotate.d/ctid.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +38,9 @@ with t:
             "usr/sbin/ctid": "the daemon",
             "usr/bin/ctictl": "the client",
             "etc/ctid/ctid.conf": "the configuration",
+            "etc/logrotate.d/ctid": "the logrotate stanza",
+            "usr/share/ctid/grafana/ctid.json": "the Grafana dashboard",
+            "usr/share/ctid/prometheus/ctid-alerts.yml": "the alert rules",
             "usr/share/ctid/prompts/zh/digit_4.wav": "the zh prompt pack",
             "usr/share/ctid/prompts/en/digit_4.wav": "the en prompt pack",
             "usr/share/man/man8/ctid.8": "ctid(8)",
@@ -104,6 +110,24 @@ with t:
         out = r.stdout.decode(errors="replace")
         t.check(r.returncode == 0 and not out.strip(),
                 "systemd-analyze verify passes", out[-2000:])
+        # The unit's exposure (issue 16): the same command an operator runs.
+        r = subprocess.run(["systemd-analyze", "security", "--offline=true",
+                            "--no-pager", copy],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        out = r.stdout.decode(errors="replace")
+        m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+        t.check(m is not None and float(m.group(1)) <= 2.0,
+                "systemd-analyze security rates the unit 2.0 or lower "
+                "(got %s)" % (m.group(1) if m else "no score"), out[-3000:])
+        for line in ("LimitRTPRIO=10", "Type=notify", "WatchdogSec=30",
+                     "ExecReload=/bin/kill -HUP $MAINPID",
+                     "SystemCallFilter=sched_setscheduler"):
+            t.check(line in text, "unit keeps %s (real-time media, watchdog, "
+                    "reload)" % line)
+        t.check("\nRestrictRealtime=" not in text,
+                "RestrictRealtime= is not set (the media threads need "
+                "SCHED_FIFO)")
         r = subprocess.run(["man", "--warnings", "-l",
                             os.path.join(dest, "usr/share/man/man8/ctid.8"),
                             os.path.join(dest, "usr/share/man/man5/ctid.conf.5")],

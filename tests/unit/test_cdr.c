@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -123,13 +124,108 @@ static void test_file_append_and_reopen(void **state)
     assert_non_null(strstr(err, "cdr_file /nonexistent-dir/cdr.csv"));
 }
 
+/* cdr_format = ipsc: the original platform's columns, written out here
+ * field by field (docs/operations.md): id, nodeid, cdrid, processid,
+ * callid, ch, devno, ani, dnis, dnis2, orgcallno, dir, devtype, busitype,
+ * callstatus, endtype, ipscreason, callfailcause, callbegintime,
+ * connectbegintime, callendtime, talkduration, projectid, flowid,
+ * additionalinfo1..5. Times in TZ=UTC (set in main). */
+static void test_ipsc_answered_line(void **state)
+{
+    (void)state;
+    struct cdr_record r = answered_record();
+    char line[1024];
+    int n = cdr_format_ipsc(&r, line, sizeof line);
+    assert_string_equal(
+        line, ",1.2.3,6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f,1795617972000001,"
+              "6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f@ctid,,,10086,"
+              "13800000000,,13800000000@10.0.0.5:5060,1,2,,1,1,,,"
+              "2026-11-25 14:46:12,2026-11-25 14:46:15,"
+              "2026-11-25 14:46:30,15,,,"
+              "1.2.3-ext.notify_call-1795617972000001,order 42,,,\n");
+    assert_int_equal(n, (int)strlen(line));
+}
+
+static void test_ipsc_failed_line(void **state)
+{
+    (void)state;
+    struct cdr_record r = answered_record();
+    r.answered = false;
+    r.answer_time = 0;
+    r.end_type = "usr";
+    r.error = "call rejected";
+    r.cause = 486;
+    r.end_time = r.begin_time + 4;
+    r.user_data = NULL;
+    r.callee = "sip:13900000000@gw.example.com";
+    char line[1024];
+    cdr_format_ipsc(&r, line, sizeof line);
+    assert_string_equal(
+        line, ",1.2.3,6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f,1795617972000001,"
+              "6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f@ctid,,,10086,"
+              "13900000000,,sip:13900000000@gw.example.com,1,2,,0,2,"
+              "call rejected,486,2026-11-25 14:46:12,,"
+              "2026-11-25 14:46:16,0,,,"
+              "1.2.3-ext.notify_call-1795617972000001,,,,\n");
+}
+
+static void test_ipsc_quoting(void **state)
+{
+    (void)state;
+    struct cdr_record r = answered_record();
+    r.user_data = "a,b \"c\"\nd";
+    char line[1024];
+    cdr_format_ipsc(&r, line, sizeof line);
+    assert_string_equal(
+        line, ",1.2.3,6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f,1795617972000001,"
+              "6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f@ctid,,,10086,"
+              "13800000000,,13800000000@10.0.0.5:5060,1,2,,1,1,,,"
+              "2026-11-25 14:46:12,2026-11-25 14:46:15,"
+              "2026-11-25 14:46:30,15,,,"
+              "1.2.3-ext.notify_call-1795617972000001,"
+              "\"a,b \"\"c\"\"\nd\",,,\n");
+}
+
+/* The style chosen after cdr_open decides what cdr_write appends. */
+static void test_ipsc_file(void **state)
+{
+    (void)state;
+    char dir[TU_DIR_MAX];
+    assert_int_equal(tu_mkdtemp(dir, sizeof dir, "cdr"), 0);
+    char path[256], err[256];
+    tu_path(path, sizeof path, dir, "cdr.csv");
+    enum cdr_style style = CDR_CTID;
+    assert_int_equal(cdr_style_parse("csv", &style), -1);
+    assert_int_equal(cdr_style_parse("ipsc", &style), 0);
+    assert_int_equal(style, CDR_IPSC);
+    struct cdr c;
+    assert_int_equal(cdr_open(&c, path, err, sizeof err), 0);
+    cdr_set_style(&c, style);
+    struct cdr_record r = answered_record();
+    assert_int_equal(cdr_write(&c, &r), 0);
+    cdr_close(&c);
+    char buf[4096] = "", want[1024];
+    FILE *f = fopen(path, "r");
+    buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+    fclose(f);
+    cdr_format_ipsc(&r, want, sizeof want);
+    assert_string_equal(buf, want);
+    assert_int_equal(tu_rmtree(dir), 0);
+}
+
 int main(void)
 {
+    setenv("TZ", "UTC", 1);
+    tzset();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answered_line),
         cmocka_unit_test(test_failed_line),
         cmocka_unit_test(test_quoting),
         cmocka_unit_test(test_file_append_and_reopen),
+        cmocka_unit_test(test_ipsc_answered_line),
+        cmocka_unit_test(test_ipsc_failed_line),
+        cmocka_unit_test(test_ipsc_quoting),
+        cmocka_unit_test(test_ipsc_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

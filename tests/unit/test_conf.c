@@ -106,6 +106,8 @@ static const struct key_case top_cases[] = {
      "log_file: longer than 4095 bytes", NULL},
     {"cdr_file", "", "/tmp/c.cdr", "/tmp/c.cdr", LONG_5000,
      "cdr_file: longer than 4095 bytes", NULL},
+    {"cdr_format", "ctid", "ipsc", "ipsc", "csv",
+     "cdr_format: expected ctid or ipsc, got 'csv'", NULL},
     {"metrics_listen", "", "[::1]:9100", "[::1]:9100", "9100",
      "metrics_listen: expected HOST:PORT, got '9100'", NULL},
     {"journal_max_bytes", "268435456", "1099511627776", "1099511627776",
@@ -459,6 +461,7 @@ static void test_print_every_key_set(void **state)
         "max_call_rate = 0\nmax_output_bytes = 4096\ndial_timeout = 2\n"
         "max_ring_seconds = 3600\nsession_expires = 0\nmin_se = 1\n"
         "log_level = DEBUG\nlog_file = /tmp/l.log\ncdr_file = /tmp/c.cdr\n"
+        "cdr_format = ipsc\n"
         "metrics_listen = [::1]:9100\nshutdown_grace = 0\n"
         "auth_token = s3cret-s3cret-s3cret\nallow_unlisted_gateways = yes\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
@@ -481,6 +484,7 @@ static void test_print_every_key_set(void **state)
         "max_call_rate = 0\nmax_output_bytes = 4096\ndial_timeout = 2\n"
         "max_ring_seconds = 3600\nsession_expires = 0\nmin_se = 1\n"
         "log_level = DEBUG\nlog_file = /tmp/l.log\ncdr_file = /tmp/c.cdr\n"
+        "cdr_format = ipsc\n"
         "metrics_listen = [::1]:9100\njournal_max_bytes = 1099511627776\n"
         "journal_max_age = 60\nrequest_key_ttl = 5\nshutdown_grace = 0\n"
         "auth_token = (set)\n"
@@ -518,7 +522,7 @@ static void test_print_defaults(void **state)
         "max_call_rate = 200\nmax_output_bytes = 1048576\n"
         "dial_timeout = 60\nmax_ring_seconds = 50\nsession_expires = 1800\n"
         "min_se = 90\nlog_level = info\nlog_file = \ncdr_file = \n"
-        "metrics_listen = \njournal_max_bytes = 268435456\n"
+        "cdr_format = ctid\nmetrics_listen = \njournal_max_bytes = 268435456\n"
         "journal_max_age = 604800\nrequest_key_ttl = 86400\n"
         "shutdown_grace = 30\nauth_token = \n"
         "allow_unlisted_gateways = no\n");

@@ -138,7 +138,10 @@ static void test_counters(void **state)
                              .uptime = 12.5, .gateways = gw,
                              .gateway_calls = gw_calls,
                              .gateway_failovers = gw_failovers,
-                             .n_gateways = 2};
+                             .n_gateways = 2, .journal_bytes = 1048576,
+                             .journal_max_bytes = 268435456,
+                             .journal_first_seq = 11,
+                             .journal_last_seq = 42};
     char *s = render(&m, &v);
     assert_line(s, "ctid_calls_constructed_total 3");
     assert_line(s, "ctid_construct_refused_total{code=\"-32602\"} 1");
@@ -165,6 +168,11 @@ static void test_counters(void **state)
     assert_line(s, "ctid_rpc_connections_total 2");
     assert_line(s, "ctid_events_delivered_total 1");
     assert_line(s, "ctid_uptime_seconds 12.500");
+    assert_line(s, "# TYPE ctid_journal_bytes gauge");
+    assert_line(s, "ctid_journal_bytes 1048576");
+    assert_line(s, "ctid_journal_max_bytes 268435456");
+    assert_line(s, "ctid_journal_first_seq 11");
+    assert_line(s, "ctid_journal_last_seq 42");
 
     /* Cumulative buckets: 0.00005, 0.0001, 0.0001 | 0.0002 x2 | 0.001 |
      * 0.3 (beyond the last bound). */

@@ -1,0 +1,126 @@
+"""conf/grafana/ctid.json and conf/prometheus/ctid-alerts.yml.
+
+* `promtool check rules` accepts the alert rules; the dashboard's queries
+  (Grafana's $variables given sample values) pass the same PromQL parser
+  as recording rules.
+* The dashboard is sane: panels each with targets, every expression
+  non-empty, the datasource the template variable, ids unique; it covers
+  what issue 16 lists (calls, outcomes, construct latency, RTP, journal,
+  gateways) and the rules the five alerts.
+* Every ctid_* metric either file uses appears in a # TYPE line of a
+  running ctid's /metrics (a histogram's _bucket/_sum/_count by its base
+  name), so a renamed metric breaks this test, not a production alert.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ctidtest import Test, free_port, gateway, http_get  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+DASH = os.path.join(ROOT, "conf", "grafana", "ctid.json")
+RULES = os.path.join(ROOT, "conf", "prometheus", "ctid-alerts.yml")
+METRIC = re.compile(r"\bctid_[a-z0-9_]+")
+
+
+def exprs_of(dash):
+    return [(p.get("title", "?"), tgt.get("expr", ""))
+            for p in dash.get("panels", []) for tgt in p.get("targets", [])]
+
+
+t = Test("dashboards")
+with t:
+    with open(DASH) as f:
+        dash = json.load(f)
+    with open(RULES) as f:
+        rules_text = f.read()
+    promtool = shutil.which("promtool")
+
+    def check_rules():
+        if promtool is None:
+            t.fail("promtool on PATH (Debian package prometheus; .ci/setup)")
+            return
+        r = subprocess.run([promtool, "check", "rules", RULES],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        out = r.stdout.decode(errors="replace")
+        t.check(r.returncode == 0 and "SUCCESS: 5 rules found" in out,
+                "promtool check rules: 5 rules", out[-2000:])
+        for name in ("CtidDown", "CtidErrorRatioHigh", "CtidConstructLatencyHigh",
+                     "CtidGatewayDown", "CtidJournalNearLimit"):
+            t.check("alert: %s\n" % name in rules_text, "alert %s" % name)
+    t.run("alert rules", check_rules)
+
+    def check_dashboard():
+        panels = dash.get("panels", [])
+        t.check(dash.get("title") == "ctid" and dash.get("uid") == "ctid",
+                "title and uid")
+        t.check(len(panels) >= 8, "panels present", str(len(panels)))
+        ids = [p.get("id") for p in panels]
+        t.check(len(set(ids)) == len(ids), "panel ids unique", repr(ids))
+        variables = {v.get("name"): v for v in
+                     dash.get("templating", {}).get("list", [])}
+        t.check(variables.get("datasource", {}).get("type") == "datasource",
+                "a datasource template variable")
+        for p in panels:
+            title = p.get("title", "")
+            t.check(title and p.get("targets"), "panel %r has targets" % title)
+            t.check(p.get("datasource", {}).get("uid") == "${datasource}",
+                    "panel %r uses the datasource variable" % title)
+            for tgt in p.get("targets", []):
+                t.check(tgt.get("expr", "").strip() and
+                        tgt.get("datasource", {}).get("uid") == "${datasource}",
+                        "panel %r target %s: expression and datasource variable"
+                        % (title, tgt.get("refId")))
+        text = " ".join(e for _, e in exprs_of(dash))
+        for metric, what in (
+                ("ctid_active_calls", "calls active"),
+                ("ctid_calls_constructed_total", "calls per second"),
+                ("ctid_calls_released_total", "outcomes by error"),
+                ("ctid_construct_duration_seconds_bucket", "construct latency histogram"),
+                ("ctid_rtp_packets_sent_total", "RTP packets"),
+                ('error="play error"', "RTP send errors (calls ended by them)"),
+                ("ctid_journal_bytes", "journal fill"),
+                ("ctid_events_journaled_total", "journal lag"),
+                ("ctid_gateway_up", "gateway state")):
+            t.check(metric in text, "the dashboard shows %s (%s)" % (what, metric))
+        if promtool is None:
+            return
+        # Grafana's variables given values, then PromQL's own parser.
+        rules = t.path("dashboard-rules.yml")
+        with open(rules, "w") as f:
+            f.write("groups:\n  - name: dashboard\n    rules:\n")
+            for i, (_, e) in enumerate(exprs_of(dash)):
+                e = (e.replace("$__rate_interval", "5m")
+                     .replace("$instance", ".*"))
+                f.write("      - record: dashboard:q%d\n        expr: %s\n"
+                        % (i, json.dumps(e)))
+        r = subprocess.run([promtool, "check", "rules", rules],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        out = r.stdout.decode(errors="replace")
+        t.check(r.returncode == 0, "every dashboard query parses as PromQL",
+                out[-2000:])
+    t.run("Grafana dashboard", check_dashboard)
+
+    def names_exist():
+        mport = free_port("tcp")
+        d = t.ctid(gateways=[gateway("gw", free_port("udp"))],
+                   conf={"metrics_listen": "127.0.0.1:%d" % mport})
+        d.start()
+        _, _, body = http_get(mport, "/metrics")
+        types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", body, re.M))
+        t.check("ctid_journal_bytes" in types and "ctid_gateway_up" in types,
+                "scraped the running daemon", body[:500])
+        used = set(METRIC.findall(rules_text)) | set(
+            METRIC.findall(" ".join(e for _, e in exprs_of(dash))))
+        for name in sorted(used):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            ok = name in types or (base != name and types.get(base) == "histogram")
+            t.check(ok, "%s is in ctid's /metrics" % name)
+    t.run("metric names against a running ctid", names_exist)
