@@ -13,12 +13,13 @@
  *
  *   ctidbench load --host H --port P --conns K --rate R --seconds T
  *                  --to URI --play FILE [--repeat N] [--wait S]
- *                  --report OUT.json
+ *                  [--keys JSON] --report OUT.json
  *       The application server: K JSON-RPC connections to ctid, sends
  *       ext.notify_call.construct at R/s for T s (absolute schedule on
  *       CLOCK_MONOTONIC, round robin over the connections), measures each
  *       construct's reply latency, then waits up to S s for every
  *       constructed call's on_released, and writes a JSON report.
+ *       --keys: a JSON object sent as every construct's `keys` (issue 14).
  *
  * Definitions (also in bench/README.md):
  *   jitter   RFC 3550 6.4.1 interarrival jitter J += (|D| - J)/16, D from
@@ -547,6 +548,7 @@ struct conn {
 struct req {
     double sent;
     double replied;   /* 0 until the reply */
+    double released;  /* 0 until on_released */
     int state;        /* 0 unsent, 1 sent, 2 constructed, 3 error reply, 4 released */
     int conn;
 };
@@ -645,6 +647,7 @@ static void load_line(struct load *L, const char *line, size_t len)
         long i = ud ? strtol(ud, NULL, 10) : -1;
         if (i >= 0 && i < L->total && L->reqs[i].state == 2) {
             L->reqs[i].state = 4;
+            L->reqs[i].released = mono_now();
             L->released++;
             L->concurrent--;
             json_t *e = json_object_get(p, "error");
@@ -703,9 +706,32 @@ static void conn_read(struct load *L, struct conn *c)
     }
 }
 
+/* --keys: construct's keys as one compact JSON member ",\"keys\":{...}"
+ * in out, or "" without; -1 (said on stderr) unless a JSON object that
+ * fits. */
+static int load_keys_member(const char *arg, char *out, size_t size)
+{
+    if (arg == NULL)
+        return 0;
+    json_error_t jerr;
+    json_t *kj = json_loads(arg, 0, &jerr);
+    char *text = json_is_object(kj) ? json_dumps(kj, JSON_COMPACT) : NULL;
+    int n = text ? snprintf(out, size, ",\"keys\":%s", text) : -1;
+    free(text);
+    json_decref(kj);
+    if (n < 0 || (size_t)n >= size) {
+        out[0] = '\0';
+        fprintf(stderr, "ctidbench: --keys: not a JSON object of under %zu "
+                        "bytes: %s\n", size - 10, arg);
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_load(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *to = NULL, *play = NULL, *report = NULL;
+    const char *keys_arg = NULL;
     int port = 7010, conns = 8, repeat = 0;
     double rate = 0, seconds = 0, wait = 60;
     static const struct option opts[] = {
@@ -719,6 +745,7 @@ static int cmd_load(int argc, char **argv)
         {"repeat", required_argument, 0, 'n'},
         {"wait", required_argument, 0, 'w'},
         {"report", required_argument, 0, 'r'},
+        {"keys", required_argument, 0, 'K'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -733,15 +760,19 @@ static int cmd_load(int argc, char **argv)
         case 'n': repeat = atoi(optarg); break;
         case 'w': wait = atof(optarg); break;
         case 'r': report = optarg; break;
+        case 'K': keys_arg = optarg; break;
         default: return 2;
         }
     }
     if (!to || !play || !report || rate <= 0 || seconds <= 0 || conns < 1) {
         fprintf(stderr, "usage: ctidbench load --host H --port P --conns K "
                         "--rate R --seconds T --to URI --play FILE [--repeat N] "
-                        "[--wait S] --report OUT.json\n");
+                        "[--wait S] [--keys JSON] --report OUT.json\n");
         return 2;
     }
+    char keys_member[256] = "";
+    if (load_keys_member(keys_arg, keys_member, sizeof keys_member) < 0)
+        return 2;
     install_signals();
     struct load L;
     memset(&L, 0, sizeof L);
@@ -794,8 +825,8 @@ static int cmd_load(int argc, char **argv)
                 int n = snprintf(line, sizeof line,
                     "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"ext.notify_call.construct\","
                     "\"params\":{\"to_uri\":\"%s\",\"play_content\":\"%s\","
-                    "\"play_repeat\":%d,\"user_data\":\"%ld\"}}\n",
-                    i, to, play, repeat, i);
+                    "\"play_repeat\":%d,\"user_data\":\"%ld\"%s}}\n",
+                    i, to, play, repeat, i, keys_member);
                 double lag = now - (L.t0 + (double)i * interval);
                 if (lag > L.max_lag)
                     L.max_lag = lag;
@@ -850,6 +881,13 @@ static int cmd_load(int argc, char **argv)
         if (L.reqs[i].replied > 0)
             lat[nl++] = (L.reqs[i].replied - L.reqs[i].sent) * 1000.0;
     qsort(lat, nl, sizeof *lat, cmp_double);
+    /* call lengths: construct sent to on_released */
+    double *len = calloc((size_t)L.total + 1, sizeof *len);
+    size_t nlen = 0;
+    for (long i = 0; i < L.sent; i++)
+        if (L.reqs[i].released > 0)
+            len[nlen++] = (L.reqs[i].released - L.reqs[i].sent) * 1000.0;
+    qsort(len, nlen, sizeof *len, cmp_double);
     long dead = 0;
     for (int i = 0; i < conns; i++)
         dead += L.conns[i].dead;
@@ -859,7 +897,7 @@ static int cmd_load(int argc, char **argv)
                   (L.total - L.sent);
     json_t *r = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:b}",
+        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:b}",
         "placed", (json_int_t)L.total,
         "sent", (json_int_t)L.sent,
         "ok", (json_int_t)L.ev_ok,
@@ -878,6 +916,8 @@ static int cmd_load(int argc, char **argv)
         "construct_p50_ms", pct(lat, nl, 50),
         "construct_p99_ms", pct(lat, nl, 99),
         "construct_max_ms", nl ? lat[nl - 1] : 0.0,
+        "call_p50_ms", pct(len, nlen, 50),
+        "call_max_ms", nlen ? len[nlen - 1] : 0.0,
         "send_seconds", (send_end > 0 ? send_end : end) - L.t0,
         "elapsed_s", end - L.t0,
         "schedule_max_lag_ms", L.max_lag * 1000.0,
@@ -888,6 +928,7 @@ static int cmd_load(int argc, char **argv)
     int rc = write_report(r, report);
     json_decref(r);
     free(lat);
+    free(len);
     return rc ? 1 : 0;
 }
 

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
-#include "keyshook.h"
 #include "log.h"
 #include "media.h"
 #include "prompt.h"
@@ -226,8 +225,6 @@ static void server_on_sip_event(void *arg, const struct sip_event *ev)
         return;
     }
     calls_on_sip_event(&srv->calls, ev);
-    if (srv->keys_hook)
-        keys_hook_answered(&srv->calls, ev);
 }
 
 /* What /metrics and /healthz show, read at scrape time. */

@@ -50,7 +50,6 @@ struct server {
     struct ledger ledger;          /* calls not yet released, for recovery */
     struct reqkey reqkeys;         /* construct's request_keys (reqkey.h) */
     bool stopping;                 /* SIGTERM seen: no new work */
-    bool keys_hook;                /* CTID_TEST_KEYS=1 (src/keyshook.c) */
     struct event *grace_timer;     /* SIGTERM: ends calls after shutdown_grace */
     unsigned flush_waited_ms;      /* shutdown: time spent flushing */
 };

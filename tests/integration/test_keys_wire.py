@@ -1,28 +1,29 @@
 #!/usr/bin/env python3
 """ctid integration test: issue 14's SIP and media side of keys, with real
-peers (sipp as the callee, a Python RTP sender on loopback).
+peers (sipp as the callee, a Python RTP sender on loopback): the wire
+details test_keys.py (the end-to-end keys test) does not look at.
 
-Until construct's keys drive it (the call-side wiring, merged separately),
-the daemon's CTID_TEST_KEYS=1 hook (src/keyshook.c) makes every call offer
-telephone-event and listen for RFC 4733 keys once answered with it.
-
-A  with the hook: the INVITE offers telephone-event 101 (sipp checks it),
-   a 183 with SDP is logged as early media, the callee answers with
-   telephone-event as payload type 96; during the prompt
+A  construct with keys {max 32, stop_play false, wait_seconds 2}, so the
+   call keeps collecting through the prompt and 2 s after it: the INVITE
+   offers telephone-event 101 (sipp checks it), a 183 with SDP is logged
+   as early media, the callee answers with telephone-event as payload
+   type 96; during the prompt
    * the callee's INFOs: dtmf-relay Signal=1 and application/dtmf 11 are
      answered 200 and logged as keys 1 and # (info); text/plain 415;
-     Signal=x 400; no body 200; the call goes on to its normal end (BYE
-     from ctid, on_released sys 200);
-   * RFC 4733 packets of PT 96 sent from the callee's RTP port (key 1:
-     start, two updates, three end packets; key 9) are logged once each
-     as "key 1 (rfc4733)", "key 9 (rfc4733)"; PCMA packets sent at the
-     same port never reach ctid (the kernel filter: /proc/net/udp counts
-     them as drops, nothing queued).
-B  without the hook (a call without keys): no telephone-event in the
-   offer; the same RFC 4733 packets are all dropped in the kernel, no key
-   is logged and the stream never listens.
+     Signal=x 400; no body 200 (sipp checks every answer);
+   * then RFC 4733 packets of PT 96 sent from the callee's RTP port (key
+     1: start, two updates, three end packets; key 9) count once each;
+     PCMA packets sent at the same port never reach ctid (the kernel
+     filter: /proc/net/udp counts them as drops, nothing queued);
+   each key is logged once as "RES_ID: key K" (src/call_keys.c) and
+   on_released's keys lists them in order, "1#19"; no key came in the
+   2 s after the prompt, so ctid hangs up (BYE, sys 200).
+B  a call without keys: no telephone-event in the offer; the same RFC
+   4733 packets are all dropped in the kernel, no key is logged, and
+   on_released has no keys.
 """
 import os
+import re
 import socket
 import struct
 import sys
@@ -73,10 +74,8 @@ with t:
     make_prompt(t.path("prompts", "notice.wav"), PROMPT_SECONDS)
     ports = {k: free_port("udp") for k in ("A", "B")}
 
-    os.environ["CTID_TEST_KEYS"] = "1"
     d = t.ctid(name="ctid-keys",
                gateways=[gateway("gwA", ports["A"])]).start()
-    del os.environ["CTID_TEST_KEYS"]
     c = t.client(d.listen_port, "client")
 
     def call_a():
@@ -84,10 +83,15 @@ with t:
         sp = t.sipp("uas_keys_info.xml", port=ports["A"],
                     rtp_sink_port=sink.port, codec=8).start()
         res_id = construct(t, c, d, d.uri(ports["A"]), "notice.wav",
-                           play_repeat=0, user_data="keys-a")
+                           play_repeat=0, user_data="keys-a",
+                           keys={"max": 32, "stop_play": False,
+                                 "wait_seconds": 2})
         if res_id is None or not t.check(sink.wait_packets(1, 15),
                                          "A: RTP arrives"):
             return
+        # the INFO keys first, so the order of all four is known
+        t.check(d.wait_log("%s: key # (info)" % res_id, 10),
+                "A: the INFO keys came")
         ctid_rtp = sink.snapshot()[0].src
         before = udp_row(ctid_rtp[1])
         t.check(before is not None, "A: ctid's RTP port in /proc/net/udp")
@@ -97,8 +101,8 @@ with t:
             sink.sock.sendto(rtp(8, seq + i, 9000 + 160 * i, b"\xd5" * 160),
                              ctid_rtp)
         seq = press(sink.sock, ctid_rtp, 96, seq + 20, 16000, 9)
-        t.check(d.wait_log("%s: key 9 (rfc4733)" % res_id, 5),
-                "A: key 9 (rfc4733) logged")
+        t.check(d.wait_log("%s: key 9\n" % res_id, 5),
+                "A: key 9 (RFC 4733) heard")
         after = udp_row(ctid_rtp[1])
         if before and after:
             t.check(after[1] - before[1] >= 20,
@@ -110,19 +114,21 @@ with t:
                        answered=True, label="A")
         sp.check_exit(t, "A: sipp saw every INFO answered as expected and "
                       "ctid's BYE")
+        t.check_eq((ev or {}).get("params", {}).get("keys"), "1#19",
+                   "A: on_released keys: INFO 1, #, then RFC 4733 1, 9")
         log = d.log_text()
-        t.check_eq(log.count("%s: key 1 (rfc4733)" % res_id), 1,
-                   "A: key 1 (rfc4733) logged once (three end packets)")
-        t.check_eq(log.count("%s: key 9 (rfc4733)" % res_id), 1,
-                   "A: key 9 (rfc4733) logged once")
-        t.check_eq(log.count("(rfc4733)"), 2, "A: no other RTP key")
+        heard = re.findall(r"%s: key (.)$" % re.escape(res_id), log, re.M)
+        t.check_eq(heard, ["1", "#", "1", "9"],
+                   "A: each key logged once, in order (RFC 4733 key 1's "
+                   "three end packets count once)")
         t.check_eq(log.count("%s: key 1 (info)" % res_id), 1,
                    "A: INFO dtmf-relay Signal=1: key 1")
         t.check_eq(log.count("%s: key # (info)" % res_id), 1,
                    "A: INFO application/dtmf 11: key #")
         t.check("183 Session Progress (with SDP: early media)" in log,
                 "A: the 183 with SDP seen as early media")
-        t.check("listening for telephone-event 96" in log,
+        t.check("no telephone-event" not in log
+                and "cannot hear keys" not in log,
                 "A: the stream listens for the answer's payload type 96")
     t.run("A: keys by INFO and RFC 4733", call_a)
 
@@ -157,8 +163,10 @@ with t:
         check_released(t, ev, res_id, "keys-b", None, "sys", cause=200,
                        answered=True, label="B")
         sp.check_exit(t, "B: sipp saw ctid's BYE")
+        t.check("keys" not in (ev or {}).get("params", {}),
+                "B: on_released has no keys")
         log = d2.log_text()
-        t.check("(rfc4733)" not in log and "listening for" not in log,
+        t.check("%s: key" % res_id not in log,
                 "B: no key, the stream never listened")
         t.check("early media" not in log, "B: a 180 without SDP is no early "
                 "media")
