@@ -2,9 +2,9 @@
 """ctid integration test: the shipped Kamailio edge (issue 15, the SIP
 side; conf/kamailio/ctid-edge.cfg, docs/deployment.md).
 
-One Kamailio runs the shipped ctid-edge.cfg (kamailio.KamailioConfig: its
-defines set to this test's ports, probing every second) with a dispatcher
-list of two sipp trunks: A limited to 2 channels, B to 6. Two ctid nodes
+The shipped ctid-edge.cfg passes `kamailio -c` as it is. One Kamailio
+runs it (kamailio.KamailioConfig: its defines set to this test's ports,
+probing every second) with a dispatcher list of two sipp trunks: A limited to 2 channels, B to 6. Two ctid nodes
 (node ids 1.0.0 and 2.0.0, own ports and state dirs) have a gateway "edge"
 whose proxy is the edge, and a gateway "spare" straight to a third sipp.
 The trunks answer and wait for ctid's BYE (the prompt lasts PROMPT s) and
@@ -28,6 +28,7 @@ with the channel limit taken out of the edge).
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -175,6 +176,14 @@ def main(t):
     if not os.path.exists("/usr/sbin/kamailio") or not shutil.which("sipp"):
         t.fail("kamailio and sipp installed (.ci/setup)")
         return
+    r = subprocess.run(["/usr/sbin/kamailio", "-c", "-f", EDGE_CFG],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    out = r.stdout.decode(errors="replace")
+    t.check(r.returncode == 0 and "config file ok" in out
+            and "warning" not in out.lower(),
+            "the shipped config as it is passes kamailio -c, no warning",
+            out[-1500:])
     make_prompt(t.path("prompts", "notice.wav"), PROMPT)
     port_a, port_b, port_s = (free_port("udp") for _ in range(3))
     trunks = {}
