@@ -414,3 +414,57 @@ class Kamailio:
             d.update(code=int(code) if code.isdigit() else code, reason=reason)
             out.append(d)
         return out
+
+
+class KamailioConfig(Kamailio):
+    """Kamailio with some other config than ctid-test.cfg (the shipped
+    conf/kamailio/ctid-edge.cfg, for one), started and stopped like
+    Kamailio. The config's own `listen=` lines are used (no -l): name the
+    address and port in defines. defines: {NAME: value} replaces the value
+    of each `#!define NAME ...` and `#!substdef "!NAME!...!g"` line of the
+    copy (a NAME the config lacks is an error); files: {file name: text}
+    written beside the copy (a dispatcher list, say). Its log lines are the
+    config's own: requests()/replies() only work for ctid-test.cfg.
+
+        port = free_port("udp")
+        kam = KamailioConfig(t, EDGE_CFG, defines={"EDGE_PORT": port, ...},
+                             files={"dispatcher.list": "1 sip:...\\n"},
+                             port=port).start()
+    """
+
+    def __init__(self, t, cfg, name="kamailio-cfg", defines=None, files=None,
+                 port=None):
+        super().__init__(t, name=name)
+        if port is not None:
+            self.udp = self.tcp = port
+        self.source_cfg = cfg
+        self.defines = dict(defines or {})
+        self.files = dict(files or {})
+        self.cfg_path = os.path.join(self.dir, os.path.basename(cfg))
+
+    def path(self, name):
+        """Where a file of `files` is written (for a define naming it)."""
+        return os.path.join(self.dir, name)
+
+    def _write_files(self):
+        with open(self.source_cfg) as f:
+            text = f.read()
+        for name, value in self.defines.items():
+            text, n1 = re.subn(r"^(#!define\s+%s)\s.*$" % re.escape(name),
+                               lambda m: "%s %s" % (m.group(1), value), text,
+                               flags=re.M)
+            text, n2 = re.subn(r'^(#!substdef\s+"!%s!).*(!g")\s*$' % re.escape(name),
+                               lambda m: "%s%s%s" % (m.group(1), value, m.group(2)),
+                               text, flags=re.M)
+            if n1 + n2 != 1:
+                raise ValueError("%s: %d definitions of %s" % (
+                    self.source_cfg, n1 + n2, name))
+        with open(self.cfg_path, "w") as f:
+            f.write(text)
+        for name, body in self.files.items():
+            with open(self.path(name), "w") as f:
+                f.write(body)
+
+    def command(self):
+        return [KAMAILIO, "-DD", "-E", "-f", self.cfg_path, "-Y", self.run_dir,
+                "-P", self.pid_file, "-w", self.dir, "-m", "64", "-M", "8"]

@@ -41,6 +41,8 @@ with t:
             "etc/logrotate.d/ctid": "the logrotate stanza",
             "usr/share/ctid/grafana/ctid.json": "the Grafana dashboard",
             "usr/share/ctid/prometheus/ctid-alerts.yml": "the alert rules",
+            "usr/share/ctid/kamailio/ctid-edge.cfg": "the Kamailio edge",
+            "usr/share/ctid/kamailio/dispatcher.list": "its trunk list",
             "usr/share/ctid/prompts/zh/digit_4.wav": "the zh prompt pack",
             "usr/share/ctid/prompts/en/digit_4.wav": "the en prompt pack",
             "usr/share/man/man8/ctid.8": "ctid(8)",
