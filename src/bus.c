@@ -23,6 +23,9 @@
 #define BUS_TICK_MS 20              /* new records noticed this often */
 #define BUS_RETRY_MIN_MS 100        /* reconnect backoff: doubles ... */
 #define BUS_RETRY_MAX_MS 5000       /* ... up to this */
+/* No connect, or no reply to a command, for this long: the connection is
+ * dropped and made again (a black-holed address, a Redis that hangs). */
+#define BUS_STALL_MS 10000
 
 /* Lua numbers are doubles: seqs are exact up to 2^53, far past any
  * journal's. */
@@ -58,6 +61,7 @@ struct bus {
                                    out but never written, e.g. skipped
                                    after a crash, count as done) */
     unsigned inflight;          /* commands without a reply yet */
+    unsigned stall_ticks;       /* ticks waiting for connect or a reply */
 };
 
 static void bus_connect(struct bus *b);
@@ -218,6 +222,7 @@ static void bus_on_published(redisAsyncContext *ac, void *reply, void *arg)
     journal_cursor_init(&b->cur, after);
     b->sent = b->acked = published;
     b->caught = 0;
+    b->stall_ticks = 0;
     b->ready = true;
     b->down_logged = false;
     b->backoff_ms = BUS_RETRY_MIN_MS;
@@ -259,6 +264,7 @@ static void bus_connect(struct bus *b)
     }
     ac->data = b;
     b->ac = ac;
+    b->stall_ticks = 0;
     redisLibeventAttach(ac, b->base);
     redisAsyncSetConnectCallback(ac, bus_on_connect);
     redisAsyncSetDisconnectCallback(ac, bus_on_disconnect);
@@ -287,6 +293,7 @@ static void bus_on_published_one(redisAsyncContext *ac, void *reply,
     }
     if ((uint64_t)r->integer > b->acked)
         b->acked = (uint64_t)r->integer;
+    b->stall_ticks = 0;
     if (--b->inflight == 0)
         bus_pump(b);
 }
@@ -297,6 +304,8 @@ static void bus_send_record(void *arg, uint64_t seq, int64_t t,
     (void)t;
     struct bus *b = arg;
     char *method, *params;
+    if (!b->ready || b->failing)
+        return; /* dropped mid-chunk: the next connect re-reads from Redis */
     if (bus_split_event(data, len, &method, &params) < 0) {
         log_warn("redis %s: journal seq %" PRIu64 " is not an event line; "
                  "not published", bus_where(b), seq);
@@ -347,11 +356,36 @@ static void bus_pump(struct bus *b)
         b->caught = b->j->last_seq;
 }
 
+/* Frees a connection that stalled (hiredis runs the pending callbacks
+ * with NULL, and the disconnect callback only if it was connected). */
+static void bus_drop_stalled(struct bus *b)
+{
+    redisAsyncContext *ac = b->ac;
+    bool connected = (ac->c.flags & REDIS_CONNECTED) != 0;
+    if (!b->down_logged)
+        log_error("redis %s: no answer for %u s; events wait in the journal, "
+                  "reconnecting", bus_where(b), BUS_STALL_MS / 1000);
+    b->down_logged = true;
+    b->failing = true;
+    redisAsyncFree(ac);
+    if (!connected)
+        bus_schedule_retry(b);
+}
+
 static void bus_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    bus_pump(arg);
+    struct bus *b = arg;
+    if (b->ac != NULL && (!b->ready || b->inflight > 0)) {
+        if (++b->stall_ticks * BUS_TICK_MS >= BUS_STALL_MS) {
+            b->stall_ticks = 0;
+            bus_drop_stalled(b);
+        }
+        return;
+    }
+    b->stall_ticks = 0;
+    bus_pump(b);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */

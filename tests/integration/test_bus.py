@@ -14,6 +14,8 @@ B  Redis killed mid-run: calls go on, ctid_bus_lag grows, the loss is
 C  kill -9 of ctid as it publishes a backlog, and kill -9 with a publish
    in flight in a frozen (SIGSTOP) Redis that runs it after ctid died;
    restart: no duplicate and no gap.
+F  a Redis that stops answering (SIGSTOP) is dropped after 10 s and
+   reconnected; everything published once when it answers again.
 D  redis with requirepass: redis_password works; a wrong one is logged
    and nothing is published.
 E  a bad redis address is refused at start with FILE:LINE.
@@ -238,6 +240,17 @@ with t:
     check_stream("C2", r)
     t.check(wait_until(lambda: scrape(mport).get("ctid_bus_lag") == 0),
             "C2: ctid_bus_lag back to 0")
+
+    t.section("F: a Redis that hangs (SIGSTOP) is dropped and reconnected")
+    red.proc.send_signal(signal.SIGSTOP)
+    calls(2, "f")
+    t.check(d.wait_log("no answer for 10 s", 15),
+            "F: a stalled connection is logged and dropped", d.log_tail(5))
+    red.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: len(entries(r)) >= len(got), timeout=20)
+    check_stream("F", r)
+    t.check(wait_until(lambda: scrape(mport).get("ctid_bus_lag") == 0, 15),
+            "F: ctid_bus_lag back to 0")
     r.close()
     d.stop()
 
