@@ -16,6 +16,8 @@ C  kill -9 of ctid as it publishes a backlog, and kill -9 with a publish
    restart: no duplicate and no gap.
 F  a Redis that stops answering (SIGSTOP) is dropped after 10 s and
    reconnected; everything published once when it answers again.
+G  two ctids with the same node and copies of one journal publish at
+   once (Redis frozen until both are connected): each seq once.
 D  redis with requirepass: redis_password works; a wrong one is logged
    and nothing is published.
 E  a bad redis address is refused at start with FILE:LINE.
@@ -251,8 +253,36 @@ with t:
     check_stream("F", r)
     t.check(wait_until(lambda: scrape(mport).get("ctid_bus_lag") == 0, 15),
             "F: ctid_bus_lag back to 0")
-    r.close()
     d.stop()
+
+    t.section("G: two publishers of one journal at once: each seq once")
+    # The extreme of a restarted node racing its dead predecessor's
+    # commands: two ctids with the same node_id and copies of the same
+    # journal, started while Redis is frozen so both read "nothing
+    # published" and then pipeline everything. Only the script's atomic
+    # check keeps the stream at one entry per seq.
+    import shutil
+    dups = []
+    for name in ("g1", "g2"):
+        sd = t.path(name + "-state")
+        shutil.copytree(d.state_dir, sd)
+        dups.append(t.ctid(name=name, gateways=[gateway("gw", busy)],
+                           node_id="1.2.3", state_dir=sd,
+                           conf={"redis": "127.0.0.1:%d" % red.port,
+                                 "redis_prefix": "dup"}))
+    red.proc.send_signal(signal.SIGSTOP)
+    for g in dups:
+        g.start()
+    time.sleep(0.5)
+    red.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: len(entries(r, "dup:events")) >= len(got), 15)
+    time.sleep(1)
+    seqs = [e[1] for e in entries(r, "dup:events")]
+    t.check_eq(seqs, sorted(p["seq"] for p in got),
+               "G: every seq once, in order, with two publishers")
+    for g in dups:
+        g.stop()
+    r.close()
 
     t.section("D: requirepass")
     red2 = t.add_cleanup(Redis(t, "redis2", ["--requirepass", "s3cret"]))
