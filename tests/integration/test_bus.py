@@ -20,6 +20,8 @@ G  two ctids with the same node and copies of one journal publish at
    once (Redis frozen until both are connected): each seq once.
 D  redis with requirepass: redis_password works; a wrong one is logged
    and nothing is published.
+H  a non-loopback redis without redis_password: a warning at start;
+   calls go on while it is unreachable.
 E  a bad redis address is refused at start with FILE:LINE.
 """
 import os
@@ -313,6 +315,22 @@ with t:
     t.check_eq(entries(r2, "p3:events"), [], "D: nothing published")
     d3.stop()
     r2.close()
+
+    t.section("H: a non-loopback Redis without a password: warned, calls go on")
+    # 192.0.2.1 (TEST-NET-1) answers nothing: the connect stays pending.
+    d4 = t.ctid(name="ctid4", gateways=[gateway("gw", busy)],
+                conf={"redis": "192.0.2.1:6379"})
+    d4.start()
+    t.check(d4.wait_log("is not on loopback and redis_password is empty", 5),
+            "H: warning at start", d4.log_tail(5))
+    c4 = t.client(d4.listen_port, "h")
+    sp = t.sipp("uas_busy.xml", port=busy, calls=1).start()
+    rid = construct(t, c4, d4, d4.uri(busy), "short.wav")
+    t.check(rid is not None and c4.wait_event(rid, timeout=20) is not None,
+            "H: a call with Redis unreachable ends with its event")
+    sp.wait(10)
+    sp.close()
+    d4.stop()
 
     t.section("E: bad address refused with FILE:LINE")
     for bad in ("redis.example.com:6379", "127.0.0.1", "unix:relative",
