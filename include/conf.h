@@ -97,6 +97,10 @@ struct conf {
     unsigned shutdown_grace;         /* SIGTERM: seconds calls may finish */
     char auth_token[256];            /* "" = no sys.auth; required off loopback */
     bool allow_unlisted_gateways;    /* dial a to_uri host:port with no [gateway] */
+    char redis[PATH_MAX];            /* events bus: HOST:PORT, unix:PATH; "" off */
+    char redis_password[256];        /* AUTH; "" = none */
+    char redis_prefix[64];           /* key prefix: PREFIX:events, ... */
+    uint64_t redis_events_maxlen;    /* XADD MAXLEN ~ of PREFIX:events */
     struct conf_gateway gateways[CONF_MAX_GATEWAYS];
     size_t n_gateways;
 };
@@ -123,6 +127,10 @@ int conf_build(struct conf *c, const struct conf_source *src, char *err,
  * other key that differs is logged as needing a restart and keeps its
  * value. Returns the number of keys changed. */
 unsigned conf_reload(struct conf *cur, const struct conf *next);
+/* Splits a redis value: "unix:/PATH" (path in host, *is_unix) or
+ * HOST:PORT / [V6]:PORT. Returns 0 or -1 when malformed. */
+int conf_redis_parse(const char *value, char *host, size_t hostlen,
+                     uint16_t *port, bool *is_unix);
 /* Is host (a numeric address or "localhost") a loopback address? */
 bool conf_is_loopback(const char *host);
 /* Reads KEY = VALUE lines and [gateway NAME] sections. Returns 0, or -1

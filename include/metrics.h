@@ -66,6 +66,8 @@ struct metrics_view {
     uint64_t journal_max_bytes;             /* journal_max_bytes */
     uint64_t journal_first_seq;             /* oldest retained, 0: none */
     uint64_t journal_last_seq;              /* last handed out */
+    uint64_t bus_lag;                       /* bus_lag(): not yet in Redis */
+    bool bus_connected;                     /* bus_connected() */
 };
 
 

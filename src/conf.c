@@ -184,6 +184,15 @@ static const struct conf_key conf_keys[] = {
      .check = check_auth_token, .flags = CONF_RELOAD | CONF_SECRET},
     {KEY("allow_unlisted_gateways", CONF_BOOL), TOP(allow_unlisted_gateways),
      .def = "no", .flags = CONF_RELOAD},
+    /* The events bus (src/bus.c); "" = off. */
+    {KEY("redis", CONF_STR), TOP(redis), .def = "", .check = conf_check_redis},
+    {KEY("redis_password", CONF_STR), TOP(redis_password), .def = "",
+     .flags = CONF_SECRET},
+    {KEY("redis_prefix", CONF_STR), TOP(redis_prefix), .def = "ctid",
+     .check = conf_check_redis_prefix},
+    /* ~1e6 entries of ~400 bytes: a few hundred MB in Redis at most. */
+    {KEY("redis_events_maxlen", CONF_U64), TOP(redis_events_maxlen),
+     RANGE(100, 1UL << 40), .def = "1000000"},
 };
 
 /* A [gateway NAME] section; the name itself is the section header's.

@@ -5,14 +5,17 @@
  * cdr_format) live here to keep conf.c short. */
 #include "conf_key.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "uri.h"
 
 int conf_err(char *err, size_t errlen, const char *fmt, ...)
@@ -272,4 +275,83 @@ int conf_check_cdr_format(const char *key, const char *value, char *err,
         return 0;
     return conf_err(err, errlen, "%s: expected ctid or ipsc, got '%s'", key,
                     value);
+}
+
+/* redis: "" (off), "unix:/absolute/path" or HOST:PORT ([v6]:PORT). */
+int conf_redis_parse(const char *value, char *host, size_t hostlen,
+                     uint16_t *port, bool *is_unix)
+{
+    *is_unix = false;
+    *port = 0;
+    if (strncmp(value, "unix:", 5) == 0) {
+        const char *path = value + 5;
+        if (path[0] != '/' || strlen(path) >= hostlen)
+            return -1;
+        snprintf(host, hostlen, "%s", path);
+        *is_unix = true;
+        return 0;
+    }
+    const char *colon = strrchr(value, ':');
+    if (colon == NULL || colon == value)
+        return -1;
+    const char *h = value;
+    size_t hl = (size_t)(colon - value);
+    if (h[0] == '[') {
+        if (hl < 3 || h[hl - 1] != ']')
+            return -1;
+        h++;
+        hl -= 2;
+    } else if (memchr(h, ':', hl) != NULL) {
+        return -1; /* IPv6 only in brackets */
+    }
+    if (hl >= hostlen || hl >= 64)
+        return -1;
+    /* Numeric (or localhost): hiredis would resolve a name on the main
+     * loop, blocking it. */
+    char tmp[64];
+    unsigned char bin[16];
+    memcpy(tmp, h, hl);
+    tmp[hl] = '\0';
+    if (strcmp(tmp, "localhost") != 0 && inet_pton(AF_INET, tmp, bin) != 1 &&
+        inet_pton(AF_INET6, tmp, bin) != 1)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || errno != 0 || p == 0 ||
+        p > 65535 || colon[1] == '-' || colon[1] == '+')
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+int conf_check_redis(const char *key, const char *value, char *err,
+                     size_t errlen)
+{
+    char host[PATH_MAX];
+    uint16_t port;
+    bool is_unix;
+    if (value[0] == '\0' ||
+        conf_redis_parse(value, host, sizeof host, &port, &is_unix) == 0)
+        return 0;
+    return conf_err(err, errlen,
+                    "%s: expected IP:PORT, [IPV6]:PORT or unix:/PATH, got '%s'", key,
+                    value);
+}
+
+/* redis_prefix: a key prefix, printable without spaces. */
+int conf_check_redis_prefix(const char *key, const char *value, char *err,
+                            size_t errlen)
+{
+    size_t n = strlen(value);
+    for (size_t i = 0; i < n; i++)
+        if (value[i] <= ' ' || value[i] > '~')
+            n = 0;
+    if (n > 0)
+        return 0;
+    return conf_err(err, errlen,
+                    "%s: expected printable characters without spaces, got "
+                    "'%s'", key, value);
 }

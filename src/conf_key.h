@@ -52,6 +52,10 @@ int conf_check_node_id(const char *key, const char *value, char *err,
                        size_t errlen);
 int conf_check_cdr_format(const char *key, const char *value, char *err,
                           size_t errlen);
+int conf_check_redis(const char *key, const char *value, char *err,
+                     size_t errlen);
+int conf_check_redis_prefix(const char *key, const char *value, char *err,
+                            size_t errlen);
 
 /* conf_trunk.c: the checks of the carrier-trunk keys (a row's check),
  * and the cross-field checks conf_validate adds for them. */

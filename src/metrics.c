@@ -287,6 +287,12 @@ static int add_journal(struct evbuffer *out, const struct metrics_view *v)
                   v->journal_first_seq);
     rc |= add_u64(out, "ctid_journal_last_seq", "gauge",
                   "Last event seq handed out.", v->journal_last_seq);
+    rc |= add_u64(out, "ctid_bus_lag", "gauge",
+                  "Journaled event seqs not yet published to Redis "
+                  "(0 with no redis).", v->bus_lag);
+    rc |= add_u64(out, "ctid_bus_connected", "gauge",
+                  "1 while the Redis events bus is connected and ready.",
+                  v->bus_connected ? 1 : 0);
     return rc;
 }
 

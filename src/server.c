@@ -19,6 +19,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "bus.h"
 #include "log.h"
 #include "media.h"
 #include "prompt.h"
@@ -245,6 +246,8 @@ static void server_metrics_view(void *arg, struct metrics_view *v)
     v->journal_max_bytes = srv->conf.journal_max_bytes;
     v->journal_first_seq = journal_first_seq(&srv->journal);
     v->journal_last_seq = srv->journal.last_seq;
+    v->bus_lag = bus_lag(srv->bus);
+    v->bus_connected = bus_connected(srv->bus);
 }
 
 /* The call table reaches SIP and media through these: the real threads. */
@@ -447,6 +450,11 @@ int server_init(struct server *srv, const struct conf *conf,
                            server_metrics_view, srv, err, errlen) < 0 ||
         server_start_signals(srv, err, errlen) < 0)
         return -1;
+    if (srv->conf.redis[0] &&
+        (srv->bus = bus_new(srv->base, &srv->conf, &srv->journal)) == NULL) {
+        snprintf(err, errlen, "redis %s: cannot start", srv->conf.redis);
+        return -1;
+    }
     log_info("ctid listening on %s:%u (node %s), SIP udp %s:%u, RTP %s "
              "ports %u-%u, prompts %s",
              srv->conf.listen_host, srv->conf.listen_port, srv->conf.node_id,
@@ -488,6 +496,7 @@ void server_free(struct server *srv)
     if (srv->grace_timer)
         event_free(srv->grace_timer);
     cdr_close(&srv->cdr);
+    bus_free(srv->bus);
     journal_close(&srv->journal);
     ledger_close(&srv->ledger);
     reqkey_close(&srv->reqkeys);

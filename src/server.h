@@ -27,6 +27,7 @@ struct sip;
 struct media;
 struct prompt_cache;
 struct work_pool;
+struct bus;
 
 struct server {
     struct conf conf;              /* changed only by a SIGHUP reload */
@@ -49,6 +50,7 @@ struct server {
     struct journal journal;        /* every event, by seq, before it is sent */
     struct ledger ledger;          /* calls not yet released, for recovery */
     struct reqkey reqkeys;         /* construct's request_keys (reqkey.h) */
+    struct bus *bus;               /* events to Redis; NULL: redis off */
     bool stopping;                 /* SIGTERM seen: no new work */
     struct event *grace_timer;     /* SIGTERM: ends calls after shutdown_grace */
     unsigned flush_waited_ms;      /* shutdown: time spent flushing */

@@ -126,6 +126,16 @@ static const struct key_case top_cases[] = {
     {"allow_unlisted_gateways", "no", "yes", "yes", "maybe",
      "allow_unlisted_gateways: expected yes or no, got 'maybe'",
      "SIGHUP: allow_unlisted_gateways yes"},
+    {"redis", "", "unix:/run/redis.sock", "unix:/run/redis.sock",
+     "redis.example:6379", "redis: expected IP:PORT, [IPV6]:PORT or "
+     "unix:/PATH, got 'redis.example:6379'", NULL},
+    {"redis_password", "", "pw", "(set)", LONG_256,
+     "redis_password: longer than 255 bytes", NULL},
+    {"redis_prefix", "ctid", "ctid.a", "ctid.a", "a b",
+     "redis_prefix: expected printable characters without spaces, got 'a b'",
+     NULL},
+    {"redis_events_maxlen", "1000000", "100", "100", "99",
+     "redis_events_maxlen: 99 is outside 100..1099511627776", NULL},
 };
 
 /* [gateway NAME] keys; reloaded is unused (gateways reload as a whole).
@@ -232,7 +242,8 @@ static void test_every_key_has_a_row(void **state)
         assert_true(i < N_TOP);
         assert_string_equal(k.name, top_cases[i].key); /* print order */
         assert_int_equal(k.reload, top_cases[i].reloaded != NULL);
-        assert_int_equal(k.secret, strcmp(k.name, "auth_token") == 0);
+        assert_int_equal(k.secret, strcmp(k.name, "auth_token") == 0 ||
+                                       strcmp(k.name, "redis_password") == 0);
     }
     assert_int_equal(i, N_TOP);
     for (i = 0; conf_key_at(true, i, &k); i++) {
@@ -333,7 +344,7 @@ static void test_gateway_keys(void **state)
                                 "register = no\nregister_expires = 600\n"
                                 "options_interval = 0\n"));
     assert_null(strstr(out, "username"));
-    assert_null(strstr(out, "password"));
+    assert_null(strstr(out, "\npassword")); /* not redis_password */
     free(out);
     char *p = text;
     p += sprintf(p, "[gateway g]\n");
@@ -464,6 +475,8 @@ static void test_print_every_key_set(void **state)
         "cdr_format = ipsc\n"
         "metrics_listen = [::1]:9100\nshutdown_grace = 0\n"
         "auth_token = s3cret-s3cret-s3cret\nallow_unlisted_gateways = yes\n"
+        "redis = [::1]:6380\nredis_password = pw\nredis_prefix = p1\n"
+        "redis_events_maxlen = 5000\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
         "username = alice\npassword = pw\n[gateway b b]\nhost = example.com\n");
     conf_defaults(&c);
@@ -489,6 +502,8 @@ static void test_print_every_key_set(void **state)
         "journal_max_age = 60\nrequest_key_ttl = 5\nshutdown_grace = 0\n"
         "auth_token = (set)\n"
         "allow_unlisted_gateways = yes\n"
+        "redis = [::1]:6380\nredis_password = (set)\nredis_prefix = p1\n"
+        "redis_events_maxlen = 5000\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
         "username = alice\npassword = (set)\ntransport = udp\n"
         "domain = 10.0.0.1\npai = no\ntls_verify = yes\nregister = no\n"
@@ -525,7 +540,9 @@ static void test_print_defaults(void **state)
         "cdr_format = ctid\nmetrics_listen = \njournal_max_bytes = 268435456\n"
         "journal_max_age = 604800\nrequest_key_ttl = 86400\n"
         "shutdown_grace = 30\nauth_token = \n"
-        "allow_unlisted_gateways = no\n");
+        "allow_unlisted_gateways = no\nredis = \nredis_password = \n"
+        "redis_prefix = ctid\n"
+        "redis_events_maxlen = 1000000\n");
     free(out);
 }
 
