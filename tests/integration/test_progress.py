@@ -114,7 +114,10 @@ with t:
         ev = creator.wait_event(res_id, timeout=30)
         check_released(t, ev, res_id, "u-%d" % ports["B"], None, "sys",
                        cause=200, answered=True, label="B")
+        # Each connection's on_released first: what came before it is all
+        # there is (the plain subscriber's may still be on its way).
         prog.wait_event(res_id, timeout=5)
+        plain.wait_event(res_id, timeout=5)
         for who, c in (("creator", creator), ("progress subscriber", prog),
                        ("plain subscriber", plain)):
             t.check_eq(names(c, res_id), ["released"],
