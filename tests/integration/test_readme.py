@@ -118,13 +118,25 @@ with t:
     sipp_pids = []
 
     def kill_all():
+        # The daemon runs under `sh -c` in a session of its own: signal
+        # the whole group, or the shell dies and ctid lives on (it did:
+        # every run left a daemon behind).
         for p, _ in background:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+            except OSError:
+                pass
+            deadline = time.time() + 10
+            while time.time() < deadline:
                 try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                    os.killpg(p.pid, 0)
+                except OSError:
+                    break  # the group is gone
+                time.sleep(0.05)
         for pid in sipp_pids:
             try:
                 os.kill(pid, signal.SIGKILL)
