@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crcline.h"
 #include "idmap.h"
 #include "journal.h"
 #include "log.h"
@@ -110,24 +111,6 @@ static bool call_from_json(json_t *o, struct ledger_call *lc)
     return true;
 }
 
-/* One line: "CRC32HEX JSON\n", malloc'ed. */
-static char *format_line(json_t *rec, size_t *len)
-{
-    char *js = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
-    json_decref(rec);
-    if (js == NULL)
-        return NULL;
-    size_t n = strlen(js);
-    char *line = malloc(n + 11);
-    if (line != NULL) {
-        snprintf(line, n + 11, "%08" PRIx32 " %s\n",
-                 journal_crc32(0, js, n), js);
-        *len = n + 10;
-    }
-    free(js);
-    return line;
-}
-
 /* ---- parsing -------------------------------------------------------------- */
 
 void ledger_calls_free(struct ledger_call *calls, size_t n)
@@ -135,31 +118,6 @@ void ledger_calls_free(struct ledger_call *calls, size_t n)
     for (size_t i = 0; i < n; i++)
         free(calls[i].user_data);
     free(calls);
-}
-
-/* Parses one line (without '\n') into a JSON record; NULL if bad. */
-static json_t *parse_line(const char *line, size_t len)
-{
-    if (len < 10 || line[8] != ' ')
-        return NULL;
-    uint32_t crc = 0;
-    for (int i = 0; i < 8; i++) {
-        char c = line[i];
-        unsigned v = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                                            : 16;
-        if (v == 16)
-            return NULL;
-        crc = crc << 4 | v;
-    }
-    if (journal_crc32(0, line + 9, len - 9) != crc)
-        return NULL;
-    json_t *rec = json_loadb(line + 9, len - 9, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(rec)) {
-        json_decref(rec);
-        return NULL;
-    }
-    return rec;
 }
 
 /* Applies one record to the open set (pid -> struct ledger_call *). */
@@ -243,7 +201,7 @@ int ledger_parse(const char *buf, size_t len, struct ledger_call **calls,
             break;
         }
         size_t line_len = (size_t)(nl - (buf + pos));
-        json_t *rec = parse_line(buf + pos, line_len);
+        json_t *rec = crcline_parse(buf + pos, line_len);
         if (rec == NULL)
             (*bad)++;
         else
@@ -358,7 +316,7 @@ void ledger_close(struct ledger *l)
 static int append_line(struct ledger *l, json_t *rec)
 {
     size_t len = 0;
-    char *line = format_line(rec, &len);
+    char *line = crcline_format(rec, &len);
     if (line == NULL) {
         errno = ENOMEM;
         return -1;
@@ -446,7 +404,7 @@ int ledger_rewrite_begin(struct ledger *l, struct ledger_rewrite *rw)
 void ledger_rewrite_add(struct ledger_rewrite *rw, const struct ledger_call *lc)
 {
     size_t len = 0;
-    char *line = rw->failed ? NULL : format_line(call_to_json(lc), &len);
+    char *line = rw->failed ? NULL : crcline_format(call_to_json(lc), &len);
     if (line == NULL || write(rw->fd, line, len) != (ssize_t)len)
         rw->failed = true;
     else

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crc32.h"
+#include "crcline.h"
 #include "log.h"
 #include "rpc.h"
 
@@ -178,23 +178,6 @@ int reqkey_begin(struct reqkey *r, const char *key, const char *digest,
 
 /* ---- records ------------------------------------------------------------ */
 
-static char *reqkey_format_line(json_t *rec, size_t *len)
-{
-    char *js = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
-    json_decref(rec);
-    if (js == NULL)
-        return NULL;
-    size_t n = strlen(js);
-    char *line = malloc(n + 11);
-    if (line != NULL) {
-        snprintf(line, n + 11, "%08" PRIx32 " %s\n", journal_crc32(0, js, n),
-                 js);
-        *len = n + 10;
-    }
-    free(js);
-    return line;
-}
-
 static json_t *reqkey_put_record(const struct reqkey_entry *e)
 {
     json_t *res = json_loads(e->result, 0, NULL);
@@ -205,29 +188,6 @@ static json_t *reqkey_put_record(const struct reqkey_entry *e)
                      "result", res);
 }
 
-static json_t *reqkey_parse_line(const char *line, size_t len)
-{
-    if (len < 10 || line[8] != ' ')
-        return NULL;
-    uint32_t crc = 0;
-    for (int i = 0; i < 8; i++) {
-        char c = line[i];
-        unsigned v = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                                            : 16;
-        if (v == 16)
-            return NULL;
-        crc = crc << 4 | v;
-    }
-    if (journal_crc32(0, line + 9, len - 9) != crc)
-        return NULL;
-    json_t *rec = json_loadb(line + 9, len - 9, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(rec)) {
-        json_decref(rec);
-        return NULL;
-    }
-    return rec;
-}
 
 /* A key as construct accepts it: 1..128 bytes, no NUL. */
 static const char *reqkey_valid_key(json_t *v)
@@ -307,7 +267,7 @@ int reqkey_load(struct reqkey *r, const char *buf, size_t len, int64_t now,
             break;
         }
         size_t line_len = (size_t)(nl - (buf + pos));
-        json_t *rec = reqkey_parse_line(buf + pos, line_len);
+        json_t *rec = crcline_parse(buf + pos, line_len);
         int rc = rec ? reqkey_apply(r, rec, now) : 1;
         json_decref(rec);
         if (rc < 0)
@@ -324,7 +284,7 @@ int reqkey_load(struct reqkey *r, const char *buf, size_t len, int64_t now,
 static int reqkey_append(struct reqkey *r, json_t *rec)
 {
     size_t len = 0;
-    char *line = reqkey_format_line(rec, &len);
+    char *line = crcline_format(rec, &len);
     if (line == NULL) {
         errno = ENOMEM;
         return -1;
@@ -432,7 +392,7 @@ int reqkey_compact(struct reqkey *r)
         if (e->result == NULL)
             continue; /* pending: its put comes later, if ever */
         size_t len = 0;
-        char *line = reqkey_format_line(reqkey_put_record(e), &len);
+        char *line = crcline_format(reqkey_put_record(e), &len);
         failed = line == NULL || write(fd, line, len) != (ssize_t)len;
         bytes += len;
         free(line);
