@@ -28,6 +28,7 @@ check_result, check_construct_result, check_released).
 """
 
 import argparse
+import atexit
 import hashlib
 import http.client
 import json
@@ -228,9 +229,9 @@ def free_port(kind="tcp"):
     lo = ephemeral_range()[1] + 1
     if lo > 65000:
         lo = 1024 + 10000  # a machine whose range reaches the top
-    for _ in range(200):
+    for _ in range(400):
         port = random.randrange(lo, 65536)
-        if port in _given_ports:
+        if port in _given_ports or not _reserve_port(port):
             continue
         ok = True
         for st in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
@@ -240,10 +241,81 @@ def free_port(kind="tcp"):
             except OSError:
                 ok = False
             s.close()
+        _given_ports.add(port)  # reserved either way; a bound one is skipped
         if ok:
-            _given_ports.add(port)
             return port
     raise RuntimeError("no free port found")
+
+
+PORT_DIR = os.path.join(tempfile.gettempdir(), "ctid-test-ports")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reserve_port(port):
+    """Claim a port across every test process on the machine, not just this
+    one: under ctest -j2 two tests drew the same random port (a birthday
+    clash over ~4,500 ports), and the second sipp failed with "Address
+    already in use" while the first held it. A claim is a file
+    PORT_DIR/<port> created with O_EXCL and holding the owner's pid; a
+    claim whose owner died (kill -9, a crashed test) is taken over, the
+    rename deciding between two takers. Claims are removed at exit."""
+    os.makedirs(PORT_DIR, exist_ok=True)
+    path = os.path.join(PORT_DIR, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read().strip() or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if owner and (owner == os.getpid() or _pid_alive(owner)):
+                return False
+            if not owner and _age(path) < 10:
+                return False  # being written by its owner just now
+            try:  # stale: only one taker wins the rename
+                os.rename(path, "%s.stale.%d" % (path, os.getpid()))
+                os.unlink("%s.stale.%d" % (path, os.getpid()))
+            except OSError:
+                return False
+            continue
+        os.write(fd, b"%d\n" % os.getpid())
+        os.close(fd)
+        _claimed_files.append(path)
+        return True
+    return False
+
+
+def _age(path):
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return 0
+
+
+def _release_ports():
+    for path in _claimed_files:
+        try:
+            with open(path) as f:
+                if int(f.read().strip() or "0") != os.getpid():
+                    continue
+            os.unlink(path)
+        except (OSError, ValueError):
+            pass
+
+
+_claimed_files = []
+atexit.register(_release_ports)
 
 
 def ephemeral_range():
