@@ -14,101 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "journal_int.h"
 #include "log.h"
 
-#define JOURNAL_MAGIC 0x314a5443u /* "CTJ1" little-endian */
-/* Seqs go out as JSON integers (json_int_t, int64) and come back as
- * since: a segment name or record seq above this is damage, and taking it
- * would let the next seq wrap to 0. */
-#define SEQ_MAX ((uint64_t)INT64_MAX)
-
-/* ---- record encoding ------------------------------------------------------ */
-
-static void put32(unsigned char *b, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *b, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *b)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | b[i];
-    return v;
-}
-
-static uint64_t get64(const unsigned char *b)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | b[i];
-    return v;
-}
-
-/* Header: magic 0..4, len 4..8, seq 8..16, time 16..24, crc 24..28,
- * reserved 28..32. The CRC covers bytes 4..24 and the payload, so a
- * flipped seq or time is caught as well as a flipped payload byte. */
-static uint32_t record_crc(const unsigned char *hdr, const char *data,
-                           size_t len)
-{
-    return journal_crc32(journal_crc32(0, hdr + 4, 20), data, len);
-}
-
-/* Reads the record at off of fd (file size size). Returns 1 with *buf
- * (malloc'ed payload) filled, 0 at a clean end of file, -2 for a torn or
- * corrupt record (why says which), -1 on an I/O error. */
-static int record_read(int fd, uint64_t off, uint64_t size, uint64_t *seq,
-                       int64_t *t, char **buf, size_t *len, const char **why)
-{
-    unsigned char hdr[JOURNAL_HEADER_BYTES];
-    *buf = NULL;
-    if (off == size)
-        return 0;
-    if (size - off < JOURNAL_HEADER_BYTES) {
-        *why = "short header";
-        return -2;
-    }
-    if (pread(fd, hdr, sizeof hdr, (off_t)off) != (ssize_t)sizeof hdr)
-        return -1;
-    uint32_t n = get32(hdr + 4);
-    if (get32(hdr) != JOURNAL_MAGIC) {
-        *why = "bad magic";
-        return -2;
-    }
-    if (n > JOURNAL_MAX_RECORD || n > size - off - JOURNAL_HEADER_BYTES) {
-        *why = "length past the end";
-        return -2;
-    }
-    char *p = malloc(n ? n : 1);
-    if (p == NULL)
-        return -1;
-    if (pread(fd, p, n, (off_t)(off + JOURNAL_HEADER_BYTES)) != (ssize_t)n) {
-        free(p);
-        return -1;
-    }
-    if (record_crc(hdr, p, n) != get32(hdr + 24)) {
-        free(p);
-        *why = "CRC mismatch";
-        return -2;
-    }
-    *seq = get64(hdr + 8);
-    if (*seq == 0 || *seq > SEQ_MAX) {
-        free(p);
-        *why = "seq out of range";
-        return -2;
-    }
-    *t = (int64_t)get64(hdr + 16);
-    *buf = p;
-    *len = n;
-    return 1;
-}
+#define SEQ_MAX JOURNAL_SEQ_MAX
 
 /* ---- segments ------------------------------------------------------------- */
 
@@ -204,7 +113,7 @@ static int recover_tail(struct journal *j, bool *cut, char *err,
     for (;;) {
         char *buf;
         size_t len;
-        rc = record_read(fd, off, s->bytes, &seq, &t, &buf, &len, &why);
+        rc = journal_record_read(fd, off, s->bytes, &seq, &t, &buf, &len, &why);
         if (rc != 1)
             break;
         free(buf);
@@ -505,13 +414,7 @@ int journal_write(struct journal *j, int64_t now, uint64_t seq,
         errno = ENOMEM;
         return -1;
     }
-    put32(rec, JOURNAL_MAGIC);
-    put32(rec + 4, (uint32_t)len);
-    put64(rec + 8, seq);
-    put64(rec + 16, (uint64_t)now);
-    memcpy(rec + JOURNAL_HEADER_BYTES, data, len);
-    put32(rec + 24, record_crc(rec, data, len));
-    put32(rec + 28, 0);
+    journal_record_encode(rec, seq, now, data, len);
     /* One write(2): a crash leaves at most this record torn, which the
      * next open cuts off. */
     ssize_t w = write(j->fd, rec, n);
@@ -587,7 +490,7 @@ int journal_read(struct journal *j, struct journal_cursor *cur,
             char *buf;
             size_t len;
             const char *why = "";
-            int rc = record_read(fd, cur->off, s->bytes, &seq, &t, &buf, &len,
+            int rc = journal_record_read(fd, cur->off, s->bytes, &seq, &t, &buf, &len,
                                  &why);
             if (rc == -1) {
                 log_error("journal %s: read: %s", path, strerror(errno));
