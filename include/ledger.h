@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crcfile.h"
 #include "sip.h"
 
 #define LEDGER_COMPACT_BYTES (8u << 20)
@@ -92,10 +93,7 @@ bool ledger_wants_rewrite(const struct ledger *l);
 /* Rewriting: begin, one add per open call, commit (synced and renamed
  * over the old file; on any failure the old file stays in use). */
 struct ledger_rewrite {
-    char tmp[PATH_MAX + 8];
-    int fd;
-    uint64_t bytes;
-    bool failed;
+    struct crcfile_rewrite f;
 };
 int ledger_rewrite_begin(struct ledger *l, struct ledger_rewrite *rw);
 void ledger_rewrite_add(struct ledger_rewrite *rw, const struct ledger_call *lc);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crcfile.h"
 #include "crcline.h"
 #include "idmap.h"
 #include "journal.h"
@@ -315,28 +316,7 @@ void ledger_close(struct ledger *l)
 
 static int append_line(struct ledger *l, json_t *rec)
 {
-    size_t len = 0;
-    char *line = crcline_format(rec, &len);
-    if (line == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    ssize_t w = write(l->fd, line, len);
-    int saved = errno;
-    free(line);
-    if (w == (ssize_t)len) {
-        l->bytes += len;
-        return 0;
-    }
-    if (w >= 0) {
-        /* Cut the partial line so the next record starts cleanly. */
-        if (ftruncate(l->fd, (off_t)l->bytes) < 0)
-            log_error("%s: cannot cut a partial record: %s", l->path,
-                      strerror(errno));
-        saved = ENOSPC;
-    }
-    errno = saved;
-    return -1;
+    return crcfile_append(l->fd, l->path, &l->bytes, rec);
 }
 
 int ledger_add(struct ledger *l, const struct ledger_call *lc)
@@ -395,56 +375,24 @@ bool ledger_wants_rewrite(const struct ledger *l)
 
 int ledger_rewrite_begin(struct ledger *l, struct ledger_rewrite *rw)
 {
-    memset(rw, 0, sizeof *rw);
-    snprintf(rw->tmp, sizeof rw->tmp, "%s.new", l->path);
-    rw->fd = open(rw->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    return rw->fd < 0 ? -1 : 0;
+    return crcfile_rewrite_begin(&rw->f, l->path);
 }
 
 void ledger_rewrite_add(struct ledger_rewrite *rw, const struct ledger_call *lc)
 {
-    size_t len = 0;
-    char *line = rw->failed ? NULL : crcline_format(call_to_json(lc), &len);
-    if (line == NULL || write(rw->fd, line, len) != (ssize_t)len)
-        rw->failed = true;
-    else
-        rw->bytes += len;
-    free(line);
+    crcfile_rewrite_add(&rw->f, call_to_json(lc));
 }
 
 int ledger_rewrite_commit(struct ledger *l, struct ledger_rewrite *rw)
 {
-    int fd = rw->fd;
-    rw->fd = -1;
-    if (rw->failed || fsync(fd) < 0 || rename(rw->tmp, l->path) < 0) {
-        int saved = errno;
-        close(fd);
-        unlink(rw->tmp);
-        errno = rw->failed ? EIO : saved;
-        return -1;
-    }
-    /* The rename must reach the disk before the old file's records are
-     * forgotten; fsync the directory. */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", l->path);
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-        int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
-    close(fd);
-    int nfd = open(l->path, O_RDWR | O_APPEND | O_CLOEXEC);
+    int nfd = crcfile_rewrite_commit(&rw->f, l->path);
     if (nfd < 0)
         return -1;
     /* Open records appended to the old file after the last sync are in
      * the new one (the rewrite copies every live call), synced. */
     close(l->fd);
     l->fd = nfd;
-    l->bytes = rw->bytes;
+    l->bytes = rw->f.bytes;
     l->unsynced = false;
     l->close_lost = false;
     return 0;

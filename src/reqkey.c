@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crcfile.h"
 #include "crcline.h"
 #include "log.h"
 #include "rpc.h"
@@ -283,32 +284,11 @@ int reqkey_load(struct reqkey *r, const char *buf, size_t len, int64_t now,
 
 static int reqkey_append(struct reqkey *r, json_t *rec)
 {
-    size_t len = 0;
-    char *line = crcline_format(rec, &len);
-    if (line == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
     if (r->fd < 0) { /* in memory only */
-        free(line);
+        json_decref(rec);
         return 0;
     }
-    ssize_t w = write(r->fd, line, len);
-    int saved = errno;
-    free(line);
-    if (w == (ssize_t)len) {
-        r->bytes += len;
-        return 0;
-    }
-    if (w >= 0) {
-        /* Cut the partial line so the next record starts cleanly. */
-        if (ftruncate(r->fd, (off_t)r->bytes) < 0)
-            log_error("%s: cannot cut a partial record: %s", r->path,
-                      strerror(errno));
-        saved = ENOSPC;
-    }
-    errno = saved;
-    return -1;
+    return crcfile_append(r->fd, r->path, &r->bytes, rec);
 }
 
 int reqkey_commit(struct reqkey *r, const char *key, const char *result,
@@ -363,58 +343,24 @@ int reqkey_sync(struct reqkey *r)
     return fdatasync(r->fd);
 }
 
-static void reqkey_sync_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        return;
-    *slash = '\0';
-    int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-}
-
 int reqkey_compact(struct reqkey *r)
 {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.new", r->path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
+    struct crcfile_rewrite rw;
+    if (crcfile_rewrite_begin(&rw, r->path) < 0)
         return -1;
-    uint64_t bytes = 0;
-    bool failed = false;
-    for (struct reqkey_entry *e = r->oldest; e != NULL && !failed;
-         e = e->newer) {
-        if (e->result == NULL)
-            continue; /* pending: its put comes later, if ever */
-        size_t len = 0;
-        char *line = crcline_format(reqkey_put_record(e), &len);
-        failed = line == NULL || write(fd, line, len) != (ssize_t)len;
-        bytes += len;
-        free(line);
-    }
-    if (failed || fsync(fd) < 0 || rename(tmp, r->path) < 0) {
-        int saved = errno;
-        close(fd);
-        unlink(tmp);
-        errno = failed ? EIO : saved;
-        return -1;
-    }
-    reqkey_sync_dir(r->path);
-    close(fd);
-    int nfd = open(r->path, O_RDWR | O_APPEND | O_CLOEXEC);
+    for (struct reqkey_entry *e = r->oldest; e != NULL && !rw.failed;
+         e = e->newer)
+        if (e->result != NULL) /* pending: its put comes later, if ever */
+            crcfile_rewrite_add(&rw, reqkey_put_record(e));
+    int nfd = crcfile_rewrite_commit(&rw, r->path);
     if (nfd < 0)
         return -1;
     if (r->fd >= 0)
         close(r->fd);
     r->fd = nfd;
-    r->bytes = bytes;
-    r->compact_at = bytes * 2 > REQKEY_COMPACT_BYTES ? bytes * 2
-                                                     : REQKEY_COMPACT_BYTES;
+    r->bytes = rw.bytes;
+    r->compact_at = rw.bytes * 2 > REQKEY_COMPACT_BYTES ? rw.bytes * 2
+                                                        : REQKEY_COMPACT_BYTES;
     r->unsynced = false; /* every put is in the synced new file */
     return 0;
 }
