@@ -39,6 +39,19 @@ static void cdr_field(char *buf, size_t len, size_t *off, const char *v,
     *off = o;
 }
 
+/* The n fields as one line (RFC 4180 quoting, '\n' at the end) in buf;
+ * the length it needed, as snprintf. */
+static int cdr_join(char *buf, size_t len, const char *const *fields,
+                    size_t n)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++)
+        cdr_field(buf, len, &off, fields[i], i == n - 1);
+    if (len > 0)
+        buf[off < len ? off : len - 1] = '\0';
+    return (int)off;
+}
+
 static void cdr_num(char *out, size_t len, long long v, bool empty_if_zero)
 {
     if (empty_if_zero && v == 0)
@@ -51,8 +64,6 @@ int cdr_format(const struct cdr_record *r, char *buf, size_t len)
 {
     char pid[24], answered[2], cause[80], begin[24], answer[24], end[24],
         talk[24];
-    size_t off = 0;
-
     snprintf(pid, sizeof pid, "%" PRIu64, r->process_id);
     snprintf(answered, sizeof answered, "%d", r->answered ? 1 : 0);
     if (r->error)
@@ -72,12 +83,7 @@ int cdr_format(const struct cdr_record *r, char *buf, size_t len)
         begin,       answer,     end,          talk,         r->project_id,
         r->flow_id,  r->res_id,  r->user_data,
     };
-    size_t n = sizeof fields / sizeof fields[0];
-    for (size_t i = 0; i < n; i++)
-        cdr_field(buf, len, &off, fields[i], i == n - 1);
-    if (len > 0)
-        buf[off < len ? off : len - 1] = '\0';
-    return (int)off;
+    return cdr_join(buf, len, fields, sizeof fields / sizeof fields[0]);
 }
 
 /* Local time as the original writes it; "" for 0 (never answered). */
@@ -109,8 +115,6 @@ int cdr_format_ipsc(const struct cdr_record *r, char *buf, size_t len)
 {
     char pid[24], dnis[256], status[2], endtype[2], cause[16], begin[32],
         answer[32], end[32], talk[24];
-    size_t off = 0;
-
     snprintf(pid, sizeof pid, "%" PRIu64, r->process_id);
     cdr_dnis(dnis, sizeof dnis, r->callee);
     snprintf(status, sizeof status, "%d", r->answered ? 1 : 0);
@@ -137,12 +141,7 @@ int cdr_format_ipsc(const struct cdr_record *r, char *buf, size_t len)
         end,          talk,         r->project_id,         r->flow_id,
         r->res_id,    r->user_data, "",         "",        "",
     };
-    size_t n = sizeof fields / sizeof fields[0];
-    for (size_t i = 0; i < n; i++)
-        cdr_field(buf, len, &off, fields[i], i == n - 1);
-    if (len > 0)
-        buf[off < len ? off : len - 1] = '\0';
-    return (int)off;
+    return cdr_join(buf, len, fields, sizeof fields / sizeof fields[0]);
 }
 
 int cdr_style_parse(const char *name, enum cdr_style *style)
