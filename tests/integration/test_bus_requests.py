@@ -36,7 +36,7 @@ import time
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, make_prompt, gateway, free_port,  # noqa: E402
-                      scrape, check_construct_result)
+                      scrape, check_construct_result, header)
 from redisharness import Resp, Redis, wait_until  # noqa: E402
 
 NODE = "1.2.3"
@@ -80,10 +80,15 @@ def pending(r, stream="ctid:requests"):
 
 
 def invites(sp):
-    """to_uri users of the INVITEs sipp received."""
-    out = []
+    """to_uri users of the calls sipp received, one per INVITE Call-ID (a
+    retransmission is not a second call; a second dial is a new call)."""
+    out, seen = [], set()
     for m in sp.received("INVITE"):
         first = m.split("\n", 1)[0]
+        cid = header(m, "Call-ID")
+        if cid in seen:
+            continue
+        seen.add(cid)
         out.append(first.split("sip:", 1)[1].split("@", 1)[0])
     return out
 
