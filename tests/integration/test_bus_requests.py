@@ -27,6 +27,8 @@ F  takeover, deterministic: entries planted pending for a consumer
    planted "placed {...}" -> that result, no INVITE; keyed with "intent
    ghost <entry>" -> the -32000 error.
 G  redis_requests = no: nothing read.
+H  Redis with requirepass: a wrong redis_password is logged once per link
+   (not per retry) and nothing is read; the right one serves requests.
 """
 import json
 import os
@@ -415,3 +417,29 @@ with t:
             "G: events are still published")
     dg.stop()
     r.close()
+
+    t.section("H: requirepass: a wrong password logged once per link")
+    red2 = t.add_cleanup(Redis(t, "redis-auth",
+                               aof + ["--requirepass", "s3cret"])).start()
+    r2 = Resp(red2.port, "s3cret")
+    xadd(r2, "ctid:requests", "sys.ping", {}, id="h")
+    dh = t.ctid(name="ctid-h", gateways=[gateway("gw", busy)], node_id=NODE,
+                conf={"redis": "127.0.0.1:%d" % red2.port,
+                      "redis_password": "wrong"})
+    dh.start()
+    time.sleep(4)   # a few reconnects (backoff 100 ms doubling)
+    n_auth = dh.log_text().count("error: redis 127.0.0.1:%d: AUTH refused "
+                                 "(check redis_password)" % red2.port)
+    t.check_eq(n_auth, 3, "H: 'AUTH refused' logged once for each of the "
+               "3 links (events, requests, requests read)")
+    t.check_eq(replies(r2), [], "H: nothing read with a wrong password")
+    dh.stop()
+    dh2 = t.ctid(name="ctid-h2", gateways=[gateway("gw", busy)],
+                 node_id=NODE, conf={"redis": "127.0.0.1:%d" % red2.port,
+                                     "redis_password": "s3cret"})
+    dh2.start()
+    got = wait_until(lambda: replies(r2), 10) or []
+    t.check_eq([g[2].get("result") for g in got], ["pong"],
+               "H: the right password: the entry answered")
+    dh2.stop()
+    r2.close()
