@@ -29,6 +29,9 @@ F  takeover, deterministic: entries planted pending for a consumer
 G  redis_requests = no: nothing read.
 H  Redis with requirepass: a wrong redis_password is logged once per link
    (not per retry) and nothing is read; the right one serves requests.
+I  Redis killed (-9) while answers are owed, restarted from its
+   append-only file: the answers kept by the node go out when it is back,
+   each entry replied once, no second INVITE.
 """
 import json
 import os
@@ -443,3 +446,47 @@ with t:
                "H: the right password: the entry answered")
     dh2.stop()
     r2.close()
+
+    t.section("I: Redis killed with answers owed, restarted: sent then")
+    slow_i = free_port("udp")
+    di = t.ctid(name="ctid-i", gateways=[gateway("gw", slow_i)],
+                node_id=NODE, conf={"redis": "127.0.0.1:%d" % red.port,
+                                    "redis_prefix": "pi"})
+    di.start()
+    sp = t.sipp("uas_busy.xml", port=slow_i, calls=1000).start()
+    r = Resp(red.port)
+    ni = 6
+    sent_i = [xadd(r, "pi:requests", "ext.notify_call.construct",
+                   {"to_uri": to("i%d" % i, slow_i),
+                    "play_content": [[text, 10, "lang=en"]]},
+                   reply_to="app:replies-i", id="i%d" % i)
+              for i in range(ni)]
+    t.check(wait_until(lambda: pending(r, "pi:requests") == ni, 10),
+            "I: all entries read")
+    r.cmd("CLIENT", "PAUSE", "9000", "WRITE")
+    placed = wait_until(lambda: len(invites(sp)) >= 2 and invites(sp), 8)
+    r.close()
+    red.kill()
+    t.log("I: Redis killed with %d calls placed" % len(placed or []))
+    time.sleep(1)
+    red.start()
+    r = Resp(red.port)
+    got = wait_until(lambda: len(replies(r, "app:replies-i")) >= ni and
+                     replies(r, "app:replies-i"), 60) or []
+    time.sleep(1)
+    got = replies(r, "app:replies-i")
+    t.check(len(placed or []) >= 1, "I: calls placed while writes paused")
+    t.check_eq(sorted(g[0] for g in got), sorted(sent_i),
+               "I: every entry replied exactly once")
+    t.check_eq(pending(r, "pi:requests"), 0, "I: every entry acked")
+    inv = invites(sp)
+    t.check_eq(sorted(u for u in set(inv) if inv.count(u) > 1), [],
+               "I: no callee got two INVITEs for one entry")
+    t.check(di.log_text().count("connection lost") >= 1,
+            "I: the outage logged")
+    t.check_eq(di.log_text().count("request_key seen before"), 0,
+               "I: the kept answers went out (no entry handed to the "
+               "daemon twice)")
+    sp.close()
+    di.stop()
+    r.close()
