@@ -90,11 +90,26 @@ static void busreq_answer_error(struct held *h, int code, const char *msg,
                   h->e.key[0] ? "abandon" : "", NULL);
 }
 
+/* An error Redis gives while it cannot work now (loading its data after a
+ * restart, a long script, out of memory, a replica): the command is sent
+ * again on a new connection, after the backoff. */
+static bool busreq_transient(struct rlink *l, redisReply *r, const char *what)
+{
+    static const char *const later[] = {"LOADING", "BUSY", "TRYAGAIN", "OOM",
+                                        "MASTERDOWN", "READONLY"};
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+        if (strncmp(r->str, later[i], strlen(later[i])) == 0) {
+            rlink_fail(l, what, r->str);
+            return true;
+        }
+    return false;
+}
+
 static void busreq_on_replied(struct rlink *l, redisReply *r, void *arg)
 {
-    (void)l;
     struct held *h = arg;
-    if (r == NULL) {
+    if (r == NULL || (r->type == REDIS_REPLY_ERROR &&
+                      busreq_transient(l, r, "reply script"))) {
         h->sent = false; /* sent again once the link is up */
         return;
     }
@@ -223,10 +238,10 @@ void busreq_mark(struct held *h)
 /* MARK's answer: go on, the result of the first placing, or an error. */
 static void busreq_on_marked(struct rlink *l, redisReply *r, void *arg)
 {
-    (void)l;
     struct held *h = arg;
     h->sent = false;
-    if (r == NULL)
+    if (r == NULL || (r->type == REDIS_REPLY_ERROR &&
+                      busreq_transient(l, r, "mark script")))
         return; /* MARK again once the link is up */
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         busreq_answer_error(h, RPC_INTERNAL_ERROR, r->type ==
