@@ -62,6 +62,8 @@ static void busreq_on_read(struct rlink *l, redisReply *r, void *arg)
                      "lost its data?): created again", rlink_where(l));
             b->groups = 0;
             b->recovering = true;
+            strcpy(b->last[0], "0");
+            strcpy(b->last[1], "0");
         } else {
             rlink_fail(l, "XREADGROUP", r->str);
             return;
@@ -71,7 +73,8 @@ static void busreq_on_read(struct rlink *l, redisReply *r, void *arg)
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements;
          i++) {
         redisReply *s = r->element[i];
-        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2)
+        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 ||
+            s->element[0]->type != REDIS_REPLY_STRING)
             continue;
         bool own = strcmp(s->element[0]->str, b->key_own) == 0;
         got += (unsigned)s->element[1]->elements;
