@@ -25,13 +25,17 @@ static const char *busreq_stream(const struct held *h)
     return h->e.own ? h->b->key_own : h->b->key_shared;
 }
 
-static struct held *busreq_find(struct busreq *b, const char *entry,
-                                bool own)
+/* Is the entry held, or answered lately (busreq_int.h, BUSREQ_DONE_RING)? */
+static bool busreq_known(const struct busreq *b, const char *entry, bool own)
 {
-    for (struct held *h = b->list; h != NULL; h = h->next)
+    for (const struct held *h = b->list; h != NULL; h = h->next)
         if (h->e.own == own && strcmp(h->e.entry, entry) == 0)
-            return h;
-    return NULL;
+            return true;
+    for (unsigned i = 0; i < BUSREQ_DONE_RING; i++)
+        if (b->done[i][0] == (own ? 'o' : 's') &&
+            strcmp(b->done[i] + 2, entry) == 0)
+            return true;
+    return false;
 }
 
 static void busreq_forget(struct held *h)
@@ -46,6 +50,9 @@ static void busreq_forget(struct held *h)
     else
         b->tail = h->prev;
     b->held--;
+    snprintf(b->done[b->done_next], sizeof b->done[0], "%c:%s",
+             h->e.own ? 'o' : 's', h->e.entry);
+    b->done_next = (b->done_next + 1) % BUSREQ_DONE_RING;
     busreq_entry_free(&h->e);
     free(h->reply);
     free(h->result);
@@ -277,30 +284,49 @@ static void busreq_on_marked(struct rlink *l, redisReply *r, void *arg)
     }
 }
 
+/* Checks the entry's fields (every one of them: the size limit is on the
+ * whole entry) into h->e. 0, or -1 when out of memory. */
+static int busreq_parse_fields(struct busreq *b, struct held *h,
+                               const char *entry, bool own,
+                               redisReply *fields)
+{
+    size_t cap = fields != NULL && fields->elements > 0 ? fields->elements
+                                                         : 1;
+    const char **f = malloc(cap * sizeof *f);
+    size_t *lens = malloc(cap * sizeof *lens), n = 0;
+    if (f == NULL || lens == NULL) {
+        free(f);
+        free(lens);
+        return -1;
+    }
+    for (size_t i = 0; fields != NULL && i < fields->elements; i++)
+        if (fields->element[i]->type == REDIS_REPLY_STRING) {
+            f[n] = fields->element[i]->str;
+            lens[n++] = fields->element[i]->len;
+        }
+    busreq_entry_parse(&h->e, entry, own, f, lens, n & ~(size_t)1,
+                       b->conf->redis_prefix, b->conf->node_id,
+                       b->conf->max_line);
+    free(f);
+    free(lens);
+    return 0;
+}
+
 /* A read (or claimed) entry: checked, then marked, handed or answered.
  * from: the dead node it was taken from, "" when read. */
 void busreq_take(struct busreq *b, const char *entry, bool own,
                  redisReply *fields, const char *from)
 {
-    if (busreq_find(b, entry, own) != NULL)
-        return; /* held already (read again while recovering) */
+    if (busreq_known(b, entry, own))
+        return; /* held or answered already (read again while recovering) */
     struct held *h = calloc(1, sizeof *h);
-    const char *f[64];
-    size_t lens[64], n = 0;
-    if (h == NULL) {
+    if (h == NULL || busreq_parse_fields(b, h, entry, own, fields) < 0) {
         log_error("bus entry %s: out of memory; left pending", entry);
+        free(h);
         return;
     }
-    for (size_t i = 0; fields != NULL && i < fields->elements && n < 64; i++)
-        if (fields->element[i]->type == REDIS_REPLY_STRING) {
-            f[n] = fields->element[i]->str;
-            lens[n++] = fields->element[i]->len;
-        }
     h->b = b;
     snprintf(h->from, sizeof h->from, "%s", from);
-    busreq_entry_parse(&h->e, entry, own, f, lens, n & ~(size_t)1,
-                       b->conf->redis_prefix, b->conf->node_id,
-                       b->conf->max_line);
     h->prev = b->tail;
     if (b->tail)
         b->tail->next = h;

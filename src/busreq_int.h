@@ -17,6 +17,11 @@
 #define BUSREQ_BLOCK "1000"      /* XREADGROUP BLOCK with room */
 #define BUSREQ_BLOCK_FULL "100"  /* ... with none (own stream only) */
 #define BUSREQ_GROUP "ctid"
+/* Entries answered lately, remembered so that a read Redis ran before
+ * their REPLY script (on the other link) but whose answer comes after it
+ * does not hand them to the daemon again. Well over what can be answered
+ * between a read and its answer (at most BUSREQ_MAX_INFLIGHT are held). */
+#define BUSREQ_DONE_RING 512
 
 enum held_state { HELD_MARK, HELD_DAEMON, HELD_ANSWER };
 
@@ -54,6 +59,9 @@ struct busreq {
     bool claiming;              /* a takeover round is out */
     bool stopping;
     char last[2][48];           /* recovery: last id seen, shared / own */
+    char done[BUSREQ_DONE_RING][48]; /* entries answered lately ("s:" or
+                                    "o:" (own stream) and the id) */
+    unsigned done_next;         /* the ring's next slot */
     char key_shared[96], key_own[160], key_node[160];
     char claim_from[64];        /* the consumer of this takeover round */
     char claim_ms[24], maxlen[24], ttl[24];

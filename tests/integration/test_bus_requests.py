@@ -176,6 +176,9 @@ with t:
          (-32600, "method missing")),
         ("huge params", dict(method="ext.notify_call.construct",
                              params=big), (-32600, "entry too large")),
+        ("many fields", dict(method="sys.ping", raw=sum(
+            (["f%d" % i, "x" * 40] for i in range(2000)), [])),
+         (-32600, "entry too large")),
         ("unknown method", dict(method="ext.nope", params={}),
          (-32601, "method not found: ext.nope")),
         ("sys.auth", dict(method="sys.auth", params={"token": "x"}),
