@@ -136,6 +136,12 @@ static const struct key_case top_cases[] = {
      NULL},
     {"redis_events_maxlen", "1000000", "100", "100", "99",
      "redis_events_maxlen: 99 is outside 100..1099511627776", NULL},
+    {"redis_requests", "yes", "no", "no", "maybe",
+     "redis_requests: expected yes or no, got 'maybe'", NULL},
+    {"redis_claim_idle", "10", "1", "1", "0",
+     "redis_claim_idle: 0 is outside 1..3600", NULL},
+    {"redis_replies_maxlen", "100000", "100", "100", "99",
+     "redis_replies_maxlen: 99 is outside 100..1099511627776", NULL},
 };
 
 /* [gateway NAME] keys; reloaded is unused (gateways reload as a whole).
@@ -476,7 +482,8 @@ static void test_print_every_key_set(void **state)
         "metrics_listen = [::1]:9100\nshutdown_grace = 0\n"
         "auth_token = s3cret-s3cret-s3cret\nallow_unlisted_gateways = yes\n"
         "redis = [::1]:6380\nredis_password = pw\nredis_prefix = p1\n"
-        "redis_events_maxlen = 5000\n"
+        "redis_events_maxlen = 5000\nredis_requests = no\n"
+        "redis_claim_idle = 3600\nredis_replies_maxlen = 200\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
         "username = alice\npassword = pw\n[gateway b b]\nhost = example.com\n");
     conf_defaults(&c);
@@ -503,7 +510,8 @@ static void test_print_every_key_set(void **state)
         "auth_token = (set)\n"
         "allow_unlisted_gateways = yes\n"
         "redis = [::1]:6380\nredis_password = (set)\nredis_prefix = p1\n"
-        "redis_events_maxlen = 5000\n"
+        "redis_events_maxlen = 5000\nredis_requests = no\n"
+        "redis_claim_idle = 3600\nredis_replies_maxlen = 200\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
         "username = alice\npassword = (set)\ntransport = udp\n"
         "domain = 10.0.0.1\npai = no\ntls_verify = yes\nregister = no\n"
@@ -542,7 +550,8 @@ static void test_print_defaults(void **state)
         "shutdown_grace = 30\nauth_token = \n"
         "allow_unlisted_gateways = no\nredis = \nredis_password = \n"
         "redis_prefix = ctid\n"
-        "redis_events_maxlen = 1000000\n");
+        "redis_events_maxlen = 1000000\nredis_requests = yes\n"
+        "redis_claim_idle = 10\nredis_replies_maxlen = 100000\n");
     free(out);
 }
 
