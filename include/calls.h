@@ -72,6 +72,11 @@ void calls_free(struct calls *t);
 int calls_reserve_ids(struct calls *t, const char *state_dir, char *err,
                       size_t errlen);
 
+/* Room for new calls now (the request bus reads only this many): free
+ * max_calls slots (calls and constructs holding one counted) and whole
+ * call-rate tokens, whichever is smaller; 0 while stopping. Takes
+ * nothing. */
+unsigned calls_room(const struct calls *t, uint64_t now_ns);
 /* The live call with this process_id, or NULL. */
 struct call *calls_find(struct calls *t, uint64_t process_id);
 /* The calls and held slots of each conf gateway (conf order), for

@@ -101,6 +101,9 @@ struct conf {
     char redis_password[256];        /* AUTH; "" = none */
     char redis_prefix[64];           /* key prefix: PREFIX:events, ... */
     uint64_t redis_events_maxlen;    /* XADD MAXLEN ~ of PREFIX:events */
+    bool redis_requests;             /* read the request streams (busreq) */
+    unsigned redis_claim_idle;       /* s: a dead node's entries taken over */
+    uint64_t redis_replies_maxlen;   /* XADD MAXLEN ~ of each reply_to */
     struct conf_gateway gateways[CONF_MAX_GATEWAYS];
     size_t n_gateways;
 };

@@ -42,6 +42,9 @@ struct metrics {
     uint64_t connections_total;                /* RPC connections accepted */
     uint64_t events_delivered;                 /* event lines queued, per conn */
     uint64_t events_journaled;                 /* appended to the journal */
+    uint64_t bus_requests;                     /* request bus entries handled */
+    uint64_t bus_refused;                      /* ... of them bad entries */
+    uint64_t bus_takeovers;                    /* dead nodes' entries taken */
     double started;                            /* metrics_now() at start-up */
     struct evhttp *http;                       /* NULL: metrics_listen empty */
     metrics_view_fn view;                      /* the rest, at scrape time */
@@ -82,6 +85,10 @@ void metrics_on_answered(struct metrics *m);
 void metrics_on_released(struct metrics *m, const char *error);
 void metrics_on_connection(struct metrics *m);
 void metrics_on_event_delivered(struct metrics *m);
+/* The request bus (busreq.c): an entry handled (bad: refused or answered
+ * with an entry error), an entry taken over from a dead node. */
+void metrics_on_bus_request(struct metrics *m, bool bad);
+void metrics_on_bus_takeover(struct metrics *m);
 
 /* The label value of index i of released[] / refused[]. */
 const char *metrics_error_label(size_t i);

@@ -18,6 +18,9 @@ void rate_init(struct rate *r, double per_second, uint64_t now_ns);
 /* Refills for the time since the last call, then takes one token.
  * Returns true when one was there (the event may happen). */
 bool rate_take(struct rate *r, uint64_t now_ns);
+/* Whole tokens available at now_ns, without taking any (and without
+ * changing r); UINT32_MAX when unlimited. */
+unsigned rate_available(const struct rate *r, uint64_t now_ns);
 /* Returns a token taken for something that then did not happen (up to
  * the bucket's size). */
 void rate_give_back(struct rate *r);

@@ -1,12 +1,11 @@
 /* bus: publishes the journaled events to the Redis stream PREFIX:events
  * (include/bus.h has the contract and the exactly-once argument). Owns
- * the hiredis async connection, its retry timer, the tick that notices
- * new journal records and the cursor into the journal. Main thread. */
+ * its Redis link (rlink.h: connect, AUTH, reconnect, stall drop), the
+ * tick that notices new journal records and the cursor into the
+ * journal. Main thread. */
 #include "bus.h"
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -18,14 +17,10 @@
 #include "conf.h"
 #include "journal.h"
 #include "log.h"
+#include "rlink.h"
 
 #define BUS_CHUNK_BYTES (64u << 10) /* journal payload read per step */
 #define BUS_TICK_MS 20              /* new records noticed this often */
-#define BUS_RETRY_MIN_MS 100        /* reconnect backoff: doubles ... */
-#define BUS_RETRY_MAX_MS 5000       /* ... up to this */
-/* No connect, or no reply to a command, for this long: the connection is
- * dropped and made again (a black-holed address, a Redis that hangs). */
-#define BUS_STALL_MS 10000
 
 /* Lua numbers are doubles: seqs are exact up to 2^53, far past any
  * journal's. */
@@ -43,14 +38,9 @@ struct bus {
     struct event_base *base;
     const struct conf *conf;
     struct journal *j;
-    redisAsyncContext *ac;      /* NULL while disconnected */
-    struct event *retry;        /* reconnect, after backoff_ms */
+    struct rlink *link;         /* the connection */
     struct event *tick;         /* persistent: publish what is new */
-    unsigned backoff_ms;
     bool ready;                 /* script loaded, cursor placed */
-    bool failing;               /* disconnect asked: ignore replies */
-    bool down_logged;           /* "unreachable" said since the last up */
-    bool freeing;
     char sha[41];               /* the script's, from SCRIPT LOAD */
     char events_key[80], published_key[80], maxlen[24];
     struct journal_cursor cur;  /* next record to send */
@@ -61,10 +51,8 @@ struct bus {
                                    out but never written, e.g. skipped
                                    after a crash, count as done) */
     unsigned inflight;          /* commands without a reply yet */
-    unsigned stall_ticks;       /* ticks waiting for connect or a reply */
 };
 
-static void bus_connect(struct bus *b);
 static void bus_pump(struct bus *b);
 
 /* ---- pure parts ---------------------------------------------------------- */
@@ -107,59 +95,16 @@ static const char *bus_where(const struct bus *b)
     return b->conf->redis;
 }
 
-/* Drops the connection (its disconnect callback schedules the retry). */
+/* Drops the connection (rlink reconnects after its backoff). */
 static void bus_fail(struct bus *b, const char *what, const char *why)
 {
-    if (b->failing || b->ac == NULL)
-        return;
-    log_error("redis %s: %s: %s; events wait in the journal, reconnecting",
-              bus_where(b), what, why);
-    b->failing = true;
-    b->down_logged = true;
-    redisAsyncDisconnect(b->ac);
-}
-
-static void bus_schedule_retry(struct bus *b)
-{
-    b->ac = NULL;
-    b->ready = false;
-    b->failing = false;
-    b->inflight = 0;
-    if (b->freeing)
-        return;
-    struct timeval tv = {b->backoff_ms / 1000, (b->backoff_ms % 1000) * 1000};
-    evtimer_add(b->retry, &tv);
-    b->backoff_ms = b->backoff_ms * 2 > BUS_RETRY_MAX_MS ? BUS_RETRY_MAX_MS
-                                                         : b->backoff_ms * 2;
-}
-
-static void bus_on_connect(const redisAsyncContext *ac, int status)
-{
-    struct bus *b = ac->data;
-    if (status == REDIS_OK)
-        return;
-    if (!b->down_logged)
-        log_warn("redis %s: cannot connect (%s); events wait in the journal, "
-                 "retrying", bus_where(b), ac->errstr);
-    b->down_logged = true;
-    bus_schedule_retry(b); /* hiredis frees ac */
-}
-
-static void bus_on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct bus *b = ac->data;
-    if (!b->down_logged && !b->freeing)
-        log_warn("redis %s: connection lost (%s); events wait in the "
-                 "journal, reconnecting", bus_where(b),
-                 status == REDIS_OK ? "closed" : ac->errstr);
-    b->down_logged = true;
-    bus_schedule_retry(b);
+    rlink_fail(b->link, what, why);
 }
 
 /* A reply that must not be an error; NULL (connection gone) is ignored. */
 static bool bus_reply_ok(struct bus *b, redisReply *r, const char *what)
 {
-    if (r == NULL || b->failing)
+    if (r == NULL || !rlink_up(b->link))
         return false;
     if (r->type == REDIS_REPLY_ERROR) {
         bus_fail(b, what, r->str);
@@ -168,17 +113,10 @@ static bool bus_reply_ok(struct bus *b, redisReply *r, const char *what)
     return true;
 }
 
-static void bus_on_auth(redisAsyncContext *ac, void *reply, void *arg)
+static void bus_on_script(struct rlink *l, redisReply *r, void *arg)
 {
-    (void)ac;
-    (void)bus_reply_ok(arg, reply, "AUTH");
-}
-
-static void bus_on_script(redisAsyncContext *ac, void *reply, void *arg)
-{
-    (void)ac;
+    (void)l;
     struct bus *b = arg;
-    redisReply *r = reply;
     if (!bus_reply_ok(b, r, "SCRIPT LOAD"))
         return;
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
@@ -191,11 +129,10 @@ static void bus_on_script(redisAsyncContext *ac, void *reply, void *arg)
 
 /* Redis' last published seq for this node: publication resumes after it
  * (or at the oldest record retention kept). */
-static void bus_on_published(redisAsyncContext *ac, void *reply, void *arg)
+static void bus_on_published(struct rlink *l, redisReply *r, void *arg)
 {
-    (void)ac;
+    (void)l;
     struct bus *b = arg;
-    redisReply *r = reply;
     if (!bus_reply_ok(b, r, "HGET"))
         return;
     uint64_t published = 0;
@@ -222,69 +159,37 @@ static void bus_on_published(redisAsyncContext *ac, void *reply, void *arg)
     journal_cursor_init(&b->cur, after);
     b->sent = b->acked = published;
     b->caught = 0;
-    b->stall_ticks = 0;
     b->ready = true;
-    b->down_logged = false;
-    b->backoff_ms = BUS_RETRY_MIN_MS;
     log_info("redis %s: connected; node %s published up to seq %" PRIu64
              ", publishing from %" PRIu64 " to %s", bus_where(b),
              b->conf->node_id, published, after + 1, b->events_key);
     bus_pump(b);
 }
 
-static void bus_on_retry(evutil_socket_t fd, short what, void *arg)
+/* rlink is up: the start-up commands; their replies come in this order. */
+static void bus_on_up(void *arg)
 {
-    (void)fd;
-    (void)what;
-    bus_connect(arg);
+    struct bus *b = arg;
+    const char *load[] = {"SCRIPT", "LOAD", BUS_PUBLISH_LUA};
+    const char *hget[] = {"HGET", b->published_key, b->conf->node_id};
+    if (rlink_cmd(b->link, bus_on_script, b, 3, load, NULL) < 0 ||
+        rlink_cmd(b->link, bus_on_published, b, 3, hget, NULL) < 0)
+        bus_fail(b, "SCRIPT LOAD", "cannot queue the command");
 }
 
-/* Opens the connection and queues the start-up commands; hiredis sends
- * them once connected, and their replies come in this order. */
-static void bus_connect(struct bus *b)
+static void bus_on_down(void *arg)
 {
-    char host[PATH_MAX];
-    uint16_t port;
-    bool is_unix;
-    (void)conf_redis_parse(b->conf->redis, host, sizeof host, &port,
-                           &is_unix); /* checked by conf */
-    if (!is_unix && strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1"); /* no resolver on the main loop */
-    redisAsyncContext *ac = is_unix ? redisAsyncConnectUnix(host)
-                                    : redisAsyncConnect(host, port);
-    if (ac == NULL || ac->err) {
-        if (!b->down_logged)
-            log_warn("redis %s: cannot connect (%s); retrying", bus_where(b),
-                     ac ? ac->errstr : "out of memory");
-        b->down_logged = true;
-        if (ac)
-            redisAsyncFree(ac);
-        bus_schedule_retry(b);
-        return;
-    }
-    ac->data = b;
-    b->ac = ac;
-    b->stall_ticks = 0;
-    redisLibeventAttach(ac, b->base);
-    redisAsyncSetConnectCallback(ac, bus_on_connect);
-    redisAsyncSetDisconnectCallback(ac, bus_on_disconnect);
-    if (b->conf->redis_password[0])
-        redisAsyncCommand(ac, bus_on_auth, b, "AUTH %s",
-                          b->conf->redis_password);
-    redisAsyncCommand(ac, bus_on_script, b, "SCRIPT LOAD %s",
-                      BUS_PUBLISH_LUA);
-    redisAsyncCommand(ac, bus_on_published, b, "HGET %s %s",
-                      b->published_key, b->conf->node_id);
+    struct bus *b = arg;
+    b->ready = false;
+    b->inflight = 0;
 }
 
 /* ---- publication -------------------------------------------------------- */
 
-static void bus_on_published_one(redisAsyncContext *ac, void *reply,
-                                 void *arg)
+static void bus_on_published_one(struct rlink *l, redisReply *r, void *arg)
 {
-    (void)ac;
+    (void)l;
     struct bus *b = arg;
-    redisReply *r = reply;
     if (!bus_reply_ok(b, r, "EVALSHA"))
         return;
     if (r->type != REDIS_REPLY_INTEGER || r->integer < 0) {
@@ -293,7 +198,6 @@ static void bus_on_published_one(redisAsyncContext *ac, void *reply,
     }
     if ((uint64_t)r->integer > b->acked)
         b->acked = (uint64_t)r->integer;
-    b->stall_ticks = 0;
     if (--b->inflight == 0)
         bus_pump(b);
 }
@@ -304,7 +208,7 @@ static void bus_send_record(void *arg, uint64_t seq, int64_t t,
     (void)t;
     struct bus *b = arg;
     char *method, *params;
-    if (!b->ready || b->failing)
+    if (!b->ready || !rlink_up(b->link))
         return; /* dropped mid-chunk: the next connect re-reads from Redis */
     if (bus_split_event(data, len, &method, &params) < 0) {
         log_warn("redis %s: journal seq %" PRIu64 " is not an event line; "
@@ -317,12 +221,8 @@ static void bus_send_record(void *arg, uint64_t seq, int64_t t,
     const char *argv[] = {"EVALSHA", b->sha, "2", b->events_key,
                           b->published_key, b->conf->node_id, s_seq, method,
                           params, b->maxlen, s_prev};
-    size_t argvlen[sizeof argv / sizeof argv[0]];
-    for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
-        argvlen[i] = strlen(argv[i]);
-    if (redisAsyncCommandArgv(b->ac, bus_on_published_one, b,
-                              (int)(sizeof argv / sizeof argv[0]), argv,
-                              argvlen) == REDIS_OK) {
+    if (rlink_cmd(b->link, bus_on_published_one, b,
+                  (int)(sizeof argv / sizeof argv[0]), argv, NULL) == 0) {
         b->inflight++;
         b->sent = seq;
     } else
@@ -336,7 +236,7 @@ static void bus_send_record(void *arg, uint64_t seq, int64_t t,
  * lose in a crash. */
 static void bus_pump(struct bus *b)
 {
-    if (!b->ready || b->failing || b->inflight > 0 ||
+    if (!b->ready || !rlink_up(b->link) || b->inflight > 0 ||
         b->cur.after >= b->j->last_seq || b->caught == b->j->last_seq)
         return;
     if (b->j->unsynced && journal_sync(b->j) < 0)
@@ -356,36 +256,11 @@ static void bus_pump(struct bus *b)
         b->caught = b->j->last_seq;
 }
 
-/* Frees a connection that stalled (hiredis runs the pending callbacks
- * with NULL, and the disconnect callback only if it was connected). */
-static void bus_drop_stalled(struct bus *b)
-{
-    redisAsyncContext *ac = b->ac;
-    bool connected = (ac->c.flags & REDIS_CONNECTED) != 0;
-    if (!b->down_logged)
-        log_error("redis %s: no answer for %u s; events wait in the journal, "
-                  "reconnecting", bus_where(b), BUS_STALL_MS / 1000);
-    b->down_logged = true;
-    b->failing = true;
-    redisAsyncFree(ac);
-    if (!connected)
-        bus_schedule_retry(b);
-}
-
 static void bus_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct bus *b = arg;
-    if (b->ac != NULL && (!b->ready || b->inflight > 0)) {
-        if (++b->stall_ticks * BUS_TICK_MS >= BUS_STALL_MS) {
-            b->stall_ticks = 0;
-            bus_drop_stalled(b);
-        }
-        return;
-    }
-    b->stall_ticks = 0;
-    bus_pump(b);
+    bus_pump(arg);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -398,18 +273,16 @@ struct bus *bus_new(struct event_base *base, const struct conf *conf,
     struct bus *b = calloc(1, sizeof *b);
     if (b == NULL)
         return NULL;
-    *b = (struct bus){.base = base, .conf = conf, .j = j,
-                      .backoff_ms = BUS_RETRY_MIN_MS};
+    *b = (struct bus){.base = base, .conf = conf, .j = j};
     snprintf(b->events_key, sizeof b->events_key, "%s:events",
              conf->redis_prefix);
     snprintf(b->published_key, sizeof b->published_key, "%s:published",
              conf->redis_prefix);
     snprintf(b->maxlen, sizeof b->maxlen, "%" PRIu64,
              conf->redis_events_maxlen);
-    b->retry = evtimer_new(base, bus_on_retry, b);
     b->tick = event_new(base, -1, EV_PERSIST, bus_on_tick, b);
     struct timeval tv = {0, BUS_TICK_MS * 1000};
-    if (b->retry == NULL || b->tick == NULL || event_add(b->tick, &tv) < 0) {
+    if (b->tick == NULL || event_add(b->tick, &tv) < 0) {
         bus_free(b);
         return NULL;
     }
@@ -423,7 +296,13 @@ struct bus *bus_new(struct event_base *base, const struct conf *conf,
                  conf->redis);
     log_info("redis %s: publishing events to %s (maxlen ~%s)", conf->redis,
              b->events_key, b->maxlen);
-    bus_connect(b);
+    struct rlink_cbs cbs = {bus_on_up, bus_on_down, b};
+    b->link = rlink_new(base, conf, "events", "events wait in the journal",
+                        &cbs);
+    if (b->link == NULL) {
+        bus_free(b);
+        return NULL;
+    }
     return b;
 }
 
@@ -431,11 +310,7 @@ void bus_free(struct bus *b)
 {
     if (b == NULL)
         return;
-    b->freeing = true;
-    if (b->ac != NULL)
-        redisAsyncFree(b->ac); /* runs the callbacks, NULL replies */
-    if (b->retry)
-        event_free(b->retry);
+    rlink_free(b->link); /* runs the callbacks, NULL replies */
     if (b->tick)
         event_free(b->tick);
     free(b);

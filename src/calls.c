@@ -251,6 +251,15 @@ int calls_reserve_ids(struct calls *t, const char *state_dir, char *err,
     return 0;
 }
 
+unsigned calls_room(const struct calls *t, uint64_t now_ns)
+{
+    unsigned max = t->env.deps.conf->max_calls, used = t->active + t->pending;
+    if (t->stopping || used >= max)
+        return 0;
+    unsigned tokens = rate_available(&t->rate, now_ns);
+    return max - used < tokens ? max - used : tokens;
+}
+
 struct call *calls_find(struct calls *t, uint64_t process_id)
 {
     return process_id ? idmap_get(&t->map, process_id) : NULL;

@@ -193,6 +193,12 @@ static const struct conf_key conf_keys[] = {
     /* ~1e6 entries of ~400 bytes: a few hundred MB in Redis at most. */
     {KEY("redis_events_maxlen", CONF_U64), TOP(redis_events_maxlen),
      RANGE(100, 1UL << 40), .def = "1000000"},
+    /* The request bus (src/busreq.c), with redis set. */
+    {KEY("redis_requests", CONF_BOOL), TOP(redis_requests), .def = "yes"},
+    {KEY("redis_claim_idle", CONF_UINT), TOP(redis_claim_idle),
+     RANGE(1, 3600), .def = "10"},
+    {KEY("redis_replies_maxlen", CONF_U64), TOP(redis_replies_maxlen),
+     RANGE(100, 1UL << 40), .def = "100000"},
 };
 
 /* A [gateway NAME] section; the name itself is the section header's.

@@ -307,6 +307,8 @@ void conns_revoke_auth(struct conns *set)
     struct conn *next;
     for (struct conn *c = set->list; c != NULL; c = next) {
         next = c->next;
+        if (c->internal)
+            continue; /* the request bus: not a client session */
         revoked += c->authed;
         c->authed = false;
         c->auth_failures = 0;
@@ -380,7 +382,8 @@ void conn_close(struct conn *c)
         set->list = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    set->n--;
+    if (!c->internal)
+        set->n--;
     admit_del(&set->admit, &c->addr);
     if (c->handshake != NULL)
         event_free(c->handshake);
@@ -494,6 +497,32 @@ static void conns_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     conn_handshake_start(c);
     log_info("%s: connection accepted", c->peer);
+}
+
+struct conn *conns_adopt(struct conns *set, struct bufferevent *bev,
+                         const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    c->bev = bev;
+    c->internal = true;
+    c->authed = true;
+    c->id = ++set->next_id;
+    c->set = set;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    rpc_framer_init(&c->framer, set->deps.conf->max_line);
+    c->next = set->list;
+    if (set->list)
+        set->list->prev = c;
+    set->list = c;
+    bufferevent_setcb(c->bev, conn_on_read, NULL, conn_on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    log_info("%s: internal connection %llu", c->peer,
+             (unsigned long long)c->id);
+    return c;
 }
 
 static int conns_bind(struct conns *set, char *err, size_t errlen)

@@ -86,6 +86,7 @@ struct conn {
                                  until first needed */
     bool peer_done;           /* peer sent EOF: still owed replies/events */
     bool overflowed;          /* output over max_output_bytes: reap it */
+    bool internal;            /* conns_adopt: not counted in n */
     unsigned calls;           /* calls it constructed not yet released */
     struct conn *prev, *next; /* the set's list */
 };
@@ -98,6 +99,12 @@ void conns_init(struct conns *s, const struct conn_deps *deps,
  * err. */
 int conns_listen(struct conns *s, struct event_base *base, char *err,
                  size_t errlen);
+/* An internal connection over bev (one end of a bufferevent pair, owned
+ * from here on): already authenticated, no admission count and no
+ * handshake timer; peer names it in logs. The request bus (busreq.h)
+ * reaches the methods this way. NULL when out of memory (bev freed). */
+struct conn *conns_adopt(struct conns *s, struct bufferevent *bev,
+                         const char *peer);
 /* Shutdown: no new connections (a refusal line says why). */
 void conns_stop(struct conns *s);
 /* Closes every connection, the listener and admission. */

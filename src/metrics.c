@@ -105,6 +105,17 @@ void metrics_on_event_delivered(struct metrics *m)
     m->events_delivered++;
 }
 
+void metrics_on_bus_request(struct metrics *m, bool bad)
+{
+    m->bus_requests++;
+    m->bus_refused += bad;
+}
+
+void metrics_on_bus_takeover(struct metrics *m)
+{
+    m->bus_takeovers++;
+}
+
 const char *metrics_error_label(size_t i)
 {
     return i < METRICS_N_ERRORS ? metrics_errors[i] : NULL;
@@ -338,6 +349,15 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
     rc |= add_u64(out, "ctid_events_journaled_total", "counter",
                   "Events appended to the durable journal (fdatasync'ed).",
                   m->events_journaled);
+    rc |= add_u64(out, "ctid_bus_requests_total", "counter",
+                  "Request bus entries handled (read from Redis).",
+                  m->bus_requests);
+    rc |= add_u64(out, "ctid_bus_requests_refused_total", "counter",
+                  "Request bus entries refused as bad (bad reply_to, too "
+                  "large, not JSON, no method...).", m->bus_refused);
+    rc |= add_u64(out, "ctid_bus_takeovers_total", "counter",
+                  "Pending request bus entries taken over from a node "
+                  "whose heartbeat is gone.", m->bus_takeovers);
     rc |= add_journal(out, v);
     rc |= add_head(out, "ctid_uptime_seconds", "gauge",
                    "Seconds since ctid started.");

@@ -3,6 +3,7 @@
  * refused and a burst of up to max(1, rate) is allowed after a pause. */
 #include "rate.h"
 
+#include <stdint.h>
 #include <time.h>
 
 void rate_init(struct rate *r, double per_second, uint64_t now_ns)
@@ -29,6 +30,19 @@ bool rate_take(struct rate *r, uint64_t now_ns)
         return false;
     r->tokens -= 1;
     return true;
+}
+
+unsigned rate_available(const struct rate *r, uint64_t now_ns)
+{
+    if (r->per_second == 0)
+        return UINT32_MAX;
+    double t = r->tokens;
+    if (now_ns > r->last_ns) {
+        t += (double)(now_ns - r->last_ns) * 1e-9 * r->per_second;
+        if (t > r->burst)
+            t = r->burst;
+    }
+    return t < 1 ? 0 : (unsigned)t;
 }
 
 void rate_give_back(struct rate *r)

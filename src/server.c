@@ -12,6 +12,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus.h"
+#include "busreq.h"
 #include "log.h"
 #include "media.h"
 #include "prompt.h"
@@ -39,7 +41,8 @@ static void server_on_flush_check(evutil_socket_t fd, short what, void *arg)
     static const struct timeval tick = {0, 50000};
     conns_sync(&srv->conns);
     srv->flush_waited_ms += 50;
-    if (!conns_output_pending(&srv->conns) ||
+    if ((!conns_output_pending(&srv->conns) &&
+         !busreq_pending(srv->busreq)) ||
         srv->flush_waited_ms >= SHUTDOWN_FLUSH_MS)
         event_base_loopbreak(srv->base);
     else
@@ -84,6 +87,7 @@ static void server_on_stop_signal(evutil_socket_t sig, short what, void *arg)
     }
     srv->stopping = true;
     calls_stop(&srv->calls);
+    busreq_stop(srv->busreq);
     sd_notify(0, "STOPPING=1");
     conns_stop(&srv->conns);
     if (srv->calls.active == 0 || srv->conf.shutdown_grace == 0) {
@@ -285,6 +289,38 @@ static bool server_gateway_usable(void *arg, int gateway, char *why,
     return gateway < 0 || gateways_usable(arg, (size_t)gateway, why, len);
 }
 
+/* busreq's room callback: the call table's free slots and rate tokens. */
+static unsigned server_bus_room(void *arg)
+{
+    struct server *srv = arg;
+    return calls_room(&srv->calls, rate_now_ns());
+}
+
+/* The request bus: one end of a bufferevent pair is an internal
+ * connection (the methods, request_key and the group commit as on TCP),
+ * the other busreq's. 0, or -1 with err. */
+static int server_start_busreq(struct server *srv, char *err, size_t errlen)
+{
+    struct bufferevent *pair[2];
+    if (srv->conf.redis[0] == '\0' || !srv->conf.redis_requests)
+        return 0;
+    if (bufferevent_pair_new(srv->base, BEV_OPT_DEFER_CALLBACKS, pair) < 0 ||
+        conns_adopt(&srv->conns, pair[0], "redis-bus") == NULL) {
+        snprintf(err, errlen, "redis %s: cannot start the request bus",
+                 srv->conf.redis);
+        return -1;
+    }
+    struct busreq_deps d = {.base = srv->base, .conf = &srv->conf,
+                            .bev = pair[1], .room = server_bus_room,
+                            .room_arg = srv, .metrics = &srv->metrics};
+    if ((srv->busreq = busreq_new(&d)) == NULL) {
+        snprintf(err, errlen, "redis %s: cannot start the request bus",
+                 srv->conf.redis);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- start-up, one subsystem after the other ---------------------------- */
 
 /* The call table (before anything can fail, so server_free is safe), the
@@ -455,6 +491,8 @@ int server_init(struct server *srv, const struct conf *conf,
         snprintf(err, errlen, "redis %s: cannot start", srv->conf.redis);
         return -1;
     }
+    if (server_start_busreq(srv, err, errlen) < 0)
+        return -1;
     log_info("ctid listening on %s:%u (node %s), SIP udp %s:%u, RTP %s "
              "ports %u-%u, prompts %s",
              srv->conf.listen_host, srv->conf.listen_port, srv->conf.node_id,
@@ -481,6 +519,8 @@ void server_free(struct server *srv)
      * exist; then the workers are joined. */
     calls_cancel_starts(&srv->calls, "shutting down");
     work_pool_free(srv->work);
+    busreq_free(srv->busreq); /* its links first: no callback after */
+    srv->busreq = NULL;
     conns_free(&srv->conns);
     calls_free(&srv->calls);
     /* The SIP thread goes first: it may still post events for calls. */

@@ -28,6 +28,7 @@ struct media;
 struct prompt_cache;
 struct work_pool;
 struct bus;
+struct busreq;
 
 struct server {
     struct conf conf;              /* changed only by a SIGHUP reload */
@@ -51,6 +52,7 @@ struct server {
     struct ledger ledger;          /* calls not yet released, for recovery */
     struct reqkey reqkeys;         /* construct's request_keys (reqkey.h) */
     struct bus *bus;               /* events to Redis; NULL: redis off */
+    struct busreq *busreq;         /* requests from Redis; NULL: off */
     bool stopping;                 /* SIGTERM seen: no new work */
     struct event *grace_timer;     /* SIGTERM: ends calls after shutdown_grace */
     unsigned flush_waited_ms;      /* shutdown: time spent flushing */

@@ -136,6 +136,12 @@ static const struct key_case top_cases[] = {
      NULL},
     {"redis_events_maxlen", "1000000", "100", "100", "99",
      "redis_events_maxlen: 99 is outside 100..1099511627776", NULL},
+    {"redis_requests", "yes", "no", "no", "maybe",
+     "redis_requests: expected yes or no, got 'maybe'", NULL},
+    {"redis_claim_idle", "10", "1", "1", "0",
+     "redis_claim_idle: 0 is outside 1..3600", NULL},
+    {"redis_replies_maxlen", "100000", "100", "100", "99",
+     "redis_replies_maxlen: 99 is outside 100..1099511627776", NULL},
 };
 
 /* [gateway NAME] keys; reloaded is unused (gateways reload as a whole).
@@ -542,7 +548,8 @@ static void test_print_defaults(void **state)
         "shutdown_grace = 30\nauth_token = \n"
         "allow_unlisted_gateways = no\nredis = \nredis_password = \n"
         "redis_prefix = ctid\n"
-        "redis_events_maxlen = 1000000\n");
+        "redis_events_maxlen = 1000000\nredis_requests = yes\n"
+        "redis_claim_idle = 10\nredis_replies_maxlen = 100000\n");
     free(out);
 }
 
