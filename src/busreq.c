@@ -218,8 +218,10 @@ static void busreq_on_daemon_line(struct busreq *b, const char *line,
     unsigned long tag = json_is_integer(id) ? (unsigned long)
                         json_integer_value(id) : 0;
     json_decref(obj);
+    if (tag == 0)
+        return; /* an event: it is on PREFIX:events already */
     struct held *h = b->list;
-    while (tag != 0 && h != NULL &&
+    while (h != NULL &&
            (h->state != HELD_DAEMON || h->tag != tag))
         h = h->next;
     if (h == NULL)
