@@ -75,7 +75,7 @@ MAX_RING = 8            # s: a call ringing on B when B dies ends in time
 KEY_EVERY = 4           # every 4th request has a request_key
 DUP_EVERY = 3           # every 3rd keyed request is sent again
 DUP_DELAY = 0.6         # s after the first
-NODE_KILL_AT, REDIS_KILL_AT, TRUNK_KILL_AT = 0.30, 0.50, 0.70
+NODE_KILL_AT, REDIS_KILL_AT, TRUNK_KILL_AT = 0.30, 0.55, 0.75
 REDIS_DOWN = 2.0        # s
 REPLIES = "app:replies"
 NODES = ("1.0.0", "2.0.0")
@@ -266,11 +266,23 @@ def main(t):
             time.sleep(delay)
 
     at(NODE_KILL_AT)
+    # node 2 dies with answers in flight: stopped (SIGSTOP) while its
+    # blocked read is served, Redis frozen, node 2 thawed (it places what
+    # it got and sends the REPLY scripts into the frozen Redis), kill -9,
+    # then Redis kill -9 (those scripts die unread; the append-only file
+    # keeps the entries pending for node 2) and both started again: node 2
+    # reads its own pending entries and must not dial them again.
     victim = nodes[1]
+    victim.proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.6)
+    red.proc.send_signal(signal.SIGSTOP)
+    victim.proc.send_signal(signal.SIGCONT)
+    time.sleep(0.6)
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait()
-    t.log("node 2.0.0 killed (kill -9)")
-    time.sleep(0.5)
+    red.kill()
+    t.log("node 2.0.0 killed (kill -9) with Redis frozen, then Redis killed")
+    red.start()
     victim.start()
     chaos["node"] = time.time() - t0
     at(REDIS_KILL_AT)
@@ -481,6 +493,23 @@ def main(t):
     t.check(not stranded, "6: trunk B's unanswered calls moved to A or "
             "ended with a reported error (%d moved, %d failed)"
             % (moved, failed), repr(stranded[:3]))
+    # the calls the edge sent to B after it died (sipp logged nothing):
+    # the edge gave each up after FR_TIMER (EDGE FAIL trunk_b) and moved it
+    # to A (EDGE ADMIT trunk_a, same Call-ID) or answered 503 (EDGE BUSY),
+    # and every 503 of the edge is a call's reported outcome
+    after = kam_log[mark:]
+    fail_b = set(re.findall(r"EDGE FAIL trunk_b \d+ ci=(\S+)", after))
+    admit_a = set(re.findall(r"EDGE ADMIT trunk_a .*?ci=(\S+)", after))
+    busy = set(re.findall(r"EDGE BUSY ci=(\S+)", kam_log))
+    lost = sorted(fail_b - admit_a - busy)
+    t.check(not lost, "6: every call the edge could not place on dead B "
+            "moved to A (%d) or got its 503 (%d)" % (
+                len(fail_b & admit_a), len(fail_b & busy)), repr(lost[:3]))
+    n503 = sum(1 for lst in evs.values() for _f, p in lst
+               if p.get("error") == "dial failed" and p.get("cause") == 503)
+    t.check(len(busy) - restarted <= n503 <= len(busy),
+            "6: each 503 of the edge (%d) is a call's reported outcome "
+            "(\"dial failed\", cause 503: %d)" % (len(busy), n503))
     # probing marks it down (EDGE DOWN <trunk>), or a call it failed does
     # first (EDGE FAIL trunk_b, then EDGE DOWN <that call's R-URI>)
     t.check(re.search(r"EDGE DOWN sip:%s:%d$|EDGE FAIL trunk_b " % (
@@ -517,12 +546,21 @@ def main(t):
                                     chaos.get("trunk", -1)))
     t.log("SUMMARY per node: calls placed %s, replies sent %s"
           % (per_node, answered_by))
+    log2 = victim.log_text()
+    log2 = log2[log2.find("===== start #2"):]
+    t.log("SUMMARY node 2 after its restart: %d own pending entr(ies) "
+          "answered from its request_key file (placed before the kill), "
+          "%d placed by it for the first time" % (
+              log2.count("request_key seen before"),
+              len(re.findall(r"constructed to", log2))))
     t.log("SUMMARY per trunk: A %d calls (at most %d at once, limit %d), "
           "B %d calls (at most %d, limit %d); B's unanswered: %d moved to A, "
-          "%d failed; the edge saw %d calls" % (
+          "%d failed; the edge saw %d calls, answered %d with 503, gave up "
+          "%d on dead B (%d of them moved to A)" % (
               sum(len(c) for c in inv_a.values()), top_a, LIMIT_A,
               sum(len(c) for c in inv_b.values()), top_b, LIMIT_B,
-              moved, failed, len(edge_calls)))
+              moved, failed, len(edge_calls), len(busy), len(fail_b),
+              len(fail_b & admit_a)))
     t.log("SUMMARY per outcome (on_released): %s" % json.dumps(
         outcomes, sort_keys=True))
     t.log("SUMMARY error replies: %s" % json.dumps(err_kinds, sort_keys=True))
