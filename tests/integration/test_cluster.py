@@ -19,7 +19,14 @@ is sent a second time (a client retry: another id, the same params and
 key) a little later. The client adds each entry with an explicit entry id,
 so its own retry after a lost reply (Redis restarting) cannot add an entry
 twice. During the run, at fractions of N:
-  NODE_KILL_AT   node 2 gets kill -9 and is restarted on its state_dir;
+  NODE_KILL_AT   node 2 dies with answers in flight: SIGSTOP while its
+                 blocked read is served, Redis frozen (SIGSTOP), node 2
+                 thawed (it places what it got; its REPLY scripts wait
+                 unread in the frozen Redis), kill -9 of node 2, kill -9
+                 of Redis (those scripts are lost; the append-only file
+                 keeps the entries pending for node 2), both started
+                 again: node 2 must answer its own pending entries from
+                 its request_key file, not dial them again;
   REDIS_KILL_AT  Redis gets kill -9 and is started again on the same port
                  and dir (down REDIS_DOWN s);
   TRUNK_KILL_AT  trunk B's sipp gets kill -9.
@@ -39,9 +46,13 @@ Afterwards:
   4 both nodes placed calls (res_id prefixes);
   5 trunk A never had more than LIMIT_A calls at once across both nodes
     (from its own message log, as test_edge measures it);
-  6 every call trunk B had not answered when it died moved to trunk A or
-    ended with a reported outcome (an on_released with an error), and
-    the edge's probing marked B down.
+  6 every call trunk B had received and not answered when it died moved
+    to trunk A or ended with a reported outcome (an on_released with an
+    error); every call the edge then gave up on dead B (EDGE FAIL
+    trunk_b) was moved to A (EDGE ADMIT trunk_a, same Call-ID) or got
+    the edge's 503 (EDGE BUSY), and each 503 of the edge is one call's
+    outcome ("dial failed", cause 503); the edge marked B down; calls
+    placed after B died were still answered (on A).
 The summary (per node, per trunk, per outcome) is printed either way.
 
 CTID_EDGE_CFG=path runs the test against another edge config.
