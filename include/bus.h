@@ -1,13 +1,13 @@
 /* bus: publication of the journaled events to a Redis stream (issue 15,
- * the events half; the request stream and the cluster are not built).
+ * the events half; the requests half is busreq.h).
  * Every journal record goes to the stream PREFIX:events as fields node,
  * seq, method, params, exactly once per (node, seq): a cursor walks the
  * local journal, and a Lua script in Redis (BUS_PUBLISH_LUA) adds an entry
  * only when seq is above the node's last published seq, kept in the hash
  * PREFIX:published, and only when the previous command of the same chain
  * took effect, so neither a repeat (crash, reconnect) nor a gap (a failed
- * command followed by a good one) can happen. Uses hiredis' async API on
- * the main loop; nothing blocks it.
+ * command followed by a good one) can happen. Its connection is an rlink
+ * (rlink.h: hiredis' async API on the main loop; nothing blocks it).
  *
  * struct bus is opaque, owned by the server (bus_new / bus_free), and
  * used on the main thread only. It reads the journal it is given (which

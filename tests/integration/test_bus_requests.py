@@ -94,9 +94,10 @@ with t:
     aof = ["--appendonly", "yes", "--appendfsync", "always"]
     red = t.add_cleanup(Redis(t, "redis", aof)).start()
     busy = free_port("udp")
+    ring = free_port("udp")
     mport = free_port("tcp")
     d = t.add_cleanup(t.ctid(
-        gateways=[gateway("gw", busy)], node_id=NODE,
+        gateways=[gateway("gw", busy), gateway("ring", ring)], node_id=NODE,
         conf={"redis": "127.0.0.1:%d" % red.port,
               "metrics_listen": "127.0.0.1:%d" % mport}))
     d.start()
@@ -142,3 +143,270 @@ with t:
                "A: ctid_bus_requests_total")
     r.cmd("DEL", "app:replies")
     sp.close()
+
+    def one_reply(entry, stream="app:replies", timeout=10):
+        """The reply (fields, reply dict) naming entry, or (None, None)."""
+        got = wait_until(lambda: [g for g in replies(r, stream)
+                                  if g[0] == entry], timeout)
+        return (got[0][1], got[0][2]) if got else (None, None)
+
+    def err_of(rep):
+        e = (rep or {}).get("error") or {}
+        return e.get("code"), e.get("message")
+
+    t.section("B: bad entries get their error, are acked, change nothing")
+    big = json.dumps({"to_uri": to("b"), "play_content": "x" * 70000})
+    bad = [
+        ("not JSON", dict(method="ext.notify_call.construct",
+                          params="{not json"), (-32700, "params is not JSON")),
+        ("not an object", dict(method="ext.notify_call.construct",
+                               params="[1, 2]"),
+         (-32602, "params must be an object")),
+        ("method missing", dict(params={"to_uri": to("b")}),
+         (-32600, "method missing")),
+        ("huge params", dict(method="ext.notify_call.construct",
+                             params=big), (-32600, "entry too large")),
+        ("unknown method", dict(method="ext.nope", params={}),
+         (-32601, "method not found: ext.nope")),
+        ("sys.auth", dict(method="sys.auth", params={"token": "x"}),
+         (-32601, "sys.auth/sys.subscribe are not available on the bus")),
+        ("construct without to_uri", dict(method="ext.notify_call.construct",
+                                          params={"play_content": "x.wav"}),
+         (-32602, None)),
+    ]
+    for label, kw, (code, msg) in bad:
+        e = xadd(r, "ctid:requests", id="b-" + label, **kw)
+        f, rep = one_reply(e)
+        got_code, got_msg = err_of(rep)
+        t.check_eq(got_code, code, "B %s: error code" % label)
+        if msg is not None:
+            t.check_eq(got_msg, msg, "B %s: error message" % label)
+        t.check_eq((rep or {}).get("id"), "b-" + label, "B %s: id" % label)
+    before = r.cmd("XLEN", "ctid:events")
+    for label, rt in (("bad reply_to", "bad name!"),
+                      ("reply_to ctid:events", "ctid:events"),
+                      ("reply_to ctid:requests:x", "ctid:requests:x"),
+                      ("reply_to ctid:key:k", "ctid:key:k")):
+        e = xadd(r, "ctid:requests", "sys.ping", {}, reply_to=rt,
+                 id="b-" + label)
+        t.check(d.wait_log("bus entry %s: reply_to is not" % e, 10),
+                "B %s: refused, logged with the entry id" % label)
+    ping = xadd(r, "ctid:requests", "sys.ping", {}, id="b-ping")
+    f, rep = one_reply(ping)
+    t.check_eq((rep or {}).get("result"), "pong", "B: sys.ping on the bus")
+    t.check_eq(r.cmd("XLEN", "ctid:events"), before,
+               "B: nothing written to ctid:events by a refused reply_to")
+    t.check_eq(r.cmd("EXISTS", "ctid:requests:x", "ctid:key:k"), 0,
+               "B: no key written for a refused reply_to")
+    t.check(wait_until(lambda: pending(r) == 0, 5), "B: every entry acked",
+            "XPENDING %r" % pending(r))
+    c = t.client(d.listen_port, "b")
+    t.check_eq(c.result("sys.ping"), "pong", "B: sys.ping over TCP")
+    c.close()
+    m = scrape(mport)
+    t.check_eq(m.get("ctid_bus_requests_refused_total"), len(bad) - 1 + 4,
+               "B: ctid_bus_requests_refused_total (bad entries)")
+    t.check(d.alive(), "B: the daemon runs on")
+    r.cmd("DEL", "app:replies")
+
+    t.section("C: exists and drop on ctid:requests:NODE")
+    sp = t.sipp("uas_ring_forever.xml", port=ring, calls=1).start()
+    e = xadd(r, "ctid:requests", "ext.notify_call.construct",
+             {"to_uri": to("c", ring), "play_content": "short.wav"}, id="c1")
+    f, rep = one_reply(e)
+    rid = ((rep or {}).get("result") or {}).get("res_id")
+    t.check(rid is not None, "C: a ringing call", repr(rep))
+    own = "ctid:requests:" + NODE
+    t.check(d.wait_log("%s: 180 Ringing" % rid, 10), "C: it rings")
+    e = xadd(r, own, "ext.notify_call.exists", {"res_id": rid}, id="c2")
+    t.check_eq(one_reply(e)[1].get("result") if rid else None, True,
+               "C: exists on the node's stream: true")
+    e = xadd(r, "ctid:requests", "ext.notify_call.exists",
+             {"res_id": "9.9.9-ext.notify_call-5"}, id="c3")
+    t.check_eq(err_of(one_reply(e)[1]),
+               (-32602, "res_id belongs to node 9.9.9: send it to "
+                "ctid:requests:9.9.9"),
+               "C: exists of another node's res_id on ctid:requests")
+    e = xadd(r, own, "ext.notify_call.drop", {"res_id": rid}, id="c4")
+    rep = one_reply(e)[1]
+    t.check(rep is not None and rep.get("result") is True,
+            "C: drop on the node's stream: true", repr(rep))
+    sp.check_exit(t, "C: the dropped call was cancelled")
+    ev = wait_until(lambda: [
+        x for x in (r.cmd("XRANGE", "ctid:events", "-", "+") or [])
+        if json.loads(fields(x[1])["params"]).get("res_id") == rid], 10)
+    t.check(ev and json.loads(fields(ev[0][1])["params"]).get("dropped_by")
+            is not None, "C: its on_released (dropped) on ctid:events",
+            repr(ev))
+    e = xadd(r, own, "ext.notify_call.exists", {"res_id": rid}, id="c5")
+    t.check_eq(one_reply(e)[1].get("result") if rid else None, False,
+               "C: exists after the drop: false")
+    t.check_eq(pending(r, own), 0, "C: the node's stream acked")
+    r.cmd("DEL", "app:replies")
+    sp.close()
+    d.stop()
+    t.check_eq(d.exit_code, 0, "A-C: clean exit")
+
+    t.section("D: capacity: max_calls 2, reading only while there is room")
+    slow = free_port("udp")
+    dd = t.ctid(name="ctid-d", gateways=[gateway("gw", slow)], node_id=NODE,
+                conf={"redis": "127.0.0.1:%d" % red.port,
+                      "redis_prefix": "pd", "max_calls": "2",
+                      "metrics_listen": "127.0.0.1:%d" % mport})
+    dd.start()
+    sp = t.sipp("uas_busy.xml", port=slow, calls=6, ring_ms=3000).start()
+    t0 = time.time()
+    for i in range(6):
+        xadd(r, "pd:requests", "ext.notify_call.construct",
+             {"to_uri": to("d%d" % i, slow), "play_content": "short.wav"},
+             id="d%d" % i)
+    most = 0
+    while time.time() - t0 < 40 and len(replies(r)) < 6:
+        most = max(most, scrape(mport).get("ctid_active_calls", 0))
+        time.sleep(0.1)
+    got = replies(r)
+    t.check_eq(len(got), 6, "D: all 6 entries replied in the end")
+    t.check_eq([err_of(g[2]) for g in got if "error" in g[2]], [],
+               "D: no entry refused for capacity (each read with room)")
+    t.check(most <= 2, "D: never more than 2 calls at once (%d seen)" % most)
+    inv = invites(sp)
+    t.check_eq(sorted(inv), ["d%d" % i for i in range(6)],
+               "D: one INVITE per entry")
+    sp.close()
+    dd.stop()
+    r.cmd("DEL", "app:replies")
+
+    t.section("E: kill -9 with entries in flight, restart: once each")
+    slow_e = free_port("udp")
+    de = t.ctid(name="ctid-e", gateways=[gateway("gw", slow_e)],
+                node_id=NODE, conf={"redis": "127.0.0.1:%d" % red.port,
+                                    "redis_prefix": "pe"})
+    de.start()
+    sp = t.sipp("uas_busy.xml", port=slow_e, calls=1000, ring_ms=300)
+    sp.start()
+    text = ("This is a long sentence for the speech synthesiser to read, so "
+            "that every construct waits a while for its prompts. ") * 3
+    ne = 8
+    sent_e = []
+    for i in range(ne):
+        sent_e.append(xadd(r, "pe:requests", "ext.notify_call.construct",
+                           {"to_uri": to("e%d" % i, slow_e),
+                            "play_content": [[text, 10, "lang=en"]]},
+                           id="e%d" % i))
+    t.check(wait_until(lambda: pending(r, "pe:requests") == ne, 10),
+            "E: all entries read (pending for the node)")
+    # Writes paused: the daemon places calls but no REPLY script runs,
+    # so the kill finds calls placed and not answered (under 10 s, the
+    # stall limit of ctid's Redis links).
+    r.cmd("CLIENT", "PAUSE", "9000", "WRITE")
+    placed = wait_until(lambda: len(invites(sp)) >= 2 and invites(sp), 8)
+    de.proc.kill()
+    de.proc.wait()
+    r.cmd("CLIENT", "UNPAUSE")
+    at_kill = pending(r, "pe:requests")
+    placed = invites(sp)
+    t.log("E: at the kill: %d INVITEs, %d entries pending, %d replies" % (
+        len(placed), at_kill, len(replies(r))))
+    t.check(len(placed) >= 1 and at_kill == ne,
+            "E: calls placed and entries unanswered at the kill")
+    de.start()
+    got = wait_until(lambda: len(replies(r)) >= ne and replies(r), 60) or []
+    time.sleep(1)
+    got = replies(r)
+    t.check_eq(sorted(g[0] for g in got), sorted(sent_e),
+               "E: every entry replied exactly once")
+    t.check_eq(pending(r, "pe:requests"), 0, "E: every entry acked")
+    inv = invites(sp)
+    twice = sorted(u for u in set(inv) if inv.count(u) > 1)
+    t.check_eq(twice, [], "E: no callee got two INVITEs for one entry")
+    ok_users = sorted(g[2]["id"] for g in got if "result" in g[2])
+    t.check(set(placed) <= set(ok_users),
+            "E: the calls placed before the kill are answered with their "
+            "result", "placed %r, results %r" % (placed, ok_users))
+    t.check_eq(sorted(set(inv)), ok_users,
+               "E: each entry answered with a result was dialled once")
+    n_seen = de.log_text().count("request_key seen before")
+    t.check(n_seen >= len(placed),
+            "E: the calls placed before the kill answered from their "
+            "request_key after the restart (%d)" % n_seen)
+    sp.close()
+    de.stop()
+    r.cmd("DEL", "app:replies")
+
+    t.section("F: takeover of a dead node's entries")
+    ring_f = free_port("udp")
+    r.cmd("XGROUP", "CREATE", "pf:requests", "ctid", "0", "MKSTREAM")
+    planted_result = {"res_id": "7.7.7-ext.notify_call-1", "user_data": None,
+                      "to_uri": "x@127.0.0.1:1",
+                      "ipsc_info": {"process_id": 1}}
+
+    def fconstruct(user, key=None):
+        p = {"to_uri": to(user, ring_f), "play_content": "short.wav",
+             "max_ring_seconds": 1}
+        if key:
+            p["request_key"] = key
+        return xadd(r, "pf:requests", "ext.notify_call.construct", p,
+                    id=user)
+    f_keyless = fconstruct("f0")
+    f_new = fconstruct("f1", "k1")
+    f_placed = fconstruct("f2", "k2")
+    f_intent = fconstruct("f3", "k3")
+    r.cmd("XREADGROUP", "GROUP", "ctid", "ghost", "COUNT", "10", "STREAMS",
+          "pf:requests", ">")
+    r.cmd("SET", "pf:key:k2", "placed " + json.dumps(planted_result))
+    r.cmd("SET", "pf:key:k3", "intent ghost " + f_intent)
+    t.check_eq(pending(r, "pf:requests"), 4, "F: 4 entries pending for ghost")
+    sp = t.sipp("uas_ring_forever.xml", port=ring_f, calls=1).start()
+    fport = free_port("tcp")
+    df = t.ctid(name="ctid-f", gateways=[gateway("gw", ring_f)],
+                node_id=NODE, conf={"redis": "127.0.0.1:%d" % red.port,
+                                    "redis_prefix": "pf",
+                                    "redis_claim_idle": "1",
+                                    "metrics_listen": "127.0.0.1:%d" % fport})
+    df.start()
+    got = wait_until(lambda: len(replies(r)) >= 4 and replies(r), 20) or []
+    by = {g[0]: g[2] for g in got}
+    t.check_eq(len(got), 4, "F: one reply per entry")
+    stopped = ("node ghost stopped before answering; not retried: the call "
+               "may have been placed")
+    t.check_eq(err_of(by.get(f_keyless)), (-32000, stopped),
+               "F: keyless -> the 'stopped' error")
+    t.check_eq((((by.get(f_keyless) or {}).get("error") or {}).get("data")
+                or {}).get("node"), "ghost", "F: error data names the node")
+    res = (by.get(f_new) or {}).get("result") or {}
+    t.check(str(res.get("res_id", "")).startswith(NODE + "-"),
+            "F: keyed, no key in Redis -> placed by this node",
+            repr(by.get(f_new)))
+    t.check_eq((by.get(f_placed) or {}).get("result"), planted_result,
+               "F: keyed with 'placed' -> that result")
+    t.check_eq(err_of(by.get(f_intent)), (-32000, stopped),
+               "F: keyed with ghost's intent -> the 'stopped' error")
+    sp.check_exit(t, "F: the one call placed rang and was cancelled")
+    t.check_eq(invites(sp), ["f1"], "F: one INVITE, for the keyed new entry")
+    k1 = r.cmd("GET", "pf:key:k1") or ""
+    t.check(k1.startswith("placed ") and
+            json.loads(k1[7:]).get("res_id") == res.get("res_id"),
+            "F: pf:key:k1 holds the placed result", k1)
+    t.check_eq(pending(r, "pf:requests"), 0, "F: every entry acked")
+    t.check_eq(scrape(fport).get("ctid_bus_takeovers_total"), 4,
+               "F: ctid_bus_takeovers_total")
+    t.check(r.cmd("EXISTS", "pf:node:" + NODE) == 1,
+            "F: the node's heartbeat key")
+    sp.close()
+    df.stop()
+    r.cmd("DEL", "app:replies")
+
+    t.section("G: redis_requests = no: nothing read")
+    dg = t.ctid(name="ctid-g", gateways=[gateway("gw", busy)], node_id=NODE,
+                conf={"redis": "127.0.0.1:%d" % red.port,
+                      "redis_prefix": "pg", "redis_requests": "no"})
+    dg.start()
+    xadd(r, "pg:requests", "sys.ping", {}, id="g")
+    time.sleep(3)
+    t.check_eq(replies(r), [], "G: no reply")
+    groups = r.cmd("XINFO", "GROUPS", "pg:requests")
+    t.check_eq(groups, [], "G: no group made on pg:requests")
+    t.check(dg.wait_log("redis 127.0.0.1:%d: connected" % red.port, 5),
+            "G: events are still published")
+    dg.stop()
+    r.close()

@@ -482,7 +482,8 @@ static void test_print_every_key_set(void **state)
         "metrics_listen = [::1]:9100\nshutdown_grace = 0\n"
         "auth_token = s3cret-s3cret-s3cret\nallow_unlisted_gateways = yes\n"
         "redis = [::1]:6380\nredis_password = pw\nredis_prefix = p1\n"
-        "redis_events_maxlen = 5000\n"
+        "redis_events_maxlen = 5000\nredis_requests = no\n"
+        "redis_claim_idle = 3600\nredis_replies_maxlen = 200\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
         "username = alice\npassword = pw\n[gateway b b]\nhost = example.com\n");
     conf_defaults(&c);
@@ -509,7 +510,8 @@ static void test_print_every_key_set(void **state)
         "auth_token = (set)\n"
         "allow_unlisted_gateways = yes\n"
         "redis = [::1]:6380\nredis_password = (set)\nredis_prefix = p1\n"
-        "redis_events_maxlen = 5000\n"
+        "redis_events_maxlen = 5000\nredis_requests = no\n"
+        "redis_claim_idle = 3600\nredis_replies_maxlen = 200\n"
         "\n[gateway a]\nhost = 10.0.0.1\nport = 5080\nmax_calls = 3\n"
         "username = alice\npassword = (set)\ntransport = udp\n"
         "domain = 10.0.0.1\npai = no\ntls_verify = yes\nregister = no\n"
