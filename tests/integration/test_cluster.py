@@ -248,7 +248,13 @@ def main(t):
                          files={"dispatcher.list": dslist})
     kam.defines = {"EDGE_ADDR": HOST, "EDGE_PORT": kport,
                    "DS_LIST": kam.path("dispatcher.list"),
-                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1}
+                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1,
+                   # a call ringing on B when it dies: ctid CANCELs it after
+                   # MAX_RING, and the edge answers that CANCEL only when it
+                   # gives up B's branch (RING_TIMER after the 180); the
+                   # shipped 120 s would leave the INVITE open at the nodes'
+                   # stop (sofia-sip's stack is then not freed: LSan)
+                   "RING_TIMER": (MAX_RING + 2) * 1000}
     kam.start()
     nodes = []
     for nid in NODES:
