@@ -19,6 +19,12 @@ is sent a second time (a client retry: another id, the same params and
 key) a little later. The client adds each entry with an explicit entry id,
 so its own retry after a lost reply (Redis restarting) cannot add an entry
 twice. During the run, at fractions of N:
+  STALL_AT       node 1 is frozen (SIGSTOP) for STALL s, past its
+                 heartbeat (5 s) and redis_claim_idle (CLAIM_IDLE): node
+                 2 answers the entries node 1 had read ("node 1.0.0
+                 stopped before answering"); thawed, node 1 still places
+                 them, and its own answers must not be added (the REPLY
+                 script's XACK guard);
   NODE_KILL_AT   node 2 dies with answers in flight: SIGSTOP while its
                  blocked read is served, Redis frozen (SIGSTOP), node 2
                  thawed (it places what it got; its REPLY scripts wait
@@ -26,18 +32,24 @@ twice. During the run, at fractions of N:
                  of Redis (those scripts are lost; the append-only file
                  keeps the entries pending for node 2), both started
                  again: node 2 must answer its own pending entries from
-                 its request_key file, not dial them again;
+                 its request_key file, not dial them again (whether an
+                 entry was in flight at that moment is up to timing: the
+                 summary says how many were);
+  TRUNK_KILL_AT  trunk B's sipp gets kill -9 (the edge runs with
+                 RING_TIMER 10 s, see below);
   REDIS_KILL_AT  Redis gets kill -9 and is started again on the same port
-                 and dir (down REDIS_DOWN s);
-  TRUNK_KILL_AT  trunk B's sipp gets kill -9.
+                 and dir (down REDIS_DOWN s).
 Afterwards:
   1 every request got exactly one reply on its reply_to stream (counted
     per id), with its id, its entry, a node, and the JSON-RPC response;
-    an error only where the design allows one (a retry whose key another
-    entry is placing; an entry of a node that stopped before answering);
+    an error only where the design allows one (one of a key's two
+    entries while the other places it; an entry of a node that stopped
+    before answering);
   2 every placed call (distinct res_id of the results) has exactly one
     on_released in ctid:events, and no on_released names a call that no
-    reply reported; each (node, seq) once;
+    reply reported, but for the late calls of the stalled node (matched
+    by user_data to a "stopped before answering" reply); each (node,
+    seq) once;
   3 no request dialled twice: per Request-URI user, at most one Call-ID
     of initial INVITEs (no To tag) over both trunks (the edge moving a
     call from B to A keeps its Call-ID; a retransmission too), and the
@@ -51,8 +63,8 @@ Afterwards:
     error); every call the edge then gave up on dead B (EDGE FAIL
     trunk_b) was moved to A (EDGE ADMIT trunk_a, same Call-ID) or got
     the edge's 503 (EDGE BUSY), and each 503 of the edge is one call's
-    outcome ("dial failed", cause 503); the edge marked B down; calls
-    placed after B died were still answered (on A).
+    outcome ("dial failed", cause 503); the edge marked B down; trunk A
+    answered calls the edge sent it after B died.
 The summary (per node, per trunk, per outcome) is printed either way.
 
 CTID_EDGE_CFG=path runs the test against another edge config.
@@ -62,7 +74,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
