@@ -275,7 +275,7 @@ def main(t):
                   "max_calls": MAX_CALLS, "redis_claim_idle": CLAIM_IDLE,
                   # wider than the default: other tests' ports in the
                   # range only cost a retry on the next pair
-                  "rtp_ports": "%d-%d" % rtp_range(1000)})
+                  "rtp_ports": "%d-%d" % rtp_range(4000)})
         d.start()
         nodes.append(d)
     time.sleep(1.5)      # both trunks answer the edge's probes first
