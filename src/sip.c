@@ -60,13 +60,72 @@ static void sip_invite_free(struct sip_invite *inv)
     free(inv);
 }
 
+/* ---- SIP thread: the stop --------------------------------------------------
+ * nua_shutdown waits for every transaction still open, and nua_destroy
+ * refuses to free a stack whose shutdown has not completed. A peer may
+ * never end one (an INVITE whose CANCEL nobody answers lives until the
+ * peer's 487 or Timer C, minutes), and the only way to give one up is to
+ * destroy its handle, which sofia-sip 1.12 refuses once nua_shutdown has
+ * been called. So the stop goes in that order: the calls' legs first
+ * (main has sent their BYE or CANCEL; nua frees each at its terminated
+ * state), the legs still open after SIP_STOP_GRACE_MS are dropped (their
+ * handles destroyed), and then nua_shutdown (the un-REGISTERs), which
+ * nua_r_shutdown ends. */
+
+/* nua_shutdown, once: the legs are gone. */
+static void sip_stop_nua(struct sip *s)
+{
+    if (s->nua_stopping)
+        return;
+    s->nua_stopping = true;
+    nua_shutdown(s->nua);
+}
+
+void sip_stop_on_leg_gone(struct sip *s)
+{
+    if (s->shutting_down && idmap_count(&s->legs) == 0 &&
+        s->detached == NULL)
+        sip_stop_nua(s);
+}
+
+/* The stop timer: at SIP_STOP_GRACE_MS the legs left are dropped and
+ * nua_shutdown given SIP_STOP_FINAL_MS more; after that (or with no leg
+ * to drop: nua_shutdown itself is what waits) the loop ends anyway and
+ * the stack is left unfreed. */
 static void sip_stop_deadline(struct sip *s, su_timer_t *t, void *arg)
 {
-    (void)t;
     (void)arg;
-    log_warn("sip: dialogs still open %d ms after shutdown; closing anyway",
-             SIP_STOP_GRACE_MS);
-    su_root_break(s->root);
+    unsigned legs = s->stop_dropped ? 0 : sip_legs_drop(s);
+    if (legs == 0) {
+        log_error("sip: shutdown not complete %d ms after stop (a gateway's "
+                  "un-REGISTER unanswered?); exiting without freeing the "
+                  "SIP stack", SIP_STOP_GRACE_MS +
+                  (s->stop_dropped ? SIP_STOP_FINAL_MS : 0));
+        su_root_break(s->root);
+        return;
+    }
+    s->stop_dropped = true;
+    log_warn("sip: dialogs still open %d ms after shutdown; dropping %u "
+             "call(s) whose peer never ended them", SIP_STOP_GRACE_MS, legs);
+    sip_stop_nua(s); /* sip_legs_drop has (sip_stop_on_leg_gone) */
+    if (su_timer_set_interval(t, sip_stop_deadline, NULL,
+                              SIP_STOP_FINAL_MS) < 0)
+        su_root_break(s->root);
+}
+
+/* The STOP command: no more gateway traffic, then the order above. */
+static void sip_stop_begin(struct sip *s)
+{
+    s->shutting_down = true;
+    sip_gateways_stop(s);
+    s->stop_timer = su_timer_create(su_root_task(s->root), 0);
+    if (s->stop_timer == NULL ||
+        su_timer_set_interval(s->stop_timer, sip_stop_deadline, NULL,
+                              SIP_STOP_GRACE_MS) < 0) {
+        su_root_break(s->root);
+        return;
+    }
+    sip_stop_on_leg_gone(s); /* no leg: nua_shutdown now */
 }
 
 static int sip_on_commands(struct sip *s, su_wait_t *w, void *arg)
@@ -93,21 +152,8 @@ static int sip_on_commands(struct sip *s, su_wait_t *w, void *arg)
             sip_leg_hangup(s, cmd.call_id);
             break;
         case SIP_CMD_STOP:
-            if (!s->shutting_down) {
-                s->shutting_down = true;
-                sip_gateways_stop(s);
-                /* nua_shutdown ends every dialog it still holds, but waits
-                 * for transactions a silent peer never answers (Timer B,
-                 * up to 32 s): a stopping daemon gives them
-                 * SIP_STOP_GRACE_MS, then exits without freeing the stack
-                 * (nua_destroy refuses before shutdown completes). */
-                nua_shutdown(s->nua);
-                s->stop_timer = su_timer_create(su_root_task(s->root), 0);
-                if (s->stop_timer == NULL ||
-                    su_timer_set_interval(s->stop_timer, sip_stop_deadline,
-                                          NULL, SIP_STOP_GRACE_MS) < 0)
-                    su_root_break(s->root);
-            }
+            if (!s->shutting_down)
+                sip_stop_begin(s);
             break;
         }
     }
@@ -185,8 +231,10 @@ static void sip_callback(nua_event_t event, int status, char const *phrase,
                                     sip_response_is_local(s->nua, sip));
         break;
     case nua_r_shutdown:
-        if (status >= 200)
+        if (status >= 200) {
+            log_info("sip: stack shut down (%d %s)", status, phrase);
             su_root_break(s->root);
+        }
         break;
     case nua_r_bye:
     case nua_r_cancel:

@@ -71,6 +71,10 @@ struct sip_cmd {
 };
 
 #define SIP_STOP_GRACE_MS 5000
+/* After the grace: the wait for nua_shutdown once the legs still open
+ * are dropped (it completes at once unless a gateway's un-REGISTER is
+ * still unanswered). */
+#define SIP_STOP_FINAL_MS 1000
 #define SIP_ALLOWED_METHODS "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
 #define SIP_RECOVER_WAIT_MS 2000
 #define SIP_SOCKET_BUFFER (4u << 20)
@@ -122,6 +126,9 @@ struct sip {
     struct sip_leg *detached;   /* failed attempts nua still holds */
     bool shutting_down;
     su_timer_t *stop_timer;     /* bounds the wait for nua_shutdown */
+    bool nua_stopping;          /* nua_shutdown called (after the legs) */
+    bool stop_dropped;          /* the grace is over: the legs left were
+                                   dropped, SIP_STOP_FINAL_MS running */
     struct sip_gw *gws[CONF_MAX_GATEWAYS]; /* registration and OPTIONS per
                                    gateway, in s->conf's order (sip_gateway.c) */
     size_t n_gws;
@@ -162,6 +169,16 @@ void sip_leg_on_state(struct sip *s, struct sip_leg *leg, int status,
 /* Removes leg from the map (or the detached list), destroys its handle,
  * wipes and frees it. */
 void sip_leg_free(struct sip *s, struct sip_leg *leg);
+/* The stop grace is over: frees every leg still held (sip_leg_free: its
+ * handle destroyed, which ends its transactions without a word to the
+ * peer); returns how many. */
+unsigned sip_legs_drop(struct sip *s);
+
+/* ---- sip.c: the stop ------------------------------------------------------ */
+
+/* A leg was freed (sip_leg_free): once stopping and none is left,
+ * nua_shutdown starts. */
+void sip_stop_on_leg_gone(struct sip *s);
 /* The message's SDP body, or NULL (none, or another content type). */
 const char *sip_sdp_body(const sip_t *sip, size_t *len);
 /* Did our own stack make this response (timeout, transport error)? */

@@ -33,6 +33,31 @@ void sip_leg_free(struct sip *s, struct sip_leg *leg)
     }
     explicit_bzero(leg->password, sizeof leg->password);
     free(leg);
+    sip_stop_on_leg_gone(s);
+}
+
+unsigned sip_legs_drop(struct sip *s)
+{
+    unsigned n = 0;
+    while (s->detached != NULL) {
+        log_debug("%s: dropped at stop, its transaction still open",
+                  s->detached->res_id);
+        sip_leg_free(s, s->detached);
+        n++;
+    }
+    for (;;) {
+        /* a fresh walk each time: sip_leg_free changes the map */
+        struct idmap_iter it = IDMAP_ITER_INIT;
+        void *v;
+        if (!idmap_next(&s->legs, &it, NULL, &v))
+            break;
+        struct sip_leg *leg = v;
+        log_debug("%s: dropped at stop, its transaction still open",
+                  leg->res_id);
+        sip_leg_free(s, leg);
+        n++;
+    }
+    return n;
 }
 
 /* The message's SDP body, or NULL (none, or another content type). */

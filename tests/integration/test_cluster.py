@@ -35,8 +35,9 @@ twice. During the run, at fractions of N:
                  its request_key file, not dial them again (whether an
                  entry was in flight at that moment is up to timing: the
                  summary says how many were);
-  TRUNK_KILL_AT  trunk B's sipp gets kill -9 (the edge runs with
-                 RING_TIMER 10 s, see below);
+  TRUNK_KILL_AT  trunk B's sipp gets kill -9 (a call ringing there is
+                 CANCELed at max_ring_seconds and the edge answers it 487
+                 after CANCEL_WAIT);
   REDIS_KILL_AT  Redis gets kill -9 and is started again on the same port
                  and dir (down REDIS_DOWN s).
 Afterwards:
@@ -259,13 +260,7 @@ def main(t):
                          files={"dispatcher.list": dslist})
     kam.defines = {"EDGE_ADDR": HOST, "EDGE_PORT": kport,
                    "DS_LIST": kam.path("dispatcher.list"),
-                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1,
-                   # a call ringing on B when it dies: ctid CANCELs it after
-                   # MAX_RING, and the edge answers that CANCEL only when it
-                   # gives up B's branch (RING_TIMER after the 180); the
-                   # shipped 120 s would leave the INVITE open at the nodes'
-                   # stop (sofia-sip's stack is then not freed: LSan)
-                   "RING_TIMER": (MAX_RING + 2) * 1000}
+                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1}
     kam.start()
     nodes = []
     for nid in NODES:

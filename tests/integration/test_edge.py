@@ -21,6 +21,14 @@ B  trunk B's sipp is killed: the edge's OPTIONS probing marks it down
    2 end with the edge's 503 as their outcome ("dial failed", cause 503).
 C  afterwards the edge's channel counts are back to zero: 2 concurrent
    calls both go to A and are answered.
+D  a second edge (RING_TIMER as shipped, 120 s) whose one trunk rings
+   (180) and then never answers the CANCEL (a trunk that died while the
+   call rang; sipp uas_ring_ignore_cancel.xml): ctid's construct with
+   max_ring_seconds 3 ends in "ring timeout"; the edge answers ctid's
+   INVITE with 487 itself (EDGE CANCEL-TIMEOUT) within ~10 s of that, not
+   after RING_TIMER; the trunk's one channel is free again (a second call
+   is admitted to it, not refused 503) and ends the same way; ctid then
+   stops at once, exit 0 (no transaction left for the stop grace).
 
 CTID_EDGE_CFG=path runs the test against another config (to see it fail
 with the channel limit taken out of the edge).
@@ -172,6 +180,69 @@ def case_c(t, kam, nodes, trunk_a):
                "C: trunk A's channels were all free again: both calls went there")
 
 
+def case_d(t):
+    port_t = free_port("udp")
+    trunk = t.sipp("uas_ring_ignore_cancel.xml", port=port_t, calls=100,
+                   timeout=55, extra=("-aa",)).start()
+    kport = free_port("udp")
+    kam = KamailioConfig(t, EDGE_CFG, name="edge-d", port=kport, files={
+        "dispatcher.list": "1 sip:%s:%d 0 10 duid=trunk_d;maxcalls=1\n"
+                           % (HOST, port_t)})
+    kam.defines = {"EDGE_ADDR": HOST, "EDGE_PORT": kport,
+                   "DS_LIST": kam.path("dispatcher.list"),
+                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1}
+    kam.start()
+    d = t.ctid(name="node-d", node_id="4.0.0", gateways=[
+        gateway("edge", None, host=DOMAIN, proxy=kam.address("udp"))])
+    d.start()
+    c = t.client(d.listen_port, "app-d")
+    time.sleep(1.5)     # the trunk has answered the edge's first probe
+    for n in (1, 2):
+        label = "D%d" % n
+        reply = c.call("ext.notify_call.construct", {
+            "to_uri": "13800000000@edge", "play_content": "notice.wav",
+            "max_ring_seconds": 3, "user_data": label})
+        res_id, _ = check_construct_result(t, reply, d.node_id,
+                                           "13800000000@edge", label,
+                                           label=label)
+        if res_id is None:
+            return
+        ev = c.wait_event(res_id, timeout=20)
+        check_released(t, ev, res_id, label, "ring timeout", "sys",
+                       cause=None, answered=False,
+                       label="%s: the ring timeout" % label)
+        t0 = time.time()
+        t.check(d.wait_log("%s: CANCEL" % res_id, timeout=5),
+                "%s: ctid CANCELed the call" % label)
+        # the edge's own 487 ends ctid's INVITE transaction (RING_TIMER
+        # would be 120 s)
+        got = d.wait_log("%s: 487 Request Terminated\n" % res_id, timeout=15)
+        t.check(got, "%s: ctid's INVITE got its 487 within 15 s of the ring "
+                "timeout (%.1f s)" % (label, time.time() - t0),
+                d.log_tail(10))
+        text = kam.log_text()
+        t.check_eq(text.count("EDGE CANCEL-TIMEOUT"), n,
+                   "%s: the edge answered it itself (EDGE CANCEL-TIMEOUT)"
+                   % label)
+        # maxcalls=1: the second call is admitted only if the first one's
+        # channel was given back
+        t.check_eq(len(re.findall(r"EDGE ADMIT trunk_d 0/1 ", text)), n,
+                   "%s: admitted to the trunk's one free channel" % label)
+    received = [m.split(" ", 1)[0] for dr, m in trunk.messages()
+                if dr == "recv"]
+    t.check("CANCEL" in received, "D: the trunk got the edge's CANCEL",
+            repr(received))
+    c.close()
+    t1 = time.time()
+    t.check_eq(d.stop(), 0, "D: ctid exit 0")
+    t.check(time.time() - t1 < 4, "D: ctid stopped at once (no INVITE left "
+            "for the SIP stop grace)", "%.1f s" % (time.time() - t1))
+    t.check("dialogs still open" not in d.log_text(),
+            "D: nothing open at ctid's stop")
+    kam.stop()
+    trunk.close()
+
+
 def main(t):
     if not os.path.exists("/usr/sbin/kamailio") or not shutil.which("sipp"):
         t.fail("kamailio and sipp installed (.ci/setup)")
@@ -216,6 +287,7 @@ def main(t):
     t.run("B: trunk B dies", case_b, t, kam, nodes, trunks["a"], trunks["b"],
           port_b)
     t.run("C: the counts are back to zero", case_c, t, kam, nodes, trunks["a"])
+    t.run("D: a trunk that never answers the CANCEL", case_d, t)
 
 
 t = Test("edge")

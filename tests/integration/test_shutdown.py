@@ -14,6 +14,14 @@ C  SIGHUP reload: max_calls lowered to 1 (the second concurrent construct
    (refused), rtp_ports changed (logged as needing a restart, not
    applied), every change logged; then a broken file: logged, the old
    configuration stays, the daemon keeps serving.
+D  A callee that rings and then never answers the CANCEL (no 200, no 487:
+   a proxy whose trunk died): the call ends at max_ring_seconds 3, then
+   SIGTERM. ctid's INVITE transaction is still open when the SIP stop
+   grace (5 s) is over: ctid drops it, the stack shuts down and is freed
+   ("sip: stack shut down" logged, no LeakSanitizer report under ASan),
+   exit 0 within the grace and a little.
+E  A 401 to a gateway without credentials: the call fails with 401 and a
+   stop right after is clean (exit 0, nothing left open at the stop).
 """
 import os
 import re
@@ -159,3 +167,65 @@ with t:
         c.close()
         t.check_eq(d.stop(), 0, "C: clean stop")
     t.run("C: SIGHUP reload", sub_c)
+
+    def sub_d():
+        port = free_port("udp")
+        d = t.ctid(name="ctid-d", gateways=[gateway("deaf", port)])
+        d.start()
+        sp = t.sipp("uas_ring_ignore_cancel.xml", port=port).start()
+        c = t.client(d.listen_port, "d")
+        t0 = time.time()
+        r = c.call("ext.notify_call.construct", {
+            "to_uri": d.uri(port), "play_content": "short.wav",
+            "max_ring_seconds": 3, "user_data": "d"})
+        res_id, _ = check_construct_result(t, r, d.node_id, d.uri(port), "d",
+                                           label="D: construct")
+        if not res_id:
+            return
+        ev = c.wait_event(res_id, timeout=20)
+        check_released(t, ev, res_id, "d", "ring timeout", "sys", cause=None,
+                       answered=False, label="D: the ring timeout")
+        t.check(d.wait_log(": CANCEL", timeout=5), "D: ctid sent CANCEL")
+        t.log("D: released %.1f s after construct" % (time.time() - t0))
+        c.close()
+        t1 = time.time()
+        d.proc.send_signal(signal.SIGTERM)
+        rc = d.wait_exit(20)
+        took = time.time() - t1
+        t.check_eq(rc, 0, "D: exit 0 (99 under ASan: a leak)")
+        t.check(took < 12, "D: exited within the 5 s SIP grace and a "
+                "little", "%.1f s" % took)
+        log = d.log_text()
+        t.check("dialogs still open" in log, "D: the CANCEL was still "
+                "unanswered at the SIP grace's end (the case under test)")
+        t.check("sip: stack shut down" in log,
+                "D: the open transaction was dropped and the stack shut "
+                "down (so it is freed)", d.log_tail(15))
+        sp.close()
+    t.run("D: stop with a CANCEL the callee never answers", sub_d)
+
+    def sub_e():
+        port = free_port("udp")
+        d = t.ctid(name="ctid-e", gateways=[gateway("auth", port)])
+        d.start()
+        sp = t.sipp("uas_auth_401.xml", port=port).start()
+        c = t.client(d.listen_port, "e")
+        r = c.call("ext.notify_call.construct", {
+            "to_uri": d.uri(port), "play_content": "short.wav",
+            "user_data": "e"})
+        res_id, _ = check_construct_result(t, r, d.node_id, d.uri(port), "e",
+                                           label="E: construct")
+        if not res_id:
+            return
+        ev = c.wait_event(res_id, timeout=15)
+        check_released(t, ev, res_id, "e", "dial failed", "sys", cause=401,
+                       answered=False, label="E: the 401")
+        c.close()
+        t1 = time.time()
+        t.check_eq(d.stop(), 0, "E: exit 0")
+        took = time.time() - t1
+        t.check(took < 4, "E: a prompt stop", "%.1f s" % took)
+        t.check("dialogs still open" not in d.log_text(),
+                "E: nothing of the refused INVITE is left at the stop")
+        sp.close()
+    t.run("E: stop after a 401 without credentials", sub_e)
