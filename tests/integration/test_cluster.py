@@ -27,7 +27,8 @@ twice. During the run, at fractions of N:
                  "no longer this node's"); one that passed that check
                  just before the freeze but whose INVITE was not out yet
                  is still placed by it (docs/reliability.md, "The request
-                 bus", point 5: rare, a few ms of its main loop), and its
+                 bus", point 5: the construct's own work, prompts included;
+                 seen in 1 of 3 runs checked), and its
                  own answers must not be added (the REPLY script's XACK
                  guard);
   NODE_KILL_AT   node 2 dies with answers in flight: SIGSTOP while its
