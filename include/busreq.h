@@ -63,11 +63,16 @@ void busreq_free(struct busreq *b);
 #define BUSREQ_ID_MAX 200        /* reply_to's longest name */
 
 /* The Lua scripts (docs/protocol.md). MARK: KEYS P:key:K, the stream;
- * ARGV node, entry, ttl -> {"go"|"have"|"lost", value}. REPLY: KEYS the
+ * ARGV node, entry, ttl -> {"go"|"have"|"lost", value}. OWN (a keyless
+ * construct): KEYS the stream; ARGV node, entry -> {"go"|"lost", value}.
+ * Both answer "lost" (value: the entry's consumer now, "" when acked)
+ * unless the entry is pending for node, and reset its idle time when it
+ * is. REPLY: KEYS the
  * stream, reply_to, P:key:K; ARGV node, entry, has_reply, maxlen, id,
  * reply, keymode ("", "placed", "abandon"), result, ttl -> 1 when this
  * call acked the entry (and added the reply), else 0. */
 extern const char BUSREQ_MARK_LUA[];
+extern const char BUSREQ_OWN_LUA[];
 extern const char BUSREQ_REPLY_LUA[];
 /* CLAIM: KEYS PREFIX:requests; ARGV node, min idle ms, "PREFIX:node:",
  * count -> [[dead node, [id, fields]]...], the entries now this node's. */
@@ -93,6 +98,20 @@ struct busreq_entry {
     int err_code;                /* != 0: answer with this error */
     char err_msg[256];
 };
+
+/* What a valid entry (no refusal, no err_code) needs before the daemon
+ * has it: a construct taken over from a dead node without its own
+ * request_key is answered with the -32000 "stopped before answering"
+ * error (TAKEN); one with a request_key runs MARK; any other construct
+ * runs OWN; exists/drop/sys.ping go to the daemon at once (HAND). */
+enum busreq_step {
+    BUSREQ_STEP_TAKEN,
+    BUSREQ_STEP_MARK,
+    BUSREQ_STEP_OWN,
+    BUSREQ_STEP_HAND,
+};
+enum busreq_step busreq_first_step(const struct busreq_entry *e,
+                                   bool taken_over);
 
 /* Is name an acceptable reply_to: ^[A-Za-z0-9_.:-]{1,200}$ and none of
  * ctid's own keys under prefix (PREFIX:requests, PREFIX:requests:*,

@@ -3,7 +3,7 @@
  * docs/reliability.md why no call is placed twice): reading, the groups,
  * the heartbeat, the takeover of dead nodes' entries and the life cycle.
  * Owns two Redis links: "read" carries only the blocking XREADGROUP,
- * "main" everything else (groups, MARK and REPLY scripts, heartbeat, the
+ * "main" everything else (groups, MARK, OWN and REPLY scripts, heartbeat, the
  * CLAIM script), and its end of the bufferevent pair to the daemon; the
  * entries it holds are busreq_held.c's business. Main thread. */
 #include "busreq.h"

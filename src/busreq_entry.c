@@ -10,15 +10,25 @@
 
 #include "rpc.h"
 
-/* The entry must still be pending for this node: a node that lost it
- * (taken over while it stalled) neither marks nor answers it. */
-#define BUSREQ_LUA_OWNED                                                   \
-    "local p = redis.call('XPENDING', KEYS[2], 'ctid', ARGV[2], ARGV[2], " \
-    "1)\n"                                                                 \
-    "if #p == 0 or p[1][2] ~= ARGV[1] then return {'lost', ''} end\n"
+/* The entry (ARGV[2]) must still be pending for this node (ARGV[1]) in
+ * stream K: a node that lost it (taken over while it stalled) neither
+ * marks, hands nor answers it ({'lost', its owner now, '' when acked}).
+ * Still ours: its idle time is reset (XCLAIM to ourselves, JUSTID), so no
+ * takeover (min-idle redis_claim_idle) can take it before the INVITE is
+ * out. */
+#define BUSREQ_LUA_OWNED(K)                                                \
+    "local p = redis.call('XPENDING', " K ", 'ctid', ARGV[2], ARGV[2], 1)\n" \
+    "if #p == 0 then return {'lost', ''} end\n"                           \
+    "if p[1][2] ~= ARGV[1] then return {'lost', p[1][2]} end\n"           \
+    "redis.call('XCLAIM', " K ", 'ctid', ARGV[1], '0', ARGV[2], "          \
+    "'JUSTID')\n"
+
+const char BUSREQ_OWN_LUA[] =
+    BUSREQ_LUA_OWNED("KEYS[1]")
+    "return {'go', ''}\n";
 
 const char BUSREQ_MARK_LUA[] =
-    BUSREQ_LUA_OWNED
+    BUSREQ_LUA_OWNED("KEYS[2]")
     "local mine = 'intent ' .. ARGV[1] .. ' ' .. ARGV[2]\n"
     "local v = redis.call('GET', KEYS[1])\n"
     "if not v then\n"
@@ -234,6 +244,16 @@ void busreq_entry_parse(struct busreq_entry *e, const char *entry_id,
     busreq_entry_method(e, method);
     if (e->err_code == 0)
         busreq_entry_params(e, prefix, node);
+}
+
+enum busreq_step busreq_first_step(const struct busreq_entry *e,
+                                   bool taken_over)
+{
+    if (e->method != BUSREQ_CONSTRUCT)
+        return BUSREQ_STEP_HAND;
+    if (e->key[0])
+        return BUSREQ_STEP_MARK;
+    return taken_over ? BUSREQ_STEP_TAKEN : BUSREQ_STEP_OWN;
 }
 
 void busreq_entry_free(struct busreq_entry *e)

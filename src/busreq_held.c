@@ -1,6 +1,7 @@
 /* busreq_held: the entries the request bus holds (struct held, see
  * busreq_int.h), from the read to the REPLY script: their checks, the
- * MARK script of a keyed construct, the hand-over to the daemon over the
+ * MARK script of a keyed construct or the OWN script of a keyless one
+ * (still this node's?), the hand-over to the daemon over the
  * bufferevent pair, the daemon's reply and the answer in Redis. Answers
  * wait in arrival order while Redis is away. Main thread. */
 #include <event2/buffer.h>
@@ -235,10 +236,16 @@ void busreq_mark(struct held *h)
         return; /* sent once the link is up */
     char key[300];
     snprintf(key, sizeof key, "%s:key:%s", b->conf->redis_prefix, h->e.key);
-    const char *argv[] = {"EVAL", BUSREQ_MARK_LUA, "2", key,
+    const char *mark[] = {"EVAL", BUSREQ_MARK_LUA, "2", key,
                           busreq_stream(h), b->conf->node_id, h->e.entry,
                           b->ttl};
-    if (rlink_cmd(b->main, busreq_on_marked, h, 8, argv, NULL) == 0)
+    const char *own[] = {"EVAL", BUSREQ_OWN_LUA, "1", busreq_stream(h),
+                         b->conf->node_id, h->e.entry};
+    int r = h->e.key[0] ? rlink_cmd(b->main, busreq_on_marked, h, 8, mark,
+                                    NULL)
+                        : rlink_cmd(b->main, busreq_on_marked, h, 6, own,
+                                    NULL);
+    if (r == 0)
         h->sent = true;
 }
 
@@ -260,8 +267,12 @@ static void busreq_on_marked(struct rlink *l, redisReply *r, void *arg)
     if (strcmp(what, "go") == 0) {
         busreq_hand(h);
     } else if (strcmp(what, "lost") == 0) {
-        log_warn("bus entry %s: taken over by another node; left to it",
-                 h->e.entry);
+        /* another node took it over while this one stalled: it answered
+         * (acked) or answers it; placing it now would make its answer
+         * untrue */
+        log_info("bus entry %s: no longer this node's (%s%s): not placed, "
+                 "no reply", h->e.entry, v[0] ? "pending for node " :
+                 "answered by another node", v);
         busreq_forget(h);
     } else if (strncmp(v, "placed ", 7) == 0) {
         log_info("bus entry %s: request_key placed before: its result",
@@ -312,6 +323,28 @@ static int busreq_parse_fields(struct busreq *b, struct held *h,
     return 0;
 }
 
+/* A valid entry's first step (busreq_first_step). */
+static void busreq_step(struct held *h, enum busreq_step step)
+{
+    char msg[256];
+    switch (step) {
+    case BUSREQ_STEP_TAKEN:
+        snprintf(msg, sizeof msg, "node %s stopped before answering; not "
+                 "retried: the call may have been placed", h->from);
+        busreq_answer_error(h, -32000, msg,
+                            json_pack("{s:s}", "node", h->from));
+        break;
+    case BUSREQ_STEP_MARK:
+    case BUSREQ_STEP_OWN:
+        h->state = HELD_MARK;
+        busreq_mark(h);
+        break;
+    case BUSREQ_STEP_HAND:
+        busreq_hand(h);
+        break;
+    }
+}
+
 /* A read (or claimed) entry: checked, then marked, handed or answered.
  * from: the dead node it was taken from, "" when read. */
 void busreq_take(struct busreq *b, const char *entry, bool own,
@@ -345,17 +378,8 @@ void busreq_take(struct busreq *b, const char *entry, bool own,
         busreq_answer(h, NULL, "", NULL);
     } else if (h->e.err_code != 0) {
         busreq_answer_error(h, h->e.err_code, h->e.err_msg, NULL);
-    } else if (h->e.method == BUSREQ_CONSTRUCT && from[0] &&
-               h->e.key[0] == '\0') {
-        char msg[256];
-        snprintf(msg, sizeof msg, "node %s stopped before answering; not "
-                 "retried: the call may have been placed", from);
-        busreq_answer_error(h, -32000, msg, json_pack("{s:s}", "node", from));
-    } else if (h->e.method == BUSREQ_CONSTRUCT && h->e.key[0]) {
-        h->state = HELD_MARK;
-        busreq_mark(h);
     } else {
-        busreq_hand(h);
+        busreq_step(h, busreq_first_step(&h->e, from[0] != '\0'));
     }
 }
 

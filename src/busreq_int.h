@@ -23,6 +23,7 @@
  * between a read and its answer (at most BUSREQ_MAX_INFLIGHT are held). */
 #define BUSREQ_DONE_RING 512
 
+/* HELD_MARK: a construct waiting for MARK or OWN (busreq_mark). */
 enum held_state { HELD_MARK, HELD_DAEMON, HELD_ANSWER };
 
 /* An entry this node holds, from its read until its answer is in Redis. */
@@ -31,7 +32,7 @@ struct held {
     struct busreq_entry e;
     char from[64];          /* taken over from this dead node, "" none */
     enum held_state state;
-    bool sent;              /* MARK or REPLY queued on the main link */
+    bool sent;              /* MARK/OWN or REPLY queued on the main link */
     unsigned long tag;      /* the request line's id (HELD_DAEMON) */
     char *reply;            /* the reply text; NULL: none (HELD_ANSWER) */
     const char *keymode;    /* REPLY's "", "placed" or "abandon" */
@@ -74,7 +75,8 @@ struct busreq {
 unsigned busreq_constructs(const struct busreq *b);
 /* Sends every decided answer not yet sent, in order. */
 void busreq_flush(struct busreq *b);
-/* Runs MARK for a keyed construct (when the main link is up). */
+/* Runs MARK (a keyed construct) or OWN (a keyless one) when the main
+ * link is up: is the entry still ours? */
 void busreq_mark(struct held *h);
 /* A read (or claimed) entry: checked, then marked, handed or answered.
  * from: the dead node it was taken from, "" when read. fields NULL: the

@@ -1,5 +1,6 @@
 /* conn: the JSON-RPC listener and its connections (private to src/: used
- * by conn.c, which owns them, and by methods.c, replay.c and server.c).
+ * by conn.c, which owns them, conn_out.c, their output, and by
+ * methods.c, replay.c and server.c).
  *
  * struct conns owns the listener, admission (admit.h), every struct conn
  * from accept to close (conn_close is the one destructor), and their

@@ -32,9 +32,14 @@ H  Redis with requirepass: a wrong redis_password is logged once per link
 I  Redis killed (-9) while answers are owed, restarted from its
    append-only file: the answers kept by the node go out when it is back,
    each entry replied once, no second INVITE.
+J  (run after F) a node stopped (SIGSTOP) with a keyless construct read
+   but unseen; the entry taken from it and answered meanwhile (as a
+   taking node does): once thawed the node neither dials nor answers it
+   (docs/reliability.md, "The request bus", point 5).
 """
 import json
 import os
+import signal
 import sys
 import time
 
@@ -96,6 +101,11 @@ def invites(sp):
         seen.add(cid)
         out.append(first.split("sip:", 1)[1].split("@", 1)[0])
     return out
+
+
+def handed(d):
+    """Bus constructs the daemon got (its debug line per request)."""
+    return d.log_text().count("redis-bus: ext.notify_call.construct")
 
 
 t = Test("bus_requests")
@@ -308,6 +318,10 @@ with t:
                            id="e%d" % i))
     t.check(wait_until(lambda: pending(r, "pe:requests") == ne, 10),
             "E: all entries read (pending for the node)")
+    # each construct's OWN script (a write) must have run before writes
+    # are paused: wait until the daemon has all of them
+    t.check(wait_until(lambda: handed(de) >= ne, 10),
+            "E: all entries handed to the daemon (after OWN)")
     # Writes paused: the daemon places calls but no REPLY script runs,
     # so the kill finds calls placed and not answered (under 10 s, the
     # stall limit of ctid's Redis links).
@@ -409,6 +423,69 @@ with t:
     df.stop()
     r.cmd("DEL", "app:replies")
 
+    t.section("J: a stalled node does not place an entry taken from it")
+    # Deterministic from Redis' side: ctid is stopped (SIGSTOP) while its
+    # blocked read is in Redis; the XADD is served to that read (pending
+    # for NODE, in ctid's socket, unseen); the test then does what a
+    # taking node does (XCLAIM to "other", XACK, the error reply) and
+    # lets ctid go on. ctid must not dial it (its OWN script finds the
+    # entry no longer its own) nor reply.
+    ring_j = free_port("udp")
+    dj = t.ctid(name="ctid-j", gateways=[gateway("gw", ring_j)],
+                node_id=NODE, conf={"redis": "127.0.0.1:%d" % red.port,
+                                    "redis_prefix": "pj"})
+    dj.start()
+    sp = t.sipp("uas_busy.xml", port=ring_j, calls=1000).start()
+
+    def blocked_read():
+        return any("cmd=xreadgroup" in c and "flags=b " in c for c in
+                   (r.cmd("CLIENT", "LIST") or "").splitlines())
+    stalled = None
+    for attempt in range(10):
+        if not wait_until(blocked_read, 10):
+            break
+        dj.proc.send_signal(signal.SIGSTOP)
+        e = xadd(r, "pj:requests", "ext.notify_call.construct",
+                 {"to_uri": to("jstalled", ring_j),
+                  "play_content": "short.wav"}, reply_to="app:replies-j",
+                 id="jstalled")
+        mine = r.cmd("XPENDING", "pj:requests", "ctid", e, e, "1", NODE)
+        if mine:
+            r.cmd("XCLAIM", "pj:requests", "ctid", "other", "0", e, "JUSTID")
+            r.cmd("XACK", "pj:requests", "ctid", e)
+            r.cmd("XADD", "app:replies-j", "*", "id", "jstalled", "node",
+                  "other", "entry", e, "reply", "{}")
+            stalled = e
+        else:   # the read had ended just then: not ours to test; again
+            r.cmd("XDEL", "pj:requests", e)
+        dj.proc.send_signal(signal.SIGCONT)
+        if stalled:
+            break
+    t.check(stalled is not None, "J: an entry read by the stopped node "
+            "and taken from it (attempts %d)" % (attempt + 1))
+    t.check(dj.wait_log("bus entry %s: no longer this node's (answered by "
+                        "another node): not placed" % stalled, 10),
+            "J: the thawed node drops it, logged with the entry id")
+    after = xadd(r, "pj:requests", "ext.notify_call.construct",
+                 {"to_uri": to("jafter", ring_j), "play_content": "short.wav"},
+                 reply_to="app:replies-j", id="jafter")
+    got = wait_until(lambda: len(replies(r, "app:replies-j")) >= 2 and
+                     replies(r, "app:replies-j"), 20) or []
+    time.sleep(1)
+    got = replies(r, "app:replies-j")
+    t.check_eq([(g[0], g[1].get("node")) for g in got],
+               [(stalled, "other"), (after, NODE)],
+               "J: no reply from ctid for the entry taken from it")
+    inv = invites(sp)
+    t.check("jstalled" not in inv, "J: no INVITE for the entry taken from "
+            "it", repr(inv))
+    t.log("J: INVITEs %r (jafter's may be missing when the shared machine "
+          "runs out of RTP ports)" % inv)
+    t.check_eq(pending(r, "pj:requests"), 0, "J: nothing left pending")
+    sp.close()
+    dj.stop()
+    t.check_eq(dj.exit_code, 0, "J: clean exit")
+
     t.section("G: redis_requests = no: nothing read")
     dg = t.ctid(name="ctid-g", gateways=[gateway("gw", busy)], node_id=NODE,
                 conf={"redis": "127.0.0.1:%d" % red.port,
@@ -466,6 +543,8 @@ with t:
               for i in range(ni)]
     t.check(wait_until(lambda: pending(r, "pi:requests") == ni, 10),
             "I: all entries read")
+    t.check(wait_until(lambda: handed(di) >= ni, 10),
+            "I: all entries handed to the daemon (after OWN)")
     r.cmd("CLIENT", "PAUSE", "9000", "WRITE")
     placed = wait_until(lambda: len(invites(sp)) >= 2 and invites(sp), 8)
     r.close()

@@ -1,7 +1,8 @@
 /* Unit tests of the request bus' pure parts (busreq_entry.c): each bad
  * entry and its error, the reply_to rules (ctid's own keys refused),
  * request_key injection, the res_id -> node parse, the request and reply
- * lines, the room arithmetic, and rate_available / the calls' room. */
+ * lines, the room arithmetic, rate_available / the calls' room, and
+ * the step before the daemon (MARK / OWN). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,6 +177,52 @@ static void test_request_key(void **state)
     busreq_entry_free(&e);
 }
 
+/* The step before the daemon: every construct is checked to be still
+ * this node's (MARK with a request_key, OWN without), and both scripts
+ * reset the entry's idle time when it is. */
+static void test_first_step(void **state)
+{
+    (void)state;
+    struct busreq_entry e;
+    const char *keyless[] = {"method", "ext.notify_call.construct", "params",
+                             "{\"to_uri\":\"a@b\"}", NULL};
+    const char *keyed[] = {"method", "ext.notify_call.construct", "params",
+                           "{\"request_key\":\"k1\"}", NULL};
+    const char *ping[] = {"method", "sys.ping", NULL};
+    const char *exists[] = {"method", "ext.notify_call.exists", "params",
+                            "{\"res_id\":\"1.2.3-ext.notify_call-1\"}",
+                            NULL};
+    parse(&e, false, keyless);
+    assert_int_equal(busreq_first_step(&e, false), BUSREQ_STEP_OWN);
+    assert_int_equal(busreq_first_step(&e, true), BUSREQ_STEP_TAKEN);
+    busreq_entry_free(&e);
+    parse(&e, false, keyed);
+    assert_int_equal(busreq_first_step(&e, false), BUSREQ_STEP_MARK);
+    assert_int_equal(busreq_first_step(&e, true), BUSREQ_STEP_MARK);
+    busreq_entry_free(&e);
+    parse(&e, true, keyless); /* own stream: the same */
+    assert_int_equal(busreq_first_step(&e, false), BUSREQ_STEP_OWN);
+    busreq_entry_free(&e);
+    parse(&e, false, ping);
+    assert_int_equal(busreq_first_step(&e, false), BUSREQ_STEP_HAND);
+    busreq_entry_free(&e);
+    parse(&e, true, exists);
+    assert_int_equal(busreq_first_step(&e, false), BUSREQ_STEP_HAND);
+    busreq_entry_free(&e);
+    const char *scripts[] = {BUSREQ_OWN_LUA, BUSREQ_MARK_LUA};
+    for (size_t i = 0; i < 2; i++) {
+        const char *pend = strstr(scripts[i], "'XPENDING'");
+        const char *lost = strstr(scripts[i], "{'lost', p[1][2]}");
+        const char *reset = strstr(scripts[i], "'XCLAIM'");
+        assert_non_null(pend);
+        assert_non_null(lost);
+        assert_non_null(reset);
+        assert_non_null(strstr(reset, "'0', ARGV[2], 'JUSTID'"));
+        assert_true(pend < lost && lost < reset); /* checked, then reset */
+    }
+    assert_null(strstr(BUSREQ_OWN_LUA, "SET")); /* no key of its own */
+}
+
 static void test_res_id_node(void **state)
 {
     (void)state;
@@ -270,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_refused_and_good),
         cmocka_unit_test(test_request_key),
+        cmocka_unit_test(test_first_step),
         cmocka_unit_test(test_res_id_node),
         cmocka_unit_test(test_reply_lines),
         cmocka_unit_test(test_room),
