@@ -13,13 +13,15 @@
  *
  *   ctidbench load --host H --port P --conns K --rate R --seconds T
  *                  --to URI --play FILE [--repeat N] [--wait S]
- *                  [--keys JSON] --report OUT.json
+ *                  [--keys JSON] [--latencies FILE] --report OUT.json
  *       The application server: K JSON-RPC connections to ctid, sends
  *       ext.notify_call.construct at R/s for T s (absolute schedule on
  *       CLOCK_MONOTONIC, round robin over the connections), measures each
  *       construct's reply latency, then waits up to S s for every
  *       constructed call's on_released, and writes a JSON report.
  *       --keys: a JSON object sent as every construct's `keys` (issue 14).
+ *       --latencies: one line per reply, "SENT_S MS" (seconds since the
+ *       load began, reply latency), to see when slow replies happened.
  *
  * Definitions (also in bench/README.md):
  *   jitter   RFC 3550 6.4.1 interarrival jitter J += (|D| - J)/16, D from
@@ -731,7 +733,7 @@ static int load_keys_member(const char *arg, char *out, size_t size)
 static int cmd_load(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *to = NULL, *play = NULL, *report = NULL;
-    const char *keys_arg = NULL;
+    const char *keys_arg = NULL, *lat_path = NULL;
     int port = 7010, conns = 8, repeat = 0;
     double rate = 0, seconds = 0, wait = 60;
     static const struct option opts[] = {
@@ -746,6 +748,7 @@ static int cmd_load(int argc, char **argv)
         {"wait", required_argument, 0, 'w'},
         {"report", required_argument, 0, 'r'},
         {"keys", required_argument, 0, 'K'},
+        {"latencies", required_argument, 0, 'L'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -761,13 +764,15 @@ static int cmd_load(int argc, char **argv)
         case 'w': wait = atof(optarg); break;
         case 'r': report = optarg; break;
         case 'K': keys_arg = optarg; break;
+        case 'L': lat_path = optarg; break;
         default: return 2;
         }
     }
     if (!to || !play || !report || rate <= 0 || seconds <= 0 || conns < 1) {
         fprintf(stderr, "usage: ctidbench load --host H --port P --conns K "
                         "--rate R --seconds T --to URI --play FILE [--repeat N] "
-                        "[--wait S] [--keys JSON] --report OUT.json\n");
+                        "[--wait S] [--keys JSON] [--latencies FILE] "
+                        "--report OUT.json\n");
         return 2;
     }
     char keys_member[256] = "";
@@ -880,6 +885,16 @@ static int cmd_load(int argc, char **argv)
     for (long i = 0; i < L.sent; i++)
         if (L.reqs[i].replied > 0)
             lat[nl++] = (L.reqs[i].replied - L.reqs[i].sent) * 1000.0;
+    if (lat_path != NULL) { /* one line per reply: sent (s from start), ms */
+        FILE *lf = fopen(lat_path, "w");
+        if (lf == NULL)
+            die(lat_path);
+        for (long i = 0; i < L.sent; i++)
+            if (L.reqs[i].replied > 0)
+                fprintf(lf, "%.6f %.3f\n", L.reqs[i].sent - L.t0,
+                        (L.reqs[i].replied - L.reqs[i].sent) * 1000.0);
+        fclose(lf);
+    }
     qsort(lat, nl, sizeof *lat, cmp_double);
     /* call lengths: construct sent to on_released */
     double *len = calloc((size_t)L.total + 1, sizeof *len);
