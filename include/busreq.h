@@ -133,12 +133,12 @@ int busreq_res_id_node(const char *res_id, char *node, size_t len);
  * tag; NULL when out of memory or longer than max_line. */
 char *busreq_request_line(const struct busreq_entry *e, unsigned long tag,
                           size_t max_line, size_t *len);
-/* A daemon reply line with its id replaced by id (a string): the reply
- * text (malloc'ed, no '\n'); *is_result, and *result (malloc'ed compact
- * text of "result", NULL on an error reply) when wanted. NULL when the
- * line is not a reply. */
-char *busreq_reply_text(const char *line, size_t len, const char *id,
-                        bool *is_result, char **result);
+/* A daemon reply (parsed; its "id" is replaced by id, a string, in
+ * place) as the reply text (malloc'ed, no '\n'); *is_result, and *result
+ * (malloc'ed compact text of "result", NULL on an error reply) when
+ * wanted. NULL when reply is not a reply. */
+char *busreq_reply_text(json_t *reply, const char *id, bool *is_result,
+                        char **result);
 /* An error reply text {"jsonrpc":"2.0","id":id,"error":{code, message,
  * data}} as TCP would send it (data: {"node": node} merged with extra,
  * which may be NULL; stolen). */

@@ -306,24 +306,21 @@ char *busreq_request_line(const struct busreq_entry *e, unsigned long tag,
     return line;
 }
 
-char *busreq_reply_text(const char *line, size_t len, const char *id,
-                        bool *is_result, char **result)
+char *busreq_reply_text(json_t *reply, const char *id, bool *is_result,
+                        char **result)
 {
-    json_t *obj = json_loadb(line, len, 0, NULL);
-    json_t *r = json_object_get(obj, "result");
+    json_t *r = json_object_get(reply, "result");
     if (result)
         *result = NULL;
-    if (!json_is_object(obj) || json_object_get(obj, "id") == NULL ||
-        (r == NULL && json_object_get(obj, "error") == NULL)) {
-        json_decref(obj);
+    if (!json_is_object(reply) || json_object_get(reply, "id") == NULL ||
+        (r == NULL && json_object_get(reply, "error") == NULL))
         return NULL;
-    }
     *is_result = r != NULL;
     if (r != NULL && result != NULL)
         *result = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER |
                                     JSON_ENCODE_ANY);
-    json_object_set_new(obj, "id", json_string(id));
-    return busreq_dump(obj);
+    json_object_set_new(reply, "id", json_string(id));
+    return busreq_dump(json_incref(reply));
 }
 
 char *busreq_error_text(const char *id, int code, const char *msg,

@@ -98,6 +98,15 @@ static void busreq_answer_error(struct held *h, int code, const char *msg,
                   h->e.key[0] ? "abandon" : "", NULL);
 }
 
+/* The answer to an entry of a node that stopped before answering it. */
+static void busreq_answer_taken(struct held *h, const char *node)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "node %s stopped before answering; not "
+             "retried: the call may have been placed", node);
+    busreq_answer_error(h, -32000, msg, json_pack("{s:s}", "node", node));
+}
+
 /* An error Redis gives while it cannot work now (loading its data after a
  * restart, a long script, out of memory, a replica): the command is sent
  * again on a new connection, after the backoff. */
@@ -175,8 +184,9 @@ static void busreq_hand(struct held *h)
     free(line);
 }
 
-/* A line from the daemon: a reply to one of ours (its id a tag), or an
- * event (no id: it is on PREFIX:events already). */
+/* A line from the daemon: a reply to one of ours (its id a tag). The
+ * internal connection gets no events (conns_deliver), so anything else is
+ * ignored. Parsed once, here. */
 static void busreq_on_daemon_line(struct busreq *b, const char *line,
                                   size_t len)
 {
@@ -184,18 +194,18 @@ static void busreq_on_daemon_line(struct busreq *b, const char *line,
     json_t *id = json_object_get(obj, "id");
     unsigned long tag = json_is_integer(id) ? (unsigned long)
                         json_integer_value(id) : 0;
-    json_decref(obj);
-    if (tag == 0)
-        return; /* an event */
     struct held *h = b->list;
-    while (h != NULL && (h->state != HELD_DAEMON || h->tag != tag))
+    while (tag != 0 && h != NULL && (h->state != HELD_DAEMON || h->tag != tag))
         h = h->next;
-    if (h == NULL)
+    if (tag == 0 || h == NULL) {
+        json_decref(obj);
         return;
+    }
     bool ok;
     char *result = NULL;
-    char *reply = busreq_reply_text(line, len, h->e.id ? h->e.id : "", &ok,
+    char *reply = busreq_reply_text(obj, h->e.id ? h->e.id : "", &ok,
                                     &result);
+    json_decref(obj);
     if (reply == NULL)
         ok = false;
     const char *mode = h->e.key[0] == '\0' ? "" : ok ? "placed" : "abandon";
@@ -283,10 +293,7 @@ static void busreq_on_marked(struct rlink *l, redisReply *r, void *arg)
         char node[64] = "?", entry[48] = "?", msg[256];
         (void)sscanf(v, "intent %63s %47s", node, entry);
         if (h->from[0] && strcmp(node, h->from) == 0) {
-            snprintf(msg, sizeof msg, "node %s stopped before answering; "
-                     "not retried: the call may have been placed", node);
-            busreq_answer_error(h, -32000, msg,
-                                json_pack("{s:s}", "node", node));
+            busreq_answer_taken(h, node);
             return;
         }
         snprintf(msg, sizeof msg, "request_key is being placed by node %s "
@@ -326,13 +333,9 @@ static int busreq_parse_fields(struct busreq *b, struct held *h,
 /* A valid entry's first step (busreq_first_step). */
 static void busreq_step(struct held *h, enum busreq_step step)
 {
-    char msg[256];
     switch (step) {
     case BUSREQ_STEP_TAKEN:
-        snprintf(msg, sizeof msg, "node %s stopped before answering; not "
-                 "retried: the call may have been placed", h->from);
-        busreq_answer_error(h, -32000, msg,
-                            json_pack("{s:s}", "node", h->from));
+        busreq_answer_taken(h, h->from);
         break;
     case BUSREQ_STEP_MARK:
     case BUSREQ_STEP_OWN:

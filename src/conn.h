@@ -87,7 +87,9 @@ struct conn {
                                  until first needed */
     bool peer_done;           /* peer sent EOF: still owed replies/events */
     bool overflowed;          /* output over max_output_bytes: reap it */
-    bool internal;            /* conns_adopt: not counted in n */
+    bool internal;            /* conns_adopt: not counted in n, gets no
+                                 events (they reach Redis from the
+                                 journal) */
     unsigned calls;           /* calls it constructed not yet released */
     struct conn *prev, *next; /* the set's list */
 };
@@ -102,8 +104,8 @@ int conns_listen(struct conns *s, struct event_base *base, char *err,
                  size_t errlen);
 /* An internal connection over bev (one end of a bufferevent pair, owned
  * from here on): already authenticated, no admission count and no
- * handshake timer; peer names it in logs. The request bus (busreq.h)
- * reaches the methods this way. NULL when out of memory (bev freed). */
+ * handshake timer, no events; peer names it in logs. The request bus
+ * (busreq.h) reaches the methods this way. NULL when out of memory (bev freed). */
 struct conn *conns_adopt(struct conns *s, struct bufferevent *bev,
                          const char *peer);
 /* Shutdown: no new connections (a refusal line says why). */

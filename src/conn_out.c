@@ -183,8 +183,10 @@ static unsigned conns_deliver(struct conns *set, uint64_t creator_conn,
                   strerror(errno));
     else
         set->deps.metrics->events_journaled++;
+    /* An internal connection (the request bus) reads replies only: its
+     * calls' events reach Redis from the journal (bus.c). */
     for (struct conn *c = set->list; c != NULL; c = c->next)
-        if ((c->id == creator_conn ||
+        if (!c->internal && (c->id == creator_conn ||
              (c->subscribed && (!progress || c->sub_progress))) &&
             !c->replaying && !c->overflowed) {
             if (conn_send(c, line, len) < 0) {

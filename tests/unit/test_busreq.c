@@ -247,7 +247,9 @@ static void test_reply_lines(void **state)
                       "\"r\",\"user_data\":null}}";
     bool is_result;
     char *result;
-    char *t = busreq_reply_text(ok, strlen(ok), "a-1", &is_result, &result);
+    json_t *j = json_loads(ok, 0, NULL);
+    char *t = busreq_reply_text(j, "a-1", &is_result, &result);
+    json_decref(j);
     assert_string_equal(t, "{\"jsonrpc\":\"2.0\",\"id\":\"a-1\",\"result\":"
                            "{\"res_id\":\"r\",\"user_data\":null}}");
     assert_true(is_result);
@@ -256,14 +258,18 @@ static void test_reply_lines(void **state)
     free(result);
     const char err[] = "{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":"
                        "503,\"message\":\"m\"}}";
-    t = busreq_reply_text(err, strlen(err), "", &is_result, &result);
+    j = json_loads(err, 0, NULL);
+    t = busreq_reply_text(j, "", &is_result, &result);
+    json_decref(j);
     assert_string_equal(t, "{\"jsonrpc\":\"2.0\",\"id\":\"\",\"error\":{"
                            "\"code\":503,\"message\":\"m\"}}");
     assert_false(is_result);
     assert_null(result);
     free(t);
     const char ev[] = "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":{}}";
-    assert_null(busreq_reply_text(ev, strlen(ev), "", &is_result, NULL));
+    j = json_loads(ev, 0, NULL);
+    assert_null(busreq_reply_text(j, "", &is_result, NULL));
+    json_decref(j);
     t = busreq_error_text("i", -32000, "node X stopped", "1.2.3",
                           json_pack("{s:s}", "node", "X"));
     assert_string_equal(t, "{\"jsonrpc\":\"2.0\",\"id\":\"i\",\"error\":{"
