@@ -468,3 +468,20 @@ class KamailioConfig(Kamailio):
     def command(self):
         return [KAMAILIO, "-DD", "-E", "-f", self.cfg_path, "-Y", self.run_dir,
                 "-P", self.pid_file, "-w", self.dir, "-m", "64", "-M", "8"]
+
+
+def start_edge(t, cfg, trunks, name="edge"):
+    """The edge config cfg (conf/kamailio/ctid-edge.cfg) started on a port
+    of its own, trunks [(port, duid, weight, maxcalls)] in its dispatcher
+    list, probing them every second and marking one down at its first
+    missed probe (test_edge, test_cluster)."""
+    kport = free_port("udp")
+    dslist = "".join("1 sip:%s:%d 0 %d duid=%s;maxcalls=%d\n"
+                     % (HOST, port, weight, duid, maxcalls)
+                     for port, duid, weight, maxcalls in trunks)
+    kam = KamailioConfig(t, cfg, name=name, port=kport,
+                         files={"dispatcher.list": dslist})
+    kam.defines = {"EDGE_ADDR": HOST, "EDGE_PORT": kport,
+                   "DS_LIST": kam.path("dispatcher.list"),
+                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1}
+    return kam.start()

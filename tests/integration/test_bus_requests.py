@@ -52,6 +52,13 @@ from redisharness import Resp, Redis, wait_until  # noqa: E402
 NODE = "1.2.3"
 
 
+
+def bus_node(t, red, name, gw_port, **conf):
+    """A ctid named name, node NODE, its one gateway "gw" on gw_port, its
+    bus on red; conf: more keys (redis_prefix, ...). Not started."""
+    return t.ctid(name=name, gateways=[gateway("gw", gw_port)], node_id=NODE,
+                  conf=dict({"redis": "127.0.0.1:%d" % red.port}, **conf))
+
 def fields(flat):
     return dict(zip(flat[::2], flat[1::2]))
 
@@ -272,10 +279,8 @@ with t:
 
     t.section("D: capacity: max_calls 2, reading only while there is room")
     slow = free_port("udp")
-    dd = t.ctid(name="ctid-d", gateways=[gateway("gw", slow)], node_id=NODE,
-                conf={"redis": "127.0.0.1:%d" % red.port,
-                      "redis_prefix": "pd", "max_calls": "2",
-                      "metrics_listen": "127.0.0.1:%d" % mport})
+    dd = bus_node(t, red, "ctid-d", slow, redis_prefix="pd", max_calls="2",
+                  metrics_listen="127.0.0.1:%d" % mport)
     dd.start()
     sp = t.sipp("uas_busy.xml", port=slow, calls=6, ring_ms=3000).start()
     t0 = time.time()
@@ -301,9 +306,7 @@ with t:
 
     t.section("E: kill -9 with entries in flight, restart: once each")
     slow_e = free_port("udp")
-    de = t.ctid(name="ctid-e", gateways=[gateway("gw", slow_e)],
-                node_id=NODE, conf={"redis": "127.0.0.1:%d" % red.port,
-                                    "redis_prefix": "pe"})
+    de = bus_node(t, red, "ctid-e", slow_e, redis_prefix="pe")
     de.start()
     sp = t.sipp("uas_busy.xml", port=slow_e, calls=1000, ring_ms=300)
     sp.start()
@@ -385,11 +388,9 @@ with t:
     t.check_eq(pending(r, "pf:requests"), 4, "F: 4 entries pending for ghost")
     sp = t.sipp("uas_ring_forever.xml", port=ring_f, calls=1).start()
     fport = free_port("tcp")
-    df = t.ctid(name="ctid-f", gateways=[gateway("gw", ring_f)],
-                node_id=NODE, conf={"redis": "127.0.0.1:%d" % red.port,
-                                    "redis_prefix": "pf",
-                                    "redis_claim_idle": "1",
-                                    "metrics_listen": "127.0.0.1:%d" % fport})
+    df = bus_node(t, red, "ctid-f", ring_f, redis_prefix="pf",
+                  redis_claim_idle="1",
+                  metrics_listen="127.0.0.1:%d" % fport)
     df.start()
     got = wait_until(lambda: len(replies(r)) >= 4 and replies(r), 20) or []
     by = {g[0]: g[2] for g in got}
@@ -431,9 +432,7 @@ with t:
     # lets ctid go on. ctid must not dial it (its OWN script finds the
     # entry no longer its own) nor reply.
     ring_j = free_port("udp")
-    dj = t.ctid(name="ctid-j", gateways=[gateway("gw", ring_j)],
-                node_id=NODE, conf={"redis": "127.0.0.1:%d" % red.port,
-                                    "redis_prefix": "pj"})
+    dj = bus_node(t, red, "ctid-j", ring_j, redis_prefix="pj")
     dj.start()
     sp = t.sipp("uas_busy.xml", port=ring_j, calls=1000).start()
 
@@ -487,9 +486,8 @@ with t:
     t.check_eq(dj.exit_code, 0, "J: clean exit")
 
     t.section("G: redis_requests = no: nothing read")
-    dg = t.ctid(name="ctid-g", gateways=[gateway("gw", busy)], node_id=NODE,
-                conf={"redis": "127.0.0.1:%d" % red.port,
-                      "redis_prefix": "pg", "redis_requests": "no"})
+    dg = bus_node(t, red, "ctid-g", busy, redis_prefix="pg",
+                  redis_requests="no")
     dg.start()
     xadd(r, "pg:requests", "sys.ping", {}, id="g")
     time.sleep(3)
@@ -506,9 +504,7 @@ with t:
                                aof + ["--requirepass", "s3cret"])).start()
     r2 = Resp(red2.port, "s3cret")
     xadd(r2, "ctid:requests", "sys.ping", {}, id="h")
-    dh = t.ctid(name="ctid-h", gateways=[gateway("gw", busy)], node_id=NODE,
-                conf={"redis": "127.0.0.1:%d" % red2.port,
-                      "redis_password": "wrong"})
+    dh = bus_node(t, red2, "ctid-h", busy, redis_password="wrong")
     dh.start()
     time.sleep(4)   # a few reconnects (backoff 100 ms doubling)
     n_auth = dh.log_text().count("error: redis 127.0.0.1:%d: AUTH refused "
@@ -517,9 +513,7 @@ with t:
                "3 links (events, requests, requests read)")
     t.check_eq(replies(r2), [], "H: nothing read with a wrong password")
     dh.stop()
-    dh2 = t.ctid(name="ctid-h2", gateways=[gateway("gw", busy)],
-                 node_id=NODE, conf={"redis": "127.0.0.1:%d" % red2.port,
-                                     "redis_password": "s3cret"})
+    dh2 = bus_node(t, red2, "ctid-h2", busy, redis_password="s3cret")
     dh2.start()
     got = wait_until(lambda: replies(r2), 10) or []
     t.check_eq([g[2].get("result") for g in got], ["pong"],
@@ -529,9 +523,7 @@ with t:
 
     t.section("I: Redis killed with answers owed, restarted: sent then")
     slow_i = free_port("udp")
-    di = t.ctid(name="ctid-i", gateways=[gateway("gw", slow_i)],
-                node_id=NODE, conf={"redis": "127.0.0.1:%d" % red.port,
-                                    "redis_prefix": "pi"})
+    di = bus_node(t, red, "ctid-i", slow_i, redis_prefix="pi")
     di.start()
     sp = t.sipp("uas_busy.xml", port=slow_i, calls=1000).start()
     r = Resp(red.port)

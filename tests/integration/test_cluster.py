@@ -89,8 +89,8 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (HOST, Test, make_prompt, gateway,  # noqa: E402
                       free_port, header, rtp_range)
-from kamailio import KamailioConfig  # noqa: E402
-from redisharness import Resp, Redis, wait_until  # noqa: E402
+from kamailio import start_edge  # noqa: E402
+from redisharness import Resp, Redis  # noqa: E402
 
 EDGE_CFG = os.environ.get("CTID_EDGE_CFG") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "kamailio",
@@ -258,16 +258,8 @@ def main(t):
         trunks[name] = t.sipp("uas_proxied_wait_bye.xml", port=port,
                               calls=10 * N, timeout=280, ring_ms=200,
                               extra=("-aa",)).start()
-    kport = free_port("udp")
-    dslist = ("1 sip:%s:%d 0 10 duid=trunk_a;maxcalls=%d\n"
-              "1 sip:%s:%d 0 5 duid=trunk_b;maxcalls=%d\n"
-              % (HOST, port_a, LIMIT_A, HOST, port_b, LIMIT_B))
-    kam = KamailioConfig(t, EDGE_CFG, name="edge", port=kport,
-                         files={"dispatcher.list": dslist})
-    kam.defines = {"EDGE_ADDR": HOST, "EDGE_PORT": kport,
-                   "DS_LIST": kam.path("dispatcher.list"),
-                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1}
-    kam.start()
+    kam = start_edge(t, EDGE_CFG, [(port_a, "trunk_a", 10, LIMIT_A),
+                                   (port_b, "trunk_b", 5, LIMIT_B)])
     nodes = []
     for nid in NODES:
         d = t.ctid(name="node" + nid[0], node_id=nid, gateways=[

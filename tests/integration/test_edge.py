@@ -44,7 +44,7 @@ sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (HOST, Test, check_construct_result,  # noqa: E402
                       check_released, make_prompt, gateway, free_port, header)
-from kamailio import KamailioConfig  # noqa: E402
+from kamailio import start_edge  # noqa: E402
 
 EDGE_CFG = os.environ.get("CTID_EDGE_CFG") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "kamailio",
@@ -184,14 +184,7 @@ def case_d(t):
     port_t = free_port("udp")
     trunk = t.sipp("uas_ring_ignore_cancel.xml", port=port_t, calls=100,
                    timeout=55, extra=("-aa",)).start()
-    kport = free_port("udp")
-    kam = KamailioConfig(t, EDGE_CFG, name="edge-d", port=kport, files={
-        "dispatcher.list": "1 sip:%s:%d 0 10 duid=trunk_d;maxcalls=1\n"
-                           % (HOST, port_t)})
-    kam.defines = {"EDGE_ADDR": HOST, "EDGE_PORT": kport,
-                   "DS_LIST": kam.path("dispatcher.list"),
-                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1}
-    kam.start()
+    kam = start_edge(t, EDGE_CFG, [(port_t, "trunk_d", 10, 1)], name="edge-d")
     d = t.ctid(name="node-d", node_id="4.0.0", gateways=[
         gateway("edge", None, host=DOMAIN, proxy=kam.address("udp"))])
     d.start()
@@ -263,16 +256,8 @@ def main(t):
                                  ("s", port_s, "uas_answer_wait_bye.xml")):
         trunks[name] = t.sipp(scenario, port=port, calls=100, timeout=55,
                               extra=("-aa",)).start()
-    kport = free_port("udp")
-    dslist = ("1 sip:%s:%d 0 10 duid=trunk_a;maxcalls=%d\n"
-              "1 sip:%s:%d 0 5 duid=trunk_b;maxcalls=%d\n"
-              % (HOST, port_a, LIMIT_A, HOST, port_b, LIMIT_B))
-    kam = KamailioConfig(t, EDGE_CFG, name="edge", port=kport,
-                         files={"dispatcher.list": dslist})
-    kam.defines = {"EDGE_ADDR": HOST, "EDGE_PORT": kport,
-                   "DS_LIST": kam.path("dispatcher.list"),
-                   "DS_PING_INTERVAL": 1, "DS_PROBE_FAILS": 1}
-    kam.start()
+    kam = start_edge(t, EDGE_CFG, [(port_a, "trunk_a", 10, LIMIT_A),
+                                   (port_b, "trunk_b", 5, LIMIT_B)])
     nodes = []
     for i in (1, 2):
         d = t.ctid(name="node%d" % i, node_id="%d.0.0" % i, gateways=[
