@@ -5,8 +5,9 @@
   as recording rules.
 * The dashboard is sane: panels each with targets, every expression
   non-empty, the datasource the template variable, ids unique; it covers
-  what issue 16 lists (calls, outcomes, construct latency, RTP, journal,
-  gateways) and the rules the five alerts.
+  what issue 16 lists (calls, outcomes, construct latency, RTP packets and
+  send errors, journal and its lag, gateways) and the rules the seven
+  alerts.
 * Every ctid_* metric either file uses appears in a # TYPE line of a
   running ctid's /metrics (a histogram's _bucket/_sum/_count by its base
   name), so a renamed metric breaks this test, not a production alert.
@@ -49,10 +50,11 @@ with t:
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=60)
         out = r.stdout.decode(errors="replace")
-        t.check(r.returncode == 0 and "SUCCESS: 5 rules found" in out,
-                "promtool check rules: 5 rules", out[-2000:])
+        t.check(r.returncode == 0 and "SUCCESS: 7 rules found" in out,
+                "promtool check rules: 7 rules", out[-2000:])
         for name in ("CtidDown", "CtidErrorRatioHigh", "CtidConstructLatencyHigh",
-                     "CtidGatewayDown", "CtidJournalNearLimit"):
+                     "CtidGatewayDown", "CtidJournalNearLimit",
+                     "CtidJournalSyncSlow", "CtidRtpSendErrors"):
             t.check("alert: %s\n" % name in rules_text, "alert %s" % name)
     t.run("alert rules", check_rules)
 
@@ -84,9 +86,13 @@ with t:
                 ("ctid_calls_released_total", "outcomes by error"),
                 ("ctid_construct_duration_seconds_bucket", "construct latency histogram"),
                 ("ctid_rtp_packets_sent_total", "RTP packets"),
-                ('error="play error"', "RTP send errors (calls ended by them)"),
+                ("ctid_rtp_send_errors_total", "RTP send errors"),
+                ("ctid_rtcp_send_errors_total", "RTCP send errors"),
                 ("ctid_journal_bytes", "journal fill"),
-                ("ctid_events_journaled_total", "journal lag"),
+                ("ctid_journal_sync_seconds_bucket", "journal lag: fsync time"),
+                ("ctid_journal_unsynced_events", "journal lag: events not on disk"),
+                ("ctid_bus_lag", "journal lag: events not in Redis"),
+                ("ctid_events_journaled_total", "events journaled"),
                 ("ctid_gateway_up", "gateway state")):
             t.check(metric in text, "the dashboard shows %s (%s)" % (what, metric))
         if promtool is None:
