@@ -21,9 +21,10 @@ C  The answer's c= is 192.0.2.1, which the RTP socket bound to 127.0.0.1
 D  The journal: every event above was synced (ctid_journal_sync_seconds
    counted syncs, with a sane sum, and no sync error), and the unsynced
    gauge is 0 after the group commit. Then an event with no receiver (its
-   creator's connection was reset mid-call, nobody subscribed) waits unsynced
-   (ctid_journal_unsynced_events 1) until the next reply to anyone
-   brings a group commit, which syncs it (gauge 0, one more sync).
+   creator's connection was reset mid-call, nobody subscribed) is synced
+   all the same, in the loop turn that wrote it: ctid_journal_unsynced_events
+   stays 0 and one more sync is counted, with no reply to anyone to bring
+   a group commit (before, it waited unsynced until the next reply).
 """
 import os
 import re
@@ -231,17 +232,13 @@ with t:
         t.check(journaled == before[JOURNALED] + 1,
                 "its on_released was journaled")
         m1 = metrics(mport)
-        t.check(m1.get(UNSYNCED) == 1,
-                "ctid_journal_unsynced_events 1: written, not yet on disk, "
-                "nobody shown it", "%s" % m1.get(UNSYNCED))
-        r = c.call("sys.ping")   # a reply: the group commit runs
-        check_result(t, r, "pong", "sys.ping")
-        m2 = metrics(mport)
-        t.check(m2.get(UNSYNCED) == 0, "the next group commit synced it",
-                "%s" % m2.get(UNSYNCED))
-        t.check(m2.get(SYNC_COUNT) == m1.get(SYNC_COUNT) + 1,
-                "one more fdatasync counted",
-                "%s -> %s" % (m1.get(SYNC_COUNT), m2.get(SYNC_COUNT)))
+        t.check(m1.get(UNSYNCED) == 0,
+                "ctid_journal_unsynced_events 0: an event nobody receives "
+                "is on disk all the same, no reply needed",
+                "%s" % m1.get(UNSYNCED))
+        t.check(m1.get(SYNC_COUNT) >= before.get(SYNC_COUNT) + 1,
+                "its fdatasync was counted",
+                "%s -> %s" % (before.get(SYNC_COUNT), m1.get(SYNC_COUNT)))
 
     t.run("D. journal lag: syncs timed, unsynced events", d_journal)
 
