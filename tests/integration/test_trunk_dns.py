@@ -30,6 +30,9 @@ E  a name that does not resolve: the construct is accepted (resolving
 F  OPTIONS pings (and REGISTER: the same request URI) to a DNS-named
    gateway without a port go where its SRV record says, like INVITEs; the
    gateway is up.
+G  a tls trunk whose name does not resolve: sofia asks SRV _sips._tcp,
+   then A; "dial error" 503, and the log says the name did not resolve
+   instead of blaming a TLS certificate.
 """
 import os
 import random
@@ -124,7 +127,8 @@ def main(t):
            gateway("tcp", None, host="tcp." + ZONE, transport="tcp"),
            gateway("aonly", None, host="aonly." + ZONE),
            gateway("nosuch", None, host="nosuch." + ZONE),
-           gateway("ping", None, host="ping." + ZONE, options_interval=1)]
+           gateway("ping", None, host="ping." + ZONE, options_interval=1),
+           gateway("tlsname", None, host="tls." + ZONE, transport="tls")]
     d = t.ctid(gateways=gws)
     d.wrap = ns_wrap(rc)
     d.start()
@@ -237,6 +241,9 @@ def main(t):
         t.log("E: sofia asked %r" % asked)
         t.check(("A", "nosuch.trunk.test") in asked,
                 "E: sofia asked as far as the A record", repr(asked))
+        t.check(res_id and d.wait_log("%s: the next hop's name did not "
+                                      "resolve" % res_id, 2),
+                "E: ... and a line saying what that means", d.log_tail(20))
         t.check(d.alive(), "E: the daemon runs on")
         sp, res_id, ev = call(t, c, "13800000000@srv", "E2", port=p["a1"])
         check_released(t, ev, res_id, None, None, "sys", cause=200,
@@ -258,6 +265,24 @@ def main(t):
                 "F: OPTIONS to ping.trunk.test reach its SRV target; up", repr(g))
         t.check(sp.received("OPTIONS"), "F: the SRV target got OPTIONS")
     t.run("F: OPTIONS by SRV", case_f)
+
+
+    def case_g():
+        t0 = time.time()
+        _, res_id, ev = call(t, c, "13800000000@tlsname", "G")
+        check_released(t, ev, res_id, None, "dial error", "sys", cause=503,
+                       answered=False, label="G")
+        asked = dns.asked(t0, "tls.trunk.test")
+        t.log("G: sofia asked %r" % asked)
+        t.check(asked[:2] == [("SRV", "_sips._tcp.tls.trunk.test"),
+                              ("A", "tls.trunk.test")],
+                "G: SRV _sips._tcp, then A (RFC 3263 for TLS)", repr(asked))
+        t.check(res_id and d.wait_log("%s: the next hop's name did not "
+                                      "resolve" % res_id, 2),
+                "G: the log says the name did not resolve", d.log_tail(20))
+        t.check(res_id and "%s: TLS to" % res_id not in d.log_text(),
+                "G: ... and does not blame a TLS certificate", d.log_tail(20))
+    t.run("G: a tls trunk whose name does not resolve", case_g)
 
 
 t = Test("trunk_dns")
