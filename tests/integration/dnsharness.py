@@ -250,12 +250,19 @@ class DnsServer:
         return path
 
 
-def ns_wrap(resolv_conf):
+def ns_wrap(resolv_conf, hosts=None):
     """argv prefix: runs the rest of argv in a private mount namespace
     (unshare -m; mounts private) with resolv_conf bind-mounted over
-    /etc/resolv.conf. Every step execs, so the pid is the command's."""
+    /etc/resolv.conf (and hosts over /etc/hosts when given). Every step
+    execs, so the pid is the command's."""
+    if hosts is None:
+        return ["unshare", "-m", "--", "sh", "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                resolv_conf]
     return ["unshare", "-m", "--", "sh", "-c",
-            'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv_conf]
+            'mount --bind "$0" /etc/resolv.conf && '
+            'mount --bind "$1" /etc/hosts && shift && exec "$@"',
+            resolv_conf, hosts]
 
 
 def ns_check(resolv_conf):

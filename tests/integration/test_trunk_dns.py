@@ -33,6 +33,9 @@ F  OPTIONS pings (and REGISTER: the same request URI) to a DNS-named
 G  a tls trunk whose name does not resolve: sofia asks SRV _sips._tcp,
    then A; "dial error" 503, and the log says the name did not resolve
    instead of blaming a TLS certificate.
+H  a name only /etc/hosts knows (with a port): the start-up line, from
+   glibc, shows its address, but the SIP stack asks DNS only and the call
+   ends "dial error" 503 DNS Error (docs/configuration.md says so).
 """
 import os
 import random
@@ -78,7 +81,7 @@ def main(t):
     dns = t.add_cleanup(DnsServer(ZONE).start())
     t.log("DNS server on %s:53" % dns.host)
     p = {k: free_port("udp") for k in
-         ("a1", "a2", "dead", "b2", "c", "c_udp", "f")}
+         ("a1", "a2", "dead", "b2", "c", "c_udp", "f", "h")}
     # A: two SRV targets, by priority
     dns.srv("_sip._udp.trunk.test", 10, 0, p["a1"], "gw1.trunk.test")
     dns.srv("_sip._udp.trunk.test", 20, 0, p["a2"], "gw2.trunk.test")
@@ -115,6 +118,11 @@ def main(t):
     t.run("harness", harness)
 
     rc = dns.write_resolv_conf(t.path("resolv.conf"))
+    # H: a name only /etc/hosts knows
+    hosts = t.path("hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 localhost\n::1 localhost\n"
+                "127.0.0.1 hostsonly.trunk.test\n")
     ok, detail = ns_check(rc)
     if not t.check(ok, "ctid can run in a private mount namespace with the "
                    "test's resolv.conf over /etc/resolv.conf (needs root and "
@@ -128,9 +136,10 @@ def main(t):
            gateway("aonly", None, host="aonly." + ZONE),
            gateway("nosuch", None, host="nosuch." + ZONE),
            gateway("ping", None, host="ping." + ZONE, options_interval=1),
-           gateway("tlsname", None, host="tls." + ZONE, transport="tls")]
+           gateway("tlsname", None, host="tls." + ZONE, transport="tls"),
+           gateway("hostsonly", p["h"], host="hostsonly." + ZONE)]
     d = t.ctid(gateways=gws)
-    d.wrap = ns_wrap(rc)
+    d.wrap = ns_wrap(rc, hosts)
     d.start()
     c = t.client(d.listen_port)
 
@@ -283,6 +292,28 @@ def main(t):
         t.check(res_id and "%s: TLS to" % res_id not in d.log_text(),
                 "G: ... and does not blame a TLS certificate", d.log_tail(20))
     t.run("G: a tls trunk whose name does not resolve", case_g)
+
+
+    def case_h():
+        t.check(d.wait_log("gateway hostsonly: hostsonly.trunk.test resolves "
+                           "to 127.0.0.1:%d (A)" % p["h"], 1),
+                "H: the start-up line (glibc) finds it in /etc/hosts",
+                d.log_tail(40))
+        t0 = time.time()
+        _, res_id, ev = call(t, c, "13800000000@hostsonly", "H")
+        check_released(t, ev, res_id, None, "dial error", "sys", cause=503,
+                       answered=False, label="H")
+        t.check(res_id and d.wait_log("%s: 503 DNS Error (from our stack)" %
+                                      res_id, 2),
+                "H: the SIP stack does not read /etc/hosts: 503 DNS Error",
+                d.log_tail(20))
+        asked = dns.asked(t0, "hostsonly.trunk.test")
+        t.log("H: sofia asked %r" % asked)
+        t.check(("A", "hostsonly.trunk.test") in asked and
+                not [q for q in asked if q[0] in ("SRV", "NAPTR")],
+                "H: it asked DNS for the A record only (a port is given)",
+                repr(asked))
+    t.run("H: /etc/hosts is not read by the SIP stack", case_h)
 
 
 t = Test("trunk_dns")
