@@ -36,6 +36,9 @@ G  a tls trunk whose name does not resolve: sofia asks SRV _sips._tcp,
 H  a name only /etc/hosts knows (with a port): the start-up line, from
    glibc, shows its address, but the SIP stack asks DNS only and the call
    ends "dial error" 503 DNS Error (docs/configuration.md says so).
+I  the start-up line resolves what the SIP stack will: with a port, A/AAAA
+   only (no SRV listed); with a proxy, the proxy (a call through a proxy
+   named by SRV reaches its target).
 """
 import os
 import random
@@ -81,7 +84,7 @@ def main(t):
     dns = t.add_cleanup(DnsServer(ZONE).start())
     t.log("DNS server on %s:53" % dns.host)
     p = {k: free_port("udp") for k in
-         ("a1", "a2", "dead", "b2", "c", "c_udp", "f", "h")}
+         ("a1", "a2", "dead", "b2", "c", "c_udp", "f", "h", "i")}
     # A: two SRV targets, by priority
     dns.srv("_sip._udp.trunk.test", 10, 0, p["a1"], "gw1.trunk.test")
     dns.srv("_sip._udp.trunk.test", 20, 0, p["a2"], "gw2.trunk.test")
@@ -106,6 +109,10 @@ def main(t):
     dns.srv("_sip._udp.ping.trunk.test", 10, 0, p["f"], "gw.ping.trunk.test")
     dns.a("gw.ping.trunk.test", "127.0.0.1")
     # E: nosuch.trunk.test has no record at all
+    # I: an outbound proxy named by SRV
+    dns.srv("_sip._udp.proxy.trunk.test", 10, 0, p["i"],
+            "gw.proxy.trunk.test")
+    dns.a("gw.proxy.trunk.test", "127.0.0.1")
 
     def harness():
         t.check_eq(tcp_query(dns.host, "_sip._udp.trunk.test")[1:4:2],
@@ -137,7 +144,10 @@ def main(t):
            gateway("nosuch", None, host="nosuch." + ZONE),
            gateway("ping", None, host="ping." + ZONE, options_interval=1),
            gateway("tlsname", None, host="tls." + ZONE, transport="tls"),
-           gateway("hostsonly", p["h"], host="hostsonly." + ZONE)]
+           gateway("hostsonly", p["h"], host="hostsonly." + ZONE),
+           gateway("srvport", p["a1"], host=ZONE),
+           gateway("viaproxy", None, host="carrier.invalid",
+                   proxy="proxy." + ZONE)]
     d = t.ctid(gateways=gws)
     d.wrap = ns_wrap(rc, hosts)
     d.start()
@@ -314,6 +324,35 @@ def main(t):
                 "H: it asked DNS for the A record only (a port is given)",
                 repr(asked))
     t.run("H: /etc/hosts is not read by the SIP stack", case_h)
+
+
+    def case_i():
+        t.check(d.wait_log("gateway srvport: trunk.test does not resolve (no "
+                           "A or AAAA record)", 1),
+                "I: with a port, the start-up line shows no SRV record (the "
+                "SIP stack asks A/AAAA only)", d.log_tail(40))
+        line = ("gateway viaproxy: proxy proxy.trunk.test resolves to "
+                "gw.proxy.trunk.test:%d (SRV _sip._udp.proxy.trunk.test)" %
+                p["i"])
+        t.check(d.wait_log(line, 1), "I: the start-up line resolves the "
+                "proxy, where packets go", d.log_tail(40))
+        t.check("carrier.invalid" not in "\n".join(
+            ln for ln in d.log_text().splitlines() if "resolve" in ln),
+            "I: ... not the host behind it")
+        t0 = time.time()
+        sp, res_id, ev = call(t, c, "13800000000@viaproxy", "I", port=p["i"])
+        check_released(t, ev, res_id, None, None, "sys", cause=200,
+                       answered=True, label="I")
+        sp.check_exit(t, "I: the proxy's SRV target got the INVITE and BYE")
+        inv = sp.received("INVITE")
+        t.check_eq(header(inv[0], "Route") if inv else None,
+                   "<sip:proxy.trunk.test;transport=udp;lr>",
+                   "I: Route names the proxy by name")
+        asked = dns.asked(t0, "proxy.trunk.test")
+        t.log("I: sofia asked %r" % asked)
+        t.check(("SRV", "_sip._udp.proxy.trunk.test") in asked,
+                "I: SRV of the proxy asked", repr(asked))
+    t.run("I: what the start-up line resolves", case_i)
 
 
 t = Test("trunk_dns")
