@@ -176,6 +176,12 @@ class DnsServer:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind((host, 53))
                 s.listen(16)
+            except PermissionError as e:
+                u.close()
+                s.close()
+                raise RuntimeError("dnsharness: cannot bind %s:53 (%s): port "
+                                   "53 needs root or CAP_NET_BIND_SERVICE"
+                                   % (host, e)) from e
             except OSError:
                 u.close()
                 s.close()

@@ -82,7 +82,12 @@ def tcp_query(host, name, qtype=33):
 
 def main(t):
     make_prompt(t.path("prompts", "notice.wav"), 0.3)
-    dns = t.add_cleanup(DnsServer(ZONE).start())
+    try:
+        dns = t.add_cleanup(DnsServer(ZONE).start())
+    except RuntimeError as e:
+        t.fail("the test's DNS server listens on 127.x.y.z:53 (this test "
+               "needs root: it cannot work without it)", str(e))
+        return
     t.log("DNS server on %s:53" % dns.host)
     p = {k: free_port("udp") for k in
          ("a1", "a2", "dead", "b2", "c", "c_udp", "f", "h", "i")}
