@@ -5,8 +5,8 @@
  * embedded in struct server; it holds no pointers it owns (conf is
  * borrowed), so there is nothing to free. Rebuilt by name on SIGHUP.
  * Decides which gateways construct may dial (gateways_usable) and shows
- * them (sys.gateways, metrics). Main thread only, except
- * gateways_retry_delay (pure, used by the SIP thread). */
+ * them (sys.gateways, metrics). Main thread only. (The registration
+ * back-off is the SIP thread's: sip_gateways_retry_delay, sip.h.) */
 #ifndef CTID_GATEWAYS_H
 #define CTID_GATEWAYS_H
 
@@ -65,9 +65,5 @@ json_t *gateways_json(const struct gateways *g, const unsigned *calls,
  * resolves to (SRV _sip._TRANSPORT.HOST, then A/AAAA), once, from a
  * short-lived thread of its own: the main loop does not wait. */
 void gateways_resolve(const struct conf *c);
-/* Seconds before registration try number failures + 1: first, doubling
- * for each failure in a row, at most GATEWAYS_MAX_RETRY. Pure. */
-#define GATEWAYS_MAX_RETRY 600
-unsigned gateways_retry_delay(unsigned failures, unsigned first);
 
 #endif

@@ -242,5 +242,10 @@ int sip_hangup(struct sip *s, uint64_t call_id);
  * restarted when its keys changed; a gateway whose keys stayed keeps its
  * state. 0 or -1 (out of memory). */
 int sip_gateways_update(struct sip *s, const struct conf *conf);
+/* Seconds before registration try number failures + 1: first, doubling
+ * for each failure in a row, at most SIP_GW_MAX_RETRY. Pure (any
+ * thread); sip_gateway.c's back-off. */
+#define SIP_GW_MAX_RETRY 600
+unsigned sip_gateways_retry_delay(unsigned failures, unsigned first);
 
 #endif

@@ -1,9 +1,9 @@
 /* gateways: the main loop's view of each configured gateway's health
  * (struct gateways, include/gateways.h): registration and OPTIONS state
  * as SIP_EV_GATEWAY events report it, the usable rule construct applies,
- * sys.gateways' JSON, and the registration
- * back-off schedule the SIP thread follows. The log lines of each change
- * are the SIP thread's (sip_gateway.c), which knows the details. */
+ * and sys.gateways' JSON. The registration back-off schedule and the log
+ * lines of each change are the SIP thread's (sip_gateway.c), which knows
+ * the details. */
 #include "gateways.h"
 
 #include <stdio.h>
@@ -162,12 +162,4 @@ json_t *gateways_json(const struct gateways *g, const unsigned *calls,
         }
     }
     return arr;
-}
-
-unsigned gateways_retry_delay(unsigned failures, unsigned first)
-{
-    unsigned d = first ? first : 1;
-    for (unsigned i = 1; i < failures && d < GATEWAYS_MAX_RETRY; i++)
-        d *= 2;
-    return d < GATEWAYS_MAX_RETRY ? d : GATEWAYS_MAX_RETRY;
 }

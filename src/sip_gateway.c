@@ -16,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateways.h"
 #include "log.h"
 #include "uri.h"
 
@@ -102,6 +101,14 @@ static void gw_register(struct sip_gw *gw)
                  NUTAG_KEEPALIVE(0), SIPTAG_EXPIRES_STR(expires), TAG_END());
 }
 
+unsigned sip_gateways_retry_delay(unsigned failures, unsigned first)
+{
+    unsigned d = first ? first : 1;
+    for (unsigned i = 1; i < failures && d < SIP_GW_MAX_RETRY; i++)
+        d *= 2;
+    return d < SIP_GW_MAX_RETRY ? d : SIP_GW_MAX_RETRY;
+}
+
 /* A failed or refused attempt: logged with the next try, retried later
  * on a fresh handle. Never sooner than the back-off says. */
 static void gw_register_failed(struct sip_gw *gw, int status,
@@ -117,7 +124,7 @@ static void gw_register_failed(struct sip_gw *gw, int status,
         return;
     }
     gw->failures++;
-    unsigned delay = gateways_retry_delay(
+    unsigned delay = sip_gateways_retry_delay(
         gw->failures, gw->g.register_expires < SIP_GW_FIRST_RETRY
                           ? gw->g.register_expires
                           : SIP_GW_FIRST_RETRY);

@@ -1,7 +1,7 @@
 /* Unit tests: gateways (each gateway's health as the main loop sees it):
  * the state SIP_EV_GATEWAY events leave, the usable rule construct
  * applies, a SIGHUP rebuild by name, sys.gateways' JSON and the
- * registration back-off schedule. */
+ * registration back-off schedule (the SIP thread's, sip.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -154,14 +154,14 @@ static void test_json(void **state)
 static void test_retry_delay(void **state)
 {
     (void)state;
-    assert_int_equal(gateways_retry_delay(1, 30), 30);
-    assert_int_equal(gateways_retry_delay(2, 30), 60);
-    assert_int_equal(gateways_retry_delay(3, 30), 120);
-    assert_int_equal(gateways_retry_delay(5, 30), 480);
-    assert_int_equal(gateways_retry_delay(6, 30), 600);
-    assert_int_equal(gateways_retry_delay(1000, 30), 600);
-    assert_int_equal(gateways_retry_delay(1, 10), 10);
-    assert_int_equal(gateways_retry_delay(0, 0), 1);
+    assert_int_equal(sip_gateways_retry_delay(1, 30), 30);
+    assert_int_equal(sip_gateways_retry_delay(2, 30), 60);
+    assert_int_equal(sip_gateways_retry_delay(3, 30), 120);
+    assert_int_equal(sip_gateways_retry_delay(5, 30), 480);
+    assert_int_equal(sip_gateways_retry_delay(6, 30), 600);
+    assert_int_equal(sip_gateways_retry_delay(1000, 30), 600);
+    assert_int_equal(sip_gateways_retry_delay(1, 10), 10);
+    assert_int_equal(sip_gateways_retry_delay(0, 0), 1);
 }
 
 int main(void)
