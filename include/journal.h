@@ -74,6 +74,9 @@ struct journal_cursor {
 typedef void (*journal_record_fn)(void *arg, uint64_t seq, int64_t time,
                                   const char *data, size_t len);
 
+/* A closed journal (no file, no segment): journal_close on it is safe,
+ * as on one journal_open failed. journal_open starts with it. */
+void journal_init(struct journal *j);
 /* Opens (creating) dir, recovers the last seq from the newest segment,
  * truncating a torn tail, takes the seq mark into account (the next seq is
  * above it too), and applies retention at now. A mark file that cannot be

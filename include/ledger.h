@@ -66,6 +66,9 @@ int ledger_parse(const char *buf, size_t len, struct ledger_call **calls,
                  size_t *n, unsigned *bad);
 void ledger_calls_free(struct ledger_call *calls, size_t n);
 
+/* A closed ledger (no file): ledger_close on it is safe. ledger_open
+ * starts with it. */
+void ledger_init(struct ledger *l);
 /* Reads state_dir/calls.log (if any) into *orphans, the calls a previous
  * run left open, and opens it for appending. The file keeps its content
  * until ledger_rewrite_* replaces it. Returns 0 or -1 with err. */

@@ -249,13 +249,18 @@ uint64_t journal_take_seq(struct journal *j)
     return seq;
 }
 
-int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
-                 uint64_t max_age, uint64_t seg_max, int64_t now, char *err,
-                 size_t errlen)
+void journal_init(struct journal *j)
 {
     memset(j, 0, sizeof *j);
     j->fd = -1;
     j->mark.fd = -1;
+}
+
+int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
+                 uint64_t max_age, uint64_t seg_max, int64_t now, char *err,
+                 size_t errlen)
+{
+    journal_init(j);
     j->max_bytes = max_bytes;
     j->max_age = max_age;
     j->seg_max = seg_max;
@@ -342,9 +347,7 @@ void journal_close(struct journal *j)
     if (j->fd >= 0)
         close(j->fd);
     free(j->segs);
-    memset(j, 0, sizeof *j);
-    j->fd = -1;
-    j->mark.fd = -1;
+    journal_init(j);
 }
 
 uint64_t journal_next_seq(const struct journal *j)

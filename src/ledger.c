@@ -267,15 +267,19 @@ static int read_file(int fd, char **buf, size_t *len)
     return 0;
 }
 
+void ledger_init(struct ledger *l)
+{
+    memset(l, 0, sizeof *l);
+    l->fd = -1;
+}
+
 int ledger_open(struct ledger *l, const char *state_dir,
                 struct ledger_call **orphans, size_t *n_orphans, char *err,
                 size_t errlen)
 {
     *orphans = NULL;
     *n_orphans = 0;
-    l->fd = -1;
-    l->unsynced = false;  /* a ledger on the stack comes with garbage */
-    l->close_lost = false;
+    ledger_init(l); /* a ledger on the stack comes with garbage */
     if ((size_t)snprintf(l->path, sizeof l->path, "%s/calls.log",
                          state_dir) >= sizeof l->path) {
         snprintf(err, errlen, "state_dir too long");

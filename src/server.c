@@ -485,9 +485,9 @@ int server_init(struct server *srv, const struct conf *conf,
     memset(srv, 0, sizeof *srv);
     srv->conf = *conf;
     srv->source = *source;
-    srv->journal.fd = -1; /* so server_free after an early failure is safe */
-    srv->journal.mark.fd = -1;
-    srv->ledger.fd = -1;
+    /* closed, so server_free after an early failure is safe */
+    journal_init(&srv->journal);
+    ledger_init(&srv->ledger);
     reqkey_init(&srv->reqkeys, conf->request_key_ttl, REQKEY_MAX_KEYS);
     if (server_start_state(srv, err, errlen) < 0 ||
         server_start_threads(srv, err, errlen) < 0 ||
