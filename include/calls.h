@@ -79,6 +79,15 @@ int calls_reserve_ids(struct calls *t, const char *state_dir, char *err,
 unsigned calls_room(const struct calls *t, uint64_t now_ns);
 /* The live call with this process_id, or NULL. */
 struct call *calls_find(struct calls *t, uint64_t process_id);
+/* The calls in the table (constructs still loading not counted). */
+unsigned calls_active(const struct calls *t);
+/* Who says whether a call may go to conf gateway `gateway` now (struct
+ * call_env's gateway_usable; arg is usable's): construct and failover
+ * skip a gateway it refuses. Not set: every gateway is usable. */
+void calls_set_gateway_usable(struct calls *t,
+                              bool (*usable)(void *arg, int gateway,
+                                             char *why, size_t len),
+                              void *arg);
 /* The calls and held slots of each conf gateway (conf order), for
  * sys.gateways and metrics: valid until the next reload. */
 const unsigned *calls_gateway_calls(const struct calls *t);

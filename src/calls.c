@@ -265,6 +265,20 @@ struct call *calls_find(struct calls *t, uint64_t process_id)
     return process_id ? idmap_get(&t->map, process_id) : NULL;
 }
 
+unsigned calls_active(const struct calls *t)
+{
+    return t->active;
+}
+
+void calls_set_gateway_usable(struct calls *t,
+                              bool (*usable)(void *arg, int gateway,
+                                             char *why, size_t len),
+                              void *arg)
+{
+    t->env.gateway_usable = usable;
+    t->env.gateway_usable_arg = arg;
+}
+
 const unsigned *calls_gateway_calls(const struct calls *t)
 {
     return t->gateway_calls;

@@ -90,15 +90,15 @@ static void server_on_stop_signal(evutil_socket_t sig, short what, void *arg)
     busreq_stop(srv->busreq);
     sd_notify(0, "STOPPING=1");
     conns_stop(&srv->conns);
-    if (srv->calls.active == 0 || srv->conf.shutdown_grace == 0) {
+    if (calls_active(&srv->calls) == 0 || srv->conf.shutdown_grace == 0) {
         log_info("signal %d: stopping; %u call(s) in progress", (int)sig,
-                 srv->calls.active);
+                 calls_active(&srv->calls));
         server_end_calls(srv);
         return;
     }
     log_info("signal %d: stopping; new calls refused, %u call(s) in "
              "progress may finish within shutdown_grace %us",
-             (int)sig, srv->calls.active, srv->conf.shutdown_grace);
+             (int)sig, calls_active(&srv->calls), srv->conf.shutdown_grace);
     struct timeval tv = {.tv_sec = srv->conf.shutdown_grace};
     srv->grace_timer = evtimer_new(srv->base, server_on_grace_over, srv);
     if (srv->grace_timer == NULL || evtimer_add(srv->grace_timer, &tv) < 0)
@@ -209,8 +209,8 @@ static unsigned server_deliver_event(void *arg, uint64_t creator_conn,
 static void server_on_call_gone(void *arg, uint64_t creator_conn)
 {
     struct server *srv = arg;
-    if (srv->stopping && srv->calls.active == 0 && srv->grace_timer != NULL &&
-        evtimer_pending(srv->grace_timer, NULL)) {
+    if (srv->stopping && calls_active(&srv->calls) == 0 &&
+        srv->grace_timer != NULL && evtimer_pending(srv->grace_timer, NULL)) {
         evtimer_del(srv->grace_timer);
         log_info("every call finished within shutdown_grace");
         srv->flush_waited_ms = 0;
@@ -242,12 +242,12 @@ static void server_on_journal_sync(void *arg, double seconds, bool failed)
 static void server_metrics_view(void *arg, struct metrics_view *v)
 {
     struct server *srv = arg;
-    v->active_calls = srv->calls.active;
+    v->active_calls = calls_active(&srv->calls);
     v->connections = srv->conns.n;
     v->uptime = metrics_now() - srv->metrics.started;
     v->gateways = srv->conf.gateways;
-    v->gateway_calls = srv->calls.gateway_calls;
-    v->gateway_failovers = srv->calls.gateway_failovers;
+    v->gateway_calls = calls_gateway_calls(&srv->calls);
+    v->gateway_failovers = calls_gateway_failovers(&srv->calls);
     v->n_gateways = srv->conf.n_gateways;
     v->gateway_states = srv->gateways.gw;
     v->stopping = srv->stopping;
@@ -291,7 +291,7 @@ static struct call_deps server_call_deps(struct server *srv)
                               .metrics = &srv->metrics};
 }
 
-/* env.gateway_usable of the call table: gateways.c's health. */
+/* The call table's gateway_usable hook: gateways.c's health. */
 static bool server_gateway_usable(void *arg, int gateway, char *why,
                                   size_t len)
 {
@@ -341,8 +341,8 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
                                   srv, server_deliver_progress};
     calls_init(&srv->calls, &deps, &server_call_ops, &events);
     /* construct and failover skip a gateway gateways.c says is down */
-    srv->calls.env.gateway_usable = server_gateway_usable;
-    srv->calls.env.gateway_usable_arg = &srv->gateways;
+    calls_set_gateway_usable(&srv->calls, server_gateway_usable,
+                             &srv->gateways);
     struct conn_deps cd = {.conf = &srv->conf, .journal = &srv->journal,
                            .ledger = &srv->ledger, .reqkeys = &srv->reqkeys,
                            .metrics = &srv->metrics};
