@@ -94,8 +94,8 @@ const unsigned *calls_gateway_calls(const struct calls *t);
 /* The calls moved on from each conf gateway to a next to_uri entry
  * (failover.c), for sys.gateways and metrics; kept by name on reload. */
 const uint64_t *calls_gateway_failovers(const struct calls *t);
-/* sip_start's event callback (arg: the table): routes a SIP event to its
- * call; an event for a call already released is ignored. */
+/* sip_start's on_call handler (arg: the table): routes a SIP event to
+ * its call; an event for a call already released is ignored. */
 void calls_on_sip_event(void *arg, const struct sip_event *ev);
 
 /* SIGHUP reload: conf (deps.conf) has changed. A call keeps its gateway

@@ -47,8 +47,9 @@ void gateways_init(struct gateways *g, const struct conf *conf);
  * changed (then, as a new one, it starts unknown: the SIP thread starts
  * it over too). */
 void gateways_reload(struct gateways *g);
-/* A SIP_EV_GATEWAY event (anything else is ignored): matched by name. */
-void gateways_on_sip_event(struct gateways *g, const struct sip_event *ev);
+/* sip_start's on_gateway handler (arg: the struct gateways): a
+ * SIP_EV_GATEWAY event (anything else is ignored), matched by name. */
+void gateways_on_sip_event(void *arg, const struct sip_event *ev);
 /* May construct dial gateway index (conf order)? False when it is down by
  * OPTIONS or its registration was refused or failed; why says which
  * ("trunk1 down (OPTIONS)", "trunk2 registration refused (403)"). An

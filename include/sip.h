@@ -216,13 +216,24 @@ const char *sip_event_name(enum sip_event_type type);
 /* Called on the main loop for each event, in the SIP thread's order. */
 typedef void (*sip_event_fn)(void *arg, const struct sip_event *ev);
 
+/* Who gets the events, registered at sip_start: a gateway's change
+ * (SIP_EV_GATEWAY) goes to on_gateway (gateways.c), every other event,
+ * a call's, to on_call (the call table). Either may be NULL: its events
+ * are dropped. */
+struct sip_handlers {
+    sip_event_fn on_call;
+    void *call_arg;
+    sip_event_fn on_gateway;
+    void *gateway_arg;
+};
+
 /* Starts the SIP thread bound to conf's sip address. Events are delivered
- * on `base`'s loop through on_event. First, the thread ends the n_orphans
+ * on `base`'s loop through h (copied). First, the thread ends the n_orphans
  * dialogs a crashed run left open (BYE or CANCEL from the same address,
  * waiting at most SIP_RECOVER_WAIT_MS for answers). NULL with err on
  * failure. */
 struct sip *sip_start(const struct conf *conf, struct event_base *base,
-                      sip_event_fn on_event, void *arg,
+                      const struct sip_handlers *h,
                       const struct sip_dialog *orphans, size_t n_orphans,
                       char *err, size_t errlen);
 /* Ends every dialog it still has, stops and joins the thread. */

@@ -80,8 +80,9 @@ static struct gateway_state *gateways_find(struct gateways *g,
     return NULL; /* removed by a SIGHUP since */
 }
 
-void gateways_on_sip_event(struct gateways *g, const struct sip_event *ev)
+void gateways_on_sip_event(void *arg, const struct sip_event *ev)
 {
+    struct gateways *g = arg;
     if (ev->type != SIP_EV_GATEWAY)
         return;
     const struct sip_ev_gateway *e = &ev->gateway;

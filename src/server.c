@@ -220,18 +220,6 @@ static void server_on_call_gone(void *arg, uint64_t creator_conn)
     conns_call_released(&srv->conns, creator_conn);
 }
 
-/* sip_start's event callback: a gateway's health to gateways.c, every
- * other event to its call. */
-static void server_on_sip_event(void *arg, const struct sip_event *ev)
-{
-    struct server *srv = arg;
-    if (ev->type == SIP_EV_GATEWAY) {
-        gateways_on_sip_event(&srv->gateways, ev);
-        return;
-    }
-    calls_on_sip_event(&srv->calls, ev);
-}
-
 /* The journal's sync hook: each fdatasync of events into the metrics. */
 static void server_on_journal_sync(void *arg, double seconds, bool failed)
 {
@@ -444,8 +432,14 @@ static int server_recover_start_sip(struct server *srv, char *err,
             if (orphans[i].has_dialog)
                 dialogs[n_dialogs++] = orphans[i].dialog;
     ledger_calls_free(orphans, n_orphans);
-    srv->sip = sip_start(&srv->conf, srv->base, server_on_sip_event, srv,
-                         dialogs, n_dialogs, err, errlen);
+    /* SIP events go straight to their owners: a call's to the call
+     * table, a gateway's health to gateways.c. */
+    struct sip_handlers sh = {.on_call = calls_on_sip_event,
+                              .call_arg = &srv->calls,
+                              .on_gateway = gateways_on_sip_event,
+                              .gateway_arg = &srv->gateways};
+    srv->sip = sip_start(&srv->conf, srv->base, &sh, dialogs, n_dialogs, err,
+                         errlen);
     free(dialogs);
     if (srv->sip == NULL)
         return -1;

@@ -464,7 +464,13 @@ static void sip_on_events(evutil_socket_t fd, short what, void *arg)
     struct sip *s = arg;
     struct sip_event ev;
     while (queue_pop(s->events, &ev)) {
-        s->on_event(s->arg, &ev);
+        const struct sip_handlers *h = &s->handlers;
+        if (ev.type == SIP_EV_GATEWAY) {
+            if (h->on_gateway != NULL)
+                h->on_gateway(h->gateway_arg, &ev);
+        } else if (h->on_call != NULL) {
+            h->on_call(h->call_arg, &ev);
+        }
         sip_event_release(&ev);
     }
 }
@@ -498,7 +504,7 @@ static void sip_free_queues(struct sip *s)
 }
 
 struct sip *sip_start(const struct conf *conf, struct event_base *base,
-                      sip_event_fn on_event, void *arg,
+                      const struct sip_handlers *h,
                       const struct sip_dialog *orphans, size_t n_orphans,
                       char *err, size_t errlen)
 {
@@ -508,8 +514,7 @@ struct sip *sip_start(const struct conf *conf, struct event_base *base,
         return NULL;
     }
     s->conf = *conf;
-    s->on_event = on_event;
-    s->arg = arg;
+    s->handlers = *h;
     s->orphans = orphans; /* read by the thread before it reports started */
     s->n_orphans = n_orphans;
     idmap_init(&s->legs);

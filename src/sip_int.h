@@ -114,8 +114,7 @@ struct sip {
     struct queue *commands;     /* main -> SIP thread, struct sip_cmd */
     struct queue *events;       /* SIP thread -> main, struct sip_event */
     struct event *events_ev;    /* libevent watch on events' eventfd */
-    sip_event_fn on_event;
-    void *arg;
+    struct sip_handlers handlers; /* who gets the events (main loop) */
     /* Below: touched by the SIP thread only. */
     su_root_t *root;
     nua_t *nua;
