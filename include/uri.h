@@ -24,5 +24,8 @@ int uri_format(const struct uri *u, char *buf, size_t len);
 /* "host:port", or "[host]:port" when host is an IPv6 address (has a
  * colon); returns snprintf's count. The one place ctid writes that form. */
 int uri_hostport(char *buf, size_t len, const char *host, unsigned port);
+/* host alone, or "[host]" when host is an IPv6 address (has a colon):
+ * a host with no port beside it; returns snprintf's count. */
+int uri_host(char *buf, size_t len, const char *host);
 
 #endif

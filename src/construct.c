@@ -88,14 +88,13 @@ static int calls_check_construct(struct calls *t,
     /* Toll fraud: nothing is dialled that the operator did not list. */
     const struct conf *conf = t->env.deps.conf;
     for (size_t i = 0; i < a->n_to && !conf->allow_unlisted_gateways; i++)
-        if (conf_route_gateway(conf, &a->to[i]) == NULL)
+        if (conf_route_gateway(conf, &a->to[i]) == NULL) {
+            char hp[300];
+            uri_hostport(hp, sizeof hp, a->to[i].host, a->to[i].port);
             return rpc_fail(err, RPC_INVALID_PARAMS,
-                            strchr(a->to[i].host, ':')
-                                ? "invalid params: to_uri: [%s]:%u is not a "
-                                  "configured gateway"
-                                : "invalid params: to_uri: %s:%u is not a "
-                                  "configured gateway",
-                            a->to[i].host, (unsigned)a->to[i].port);
+                            "invalid params: to_uri: %s is not a configured "
+                            "gateway", hp);
+        }
     for (size_t i = 0; i < a->playlist.n; i++)
         if (a->playlist.items[i].type == PLAY_TTS)
             tts_bytes += strlen(a->playlist.items[i].content);
@@ -202,8 +201,7 @@ static void calls_invite_trunk(struct sip_invite *inv,
     if (g->port != 0)
         uri_hostport(hostport, sizeof hostport, g->host, g->port);
     else
-        snprintf(hostport, sizeof hostport,
-                 strchr(g->host, ':') ? "[%s]" : "%s", g->host);
+        uri_host(hostport, sizeof hostport, g->host);
     if (g->proxy[0])
         snprintf(inv->route, sizeof inv->route, "<sip:%s;transport=%s;lr>",
                  g->proxy, tp);
@@ -216,8 +214,7 @@ static void calls_invite_trunk(struct sip_invite *inv,
     if (!a->from_given && g->caller_id[0])
         snprintf(inv->from_user, sizeof inv->from_user, "%s", g->caller_id);
     if (inv->from_host[0] == '\0')
-        snprintf(inv->from_host, sizeof inv->from_host,
-                 strchr(conf_gateway_domain(g), ':') ? "[%s]" : "%s",
+        uri_host(inv->from_host, sizeof inv->from_host,
                  conf_gateway_domain(g));
     if (g->pai)
         snprintf(inv->pai_user, sizeof inv->pai_user, "%s", user);

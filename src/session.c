@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "uri.h"
 
 void session_init(struct session *ss, const char *res_id, const char *ip,
                   uint16_t rtp_port, uint32_t id)
@@ -61,11 +62,11 @@ static void addr_text(const struct sockaddr_storage *a, char *buf,
     if (a->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a6 = (const void *)a;
         inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof ip);
-        snprintf(buf, len, "[%s]:%u", ip, ntohs(a6->sin6_port));
+        uri_hostport(buf, len, ip, ntohs(a6->sin6_port));
     } else {
         const struct sockaddr_in *a4 = (const void *)a;
         inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof ip);
-        snprintf(buf, len, "%s:%u", ip, ntohs(a4->sin_port));
+        uri_hostport(buf, len, ip, ntohs(a4->sin_port));
     }
 }
 

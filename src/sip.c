@@ -342,14 +342,12 @@ static void sip_urls(const struct conf *c, char *url, size_t len,
 {
     char pub[300], bind[300];
     uri_hostport(pub, sizeof pub, conf_sip_public(c), c->sip_port);
-    snprintf(bind, sizeof bind, strchr(c->sip_host, ':') ? "[%s]" : "%s",
-             c->sip_host);
+    uri_host(bind, sizeof bind, c->sip_host);
     if (strcmp(conf_sip_public(c), c->sip_host) == 0)
         snprintf(url, len, "sip:%s", pub);
     else
         snprintf(url, len, "sip:%s;maddr=%s", pub, bind);
-    snprintf(pub, sizeof pub, strchr(conf_sip_public(c), ':') ? "[%s]" : "%s",
-             conf_sip_public(c));
+    uri_host(pub, sizeof pub, conf_sip_public(c));
     snprintf(sips_url, sips_len, "sips:%s:*;maddr=%s", pub, bind);
 }
 

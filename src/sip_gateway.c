@@ -59,8 +59,7 @@ static void gw_uri(const struct sip_gw *gw, char *buf, size_t len)
     else if (gw->g.port != 0)
         uri_hostport(hp, sizeof hp, gw->g.host, gw->g.port);
     else
-        snprintf(hp, sizeof hp, strchr(gw->g.host, ':') ? "[%s]" : "%s",
-                 gw->g.host);
+        uri_host(hp, sizeof hp, gw->g.host);
     snprintf(buf, len, "sip:%s;transport=%s", hp,
              conf_gateway_transport(&gw->g));
 }

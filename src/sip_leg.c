@@ -124,7 +124,7 @@ static void sip_host_text(char *buf, size_t len, const char *host,
     if (port != 0)
         uri_hostport(buf, len, host, port);
     else
-        snprintf(buf, len, strchr(host, ':') ? "[%s]" : "%s", host);
+        uri_host(buf, len, host);
 }
 
 /* From, To and the extra header lines (P-Asserted-Identity, a trunk's

@@ -201,3 +201,9 @@ int uri_hostport(char *buf, size_t len, const char *host, unsigned port)
     return snprintf(buf, len, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u",
                     host, port);
 }
+
+int uri_host(char *buf, size_t len, const char *host)
+{
+    return snprintf(buf, len, strchr(host, ':') != NULL ? "[%s]" : "%s",
+                    host);
+}

@@ -258,6 +258,27 @@ static void test_format(void **state)
     assert_memory_equal(&back, &v6, sizeof back);
 }
 
+/* uri_host: an IPv6 literal in brackets, anything else as it is, cut to
+ * the buffer like snprintf. */
+static void test_host(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_int_equal(uri_host(buf, sizeof buf, "2001:db8::1"), 13);
+    assert_string_equal(buf, "[2001:db8::1]");
+    assert_int_equal(uri_host(buf, sizeof buf, "::1"), 5);
+    assert_string_equal(buf, "[::1]");
+    assert_int_equal(uri_host(buf, sizeof buf, "127.0.0.1"), 9);
+    assert_string_equal(buf, "127.0.0.1");
+    assert_int_equal(uri_host(buf, sizeof buf, "trunk.example.com"), 17);
+    assert_string_equal(buf, "trunk.example.com");
+    assert_int_equal(uri_host(buf, sizeof buf, ""), 0);
+    assert_string_equal(buf, "");
+    char small[6];
+    assert_int_equal(uri_host(small, sizeof small, "2001:db8::1"), 13);
+    assert_string_equal(small, "[2001");
+}
+
 /* Found by tests/fuzz/fuzz_uri: a host-only URI whose host is named like
  * a scheme was formatted as "sip:5060", which reads back as host "5060"
  * (refused), and "tel:5060" as a tel: URI. */
@@ -305,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_err_optional),
         cmocka_unit_test(test_user_valid),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_host),
         cmocka_unit_test(test_format_scheme_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
