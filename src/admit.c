@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "uri.h"
 
 #define PAUSE_MIN_MS 100
 #define PAUSE_MAX_MS 1000
@@ -246,8 +247,8 @@ static void drain_with_reserve(struct admit *a, evutil_socket_t lfd)
         evutil_inet_ntop(ss.ss_family,
                          v6 ? (void *)&in6->sin6_addr : (void *)&in->sin_addr,
                          host, sizeof host);
-        snprintf(peer, sizeof peer, "%s:%u", host,
-                 (unsigned)ntohs(v6 ? in6->sin6_port : in->sin_port));
+        uri_hostport(peer, sizeof peer, host,
+                     ntohs(v6 ? in6->sin6_port : in->sin_port));
         admit_refuse(a, fd, peer, ADMIT_NO_FD);
     }
     reserve_open(a);

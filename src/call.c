@@ -24,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sip.h"
+#include "uri.h"
 #include "call_int.h"
 
 /* ---- the state machine --------------------------------------------------- */
@@ -275,9 +276,11 @@ static void call_start_media(struct call *c)
         inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
         port = ntohs(a->sin_port);
     }
-    log_info("%s: answered; playing %zu clip(s) x%u as %s to %s:%u",
+    char hostport[INET6_ADDRSTRLEN + 8];
+    uri_hostport(hostport, sizeof hostport, addr, port);
+    log_info("%s: answered; playing %zu clip(s) x%u as %s to %s",
              c->res_id, c->n_clips, c->plays,
-             c->payload_type == 8 ? "PCMA" : "PCMU", addr, port);
+             c->payload_type == 8 ? "PCMA" : "PCMU", hostport);
     call_progress(c, "answered", 0);
     if (c->has_keys)
         call_keys_listen(c);

@@ -15,6 +15,7 @@
 
 #include "conf_key.h"
 #include "log.h"
+#include "uri.h"
 
 /* ---- the key table ---------------------------------------------------------
  * A key is one row: its name, how its value is read, where it lives, its
@@ -550,17 +551,21 @@ static unsigned reload_gateways(struct conf *cur, const struct conf *next)
     unsigned changed = 0;
     for (size_t i = 0; i < cur->n_gateways; i++)
         if (gateway_named(next, cur->gateways[i].name) == NULL) {
-            log_info("SIGHUP: [gateway %s] removed (%s:%u)",
-                     cur->gateways[i].name, cur->gateways[i].host,
-                     conf_gateway_port(&cur->gateways[i]));
+            char hp[CONF_HOST_MAX + 8];
+            uri_hostport(hp, sizeof hp, cur->gateways[i].host,
+                         conf_gateway_port(&cur->gateways[i]));
+            log_info("SIGHUP: [gateway %s] removed (%s)",
+                     cur->gateways[i].name, hp);
             changed++;
         }
     for (size_t i = 0; i < next->n_gateways; i++) {
         const struct conf_gateway *n = &next->gateways[i];
         const struct conf_gateway *o = gateway_named(cur, n->name);
         if (o == NULL) {
-            log_info("SIGHUP: [gateway %s] added (%s:%u, max_calls %u)",
-                     n->name, n->host, conf_gateway_port(n), n->max_calls);
+            char hp[CONF_HOST_MAX + 8];
+            uri_hostport(hp, sizeof hp, n->host, conf_gateway_port(n));
+            log_info("SIGHUP: [gateway %s] added (%s, max_calls %u)",
+                     n->name, hp, n->max_calls);
             changed++;
             continue;
         }

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "reqkey.h"
+#include "uri.h"
 
 /* ---- group commit: conn_out.c has it; this runs it ---------------------- */
 
@@ -277,14 +278,15 @@ static void conns_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
     getnameinfo(sa, (socklen_t)salen, host, sizeof host, port, sizeof port,
                 NI_NUMERICHOST | NI_NUMERICSERV);
+    char peer[NI_MAXHOST + NI_MAXSERV + 4]; /* [ip]:port, for logs */
+    uri_host(peer, sizeof peer, host);
+    snprintf(peer + strlen(peer), sizeof peer - strlen(peer), ":%s", port);
     admit_accepted(&set->admit);
     struct admit_key addr = admit_key_of(sa, salen);
     unsigned per_ip = set->deps.conf->max_connections_per_ip;
     /* Refused with a reason the client can read; logged once a second. */
     if (set->stopping || set->n >= set->deps.conf->max_connections ||
         (per_ip > 0 && admit_count(&set->admit, &addr) >= per_ip)) {
-        char peer[NI_MAXHOST + NI_MAXSERV + 2];
-        snprintf(peer, sizeof peer, "%s:%s", host, port);
         admit_refuse(&set->admit, fd, peer,
                      set->stopping ? ADMIT_STOPPING
                      : set->n >= set->deps.conf->max_connections
@@ -312,7 +314,7 @@ static void conns_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->id = ++set->next_id;
     c->set = set;
-    snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
     rpc_framer_init(&c->framer, set->deps.conf->max_line);
     c->next = set->list;
     if (set->list)
@@ -372,8 +374,10 @@ static int conns_bind(struct conns *set, char *err, size_t errlen)
         512, ai->ai_addr, (int)ai->ai_addrlen);
     freeaddrinfo(ai);
     if (set->listener == NULL) {
-        snprintf(err, errlen, "listen %s:%u: %s", set->deps.conf->listen_host,
-                 set->deps.conf->listen_port, strerror(errno));
+        char hp[CONF_HOST_MAX + 8];
+        uri_hostport(hp, sizeof hp, set->deps.conf->listen_host,
+                     set->deps.conf->listen_port);
+        snprintf(err, errlen, "listen %s: %s", hp, strerror(errno));
         return -1;
     }
     return 0;

@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "gateways.h"
 #include "log.h"
+#include "uri.h"
 #include "version.h"
 
 #define METRICS_HTTP_TIMEOUT_S 10      /* idle scrape connections */
@@ -527,17 +528,16 @@ int metrics_http_start(struct metrics *m, struct event_base *base,
     evhttp_set_max_headers_size(m->http, METRICS_HTTP_MAX_HEADERS);
     evhttp_set_max_body_size(m->http, METRICS_HTTP_MAX_BODY);
     evhttp_set_gencb(m->http, metrics_on_request, m);
+    char hp[CONF_HOST_MAX + 8];
+    uri_hostport(hp, sizeof hp, c->metrics_host, c->metrics_port);
     errno = 0;
     if (evhttp_bind_socket_with_handle(m->http, c->metrics_host,
                                        c->metrics_port) == NULL) {
-        snprintf(err, errlen, "metrics_listen %s:%u: %s", c->metrics_host,
-                 c->metrics_port,
+        snprintf(err, errlen, "metrics_listen %s: %s", hp,
                  errno ? strerror(errno) : "cannot listen");
         return -1;
     }
-    log_info("metrics on http://%s%s%s:%u/metrics",
-             strchr(c->metrics_host, ':') ? "[" : "", c->metrics_host,
-             strchr(c->metrics_host, ':') ? "]" : "", c->metrics_port);
+    log_info("metrics on http://%s/metrics", hp);
     return 0;
 }
 

@@ -26,6 +26,7 @@
 #include "media.h"
 #include "prompt.h"
 #include "sip.h"
+#include "uri.h"
 #include "work.h"
 
 #define SHUTDOWN_FLUSH_MS 2000 /* longest wait for replies/events to flush */
@@ -182,9 +183,12 @@ static void server_notify_ready(struct server *srv)
         if (srv->watchdog == NULL || event_add(srv->watchdog, &tv) < 0)
             log_warn("systemd watchdog requested but cannot be armed");
     }
-    sd_notifyf(0, "READY=1\nSTATUS=listening on %s:%u, SIP %s:%u",
-               srv->conf.listen_host, srv->conf.listen_port,
-               srv->conf.sip_host, srv->conf.sip_port);
+    char rpc_at[CONF_HOST_MAX + 8], sip_at[CONF_HOST_MAX + 8];
+    uri_hostport(rpc_at, sizeof rpc_at, srv->conf.listen_host,
+                 srv->conf.listen_port);
+    uri_hostport(sip_at, sizeof sip_at, srv->conf.sip_host,
+                 srv->conf.sip_port);
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s, SIP %s", rpc_at, sip_at);
 }
 
 /* ---- wiring ------------------------------------------------------------- */
@@ -498,12 +502,15 @@ int server_init(struct server *srv, const struct conf *conf,
     }
     if (server_start_busreq(srv, err, errlen) < 0)
         return -1;
-    log_info("ctid listening on %s:%u (node %s), SIP udp %s:%u, RTP %s "
-             "ports %u-%u, prompts %s",
-             srv->conf.listen_host, srv->conf.listen_port, srv->conf.node_id,
-             srv->conf.sip_host, srv->conf.sip_port, conf_media_ip(&srv->conf),
-             srv->conf.rtp_port_min, srv->conf.rtp_port_max,
-             srv->conf.prompt_dir);
+    char rpc_at[CONF_HOST_MAX + 8], sip_at[CONF_HOST_MAX + 8];
+    uri_hostport(rpc_at, sizeof rpc_at, srv->conf.listen_host,
+                 srv->conf.listen_port);
+    uri_hostport(sip_at, sizeof sip_at, srv->conf.sip_host,
+                 srv->conf.sip_port);
+    log_info("ctid listening on %s (node %s), SIP udp %s, RTP %s ports "
+             "%u-%u, prompts %s", rpc_at, srv->conf.node_id, sip_at,
+             conf_media_ip(&srv->conf), srv->conf.rtp_port_min,
+             srv->conf.rtp_port_max, srv->conf.prompt_dir);
     return 0;
 }
 
