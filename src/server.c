@@ -8,7 +8,9 @@
  * the methods in methods.c, sys.subscribe's replay in replay.c, calls in
  * the call table (calls.c). The server wires them together: the call
  * table reports through struct calls_events, connections hand requests
- * to methods_on_request, the metrics endpoint reads server_metrics_view. */
+ * to methods_on_request, the metrics endpoint reads server_metrics_view,
+ * and the SIP thread's events go straight to the call table and
+ * gateways.c through the handlers given to sip_start. */
 #include "server.h"
 
 #include <errno.h>
