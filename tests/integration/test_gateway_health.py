@@ -95,10 +95,10 @@ with t:
                 and isinstance(g.get("options_time"), int)
                 and abs(g["options_time"] - time.time()) < 30,
                 "sys.gateways: ping options_status (none, or our stack's "
-                "408/503) and options_time now", g)
+                "408/503) and options_time now", repr(g))
         t.check(g is not None and g.get("register_status") is None
                 and g.get("register_time") is None,
-                "sys.gateways: ping register_status/_time null", g)
+                "sys.gateways: ping register_status/_time null", repr(g))
         live = gw_state(c, "live")
         t.check(live is not None and live.get("up") is None,
                 "sys.gateways: live up null (not probed)", live)
@@ -106,7 +106,7 @@ with t:
             k in live and live[k] is None for k in (
                 "register_status", "register_time", "options_status",
                 "options_time")),
-            "sys.gateways: live register_*/options_* null", live)
+            "sys.gateways: live register_*/options_* null", repr(live))
     t.run("A: down after two failed pings", down_first)
 
     def skipped():
@@ -146,7 +146,7 @@ with t:
         t.check_eq(g and g.get("options_status"), 200,
                    "sys.gateways: options_status 200")
         t.check(g is not None and g.get("options_time") == g.get("status_time"),
-                "sys.gateways: options_time is the change's time", g)
+                "sys.gateways: options_time is the change's time", repr(g))
         t.check_eq(g and g.get("register_status"), None,
                    "sys.gateways: register_status still null")
         time.sleep(3.5)   # a few more pings: no more lines

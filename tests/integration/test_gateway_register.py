@@ -83,10 +83,10 @@ with t:
                    "sys.gateways: register_status 200")
         t.check(g is not None and isinstance(g.get("register_time"), int)
                 and abs(g["register_time"] - time.time()) < 30,
-                "sys.gateways: register_time now", g)
+                "sys.gateways: register_time now", repr(g))
         t.check(g is not None and g.get("options_status") is None
                 and g.get("options_time") is None,
-                "sys.gateways: options_status/_time null (no pings)", g)
+                "sys.gateways: options_status/_time null (no pings)", repr(g))
     t.run("A: registers with digest auth", registered)
 
     def refresh():
