@@ -223,6 +223,9 @@ def case_e(t, uas_port):
     d = t.ctid(name="ctid-hosted", gateways=gws)
     d.start()
     c = t.client(d.listen_port)
+    # a first request now: a connection silent for handshake_timeout
+    # (10 s) is closed, and waiting for a registration may take that long
+    c.result("sys.gateways")
     expected = expected_payload(t.path("prompts", "notice.wav"), 8, 0)
     for tr in ("tls", "tcp"):
         label, user = "E %s" % tr, "%suser" % tr
@@ -261,6 +264,7 @@ def case_e(t, uas_port):
                        answered=True, label=label)
         uas.check_exit(t, "%s: the callee got the INVITE and ctid's BYE"
                        % label)
+        uas.close()   # a failed one must not hold uas_port for the next
         invs = kam.requests("INVITE", since=mark)
         t.check(len(invs) == 2 and invs[0]["auth"] is None
                 and invs[1]["auth"] == user
@@ -317,6 +321,7 @@ def case_f(t, kam, d, c, uas_port):
             and att[1].get("status") == 200,
             "F: attempts [{kwrong, 503}, {kudp, 200}]", repr(att))
     uas.check_exit(t, "F: the second entry's callee got the call")
+    uas.close()   # a failed one must not hold uas_port for D and E
     sink.wait_quiet()
     check_one_stream(t, sink, expected_payload(
         t.path("prompts", "notice.wav"), 8, 0), 8, "F: RTP at the second entry")
