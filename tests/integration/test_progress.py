@@ -9,7 +9,8 @@ A  construct progress:true, the callee rings 400 ms then answers: the
    on_released. on_released has played_ms == 2 plays of the prompt and
    plays 2, and no keys fields (no keys asked).
 B  a call without progress: no on_progress to anyone, even the progress
-   subscriber.
+   subscriber (docs/protocol.md "Who gets them": the construct decides,
+   so a call without the new params takes no more seqs than before).
 C  replay by since: {"since": 0, "progress": true} replays exactly the
    events the progress subscriber got live, in order; {"since": 0} the same
    without the on_progress ones.
