@@ -4,16 +4,16 @@
 One call is in flight (3 s prompt, play_repeat 2) and a second, idle client is
 connected (sys.subscribe'd, so it sees every event). On a third connection:
 malformed JSON (-32700, id null), a non-object (-32600), an unknown method
-(-32601; also one with a multi-byte character across the 200-byte cut of
-the error message), invalid construct params (-32602 naming the param; a
-missing prompt 404), issue 14's keys / request_key / progress refused
-naming the field (keys.then naming a missing prompt: 404) with no INVITE
-and no event, an oversize line (max_line = 4096: -32600, connection still
-usable), a line split across two sends, three requests in one send, blank lines and
-\\r\\n, a notification (no reply), "jsonrpc" omitted, and a positional-params
-construct that really plays. Afterwards the in-flight call still completes
-normally with its full payload, the idle client still answers, the daemon is
-alive, and no rejected construct produced an event or an INVITE.
+(-32601; also one with a multi-byte character across the 200-byte cut of the
+error message), invalid construct params (-32602 naming the param; a missing
+prompt 404), issue 14's keys / request_key / progress refused naming the field
+(keys.then naming a missing prompt: 404) with no INVITE and no event, an
+oversize line (max_line = 4096: -32600, connection still usable), a line split
+across two sends, three requests in one send, blank lines and \\r\\n, a
+notification (no reply), "jsonrpc" omitted, and a positional-params construct
+that really plays. Afterwards the in-flight call still completes normally with
+its full payload, the idle client still answers, the daemon is alive, and no
+rejected construct produced an event or an INVITE.
 """
 import json
 import os
@@ -107,7 +107,8 @@ with t:
         if ok and message is not None:
             msg = err.get("message", "")
             t.check(isinstance(msg, str) and message in msg,
-                    "%s: message has %r" % (what, message), "message %r" % (msg,))
+                    "%s: message has %r" % (what, message),
+                    "message %r" % (msg,))
         return r
 
     def framing_errors():
