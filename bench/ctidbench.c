@@ -750,6 +750,13 @@ static int cmd_sink(int argc, char **argv)
     int rc = write_report(r, report);
     json_decref(r);
     close(fd);
+    for (size_t i = 0; i < s.cap; i++)
+        free(s.tab[i].seen);
+    free(s.tab);
+    free((void *)s.expect);
+    free((void *)s.reply);
+    free(s.q);
+    free(s.pressing);
     return rc ? 1 : 0;
 }
 
