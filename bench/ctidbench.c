@@ -249,14 +249,15 @@ static struct stream *sink_find(struct sink *s, uint32_t addr, uint16_t port,
  * last of them three times. */
 static void sink_reply(struct sink *s, struct stream *st)
 {
-    uint32_t r = st->replies++;
+    uint32_t r = st->replies;
     uint32_t ssrc = ~st->ssrc;
     int32_t k = (int32_t)r - s->key_at;
     bool event = s->key_at >= 0 && k >= 0 && k < 5;
     int copies = event && k == 4 ? 3 : 1;
     uint32_t ts = 160u * (event ? (uint32_t)s->key_at : r);
     if (s->q->n + copies > RBATCH)
-        return; /* cannot happen: at most 3 per received packet */
+        return; /* cannot happen: flushed after each batch of <= 256 */
+    st->replies++;
     uint16_t seq = st->r_seq++;
     st->r_last = mono_now();
     if (event && k == 0) {
