@@ -27,14 +27,17 @@
  * has a waiter on its queue, so each RTP packet we send on it wakes it
  * when the packet is freed (sock_wfree -> ep_poll_callback), 50 times a
  * second for an EPOLLOUT nobody asked for; that was most of what keys
- * cost (docs/performance.md, "Keys"). Instead each listening socket is
- * drained (recv, MSG_DONTWAIT, MEDIA_RX_BATCH at most) about every
- * MEDIA_KEYS_POLL_NS (100 ms), a tenth of the list every 10 ms, the
- * timer armed for it while any stream listens, playing or not. Nothing is
- * lost meanwhile: packets wait in the socket buffer (an RFC 4733 press
- * lasts 40 ms or more and ends with three end packets; in-band audio is
- * 5 packets per 100 ms, a few KiB of a receive buffer of 208 KiB by
- * default); a key is only handled up to one cadence later. */
+ * cost (docs/performance.md, "Keys"). Instead, while any stream listens,
+ * the timer also fires every MEDIA_KEYS_STEP_NS (10 ms), playing or not
+ * (keys are collected in wait_seconds and during `then`), and takes the
+ * next fifth of the list: one poll() with no timeout (it queues no
+ * waiter) says which sockets hold anything, and those are drained (recv,
+ * MSG_DONTWAIT, MEDIA_RX_BATCH at most). So each socket is looked at
+ * about every MEDIA_KEYS_POLL_NS (50 ms). Nothing is lost meanwhile:
+ * packets wait in the socket buffer (an RFC 4733 press lasts 40 ms or
+ * more and ends with three end packets; in-band audio is 3 packets per
+ * 50 ms, and the default 208 KiB buffer holds 256 of them, 5 s); a key
+ * is only handled up to one look (~60 ms) later. */
 
 #include "media_int.h"
 
