@@ -420,7 +420,7 @@ static void media_poll_keys(struct media_worker *w)
             pfd[n] = (struct pollfd){.fd = ps[n]->fd, .events = POLLIN};
         }
         if (poll(pfd, n, 0) <= 0)
-            continue; /* nothing waits (or EINTR: the next share) */
+            continue; /* nothing waits (EINTR: at their next turn) */
         for (nfds_t i = 0; i < n; i++)
             if (pfd[i].revents != 0) /* POLLIN, or POLLERR: an ICMP */
                 media_receive(w, ps[i]);
