@@ -5,7 +5,8 @@
  * type never reach user space (the read counter); hostile packets are
  * dropped and counted; in-band DTMF in PCMA audio gives keys;
  * media_stop_play ends a play early with its figures; playing again
- * continues the stream; closing a listening stream frees it. */
+ * continues the stream; closing a listening stream frees it, and the
+ * thread's other listening streams go on being read. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -371,6 +372,49 @@ static void test_close_listening(void **state)
                      -1); /* nothing to listen for */
 }
 
+/* Two streams listening on one media thread, one of them closed, over
+ * and over at varying points of the thread's polling round: the other
+ * still hears its keys each time (the thread's list of listening streams
+ * and its place in it stay right when a stream leaves; ASan sees any read
+ * of a stream after its STOP let it be freed). */
+static void test_close_one_of_two(void **state)
+{
+    struct fixture *fx = *state;
+    char err[128];
+    uint16_t seq = 1, port2;
+
+    for (int i = 0; i < 12; i++) {
+        struct media_stream *s2 =
+            media_stream_open(fx->m, fx, on_done, &port2, err, sizeof err);
+        assert_non_null(s2);
+        assert_int_equal(media_keys(fx->s, TE_PT, false, G711_PT_PCMA,
+                                    on_key), 0);
+        assert_int_equal(media_keys(s2, TE_PT, false, G711_PT_PCMA, on_key),
+                         0);
+        run(fx, 99, 7 + 4 * i); /* somewhere in the round */
+        media_stream_close(fx->s);
+        fx->s = NULL;
+        run(fx, 99, 3 + 5 * (i % 3));
+        struct sockaddr_in to2 = fx->to;
+        to2.sin_port = htons(port2);
+        fx->to = to2;
+        fx->n_keys = 0;
+        press(fx, &seq, 800u * (unsigned)(i + 1), (uint8_t)(i % 10));
+        run(fx, 1, 2000);
+        assert_int_equal(fx->n_keys, 1);
+        assert_int_equal(fx->keys[0], '0' + i % 10);
+        /* s2 becomes the fixture's stream; the pair s1 held is free again */
+        fx->s = s2;
+        fx->port = port2;
+        media_stream_close(fx->s);
+        fx->s = media_stream_open(fx->m, fx, on_done, &fx->port, err,
+                                  sizeof err);
+        assert_non_null(fx->s);
+        fx->to.sin_port = htons(fx->port);
+        run(fx, 99, 5);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -379,6 +423,7 @@ int main(void)
         T(test_inband),
         T(test_stop_and_then),
         T(test_close_listening),
+        T(test_close_one_of_two),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
