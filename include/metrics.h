@@ -45,7 +45,7 @@ struct metrics {
     uint64_t bus_requests;                     /* request bus entries handled */
     uint64_t bus_refused;                      /* ... of them bad entries */
     uint64_t bus_takeovers;                    /* dead nodes' entries taken */
-    double started;                            /* metrics_now() at start-up */
+    double started;                            /* clock_mono_s() at start-up */
     struct evhttp *http;                       /* NULL: metrics_listen empty */
     metrics_view_fn view;                      /* the rest, at scrape time */
     void *view_arg;
@@ -73,9 +73,6 @@ struct metrics_view {
     bool bus_connected;                     /* bus_connected() */
 };
 
-
-/* CLOCK_MONOTONIC in seconds: for measuring a construct's latency. */
-double metrics_now(void);
 
 /* A construct was answered after `seconds`: code 0 for a result (a call
  * was constructed), else the JSON-RPC error code of the refusal. */
