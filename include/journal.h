@@ -38,6 +38,11 @@ struct journal_seg {
     int64_t newest;  /* unix time of its last append (mtime on open) */
 };
 
+/* Told of every fdatasync of records journal_write left unsynced (the
+ * group commit's, the bus's, a rotation's): how long it took (seconds,
+ * CLOCK_MONOTONIC around the call) and whether it failed. */
+typedef void (*journal_sync_fn)(void *arg, double seconds, bool failed);
+
 struct journal {
     char dir[PATH_MAX];
     int fd;                    /* newest segment, O_APPEND; -1 when closed */
@@ -46,6 +51,9 @@ struct journal {
     uint64_t max_age;          /* retention: seconds since a segment's last append */
     uint64_t seg_max;          /* rotate once the newest segment reaches this */
     bool unsynced;             /* records written since the last fdatasync */
+    uint64_t unsynced_records; /* ... how many (not on disk yet) */
+    journal_sync_fn on_sync;   /* journal_set_sync_hook; NULL: none */
+    void *on_sync_arg;
     struct seqmark mark;       /* seq high-water mark file */
     uint64_t reserved;         /* seqs up to this may be handed out: the
                                   mark on disk is at least this */
@@ -103,6 +111,9 @@ int journal_write(struct journal *j, int64_t now, uint64_t seq,
                   const char *data, size_t len);
 /* fdatasync of what journal_write left unsynced; 0 if nothing was. */
 int journal_sync(struct journal *j);
+/* Registers fn (after journal_open, which clears it) to be told of each
+ * fdatasync of written records; the server feeds the metrics with it. */
+void journal_set_sync_hook(struct journal *j, journal_sync_fn fn, void *arg);
 
 /* Deletes whole old segments (never the newest) while the total exceeds
  * max_bytes or their last append is older than max_age at now. */

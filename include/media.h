@@ -101,6 +101,17 @@ void media_stream_close(struct media_stream *s);
  * a stream still playing is counted when it finishes or is stopped). */
 void media_stats(const struct media *m, uint64_t *sent, uint64_t *late);
 
+/* Packets that could not be sent, counted as it happens (any thread):
+ * lost, RTP packets whose send() failed with an error that loses that
+ * packet only (a full buffer, an ICMP error such as port unreachable
+ * reported on the connected socket, a network down for a moment: the
+ * prompt plays on); fatal, streams that could not send at all and
+ * stopped (any other send() error, or no route to the answer's address
+ * when the stream was connected: the call ends with play error); rtcp,
+ * RTCP reports whose sendto() failed (the stream plays on). */
+void media_send_errors(const struct media *m, uint64_t *lost, uint64_t *fatal,
+                       uint64_t *rtcp);
+
 /* Packets listening streams read (what the kernel filters let through),
  * and of those dropped as malformed, since media_new (any thread). */
 void media_rx_stats(const struct media *m, uint64_t *read, uint64_t *bad);

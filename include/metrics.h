@@ -1,6 +1,7 @@
 /* metrics: the daemon's operational counters and their HTTP endpoint.
- * Owns struct metrics (counters and the construct latency histogram, all
- * updated on the main thread by one-line hooks), the Prometheus text
+ * Owns struct metrics (counters, the construct latency and journal sync
+ * histograms, all updated on the main thread by one-line hooks), the
+ * Prometheus text
  * rendering, and the optional evhttp server on metrics_listen that serves
  * GET /metrics and GET /healthz from the main loop. */
 #ifndef CTID_METRICS_H
@@ -20,6 +21,8 @@ struct gateway_state;
 /* Finite upper bounds of the construct latency histogram, in seconds; the
  * +Inf bucket comes after them. */
 #define METRICS_N_BUCKETS 11
+/* Finite upper bounds of the journal fdatasync histogram (seconds). */
+#define METRICS_N_SYNC_BUCKETS 13
 /* Release outcomes: "none" (error null), the contract's error texts, and
  * "other" for a text this table does not know. */
 #define METRICS_N_ERRORS 10
@@ -45,6 +48,11 @@ struct metrics {
     uint64_t bus_requests;                     /* request bus entries handled */
     uint64_t bus_refused;                      /* ... of them bad entries */
     uint64_t bus_takeovers;                    /* dead nodes' entries taken */
+    uint64_t sync[METRICS_N_SYNC_BUCKETS + 1]; /* journal fdatasyncs, per
+                                                  bucket, last is +Inf */
+    uint64_t sync_count;
+    double sync_sum;                           /* seconds */
+    uint64_t sync_errors;                      /* ... of them failed */
     double started;                            /* clock_mono_s() at start-up */
     struct evhttp *http;                       /* NULL: metrics_listen empty */
     metrics_view_fn view;                      /* the rest, at scrape time */
@@ -57,6 +65,9 @@ struct metrics_view {
     unsigned connections;                   /* RPC connections open */
     uint64_t rtp_sent;                      /* media_stats() */
     uint64_t rtp_late;
+    uint64_t rtp_send_lost;                 /* media_send_errors() */
+    uint64_t rtp_send_fatal;
+    uint64_t rtcp_send_errors;
     double uptime;                          /* seconds */
     const struct conf_gateway *gateways;    /* conf order */
     const unsigned *gateway_calls;          /* active calls of each */
@@ -69,6 +80,7 @@ struct metrics_view {
     uint64_t journal_max_bytes;             /* journal_max_bytes */
     uint64_t journal_first_seq;             /* oldest retained, 0: none */
     uint64_t journal_last_seq;              /* last handed out */
+    uint64_t journal_unsynced;              /* written, not yet fdatasync'ed */
     uint64_t bus_lag;                       /* bus_lag(): not yet in Redis */
     bool bus_connected;                     /* bus_connected() */
 };
@@ -86,6 +98,9 @@ void metrics_on_event_delivered(struct metrics *m);
  * with an entry error), an entry taken over from a dead node. */
 void metrics_on_bus_request(struct metrics *m, bool bad);
 void metrics_on_bus_takeover(struct metrics *m);
+/* The journal's fdatasync of written events took `seconds` (its sync
+ * hook, journal_set_sync_hook); failed: it returned an error. */
+void metrics_on_journal_sync(struct metrics *m, double seconds, bool failed);
 
 /* The label value of index i of released[] / refused[]. */
 const char *metrics_error_label(size_t i);

@@ -12,6 +12,7 @@
 #ifndef CTID_RTCP_H
 #define CTID_RTCP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,9 @@ struct rtcp_stream {
     uint64_t due;                 /* next report, CLOCK_MONOTONIC ns */
     uint32_t reports;             /* sent this play */
     bool lost_logged;
+    /* Counts every report sendto() failed on (NULL: none); the owner's
+     * counter, set after rtcp_open, added to from the media thread. */
+    _Atomic uint64_t *errors;
 };
 
 /* Takes the bound socket fd (local port `port`) and draws a CNAME. */
@@ -61,7 +65,8 @@ void rtcp_close(struct rtcp_stream *r);
  * t0 (CLOCK_MONOTONIC ns); schedules the first report. */
 void rtcp_start(struct rtcp_stream *r, uint64_t t0, uint32_t ts0);
 /* Media thread: sends SR + SDES (+ BYE) now and schedules the next. A
- * send error loses this report only, logged once per stream. `packets`
+ * send error loses this report only: counted in *r->errors, logged once
+ * per stream. `packets`
  * counts the RTP packets of this SSRC so far (160 payload octets each). */
 void rtcp_send(struct rtcp_stream *r, uint32_t ssrc, uint64_t packets,
                bool bye);

@@ -181,8 +181,13 @@ static unsigned conns_deliver(struct conns *set, uint64_t creator_conn,
         log_error("journal: %s seq %llu not written (%s): sent live only; "
                   "the seq stays reserved", method, (unsigned long long)seq,
                   strerror(errno));
-    else
+    else {
         set->deps.metrics->events_journaled++;
+        /* Synced this loop turn even when no connection receives it (its
+         * creator gone, nobody subscribed): since-replay after a machine
+         * crash must still find it. */
+        event_active(set->sync_due, EV_TIMEOUT, 0);
+    }
     /* An internal connection (the request bus) reads replies only: its
      * calls' events reach Redis from the journal (bus.c). */
     for (struct conn *c = set->list; c != NULL; c = c->next)

@@ -1,10 +1,14 @@
 /* gateways_dns: logs once what each gateway host that is a DNS name
  * resolves to (issue 13: "the resolved addresses appear in the log
- * once"), at start-up and after each SIGHUP. The lookups (res_query for
- * the RFC 3263 SRV records, getaddrinfo for A/AAAA) block, so they run
- * on a short-lived detached thread of their own that owns a heap copy of
- * the names (struct gwdns_job, freed by that thread) and only logs; the
- * SIP stack resolves again itself when it sends. */
+ * once"), at start-up and after each SIGHUP. It looks up what the SIP
+ * stack will: the next hop (the `proxy` when there is one, else `host`),
+ * with SRV first only when no port is configured (RFC 3263 4.2: a port
+ * means A/AAAA only). The lookups (res_query for SRV, getaddrinfo for
+ * A/AAAA) block, so they run on a short-lived detached thread of their
+ * own that owns a heap copy of the names (struct gwdns_job, freed by that
+ * thread) and only logs; the SIP stack resolves again itself when it
+ * sends, with its own resolver (sres: DNS only, never /etc/hosts, which
+ * getaddrinfo here may read). */
 #include "gateways.h"
 
 #include <arpa/inet.h>
@@ -23,8 +27,10 @@ struct gwdns_job {
     size_t n;
     struct {
         char name[64];
-        char host[CONF_HOST_MAX];
-        uint16_t port;
+        char host[CONF_HOST_MAX];  /* the next hop's host */
+        bool proxy;                /* that host is the proxy's */
+        uint16_t port;             /* configured; 0: SRV, then default */
+        uint16_t default_port;     /* 5060, 5061 for tls */
         char transport[8];
     } gw[CONF_MAX_GATEWAYS];
 };
@@ -86,19 +92,24 @@ static void *gwdns_main(void *arg)
         const char *h = job->gw[i].host;
         /* RFC 3263 4.1: _sips._tcp for TLS, else _sip._udp or _sip._tcp */
         const char *tp = job->gw[i].transport;
+        uint16_t port = job->gw[i].port;
         snprintf(qname, sizeof qname, "%s.%s",
                  strcmp(tp, "tls") == 0   ? "_sips._tcp"
                  : strcmp(tp, "tcp") == 0 ? "_sip._tcp"
                                           : "_sip._udp",
                  h);
-        gwdns_srv(qname, out, sizeof out);
-        gwdns_addresses(h, job->gw[i].port, out, sizeof out);
+        if (port == 0)
+            gwdns_srv(qname, out, sizeof out);
+        gwdns_addresses(h, port ? port : job->gw[i].default_port, out,
+                        sizeof out);
+        const char *what = job->gw[i].proxy ? "proxy " : "";
         if (out[0])
-            log_info("gateway %s: %s resolves to %s", job->gw[i].name, h,
-                     out);
+            log_info("gateway %s: %s%s resolves to %s", job->gw[i].name,
+                     what, h, out);
         else
-            log_warn("gateway %s: %s does not resolve (no SRV, A or AAAA "
-                     "record)", job->gw[i].name, h);
+            log_warn("gateway %s: %s%s does not resolve (no %sA or AAAA "
+                     "record)", job->gw[i].name, what, h,
+                     port == 0 ? "SRV, " : "");
     }
     free(job);
     return NULL;
@@ -118,13 +129,23 @@ void gateways_resolve(const struct conf *c)
         return;
     for (size_t i = 0; i < c->n_gateways; i++) {
         const struct conf_gateway *g = &c->gateways[i];
-        if (gwdns_is_address(g->host))
+        struct uri proxy;
+        const char *host = g->host;
+        uint16_t port = g->port;
+        /* conf checked the proxy; a port of its own or none */
+        if (g->proxy[0] && uri_parse(g->proxy, &proxy, NULL, 0) == 0) {
+            host = proxy.host;
+            port = proxy.has_port ? proxy.port : 0;
+        }
+        if (gwdns_is_address(host))
             continue;
         snprintf(job->gw[job->n].name, sizeof job->gw[0].name, "%s",
                  g->name);
-        snprintf(job->gw[job->n].host, sizeof job->gw[0].host, "%s",
-                 g->host);
-        job->gw[job->n].port = conf_gateway_port(g);
+        snprintf(job->gw[job->n].host, sizeof job->gw[0].host, "%s", host);
+        job->gw[job->n].proxy = host != g->host;
+        job->gw[job->n].port = port;
+        job->gw[job->n].default_port =
+            conf_gateway_tp(g) == CONF_TP_TLS ? 5061 : 5060;
         snprintf(job->gw[job->n].transport, sizeof job->gw[0].transport,
                  "%s", conf_gateway_transport(g));
         job->n++;

@@ -171,6 +171,14 @@ void media_rx_stats(const struct media *m, uint64_t *read, uint64_t *bad)
     *bad = m ? atomic_load(&m->rx_bad) : 0;
 }
 
+void media_send_errors(const struct media *m, uint64_t *lost, uint64_t *fatal,
+                       uint64_t *rtcp)
+{
+    *lost = m ? atomic_load(&m->tx_lost) : 0;
+    *fatal = m ? atomic_load(&m->tx_fatal) : 0;
+    *rtcp = m ? atomic_load(&m->rtcp_lost) : 0;
+}
+
 void media_stats(const struct media *m, uint64_t *sent, uint64_t *late)
 {
     *sent = m ? m->sent_total : 0;
@@ -215,6 +223,7 @@ struct media_stream *media_stream_open(struct media *m, void *owner,
     s->owner = owner;
     s->on_done = on_done;
     rtcp_open(&s->rtcp, rtcp, (uint16_t)(s->port + 1));
+    s->rtcp.errors = &m->rtcp_lost;
     *local_port = s->port;
     return s;
 }
@@ -262,8 +271,12 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
         return -1;
     }
     /* Connected: the kernel keeps the route, and send() needs no address. */
-    if (connect(s->fd, dest, dest_len) < 0)
+    if (connect(s->fd, dest, dest_len) < 0) {
+        /* Nothing can be sent to this address (no route from the RTP
+         * socket's): counted with the send() errors that stop a stream. */
+        atomic_fetch_add(&m->tx_fatal, 1);
         return -1;
+    }
     if (rtcp_set_peer(&s->rtcp, dest, dest_len, s->rtcp_peer_port) < 0)
         return -1;
     s->clips = malloc(n_clips * sizeof *s->clips);

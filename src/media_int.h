@@ -194,6 +194,11 @@ struct media {
     /* Any thread: the listening streams' packets (media_rx_stats). */
     _Atomic uint64_t rx_read;
     _Atomic uint64_t rx_bad;
+    /* Any thread: RTP and RTCP packets that could not be sent
+     * (media_send_errors), counted when it happens, not at hand-back. */
+    _Atomic uint64_t tx_lost;      /* send() failed, the stream went on */
+    _Atomic uint64_t tx_fatal;     /* the stream could not send at all */
+    _Atomic uint64_t rtcp_lost;    /* RTCP sendto() failed (rtcp.c) */
 };
 
 /* ---- media_worker.c ---------------------------------------------------- */

@@ -152,11 +152,13 @@ static bool media_send_one(struct media_worker *w, struct media_stream *s,
     if (send(s->fd, pkt, sizeof pkt, 0) < 0) {
         int err = errno;
         if (!media_send_lost(err)) {
+            atomic_fetch_add(&w->m->tx_fatal, 1);
             log_warn("media: RTP port %u: send: %s; the stream stops",
                      s->port, strerror(err));
             media_hand_back(w, s, MEDIA_DONE_ERROR);
             return false;
         }
+        atomic_fetch_add(&w->m->tx_lost, 1);
         /* Once per stream: a closed port fails every other send. */
         if (!s->lost_logged && err != EAGAIN && err != EWOULDBLOCK &&
             err != EINTR) {

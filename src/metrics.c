@@ -6,9 +6,11 @@
  * lock. Values the daemon already keeps (active calls, per-gateway calls,
  * open connections, stopping) are read at scrape time through the view
  * the server fills (metrics_view_fn) instead of being mirrored, so they
- * can never disagree with it. RTP counts come from the media threads
- * by the stream hand-back (media_stats): a stream still playing shows up
- * when it finishes.
+ * can never disagree with it. RTP packet counts come from the media
+ * threads by the stream hand-back (media_stats): a stream still playing
+ * shows up when it finishes; RTP/RTCP send errors are atomics the media
+ * threads add to as they happen (media_send_errors). The journal's sync
+ * histogram is fed by the journal's sync hook (metrics_on_journal_sync).
  *
  * The HTTP server is libevent's evhttp on the main loop: a scrape is a
  * few kilobytes of text written at once, cheaper than any hand-off to
@@ -39,6 +41,13 @@ static const double metrics_bounds[METRICS_N_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
     0.01,   0.025,   0.05,   0.1,   0.25};
 
+/* Journal fdatasync durations: about 0.1 to 2 ms on an SSD, 5 to 30 ms on
+ * a spinning disk, seconds when the device stalls; every event and every
+ * construct reply waits for one (the group commit, docs/reliability.md). */
+static const double metrics_sync_bounds[METRICS_N_SYNC_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1};
+
 /* on_released error texts (contract §4, docs/protocol.md); index 0 is
  * error null, the last catches a text added later but not here. */
 static const char *const metrics_errors[METRICS_N_ERRORS] = {
@@ -52,17 +61,27 @@ static const int metrics_codes[METRICS_N_CODES - 1] = {-32602, -32603, 404,
 
 /* ---- hooks --------------------------------------------------------------- */
 
-void metrics_on_construct(struct metrics *m, double seconds, int code)
+/* One observation into a histogram of n finite bounds (n + 1 buckets,
+ * the last +Inf); a negative duration (a clock oddity) counts as 0. */
+static void observe(const double *bounds, size_t n, uint64_t *buckets,
+                    uint64_t *count, double *sum, double seconds)
 {
     size_t i;
     if (seconds < 0)
         seconds = 0;
-    for (i = 0; i < METRICS_N_BUCKETS; i++)
-        if (seconds <= metrics_bounds[i]) /* Prometheus' le is inclusive */
+    for (i = 0; i < n; i++)
+        if (seconds <= bounds[i]) /* Prometheus' le is inclusive */
             break;
-    m->latency[i]++;
-    m->latency_count++;
-    m->latency_sum += seconds;
+    buckets[i]++;
+    (*count)++;
+    *sum += seconds;
+}
+
+void metrics_on_construct(struct metrics *m, double seconds, int code)
+{
+    size_t i;
+    observe(metrics_bounds, METRICS_N_BUCKETS, m->latency, &m->latency_count,
+            &m->latency_sum, seconds);
     if (code == 0) {
         m->constructed++;
         return;
@@ -107,6 +126,13 @@ void metrics_on_bus_request(struct metrics *m, bool bad)
 void metrics_on_bus_takeover(struct metrics *m)
 {
     m->bus_takeovers++;
+}
+
+void metrics_on_journal_sync(struct metrics *m, double seconds, bool failed)
+{
+    observe(metrics_sync_bounds, METRICS_N_SYNC_BUCKETS, m->sync,
+            &m->sync_count, &m->sync_sum, seconds);
+    m->sync_errors += failed;
 }
 
 const char *metrics_error_label(size_t i)
@@ -249,35 +275,76 @@ static int add_gateway_health(struct evbuffer *out,
     return rc;
 }
 
-static int add_histogram(struct evbuffer *out, const struct metrics *m)
+/* A histogram family: cumulative buckets, +Inf, _sum, _count. */
+struct metrics_hist_view {
+    const char *name, *help;
+    const double *bounds;
+    size_t n;                /* finite bounds; buckets has n + 1 */
+    const uint64_t *buckets;
+    double sum;
+    uint64_t count;
+};
+
+static int add_histogram(struct evbuffer *out,
+                         const struct metrics_hist_view *h)
 {
-    static const char name[] = "ctid_construct_duration_seconds";
     uint64_t cum = 0;
-    int rc = add_head(out, name, "histogram",
-                      "Time from dispatching a construct request to its "
-                      "reply being queued, accepted or refused.");
-    for (size_t i = 0; i < METRICS_N_BUCKETS && rc == 0; i++) {
-        cum += m->latency[i];
+    int rc = add_head(out, h->name, "histogram", h->help);
+    for (size_t i = 0; i < h->n && rc == 0; i++) {
+        cum += h->buckets[i];
         if (evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n",
-                                name, metrics_bounds[i], cum) < 0)
+                                h->name, h->bounds[i], cum) < 0)
             rc = -1;
     }
-    cum += m->latency[METRICS_N_BUCKETS];
+    cum += h->buckets[h->n];
     if (rc == 0 &&
         evbuffer_add_printf(out,
                             "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n"
                             "%s_sum %.9g\n"
                             "%s_count %" PRIu64 "\n",
-                            name, cum, name, m->latency_sum, name,
-                            m->latency_count) < 0)
+                            h->name, cum, h->name, h->sum, h->name,
+                            h->count) < 0)
         rc = -1;
+    return rc;
+}
+
+static const char *rtp_error_kind(size_t i)
+{
+    return i == 0 ? "transient" : "fatal";
+}
+
+/* RTP: what was sent (counted at hand-back) and what could not be
+ * (counted on the media threads as it happens, media_send_errors). */
+static int add_rtp(struct evbuffer *out, const struct metrics_view *v)
+{
+    const uint64_t errors[2] = {v->rtp_send_lost, v->rtp_send_fatal};
+    int rc = 0;
+    rc |= add_u64(out, "ctid_rtp_packets_sent_total", "counter",
+                  "RTP packets sent, counted when each stream finishes "
+                  "playing (a packet whose send() failed transiently "
+                  "included).", v->rtp_sent);
+    rc |= add_u64(out, "ctid_rtp_packets_late_total", "counter",
+                  "RTP packets sent more than 2 ms after their due time, "
+                  "counted when each stream finishes playing.", v->rtp_late);
+    rc |= add_counter_by(out, "ctid_rtp_send_errors_total", "kind",
+                         "RTP send() failures, counted as they happen: "
+                         "transient lost that packet and the prompt played "
+                         "on (full buffer, ICMP unreachable from the callee), "
+                         "fatal stopped the stream (the call ends with play "
+                         "error).", rtp_error_kind, errors, 2);
+    rc |= add_u64(out, "ctid_rtcp_send_errors_total", "counter",
+                  "RTCP reports whose sendto() failed (the stream plays "
+                  "on).", v->rtcp_send_errors);
     return rc;
 }
 
 /* The event journal's retention: how full it is against journal_max_bytes
  * (past it the oldest segments go, and with them events a client
- * reconnecting with since N may still want), and the seqs it holds. */
-static int add_journal(struct evbuffer *out, const struct metrics_view *v)
+ * reconnecting with since N may still want), and the seqs it holds; its
+ * lag: events not yet on disk, how long each sync takes, and the events
+ * not yet in Redis. */
+static int add_journal(struct evbuffer *out, const struct metrics *m,
+                       const struct metrics_view *v)
 {
     int rc = 0;
     rc |= add_u64(out, "ctid_journal_bytes", "gauge",
@@ -291,6 +358,20 @@ static int add_journal(struct evbuffer *out, const struct metrics_view *v)
                   v->journal_first_seq);
     rc |= add_u64(out, "ctid_journal_last_seq", "gauge",
                   "Last event seq handed out.", v->journal_last_seq);
+    rc |= add_u64(out, "ctid_journal_unsynced_events", "gauge",
+                  "Events written to the journal and not yet fdatasync'ed. "
+                  "No one sees an event before its sync: 0 after every "
+                  "group commit, above 0 only while events wait for no "
+                  "receiver.", v->journal_unsynced);
+    rc |= add_histogram(out, &(struct metrics_hist_view){
+        .name = "ctid_journal_sync_seconds",
+        .help = "Duration of each fdatasync of journaled events (the "
+                "group commit's): replies and events wait for it.",
+        .bounds = metrics_sync_bounds, .n = METRICS_N_SYNC_BUCKETS,
+        .buckets = m->sync, .sum = m->sync_sum, .count = m->sync_count});
+    rc |= add_u64(out, "ctid_journal_sync_errors_total", "counter",
+                  "Journal fdatasyncs that failed (the events went out "
+                  "anyway; see the log).", m->sync_errors);
     rc |= add_u64(out, "ctid_bus_lag", "gauge",
                   "Journaled event seqs not yet published to Redis "
                   "(0 with no redis).", v->bus_lag);
@@ -325,13 +406,14 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
                   "Calls constructed and not yet released.", v->active_calls);
     rc |= add_gateways(out, v);
     rc |= add_gateway_health(out, v);
-    rc |= add_histogram(out, m);
-    rc |= add_u64(out, "ctid_rtp_packets_sent_total", "counter",
-                  "RTP packets sent, counted when each stream finishes "
-                  "playing.", v->rtp_sent);
-    rc |= add_u64(out, "ctid_rtp_packets_late_total", "counter",
-                  "RTP packets sent more than 2 ms after their due time, "
-                  "counted when each stream finishes playing.", v->rtp_late);
+    rc |= add_histogram(out, &(struct metrics_hist_view){
+        .name = "ctid_construct_duration_seconds",
+        .help = "Time from dispatching a construct request to its reply "
+                "being queued, accepted or refused.",
+        .bounds = metrics_bounds, .n = METRICS_N_BUCKETS,
+        .buckets = m->latency, .sum = m->latency_sum,
+        .count = m->latency_count});
+    rc |= add_rtp(out, v);
     rc |= add_u64(out, "ctid_rpc_connections", "gauge",
                   "JSON-RPC connections open.", v->connections);
     rc |= add_u64(out, "ctid_rpc_connections_total", "counter",
@@ -351,7 +433,7 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v,
     rc |= add_u64(out, "ctid_bus_takeovers_total", "counter",
                   "Pending request bus entries taken over from a node "
                   "whose heartbeat is gone.", m->bus_takeovers);
-    rc |= add_journal(out, v);
+    rc |= add_journal(out, m, v);
     rc |= add_head(out, "ctid_uptime_seconds", "gauge",
                    "Seconds since ctid started.");
     rc |= evbuffer_add_printf(out, "ctid_uptime_seconds %.3f\n",

@@ -269,8 +269,11 @@ void rtcp_send(struct rtcp_stream *r, uint32_t ssrc, uint64_t packets,
     r->due = now + rtcp_interval_ns(rtcp_next_random(r), false);
     if (sendto(r->fd, pkt, len, 0, (const struct sockaddr *)&r->peer,
                r->peer_len) < 0) {
-        /* Like a lost RTP packet: never the call's concern. Once per
-         * stream, so an unreachable peer does not flood the log. */
+        /* Like a lost RTP packet: never the call's concern. Counted
+         * each time, logged once per stream, so an unreachable peer does
+         * not flood the log. */
+        if (r->errors != NULL)
+            atomic_fetch_add(r->errors, 1);
         if (!r->lost_logged) {
             r->lost_logged = true;
             log_info("media: RTCP port %u: sendto: %s; report lost, the "

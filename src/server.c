@@ -233,6 +233,12 @@ static void server_on_sip_event(void *arg, const struct sip_event *ev)
     calls_on_sip_event(&srv->calls, ev);
 }
 
+/* The journal's sync hook: each fdatasync of events into the metrics. */
+static void server_on_journal_sync(void *arg, double seconds, bool failed)
+{
+    metrics_on_journal_sync(arg, seconds, failed);
+}
+
 /* What /metrics and /healthz show, read at scrape time. */
 static void server_metrics_view(void *arg, struct metrics_view *v)
 {
@@ -247,10 +253,13 @@ static void server_metrics_view(void *arg, struct metrics_view *v)
     v->gateway_states = srv->gateways.gw;
     v->stopping = srv->stopping;
     media_stats(srv->media, &v->rtp_sent, &v->rtp_late);
+    media_send_errors(srv->media, &v->rtp_send_lost, &v->rtp_send_fatal,
+                      &v->rtcp_send_errors);
     v->journal_bytes = journal_total_bytes(&srv->journal);
     v->journal_max_bytes = srv->conf.journal_max_bytes;
     v->journal_first_seq = journal_first_seq(&srv->journal);
     v->journal_last_seq = srv->journal.last_seq;
+    v->journal_unsynced = srv->journal.unsynced_records;
     v->bus_lag = bus_lag(srv->bus);
     v->bus_connected = bus_connected(srv->bus);
 }
@@ -359,6 +368,8 @@ static int server_start_state(struct server *srv, char *err, size_t errlen)
                      srv->conf.journal_max_age, seg, (int64_t)time(NULL), err,
                      errlen) < 0)
         return -1;
+    journal_set_sync_hook(&srv->journal, server_on_journal_sync,
+                          &srv->metrics);
     log_info("journal %s: events %llu..%llu retained, next seq %llu", jdir,
              (unsigned long long)journal_first_seq(&srv->journal),
              (unsigned long long)srv->journal.last_seq,

@@ -47,14 +47,21 @@ static void gw_post(struct sip_gw *gw, enum sip_gw_change what, int status,
 }
 
 /* Where the gateway's REGISTER and OPTIONS go: its proxy when it has
- * one, else host:port (the port in effect), over its transport. */
+ * one, else host:port, over its transport. With no port in the file the
+ * URI has none either, as the INVITE's (calls_invite_trunk), so that sofia
+ * resolves a DNS name the RFC 3263 way (SRV for the transport, then
+ * A/AAAA at the transport's default port) and pings and registers where
+ * calls go; a port here would make it ask for A/AAAA only. */
 static void gw_uri(const struct sip_gw *gw, char *buf, size_t len)
 {
     char hp[300];
     if (gw->g.proxy[0])
         snprintf(hp, sizeof hp, "%s", gw->g.proxy);
+    else if (gw->g.port != 0)
+        uri_hostport(hp, sizeof hp, gw->g.host, gw->g.port);
     else
-        uri_hostport(hp, sizeof hp, gw->g.host, conf_gateway_port(&gw->g));
+        snprintf(hp, sizeof hp, strchr(gw->g.host, ':') ? "[%s]" : "%s",
+                 gw->g.host);
     snprintf(buf, len, "sip:%s;transport=%s", hp,
              conf_gateway_transport(&gw->g));
 }

@@ -311,6 +311,25 @@ bool sip_response_is_local(nua_t *nua, const sip_t *sip)
     return ai == NULL || ai->ai_protocol == 0;
 }
 
+/* One line saying what our own stack's failure of the INVITE means. nta's
+ * "503 DNS Error": the name never resolved, so no connection was tried
+ * (not blamed on a TLS certificate); a TLS hop's other 503 or 408: the
+ * handshake or certificate, or silence. */
+static void sip_leg_explain_local(const struct sip_leg *leg, int status,
+                                  const char *phrase)
+{
+    if (status == 503 && phrase != NULL && strcmp(phrase, "DNS Error") == 0)
+        log_warn("%s: the next hop's name did not resolve (no SRV, A or "
+                 "AAAA record); the SIP stack asks the DNS servers of "
+                 "/etc/resolv.conf and does not read /etc/hosts",
+                 leg->res_id);
+    else if (leg->tls_hop[0] && (status == 503 || status == 408))
+        log_warn("%s: TLS to %s failed (%d): its certificate was refused "
+                 "(not signed by a CA of tls_ca_file, or not for that host "
+                 "name; tls_verify), or it did not answer; sofia-sip's line "
+                 "above says which", leg->res_id, leg->tls_hop, status);
+}
+
 static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
                                        int status, const char *phrase,
                                        const sip_t *sip, bool local)
@@ -374,11 +393,8 @@ static void sip_handle_invite_response(struct sip *s, struct sip_leg *leg,
     if ((status == 401 || status == 407) && !leg->hangup &&
         sip_try_auth(leg, sip))
         return;
-    if (local && leg->tls_hop[0] && (status == 503 || status == 408))
-        log_warn("%s: TLS to %s failed (%d): its certificate was refused "
-                 "(not signed by a CA of tls_ca_file, or not for that host "
-                 "name; tls_verify), or it did not answer; sofia-sip's line "
-                 "above says which", leg->res_id, leg->tls_hop, status);
+    if (local)
+        sip_leg_explain_local(leg, status, phrase);
     if (!leg->reported) {
         leg->reported = true;
         sip_post(s, sip_event_failed(leg->call_id, status, local));

@@ -19,8 +19,8 @@ status is 1 when M > 0.
 
 Pieces: Test (checks, temp dir, cleanup), Daemon (a program run in the
 foreground: start, ready, stop, log; Ctid's and kamailio.py's), Ctid
-(daemon process: wait_log, wait_exit, reload), Sipp (UAS process: received, responses), RpcClient (one
-JSON-RPC connection: replies matched by id, events collected separately,
+(daemon process: wait_log, wait_exit, reload), Sipp (UAS process:
+received, responses), RpcClient (one JSON-RPC connection: replies matched by id, events collected separately,
 arrival order kept), request_half_closed (an nc-style client), RtpSink (UDP
 socket + thread recording RTP packets; check_one_stream), the metrics
 endpoint (http_get, scrape, wait_metric), prompt helpers (sox), G.711
@@ -332,11 +332,11 @@ def ephemeral_range():
 _given_ports = set()
 
 
-def udp_port_bound(port):
-    """True when someone has the UDP port bound on 127.0.0.1 (or any)."""
+def udp_port_bound(port, host=HOST):
+    """True when someone has the UDP port bound on host (or any)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        s.bind((HOST, port))
+        s.bind((host, port))
         return False
     except OSError:
         return True
@@ -480,6 +480,9 @@ class Ctid(Daemon):
         self.proc = None
         self.exit_code = None
         self.starts = 0
+        # argv before ctid's own, e.g. dnsharness.ns_wrap(); each part
+        # must exec the next so that proc.pid is ctid's
+        self.wrap = []
         keys = {
             "listen": "%s:%d" % (HOST, self.listen_port),
             "sip": "%s:%d" % (HOST, self.sip_port),
@@ -510,7 +513,8 @@ class Ctid(Daemon):
             f.write("\n".join(lines) + "\n")
 
     def start(self, ready_timeout=10.0):
-        cmd = [self.t.ctid_bin, "--config", self.conf_path] + self.extra_args
+        cmd = (self.wrap + [self.t.ctid_bin, "--config", self.conf_path] +
+               self.extra_args)
         self.start_proc(cmd, "%s --config %s %s" % (
             self.t.ctid_bin, self.conf_path, " ".join(self.extra_args)))
 
@@ -591,8 +595,10 @@ class Sipp:
     loaded ASan run), so the default is 20 ms."""
 
     def __init__(self, t, scenario, port=None, rtp_sink_port=9, codec=8,
-                 calls=1, timeout=60, ring_ms=20, extra=(), transport="u1"):
+                 calls=1, timeout=60, ring_ms=20, extra=(), transport="u1",
+                 host=HOST):
         self.t = t
+        self.host = host  # -i: another 127.x.y.z for a port 127.0.0.1 has
         self.transport = transport  # sipp -t: u1 (UDP) or t1 (TCP)
         self.scenario = scenario
         self.port = port or free_port("udp")
@@ -605,7 +611,7 @@ class Sipp:
         self.out_log = os.path.join(self.dir, "stdout.log")
         codec_name = {8: "PCMA", 0: "PCMU"}[codec]
         self.cmd = ["sipp", "-sf", os.path.join(t.sipp_dir, scenario),
-                    "-i", HOST, "-p", str(self.port), "-m", str(calls),
+                    "-i", host, "-p", str(self.port), "-m", str(calls),
                     "-nostdin", "-timeout", "%ds" % timeout, "-timeout_error",
                     "-trace_msg", "-message_file", self.msg_log,
                     "-trace_err", "-error_file", self.err_log,
@@ -626,7 +632,7 @@ class Sipp:
             if self.proc.poll() is not None:
                 raise RuntimeError("sipp %s exited early with %s:\n%s" % (
                     self.scenario, self.proc.returncode, self.report()))
-            if (udp_port_bound(self.port) if self.transport == "u1"
+            if (udp_port_bound(self.port, self.host) if self.transport == "u1"
                     else tcp_port_listening(self.port)):
                 return self
             time.sleep(0.02)

@@ -5,8 +5,11 @@
   as recording rules.
 * The dashboard is sane: panels each with targets, every expression
   non-empty, the datasource the template variable, ids unique; it covers
-  what issue 16 lists (calls, outcomes, construct latency, RTP, journal,
-  gateways) and the rules the five alerts.
+  what issue 16 lists (calls, outcomes, construct latency, RTP packets and
+  send errors, journal and its lag, gateways) and the rules the seven
+  alerts.
+* `promtool test rules` on sample series: CtidJournalSyncSlow and
+  CtidRtpSendErrors fire where they should, and only there.
 * Every ctid_* metric either file uses appears in a # TYPE line of a
   running ctid's /metrics (a histogram's _bucket/_sum/_count by its base
   name), so a renamed metric breaks this test, not a production alert.
@@ -49,12 +52,73 @@ with t:
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=60)
         out = r.stdout.decode(errors="replace")
-        t.check(r.returncode == 0 and "SUCCESS: 5 rules found" in out,
-                "promtool check rules: 5 rules", out[-2000:])
+        t.check(r.returncode == 0 and "SUCCESS: 7 rules found" in out,
+                "promtool check rules: 7 rules", out[-2000:])
         for name in ("CtidDown", "CtidErrorRatioHigh", "CtidConstructLatencyHigh",
-                     "CtidGatewayDown", "CtidJournalNearLimit"):
+                     "CtidGatewayDown", "CtidJournalNearLimit",
+                     "CtidJournalSyncSlow", "CtidRtpSendErrors"):
             t.check("alert: %s\n" % name in rules_text, "alert %s" % name)
     t.run("alert rules", check_rules)
+
+    # series for `promtool test rules`: (labels, values), one sample a minute
+    ALERT_SERIES = [
+        # fdatasync p99 about 0.1 s on "slow", about 1 ms on "fast"
+        ('ctid_journal_sync_seconds_bucket{instance="slow",le="0.05"}', "0+0x40"),
+        ('ctid_journal_sync_seconds_bucket{instance="slow",le="0.1"}', "0+100x40"),
+        ('ctid_journal_sync_seconds_bucket{instance="slow",le="+Inf"}', "0+100x40"),
+    ] + [('ctid_journal_sync_seconds_bucket{instance="fast",le="%s"}' % le,
+          "0+100x40") for le in ("0.001", "0.05", "0.1", "+Inf")] + [
+        # one stream a minute that cannot send at all
+        ('ctid_rtp_send_errors_total{instance="fatal",kind="fatal"}', "0+1x40"),
+        ('ctid_rtp_send_errors_total{instance="fatal",kind="transient"}', "0+0x40"),
+        ('ctid_rtp_packets_sent_total{instance="fatal"}', "0+1000x40"),
+        # 10% of packets lost, and 0.1%
+        ('ctid_rtp_send_errors_total{instance="lossy",kind="fatal"}', "0+0x40"),
+        ('ctid_rtp_send_errors_total{instance="lossy",kind="transient"}', "0+100x40"),
+        ('ctid_rtp_packets_sent_total{instance="lossy"}', "0+1000x40"),
+        ('ctid_rtp_send_errors_total{instance="fine",kind="fatal"}', "0+0x40"),
+        ('ctid_rtp_send_errors_total{instance="fine",kind="transient"}', "0+1x40"),
+        ('ctid_rtp_packets_sent_total{instance="fine"}', "0+1000x40"),
+    ]
+
+    def check_new_alerts():
+        """The two alerts of the send error and journal lag metrics fire
+        where they should and only there, after their `for`."""
+        if promtool is None:
+            return
+        path = t.path("alerts-test.yml")
+        sel = 'ALERTS{alertname=~"CtidJournalSyncSlow|CtidRtpSendErrors",alertstate="firing"}'
+        lines = ["rule_files:", "  - %s" % json.dumps(os.path.abspath(RULES)),
+                 "evaluation_interval: 1m", "tests:", "  - interval: 1m",
+                 "    input_series:"]
+        for series, values in ALERT_SERIES:
+            lines += ["      - series: %s" % json.dumps(series),
+                      "        values: %s" % json.dumps(values)]
+        lines += ["    promql_expr_test:",
+                  "      - expr: %s" % json.dumps(sel),
+                  "        eval_time: 5m",   # pending, not firing yet
+                  "        exp_samples: []",
+                  "      - expr: %s" % json.dumps(sel),
+                  "        eval_time: 30m",
+                  "        exp_samples:"]
+        for name, inst in (("CtidJournalSyncSlow", "slow"),
+                           ("CtidRtpSendErrors", "fatal"),
+                           ("CtidRtpSendErrors", "lossy")):
+            lines += ["          - labels: %s" % json.dumps(
+                'ALERTS{alertname="%s",alertstate="firing",instance="%s",'
+                'severity="warning"}' % (name, inst)),
+                "            value: 1"]
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = subprocess.run([promtool, "test", "rules", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        out = r.stdout.decode(errors="replace")
+        t.check(r.returncode == 0 and "SUCCESS" in out,
+                "promtool test rules: CtidJournalSyncSlow fires for a 0.1 s "
+                "fsync p99 (not 1 ms), CtidRtpSendErrors for a fatal error "
+                "and for 10% lost (not 0.1%)", out[-3000:])
+    t.run("the two new alerts on sample series", check_new_alerts)
 
     def check_dashboard():
         panels = dash.get("panels", [])
@@ -84,9 +148,13 @@ with t:
                 ("ctid_calls_released_total", "outcomes by error"),
                 ("ctid_construct_duration_seconds_bucket", "construct latency histogram"),
                 ("ctid_rtp_packets_sent_total", "RTP packets"),
-                ('error="play error"', "RTP send errors (calls ended by them)"),
+                ("ctid_rtp_send_errors_total", "RTP send errors"),
+                ("ctid_rtcp_send_errors_total", "RTCP send errors"),
                 ("ctid_journal_bytes", "journal fill"),
-                ("ctid_events_journaled_total", "journal lag"),
+                ("ctid_journal_sync_seconds_bucket", "journal lag: fsync time"),
+                ("ctid_journal_unsynced_events", "journal lag: events not on disk"),
+                ("ctid_bus_lag", "journal lag: events not in Redis"),
+                ("ctid_events_journaled_total", "events journaled"),
                 ("ctid_gateway_up", "gateway state")):
             t.check(metric in text, "the dashboard shows %s (%s)" % (what, metric))
         if promtool is None:

@@ -725,6 +725,82 @@ static void test_mark_covers_lost_unsynced_record(void **state)
     journal_close(&j);
 }
 
+/* The sync hook's record of what it was told. */
+struct syncs {
+    int n, failed;
+    double total;
+};
+
+static void on_sync(void *arg, double seconds, bool failed)
+{
+    struct syncs *s = arg;
+    s->n++;
+    s->failed += failed;
+    s->total += seconds;
+}
+
+static void write_n(struct journal *j, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char line[64];
+        uint64_t seq = journal_next_seq(j);
+        int len = snprintf(line, sizeof line, "{\"seq\":%llu}\n",
+                           (unsigned long long)seq);
+        assert_int_equal(journal_write(j, T0, seq, line, (size_t)len), 0);
+    }
+}
+
+/* ctid_journal_unsynced_events and ctid_journal_sync_seconds: records
+ * written are counted until their fdatasync, which the hook hears of
+ * once per sync (not per record), and a sync with nothing to do is none. */
+static void test_sync_hook_and_unsynced_count(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct syncs s = {0};
+    open_std(&j, f);
+    journal_set_sync_hook(&j, on_sync, &s);
+    assert_int_equal(j.unsynced_records, 0);
+    write_n(&j, 3);
+    assert_int_equal(j.unsynced_records, 3);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(journal_sync(&j), 0);
+    assert_int_equal(j.unsynced_records, 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.failed, 0);
+    assert_true(s.total >= 0 && s.total < 60);
+    assert_int_equal(journal_sync(&j), 0); /* nothing unsynced: no sync */
+    assert_int_equal(s.n, 1);
+    append_n(&j, 2, T0); /* append = write + sync, one sync each */
+    assert_int_equal(s.n, 3);
+    assert_int_equal(j.unsynced_records, 0);
+    journal_close(&j);
+    assert_int_equal(j.unsynced_records, 0);
+    assert_null(j.on_sync); /* closed: the hook is gone with the rest */
+}
+
+/* A rotation syncs the old segment's records first: the hook hears of it
+ * and the count starts again in the new segment. */
+static void test_sync_hook_on_rotation(void **state)
+{
+    struct fixture *f = *state;
+    struct journal j;
+    struct syncs s = {0};
+    open_j(&j, f->dir, 1 << 20, 3600, 200, T0); /* ~4 records a segment */
+    journal_set_sync_hook(&j, on_sync, &s);
+    write_n(&j, 4);
+    assert_int_equal(count_segments(f->dir), 1);
+    assert_int_equal(s.n, 0);
+    write_n(&j, 2);
+    assert_int_equal(count_segments(f->dir), 2);
+    assert_int_equal(s.n, 1);
+    assert_true(j.unsynced_records >= 1 && j.unsynced_records <= 2);
+    assert_int_equal(journal_sync(&j), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(j.unsynced_records, 0);
+    journal_close(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -742,6 +818,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_age_retention, setup, teardown),
         cmocka_unit_test(test_bad_dir_fails),
+        cmocka_unit_test_setup_teardown(test_sync_hook_and_unsynced_count,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_hook_on_rotation, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mark_taken_seq_never_reused,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_covers_lost_unsynced_record,

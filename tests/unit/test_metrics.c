@@ -237,6 +237,71 @@ static void test_negative_latency_clamped(void **state)
     assert_true(m.latency_sum == 0.0);
 }
 
+/* Issue 16's gaps: RTP/RTCP send errors from the view, the journal's
+ * unsynced gauge, and the fdatasync histogram its hook feeds. */
+static void test_send_errors_and_journal_sync(void **state)
+{
+    (void)state;
+    struct metrics m = {0};
+    struct metrics_view v = {.rtp_send_lost = 25, .rtp_send_fatal = 1,
+                             .rtcp_send_errors = 3, .journal_unsynced = 4};
+    char *s = render(&m, &v);
+    assert_line(s, "# TYPE ctid_rtp_send_errors_total counter");
+    assert_line(s, "ctid_rtp_send_errors_total{kind=\"transient\"} 25");
+    assert_line(s, "ctid_rtp_send_errors_total{kind=\"fatal\"} 1");
+    assert_line(s, "# TYPE ctid_rtcp_send_errors_total counter");
+    assert_line(s, "ctid_rtcp_send_errors_total 3");
+    assert_line(s, "# TYPE ctid_journal_unsynced_events gauge");
+    assert_line(s, "ctid_journal_unsynced_events 4");
+    assert_line(s, "# TYPE ctid_journal_sync_seconds histogram");
+    assert_line(s, "ctid_journal_sync_seconds_bucket{le=\"+Inf\"} 0");
+    assert_line(s, "ctid_journal_sync_seconds_count 0");
+    assert_line(s, "ctid_journal_sync_errors_total 0");
+    free(s);
+
+    metrics_on_journal_sync(&m, 0.00005, false); /* tmpfs */
+    metrics_on_journal_sync(&m, 0.0008, false);  /* an SSD */
+    metrics_on_journal_sync(&m, 0.001, false);   /* le is inclusive */
+    metrics_on_journal_sync(&m, 0.75, true);     /* a stalled disk, failed */
+    metrics_on_journal_sync(&m, 3.0, false);     /* past the last bound */
+    metrics_on_journal_sync(&m, -1.0, false);    /* clock oddity: 0 */
+    s = render(&m, &v);
+    static const char *const want[] = {
+        "ctid_journal_sync_seconds_bucket{le=\"0.0001\"} 2",
+        "ctid_journal_sync_seconds_bucket{le=\"0.00025\"} 2",
+        "ctid_journal_sync_seconds_bucket{le=\"0.0005\"} 2",
+        "ctid_journal_sync_seconds_bucket{le=\"0.001\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"0.0025\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"0.005\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"0.01\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"0.025\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"0.05\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"0.1\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"0.25\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"0.5\"} 4",
+        "ctid_journal_sync_seconds_bucket{le=\"1\"} 5",
+        "ctid_journal_sync_seconds_bucket{le=\"+Inf\"} 6",
+        "ctid_journal_sync_seconds_count 6",
+        "ctid_journal_sync_errors_total 1",
+    };
+    const char *prev = s;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_line(s, want[i]);
+        const char *p = strstr(s, want[i]);
+        assert_true(p >= prev); /* buckets in order of le, +Inf last */
+        prev = p;
+    }
+    double sum = 0;
+    const char *p = strstr(s, "\nctid_journal_sync_seconds_sum ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "\nctid_journal_sync_seconds_sum %lf", &sum),
+                     1);
+    assert_true(sum > 3.75184 && sum < 3.75186); /* 3.75185 */
+    /* The construct histogram is its own. */
+    assert_line(s, "ctid_construct_duration_seconds_count 0");
+    free(s);
+}
+
 static void test_conf_metrics_listen(void **state)
 {
     (void)state;
@@ -286,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_negative_latency_clamped),
+        cmocka_unit_test(test_send_errors_and_journal_sync),
         cmocka_unit_test(test_conf_metrics_listen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -290,6 +290,7 @@ static void test_send_error(void **state)
     struct sockaddr_in local = {.sin_family = AF_INET};
     struct sockaddr_in far = {.sin_family = AF_INET, .sin_port = htons(9)};
     struct rtcp_stream r;
+    _Atomic uint64_t errors = 0;
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 
     (void)state;
@@ -300,6 +301,8 @@ static void test_send_error(void **state)
     far.sin_addr.s_addr = htonl(0xC0000201);
     assert_int_equal(bind(fd, (struct sockaddr *)&local, sizeof local), 0);
     rtcp_open(&r, fd, 0);
+    assert_null(r.errors);
+    r.errors = &errors; /* ctid_rtcp_send_errors_total: every failure */
     assert_int_equal(rtcp_set_peer(&r, (struct sockaddr *)&far, sizeof far,
                                    0), 0);
     uint64_t mono = now_ns(CLOCK_MONOTONIC);
@@ -307,9 +310,11 @@ static void test_send_error(void **state)
     rtcp_send(&r, 1, 10, false);
     assert_int_equal(r.reports, 0);
     assert_true(r.lost_logged);
+    assert_int_equal(atomic_load(&errors), 1);
     assert_true(r.due > mono && r.due != UINT64_MAX);
     rtcp_send(&r, 1, 20, true);
     assert_int_equal(r.reports, 0);
+    assert_int_equal(atomic_load(&errors), 2); /* counted, not logged */
     rtcp_close(&r);
 }
 
