@@ -185,9 +185,8 @@ static unsigned conns_deliver(struct conns *set, uint64_t creator_conn,
         set->deps.metrics->events_journaled++;
         /* Synced this loop turn even when no connection receives it (its
          * creator gone, nobody subscribed): since-replay after a machine
-         * crash must still find it. Before conns_listen there is no
-         * sync_due: crash recovery's releases, which the server syncs
-         * itself (server_recover_start_sip). */
+         * crash must still find it. Before conns_listen (crash recovery's
+         * releases) there is no loop turn yet: recovery syncs itself. */
         if (set->sync_due != NULL)
             event_active(set->sync_due, EV_TIMEOUT, 0);
     }
