@@ -213,8 +213,6 @@ struct media {
 
 /* ---- media_worker.c ---------------------------------------------------- */
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t media_now(void);
 /* Starts media thread w of m; -1 (errno set) on failure, w's resources
  * then freed by media_worker_stop. */
 int media_worker_start(struct media *m, struct media_worker *w);

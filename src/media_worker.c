@@ -52,18 +52,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dtmf_inband.h"
 #include "g711.h"
 #include "log.h"
 #include "queue.h"
-
-uint64_t media_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 void media_rtp_header(uint8_t out[12], int marker, uint8_t payload_type,
                       uint16_t seq, uint32_t timestamp, uint32_t ssrc)
@@ -214,11 +207,12 @@ advance:
 static void media_turn(struct media_worker *mw)
 {
     struct media_wheel *w = &mw->wheel;
-    uint64_t now = media_now();
+    uint64_t now = clock_mono_ns();
 
     for (bool first = true; w->total > 0 && w->next_due <= now; first = false) {
         /* Lateness (metrics only): when the slot's sending starts. */
-        bool late = (first ? now : media_now()) - w->next_due > MEDIA_LATE_NS;
+        bool late =
+            (first ? now : clock_mono_ns()) - w->next_due > MEDIA_LATE_NS;
         struct media_stream *s = w->head[w->next_slot], *next;
         for (; s != NULL; s = next) {
             next = s->next; /* sending may take s off the wheel */
@@ -263,7 +257,7 @@ static void media_start_stream(struct media_worker *mw,
     struct media_wheel *w = &mw->wheel;
     if (w->total == 0) {
         /* The wheel stood still: set it turning from now. */
-        w->next_due = media_now();
+        w->next_due = clock_mono_ns();
     }
     wheel_add(w, s);
     /* The stream's clock: its first packet is due when its slot next

@@ -22,6 +22,7 @@
 
 #include "bus.h"
 #include "busreq.h"
+#include "clock.h"
 #include "log.h"
 #include "media.h"
 #include "prompt.h"
@@ -244,7 +245,7 @@ static void server_metrics_view(void *arg, struct metrics_view *v)
     struct server *srv = arg;
     v->active_calls = srv->calls.active;
     v->connections = srv->conns.n;
-    v->uptime = metrics_now() - srv->metrics.started;
+    v->uptime = clock_mono_s() - srv->metrics.started;
     v->gateways = srv->conf.gateways;
     v->gateway_calls = srv->calls.gateway_calls;
     v->gateway_failovers = srv->calls.gateway_failovers;
