@@ -314,7 +314,7 @@ static void media_listen(struct media_worker *w, struct media_stream *s,
         w->listening->lprev = s;
     w->listening = s;
     if (w->n_listening++ == 0)
-        w->poll_due = media_now() + MEDIA_KEYS_STEP_NS;
+        w->poll_due = clock_mono_ns() + MEDIA_KEYS_STEP_NS;
 }
 
 /* The stream leaves the list: from here on the thread never reads it. */
@@ -398,7 +398,7 @@ static void media_poll_keys(struct media_worker *w)
     const unsigned shares = MEDIA_KEYS_POLL_NS / MEDIA_KEYS_STEP_NS;
     struct pollfd pfd[64];
     struct media_stream *ps[64];
-    uint64_t now = media_now();
+    uint64_t now = clock_mono_ns();
 
     if (w->n_listening == 0 || now < w->poll_due)
         return;
