@@ -3,6 +3,7 @@
  *
  *   ctidbench sink --port P --expect FILE.al --plays N --report OUT.json
  *                  [--idle S] [--timeout S] [--max-streams N]
+ *                  [--reply FILE.al [--key-at I --key-pt PT [--key-digit D]]]
  *       The RTP sink: one UDP socket on 127.0.0.1:P, recvmmsg batches, kernel
  *       receive timestamps (SO_TIMESTAMPNS).  Streams are keyed by (source
  *       address, SSRC).  Checks every payload against FILE.al (the prompt's
@@ -10,6 +11,20 @@
  *       measures loss, order, RFC 3550 jitter, gaps and lateness.  Ends on
  *       SIGTERM/SIGINT, after S idle seconds (no packet; only once packets
  *       arrived), or after --timeout seconds, and writes a JSON report.
+ *       --reply: the sink is also the callee's media, as a gateway with
+ *       symmetric RTP is: for each new packet of a stream it sends one
+ *       PCMA packet (PT 8, the next 160 bytes of FILE.al, cycled; its own
+ *       SSRC, seq and timestamp) from its port back to the stream's
+ *       source, so the callee's audio arrives on the call's socket (ctid's
+ *       RTP socket is connected to this port and takes nothing from
+ *       anywhere else).  --key-at I: the replies I..I+4 of every stream
+ *       are an RFC 4733 telephone-event for digit D (default 1) with
+ *       payload type PT instead of audio (marker on the first, duration
+ *       growing 160 per packet, the end packet sent three times: §2.5),
+ *       audio after it; a stream whose key went out may then end early
+ *       (the key stops the prompt): its expected packets are those up to
+ *       its last one, and the report gives how long the prompt ran on
+ *       after the key's first packet.
  *
  *   ctidbench load --host H --port P --conns K --rate R --seconds T
  *                  --to URI --play FILE [--repeat N] [--wait S]
@@ -20,6 +35,8 @@
  *       construct's reply latency, then waits up to S s for every
  *       constructed call's on_released, and writes a JSON report.
  *       --keys: a JSON object sent as every construct's `keys` (issue 14).
+ *       The report counts the on_released events by their `keys` value
+ *       (keys_seen) and sums the call lengths and played_ms.
  *       --latencies: one line per reply, "SENT_S MS" (seconds since the
  *       load began, reply latency), to see when slow replies happened.
  *
@@ -144,6 +161,21 @@ struct stream {
     uint32_t mismatched;
     uint32_t late;
     uint8_t *seen;        /* bitmap of expected bits */
+    uint32_t replies;     /* --reply: packets answered (reply index) */
+    uint16_t r_seq;       /* --reply: the callee's next seq */
+    double r_last;        /* --reply: when the last reply went out */
+    bool key_started;     /* --key-at: the key's first packet went out */
+    bool key_sent;        /* --key-at: the key's end packets went out */
+};
+
+/* --reply: packets queued for one sendmmsg after each receive batch */
+#define RBATCH (256 * 3)
+#define RTP_HDR 12
+struct reply_q {
+    int n;
+    uint8_t buf[RBATCH][RTP_HDR + 160];
+    size_t len[RBATCH];
+    struct sockaddr_in to[RBATCH];
 };
 
 struct sink {
@@ -159,6 +191,16 @@ struct sink {
     uint64_t malformed;
     uint64_t no_timestamp;
     uint64_t overflow_streams;
+    /* --reply */
+    const uint8_t *reply;  /* the callee's audio, NULL: no replies */
+    size_t reply_frames;
+    int32_t key_at;        /* reply index of the key, -1 none */
+    int key_pt;
+    int key_event;         /* RFC 4733 event code of the digit */
+    struct reply_q *q;
+    uint64_t replies_sent, reply_errors, keys_sent;
+    struct stream **pressing; /* streams whose key is under way */
+    size_t npressing;
 };
 
 static uint64_t hash3(uint32_t a, uint16_t p, uint32_t s)
@@ -200,6 +242,116 @@ static struct stream *sink_find(struct sink *s, uint32_t addr, uint16_t port,
             return st;
         i = (i + 1) & mask;
     }
+}
+
+/* --reply: queue the callee's packet number st->replies of this stream:
+ * PCMA audio, or (--key-at) one of the key's five event packets, the
+ * last of them three times. */
+static void sink_reply(struct sink *s, struct stream *st)
+{
+    uint32_t r = st->replies;
+    uint32_t ssrc = ~st->ssrc;
+    int32_t k = (int32_t)r - s->key_at;
+    bool event = s->key_at >= 0 && k >= 0 && k < 5;
+    int copies = event && k == 4 ? 3 : 1;
+    uint32_t ts = 160u * (event ? (uint32_t)s->key_at : r);
+    if (s->q->n + copies > RBATCH)
+        return; /* cannot happen: flushed after each batch of <= 256 */
+    st->replies++;
+    uint16_t seq = st->r_seq++;
+    st->r_last = mono_now();
+    if (event && k == 0) {
+        st->key_started = true;
+        s->pressing[s->npressing++] = st;
+    }
+    for (int c = 0; c < copies; c++) {
+        uint8_t *b = s->q->buf[s->q->n];
+        b[0] = 0x80;
+        b[1] = (uint8_t)(event ? s->key_pt : 8);
+        if (event && k == 0)
+            b[1] |= 0x80; /* marker: the event's first packet */
+        b[2] = (uint8_t)(seq >> 8);
+        b[3] = (uint8_t)seq;
+        b[4] = (uint8_t)(ts >> 24);
+        b[5] = (uint8_t)(ts >> 16);
+        b[6] = (uint8_t)(ts >> 8);
+        b[7] = (uint8_t)ts;
+        b[8] = (uint8_t)(ssrc >> 24);
+        b[9] = (uint8_t)(ssrc >> 16);
+        b[10] = (uint8_t)(ssrc >> 8);
+        b[11] = (uint8_t)ssrc;
+        size_t len;
+        if (event) {
+            uint16_t dur = (uint16_t)(160 * (k + 1));
+            b[12] = (uint8_t)s->key_event;
+            b[13] = (uint8_t)((k == 4 ? 0x80 : 0) | 10); /* E, volume 10 */
+            b[14] = (uint8_t)(dur >> 8);
+            b[15] = (uint8_t)dur;
+            len = RTP_HDR + 4;
+        } else {
+            memcpy(b + RTP_HDR, s->reply + (r % s->reply_frames) * 160, 160);
+            len = RTP_HDR + 160;
+        }
+        struct sockaddr_in *to = &s->q->to[s->q->n];
+        memset(to, 0, sizeof *to);
+        to->sin_family = AF_INET;
+        to->sin_addr.s_addr = st->addr;
+        to->sin_port = st->port;
+        s->q->len[s->q->n++] = len;
+    }
+    if (event && k == 4) {
+        st->key_sent = true;
+        s->keys_sent++;
+    }
+}
+
+/* --key-at: a key press goes on to its end packets on the callee's own
+ * 20 ms clock once ctid's packets stop coming (the key stopped the
+ * prompt), as a caller's phone finishes the event it started. */
+static void sink_press_on(struct sink *s)
+{
+    double now = mono_now();
+    for (size_t i = 0; i < s->npressing;) {
+        struct stream *st = s->pressing[i];
+        if (st->key_sent) {
+            s->pressing[i] = s->pressing[--s->npressing];
+            continue;
+        }
+        if (now - st->r_last >= 0.020 && s->q->n + 3 <= RBATCH)
+            sink_reply(s, st);
+        i++;
+    }
+}
+
+static void sink_flush_replies(struct sink *s, int fd)
+{
+    static struct mmsghdr m[RBATCH];
+    static struct iovec iv[RBATCH];
+    int done = 0;
+    while (done < s->q->n) {
+        int n = s->q->n - done;
+        for (int i = 0; i < n; i++) {
+            iv[i].iov_base = s->q->buf[done + i];
+            iv[i].iov_len = s->q->len[done + i];
+            memset(&m[i].msg_hdr, 0, sizeof m[i].msg_hdr);
+            m[i].msg_hdr.msg_name = &s->q->to[done + i];
+            m[i].msg_hdr.msg_namelen = sizeof s->q->to[done + i];
+            m[i].msg_hdr.msg_iov = &iv[i];
+            m[i].msg_hdr.msg_iovlen = 1;
+        }
+        int w = sendmmsg(fd, m, (unsigned)n, MSG_DONTWAIT);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            /* a full send buffer or a refused port: skip one, counted */
+            s->reply_errors++;
+            done++;
+            continue;
+        }
+        s->replies_sent += (uint64_t)w;
+        done += w;
+    }
+    s->q->n = 0;
 }
 
 static void sink_packet(struct sink *s, const struct sockaddr_in *from,
@@ -276,10 +428,13 @@ static void sink_packet(struct sink *s, const struct sockaddr_in *from,
         st->out_of_order++;
         return;
     }
-    if (idx < st->max_index)
+    if (idx < st->max_index) {
         st->out_of_order++;
-    else
+    } else {
+        if (s->reply != NULL && idx > st->max_index)
+            sink_reply(s, st); /* one callee packet per new packet */
         st->max_index = idx;
+    }
     double due = st->first_arrival + (double)idx * 0.020;
     if (arrival > due + 0.020)
         st->late++;
@@ -309,13 +464,23 @@ static json_t *sink_report(struct sink *s, double elapsed)
              beyond = 0, complete = 0, intact = 0, before_first = 0;
     uint32_t worst_lost = 0;
     double max_gap = 0, max_jit = 0;
-    size_t k = 0;
+    size_t k = 0, nk = 0;
+    double *after_key = calloc(n + 1, sizeof *after_key);
+    if (!after_key)
+        die("calloc");
     for (size_t i = 0; i < s->cap; i++) {
         struct stream *st = &s->tab[i];
         if (!st->used)
             continue;
         unique += st->unique;
-        uint32_t l = s->expected > st->unique ? s->expected - st->unique : 0;
+        uint32_t exp = s->expected;
+        if (st->key_started) {
+            /* the key may stop the prompt: packets up to the last one */
+            if ((uint32_t)(st->max_index + 1) < exp)
+                exp = (uint32_t)(st->max_index + 1);
+            after_key[nk++] = (double)(st->max_index - s->key_at) * 20.0;
+        }
+        uint32_t l = exp > st->unique ? exp - st->unique : 0;
         lost += l;
         if (l > worst_lost)
             worst_lost = l;
@@ -339,6 +504,7 @@ static json_t *sink_report(struct sink *s, double elapsed)
     }
     qsort(jit, k, sizeof *jit, cmp_double);
     qsort(gaps, k, sizeof *gaps, cmp_double);
+    qsort(after_key, nk, sizeof *after_key, cmp_double);
     json_t *r = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
         " s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
@@ -367,6 +533,16 @@ static json_t *sink_report(struct sink *s, double elapsed)
         "gap_p99_ms", pct(gaps, k, 99),
         "gap_max_ms", max_gap,
         "elapsed_s", elapsed);
+    json_object_set_new(r, "replies_sent", json_integer((json_int_t)s->replies_sent));
+    json_object_set_new(r, "reply_errors", json_integer((json_int_t)s->reply_errors));
+    json_object_set_new(r, "keys_sent", json_integer((json_int_t)s->keys_sent));
+    /* how long each keyed stream's prompt ran after the key's first
+     * packet left (frames x 20 ms; the end packet leaves 80 ms after it) */
+    json_object_set_new(r, "prompt_after_key_p50_ms",
+                        nk ? json_real(pct(after_key, nk, 50)) : json_null());
+    json_object_set_new(r, "prompt_after_key_max_ms",
+                        nk ? json_real(after_key[nk - 1]) : json_null());
+    free(after_key);
     free(jit);
     free(gaps);
     return r;
@@ -391,13 +567,21 @@ static uint8_t *read_file(const char *path, size_t *len)
 #define BATCH 256
 #define PKTMAX 2048
 
+/* Over 80 lines: options, the socket, then one receive loop that owns the
+ * batch buffers; split up, each part would take all of that state. */
 static int cmd_sink(int argc, char **argv)
 {
     int port = 0, plays = 1;
     const char *expect = NULL, *report = NULL;
     double idle = 0, timeout = 0;
     size_t max_streams = 200000;
+    const char *reply = NULL, *key_digit = "1";
+    int key_at = -1, key_pt = -1;
     static const struct option opts[] = {
+        {"reply", required_argument, 0, 'R'},
+        {"key-at", required_argument, 0, 'k'},
+        {"key-pt", required_argument, 0, 'P'},
+        {"key-digit", required_argument, 0, 'D'},
         {"port", required_argument, 0, 'p'},
         {"expect", required_argument, 0, 'e'},
         {"plays", required_argument, 0, 'n'},
@@ -417,12 +601,21 @@ static int cmd_sink(int argc, char **argv)
         case 'i': idle = atof(optarg); break;
         case 't': timeout = atof(optarg); break;
         case 'm': max_streams = (size_t)atol(optarg); break;
+        case 'R': reply = optarg; break;
+        case 'k': key_at = atoi(optarg); break;
+        case 'P': key_pt = atoi(optarg); break;
+        case 'D': key_digit = optarg; break;
         default: return 2;
         }
     }
-    if (!port || !expect || !report || plays < 1) {
+    static const char digits[] = "0123456789*#ABCD";
+    const char *dpos = strlen(key_digit) == 1 ? strchr(digits, key_digit[0]) : NULL;
+    if (!port || !expect || !report || plays < 1 ||
+        (key_at >= 0 && (!reply || key_pt < 96 || key_pt > 127 || !dpos))) {
         fprintf(stderr, "usage: ctidbench sink --port P --expect FILE.al "
-                        "--plays N --report OUT.json [--idle S] [--timeout S]\n");
+                        "--plays N --report OUT.json [--idle S] [--timeout S]\n"
+                        "       [--reply FILE.al [--key-at I --key-pt 96..127 "
+                        "[--key-digit 0-9*#A-D]]]\n");
         return 2;
     }
     struct sink s;
@@ -436,6 +629,22 @@ static int cmd_sink(int argc, char **argv)
     }
     s.frames_per_play = elen / FRAME;
     s.expected = (uint32_t)(s.frames_per_play * (size_t)plays);
+    s.key_at = key_at;
+    s.key_pt = key_pt;
+    s.key_event = dpos ? (int)(dpos - digits) : 0;
+    if (reply != NULL) {
+        size_t rlen;
+        s.reply = read_file(reply, &rlen);
+        if (rlen < FRAME) {
+            fprintf(stderr, "ctidbench: %s: under one 160-byte frame\n", reply);
+            return 2;
+        }
+        s.reply_frames = rlen / FRAME;
+        s.q = calloc(1, sizeof *s.q);
+        s.pressing = calloc(max_streams + 1, sizeof *s.pressing);
+        if (!s.q || !s.pressing)
+            die("calloc");
+    }
     s.max_streams = max_streams;
     s.cap = 1;
     while (s.cap < max_streams * 2)
@@ -450,6 +659,10 @@ static int cmd_sink(int argc, char **argv)
     int one = 1, rb = 64 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb) != 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
+    int sb = 8 << 20;
+    if (reply != NULL &&
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
     setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -521,16 +734,30 @@ static int cmd_sink(int argc, char **argv)
                 }
                 sink_packet(&s, &froms[i], bufs[i], msgs[i].msg_len, arrival);
             }
+            if (s.q != NULL && s.q->n > 0)
+                sink_flush_replies(&s, fd);
             any = true;
             last_pkt = mono_now();
             if (m < BATCH)
                 break;
+        }
+        if (s.npressing > 0) {
+            sink_press_on(&s);
+            if (s.q->n > 0)
+                sink_flush_replies(&s, fd);
         }
     }
     json_t *r = sink_report(&s, mono_now() - start);
     int rc = write_report(r, report);
     json_decref(r);
     close(fd);
+    for (size_t i = 0; i < s.cap; i++)
+        free(s.tab[i].seen);
+    free(s.tab);
+    free((void *)s.expect);
+    free((void *)s.reply);
+    free(s.q);
+    free(s.pressing);
     return rc ? 1 : 0;
 }
 
@@ -567,6 +794,8 @@ struct load {
     double max_lag;
     json_t *outcomes;   /* "error/dropped_by/cause" -> count */
     json_t *reply_errors; /* code -> count */
+    json_t *keys_seen;  /* on_released's `keys` ("(absent)" without) -> count */
+    double played_ms_sum; /* on_released's played_ms, summed */
 };
 
 static void conn_flush(struct conn *c)
@@ -664,6 +893,12 @@ static void load_line(struct load *L, const char *line, size_t len)
                          ? json_string_value(json_object_get(p, "dropped_by")) : "?",
                      (long long)json_integer_value(json_object_get(p, "cause")));
             count_key(L->outcomes, key);
+            json_t *kv = json_object_get(p, "keys");
+            count_key(L->keys_seen, json_is_string(kv) ? json_string_value(kv)
+                                    : kv == NULL ? "(absent)" : "(not a string)");
+            json_t *pm = json_object_get(p, "played_ms");
+            if (json_is_number(pm))
+                L->played_ms_sum += json_number_value(pm);
         } else {
             L->ev_unknown++;
         }
@@ -730,6 +965,8 @@ static int load_keys_member(const char *arg, char *out, size_t size)
     return 0;
 }
 
+/* Over 80 lines: options, connections, the send/receive loop and the
+ * report share the load's state; it reads top to bottom as one run. */
 static int cmd_load(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *to = NULL, *play = NULL, *report = NULL;
@@ -786,6 +1023,7 @@ static int cmd_load(int argc, char **argv)
     L.nconns = conns;
     L.conns = calloc((size_t)conns, sizeof *L.conns);
     L.outcomes = json_object();
+    L.keys_seen = json_object();
     L.reply_errors = json_object();
     if (!L.reqs || !L.conns)
         die("calloc");
@@ -899,9 +1137,12 @@ static int cmd_load(int argc, char **argv)
     /* call lengths: construct sent to on_released */
     double *len = calloc((size_t)L.total + 1, sizeof *len);
     size_t nlen = 0;
+    double len_sum = 0;
     for (long i = 0; i < L.sent; i++)
-        if (L.reqs[i].released > 0)
-            len[nlen++] = (L.reqs[i].released - L.reqs[i].sent) * 1000.0;
+        if (L.reqs[i].released > 0) {
+            len[nlen] = (L.reqs[i].released - L.reqs[i].sent) * 1000.0;
+            len_sum += len[nlen++];
+        }
     qsort(len, nlen, sizeof *len, cmp_double);
     long dead = 0;
     for (int i = 0; i < conns; i++)
@@ -940,6 +1181,11 @@ static int cmd_load(int argc, char **argv)
         "outcomes", L.outcomes,
         "reply_errors", L.reply_errors,
         "interrupted", (int)g_stop);
+    /* issue 14's keys bench: what each call collected, how long the calls
+     * lasted and how much prompt they played, in total */
+    json_object_set_new(r, "keys_seen", L.keys_seen);
+    json_object_set_new(r, "call_sum_ms", json_real(len_sum));
+    json_object_set_new(r, "played_ms_sum", json_real(L.played_ms_sum));
     int rc = write_report(r, report);
     json_decref(r);
     free(lat);

@@ -1,6 +1,7 @@
 /* conf: the daemon's configuration: defaults, the config file
  * (conf/ctid.conf documents every key) and command-line overrides, all
- * read through one key table in conf.c. A struct conf is filled once at
+ * read through the key tables of conf.c (top-level keys) and
+ * conf_gateway.c (a [gateway NAME] section's). A struct conf is filled once at
  * start-up (or into a scratch copy on SIGHUP, see conf_reload) and is
  * read-only afterwards; it holds no pointers, so copying it is a deep
  * copy. Main thread. */
@@ -186,7 +187,7 @@ bool conf_uses_tls(const struct conf *c);
 /* Writes the effective configuration as a config file would say it. */
 void conf_print(const struct conf *c, FILE *out);
 
-/* One row of the key table in conf.c, for tests and tools. */
+/* One row of a key table (conf.c, conf_gateway.c), for tests and tools. */
 struct conf_key_info {
     const char *name;
     const char *def;  /* the default, as the file would write it */

@@ -30,6 +30,10 @@ struct gateway_state {
     int status;         /* the last status reported (REGISTER or OPTIONS) */
     bool local;         /* ... made by our own stack (timeout) */
     time_t status_time; /* when it was reported, 0 never */
+    time_t reg_time;    /* when reg_status was reported, 0 never */
+    int opt_status;     /* OPTIONS: the status of the last up/down change
+                           (0: none, or unanswered pings) */
+    time_t opt_time;    /* when that change was reported, 0 never */
     uint64_t keys;      /* a hash of the keys the SIP thread's schedule
                            depends on: a change restarts it (and this) */
 };
@@ -58,8 +62,11 @@ bool gateways_usable(const struct gateways *g, size_t index, char *why,
                      size_t len);
 /* sys.gateways' result: an array, one object per gateway in conf order;
  * calls[i] is gateway i's active calls and failovers[i] the calls moved
- * on from it (both the call table's counts). New reference, NULL when
- * out of memory. */
+ * on from it (both the call table's counts). Beside the shared status /
+ * status_time (the last change of either kind), register_status /
+ * register_time and options_status / options_time keep each concern's
+ * own (null when the gateway does not register / is not probed, or
+ * before any). New reference, NULL when out of memory. */
 json_t *gateways_json(const struct gateways *g, const unsigned *calls,
                       const uint64_t *failovers);
 /* gateways_dns.c: logs what each gateway host that is a DNS name

@@ -53,7 +53,7 @@ struct metrics {
     uint64_t sync_count;
     double sync_sum;                           /* seconds */
     uint64_t sync_errors;                      /* ... of them failed */
-    double started;                            /* metrics_now() at start-up */
+    double started;                            /* clock_mono_s() at start-up */
     struct evhttp *http;                       /* NULL: metrics_listen empty */
     metrics_view_fn view;                      /* the rest, at scrape time */
     void *view_arg;
@@ -85,9 +85,6 @@ struct metrics_view {
     bool bus_connected;                     /* bus_connected() */
 };
 
-
-/* CLOCK_MONOTONIC in seconds: for measuring a construct's latency. */
-double metrics_now(void);
 
 /* A construct was answered after `seconds`: code 0 for a result (a call
  * was constructed), else the JSON-RPC error code of the refusal. */

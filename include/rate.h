@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
+
 struct rate {
     double per_second;  /* refill rate; 0 = unlimited */
     double burst;       /* bucket size: max(1, per_second) tokens */
@@ -24,7 +26,10 @@ unsigned rate_available(const struct rate *r, uint64_t now_ns);
 /* Returns a token taken for something that then did not happen (up to
  * the bucket's size). */
 void rate_give_back(struct rate *r);
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t rate_now_ns(void);
+/* The clock now_ns is read from: clock_mono_ns (clock.h). */
+static inline uint64_t rate_now_ns(void)
+{
+    return clock_mono_ns();
+}
 
 #endif

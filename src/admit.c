@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "uri.h"
 
@@ -48,13 +48,6 @@ static const char *const reason_log[ADMIT_N_REASONS] = {
     [ADMIT_STOPPING] = "shutting down",
     [ADMIT_NO_FD] = "out of file descriptors",
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- per-address counts ------------------------------------------------- */
 
@@ -161,7 +154,7 @@ static void log_refusals(struct admit *a)
         log_warn("refused %u connection(s) (%s), the last from %s", total,
                  what, a->last_peer);
     a->last_errno = 0;
-    a->logged_at = now_s();
+    a->logged_at = clock_mono_s();
 }
 
 static void on_log_due(evutil_socket_t fd, short what, void *arg)
@@ -178,7 +171,7 @@ static void note_refusal(struct admit *a, const char *peer,
 {
     a->refused[why]++;
     snprintf(a->last_peer, sizeof a->last_peer, "%s", peer);
-    double wait = a->logged_at + LOG_EVERY_S - now_s();
+    double wait = a->logged_at + LOG_EVERY_S - clock_mono_s();
     if (wait <= 0 || a->log_due == NULL) {
         log_refusals(a);
         return;

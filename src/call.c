@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
@@ -293,7 +294,7 @@ static void call_start_media(struct call *c)
         return;
     }
     c->playing = true;
-    c->play_start_ms = call_now_ms();
+    c->play_start_ms = clock_mono_ms();
 }
 
 void call_input(struct call *c, enum call_input input, int status,

@@ -7,8 +7,6 @@
 
 #include "call.h"
 
-/* Monotonic milliseconds. */
-uint64_t call_now_ms(void);
 /* Sends c's on_progress when it asked for progress (env->progress). */
 void call_progress(struct call *c, const char *state, char key);
 /* On answer: starts hearing keys when the answer has telephone-event or

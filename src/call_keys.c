@@ -10,14 +10,8 @@
 #include <event2/event.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
-
-uint64_t call_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void call_progress(struct call *c, const char *state, char key)
 {
@@ -36,7 +30,7 @@ void call_figures(const struct call *c, uint64_t *played_ms, unsigned *plays)
     uint64_t one = 0;
     for (size_t i = 0; i < c->n_clips; i++)
         one += (uint64_t)c->clips[i]->n_frames * 20;
-    uint64_t ms = call_now_ms() - c->play_start_ms;
+    uint64_t ms = clock_mono_ms() - c->play_start_ms;
     if (ms > one * c->plays)
         ms = one * c->plays;
     *played_ms += ms;

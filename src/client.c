@@ -4,6 +4,7 @@
  * read but not yet asked for, so a reply can be found behind events and
  * events are handed out in arrival order. */
 #include "client.h"
+#include "clock.h"
 #include "rpc.h"
 
 #include <errno.h>
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Far above any reply or event ctid writes; only a sanity bound. */
@@ -104,19 +104,12 @@ int client_parse_hostport(const char *s, char *host, size_t hostlen,
     return client_copy(port, portlen, p, strlen(p));
 }
 
-static int64_t client_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds left until deadline as a poll() timeout: -1 for none. */
 static int client_left(int64_t deadline)
 {
     if (deadline < 0)
         return -1;
-    int64_t left = deadline - client_now_ms();
+    int64_t left = deadline - (int64_t)clock_mono_ms();
     if (left <= 0)
         return 0;
     return left > INT32_MAX ? INT32_MAX : (int)left;
@@ -124,7 +117,7 @@ static int client_left(int64_t deadline)
 
 static int64_t client_deadline(int timeout_ms)
 {
-    return timeout_ms < 0 ? -1 : client_now_ms() + timeout_ms;
+    return timeout_ms < 0 ? -1 : (int64_t)clock_mono_ms() + timeout_ms;
 }
 
 /* One address: a non-blocking connect so the timeout holds, then back to

@@ -16,8 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "g711.h"
 #include "log.h"
 #include "tts.h"
@@ -266,28 +266,17 @@ struct prompt_clip *clip_from_file(const char *path, const char *name,
     return prompt_clip_new(path, name, pcm, n_frames, err);
 }
 
-
-static double prompt_ms_since(const struct timespec *t0)
-{
-    struct timespec t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 struct prompt_clip *clip_from_text(const char *key, enum speech_lang lang,
                                    const char *text, struct rpc_error *err)
 {
     static const char name[] = "type 10 text";
     struct prompt_clip *clip;
-    struct timespec t0;
+    uint64_t t0 = clock_mono_ns();
     int16_t *samples, *pcm;
     size_t n, n_frames;
     float *buf;
     int rate, rc;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (tts_synth(lang, text, &samples, &n, &rate, err) < 0)
         return NULL;
     /* The scale libsndfile reads 16-bit files with, so speech converts
@@ -313,7 +302,7 @@ struct prompt_clip *clip_from_text(const char *key, enum speech_lang lang,
     log_info("tts: %s, %zu bytes of text: %zu frames (%.2f s) in %.1f ms",
              tts_voice(lang), strlen(text), clip->n_frames,
              (double)clip->n_frames * PROMPT_FRAME_SAMPLES / PROMPT_RATE,
-             prompt_ms_since(&t0));
+             clock_ms_since(t0));
     return clip;
 }
 

@@ -1,9 +1,9 @@
-/* conf: the configuration's one key table (conf_keys, and gateway_keys
- * for [gateway NAME] sections) and everything that walks it: defaults,
- * the config file parser, command-line overrides, --check-config and the
- * SIGHUP reload. The file is KEY = VALUE lines with [gateway NAME]
- * sections; '#' starts a comment at the start of a line or after white
- * space. */
+/* conf: the configuration's top-level key table (conf_keys) and
+ * everything that walks it: defaults, the config file parser,
+ * command-line overrides, --check-config and the SIGHUP reload. The file
+ * is KEY = VALUE lines with [gateway NAME] sections, whose keys and
+ * checks are conf_gateway.c's; '#' starts a comment at the start of a
+ * line or after white space. */
 #include "conf.h"
 
 #include <arpa/inet.h>
@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_gateway.h"
 #include "conf_key.h"
 #include "log.h"
-#include "uri.h"
 
 /* ---- the key table ---------------------------------------------------------
  * A key is one row: its name, how its value is read, where it lives, its
@@ -74,7 +74,7 @@ static int check_auth_token(const char *key, const char *value, char *err,
 }
 
 /* media_ip prints the address in effect: sip's host when left empty;
- * likewise the public addresses, a gateway's port and domain. */
+ * likewise the public addresses. */
 static const char *media_ip_shown(const void *base)
 {
     return conf_media_ip(base);
@@ -90,23 +90,8 @@ static const char *media_public_shown(const void *base)
     return conf_media_public(base);
 }
 
-static const char *gateway_port_shown(const void *base)
-{
-    static _Thread_local char buf[8];
-    snprintf(buf, sizeof buf, "%u", conf_gateway_port(base));
-    return buf;
-}
-
-static const char *gateway_domain_shown(const void *base)
-{
-    return conf_gateway_domain(base);
-}
-
-#define KEY(n, t) .name = n, .type = t
-#define AT(s, f) .off = offsetof(s, f), .size = sizeof(((s *)0)->f)
 #define TOP(f) AT(struct conf, f)
 #define TOP2(f) .off2 = offsetof(struct conf, f)
-#define RANGE(lo, hi) .min = (lo), .max = (hi)
 
 static const struct conf_key conf_keys[] = {
     {KEY("listen", CONF_HOSTPORT), TOP(listen_host), TOP2(listen_port),
@@ -202,106 +187,23 @@ static const struct conf_key conf_keys[] = {
      RANGE(100, 1UL << 40), .def = "100000"},
 };
 
-/* A [gateway NAME] section; the name itself is the section header's.
- * SIGHUP replaces the gateways as a whole (reload_gateways). */
-#define GW(f) AT(struct conf_gateway, f)
-static const struct conf_key gateway_keys[] = {
-    {KEY("host", CONF_STR), GW(host), .def = ""},
-    /* 0 (the default): 5060, or 5061 for tls; prints the port in effect. */
-    {KEY("port", CONF_PORT), GW(port), RANGE(0, 65535), .def = "0",
-     .shown = gateway_port_shown},
-    {KEY("max_calls", CONF_UINT), GW(max_calls), RANGE(0, 1000000),
-     .def = "0"},
-    {KEY("username", CONF_STR), GW(username), .def = "",
-     .flags = CONF_OMIT_EMPTY},
-    {KEY("password", CONF_STR), GW(password), .def = "",
-     .flags = CONF_SECRET | CONF_OMIT_EMPTY},
-    /* Carrier trunks: how the INVITE is built and sent (conf_trunk.c). */
-    {KEY("transport", CONF_STR), GW(transport), .def = "udp",
-     .check = conf_check_transport},
-    {KEY("domain", CONF_STR), GW(domain), .def = "", .check = conf_check_host,
-     .shown = gateway_domain_shown},
-    {KEY("proxy", CONF_STR), GW(proxy), .def = "", .check = conf_check_proxy,
-     .flags = CONF_OMIT_EMPTY},
-    {KEY("caller_id", CONF_STR), GW(caller_id), .def = "",
-     .check = conf_check_caller_id, .flags = CONF_OMIT_EMPTY},
-    {KEY("pai", CONF_BOOL), GW(pai), .def = "no"},
-    {KEY("headers", CONF_STR), GW(headers), .def = "",
-     .check = conf_check_headers, .flags = CONF_OMIT_EMPTY},
-    {KEY("tls_verify", CONF_BOOL), GW(tls_verify), .def = "yes"},
-    {KEY("tls_ca_file", CONF_STR), GW(tls_ca_file), .def = "",
-     .check = conf_check_ca_file, .flags = CONF_OMIT_EMPTY},
-    /* Registration and health (sip_gateway.c, gateways.c). */
-    {KEY("register", CONF_BOOL), GW(reg), .def = "no"},
-    /* Registrars ask for minutes; values down to 10 let tests see a
-     * refresh (nua refreshes at about half the granted time). */
-    {KEY("register_expires", CONF_UINT), GW(register_expires),
-     RANGE(10, 86400), .def = "600"},
-    /* 0 = no OPTIONS pings; 1 s is for tests. */
-    {KEY("options_interval", CONF_UINT), GW(options_interval),
-     RANGE(0, 3600), .def = "0"},
-};
-
 #define N_CONF_KEYS (sizeof conf_keys / sizeof conf_keys[0])
-#define N_GATEWAY_KEYS (sizeof gateway_keys / sizeof gateway_keys[0])
-
-
-static const struct conf_key *key_find(const struct conf_key *keys, size_t n,
-                                       const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
-    return NULL;
-}
-
-/* Every key's default, read by the parser itself; test_conf checks that
- * each one parses. */
-static void keys_default(const struct conf_key *keys, size_t n, void *base)
-{
-    char why[256];
-    for (size_t i = 0; i < n; i++)
-        (void)conf_key_set(&keys[i], base, keys[i].def, why, sizeof why);
-}
-
-static void keys_print(const struct conf_key *keys, size_t n,
-                       const void *base, FILE *out)
-{
-    char value[PATH_MAX + 16];
-    for (size_t i = 0; i < n; i++) {
-        const struct conf_key *k = &keys[i];
-        if ((k->flags & CONF_OMIT_EMPTY) &&
-            ((const char *)base + k->off)[0] == '\0')
-            continue;
-        conf_key_format(k, base, value, sizeof value);
-        fprintf(out, "%s = %s\n", k->name, value);
-    }
-}
 
 /* ---- defaults, file and overrides --------------------------------------- */
 
 void conf_defaults(struct conf *c)
 {
     memset(c, 0, sizeof *c);
-    keys_default(conf_keys, N_CONF_KEYS, c);
+    conf_keys_default(conf_keys, N_CONF_KEYS, c);
 }
 
 int conf_set(struct conf *c, const char *key, const char *value, char *err,
              size_t errlen)
 {
-    const struct conf_key *k = key_find(conf_keys, N_CONF_KEYS, key);
+    const struct conf_key *k = conf_keys_find(conf_keys, N_CONF_KEYS, key);
     if (k == NULL)
         return conf_err(err, errlen, "unknown key '%s'", key);
     return conf_key_set(k, c, value, err, errlen);
-}
-
-static int gateway_set(struct conf_gateway *g, const char *key,
-                       const char *value, char *err, size_t errlen)
-{
-    const struct conf_key *k = key_find(gateway_keys, N_GATEWAY_KEYS, key);
-    if (k == NULL)
-        return conf_err(err, errlen, "unknown gateway key '%s'", key);
-    return conf_key_set(k, g, value, err, errlen);
 }
 
 static char *trim(char *s)
@@ -321,28 +223,6 @@ static void strip_comment(char *s)
             *p = '\0';
             return;
         }
-}
-
-static int start_gateway(struct conf *c, char *section, char *err,
-                         size_t errlen)
-{
-    char *name = trim(section + strlen("gateway"));
-    if (strncmp(section, "gateway", 7) != 0 || !isspace((unsigned char)section[7]) ||
-        name[0] == '\0')
-        return conf_err(err, errlen,
-                        "unknown section [%s]; expected [gateway NAME]",
-                        section);
-    if (c->n_gateways == CONF_MAX_GATEWAYS)
-        return conf_err(err, errlen, "more than %d gateways",
-                        CONF_MAX_GATEWAYS);
-    struct conf_gateway *g = &c->gateways[c->n_gateways++];
-    memset(g, 0, sizeof *g);
-    keys_default(gateway_keys, N_GATEWAY_KEYS, g);
-    if (strlen(name) >= sizeof g->name)
-        return conf_err(err, errlen, "gateway name: longer than %zu bytes",
-                            sizeof g->name - 1);
-    strcpy(g->name, name);
-    return 0;
 }
 
 int conf_load_file(struct conf *c, const char *path, char *err,
@@ -370,7 +250,7 @@ int conf_load_file(struct conf *c, const char *path, char *err,
                 break;
             }
             *close = '\0';
-            rc = start_gateway(c, trim(s + 1), why, sizeof why);
+            rc = conf_gateway_start(c, trim(s + 1), why, sizeof why);
             gw = rc == 0 ? &c->gateways[c->n_gateways - 1] : NULL;
             continue;
         }
@@ -383,7 +263,7 @@ int conf_load_file(struct conf *c, const char *path, char *err,
         *eq = '\0';
         char *key = trim(s);
         char *value = trim(eq + 1);
-        rc = gw ? gateway_set(gw, key, value, why, sizeof why)
+        rc = gw ? conf_gateway_set(gw, key, value, why, sizeof why)
                 : conf_set(c, key, value, why, sizeof why);
     }
     fclose(f);
@@ -394,27 +274,8 @@ int conf_load_file(struct conf *c, const char *path, char *err,
 
 int conf_validate(const struct conf *c, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < c->n_gateways; i++) {
-        const struct conf_gateway *g = &c->gateways[i];
-        if (g->host[0] == '\0')
-            return conf_err(err, errlen, "[gateway %s]: host is required",
-                            g->name);
-        if ((g->username[0] == '\0') != (g->password[0] == '\0'))
-            return conf_err(err, errlen,
-                            "[gateway %s]: username and password go together",
-                            g->name);
-        if (g->reg && g->username[0] == '\0')
-            return conf_err(err, errlen,
-                            "[gateway %s]: register = yes needs username and "
-                            "password (the registrar's credentials)",
-                            g->name);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(c->gateways[j].host, g->host) == 0 &&
-                conf_gateway_port(&c->gateways[j]) == conf_gateway_port(g))
-                return conf_err(err, errlen,
-                                "[gateway %s]: same host:port as [gateway %s]",
-                                g->name, c->gateways[j].name);
-    }
+    if (conf_gateway_validate(c, err, errlen) < 0)
+        return -1;
     if (c->auth_token[0] == '\0' && !conf_is_loopback(c->listen_host))
         return conf_err(err, errlen,
                         "listen %s is not a loopback address: set auth_token "
@@ -436,23 +297,20 @@ const char *conf_media_ip(const struct conf *c)
 
 void conf_print(const struct conf *c, FILE *out)
 {
-    keys_print(conf_keys, N_CONF_KEYS, c, out);
-    for (size_t i = 0; i < c->n_gateways; i++) {
-        fprintf(out, "\n[gateway %s]\n", c->gateways[i].name);
-        keys_print(gateway_keys, N_GATEWAY_KEYS, &c->gateways[i], out);
-    }
+    conf_keys_print(conf_keys, N_CONF_KEYS, c, out);
+    conf_gateway_print(c, out);
 }
 
 const char *conf_default(const char *key)
 {
-    const struct conf_key *k = key_find(conf_keys, N_CONF_KEYS, key);
+    const struct conf_key *k = conf_keys_find(conf_keys, N_CONF_KEYS, key);
     return k != NULL ? k->def : NULL;
 }
 
 bool conf_key_at(bool gateway, size_t i, struct conf_key_info *out)
 {
-    const struct conf_key *keys = gateway ? gateway_keys : conf_keys;
-    if (i >= (gateway ? N_GATEWAY_KEYS : N_CONF_KEYS))
+    const struct conf_key *keys = gateway ? conf_gateway_keys : conf_keys;
+    if (i >= (gateway ? conf_n_gateway_keys : N_CONF_KEYS))
         return false;
     out->name = keys[i].name;
     out->def = keys[i].def;
@@ -510,75 +368,6 @@ static void reload_key(const struct conf_key *k, struct conf *cur,
     conf_key_copy(k, cur, next);
 }
 
-static const struct conf_gateway *gateway_named(const struct conf *c,
-                                                const char *name)
-{
-    for (size_t i = 0; i < c->n_gateways; i++)
-        if (strcmp(c->gateways[i].name, name) == 0)
-            return &c->gateways[i];
-    return NULL;
-}
-
-/* One line per gateway key that differs, as --check-config prints it (a
- * secret only as changed): the new value applies to the next call. */
-static unsigned reload_gateway_keys(const struct conf_gateway *o,
-                                    const struct conf_gateway *n)
-{
-    char was[PATH_MAX + 16], now[PATH_MAX + 16];
-    unsigned changed = 0;
-    for (size_t k = 0; k < N_GATEWAY_KEYS; k++) {
-        const struct conf_key *key = &gateway_keys[k];
-        if (conf_key_same(key, o, n))
-            continue;
-        changed++;
-        if (key->flags & CONF_SECRET) {
-            log_info("SIGHUP: [gateway %s] %s changed", n->name, key->name);
-            continue;
-        }
-        conf_key_format(key, o, was, sizeof was);
-        conf_key_format(key, n, now, sizeof now);
-        log_info("SIGHUP: [gateway %s] %s %s -> %s%s", n->name, key->name,
-                 was[0] ? was : "(none)", now[0] ? now : "(none)",
-                 strncmp(key->name, "tls_", 4) == 0
-                     ? " (takes a restart: the TLS context is made at start)"
-                     : "");
-    }
-    return changed;
-}
-
-static unsigned reload_gateways(struct conf *cur, const struct conf *next)
-{
-    unsigned changed = 0;
-    for (size_t i = 0; i < cur->n_gateways; i++)
-        if (gateway_named(next, cur->gateways[i].name) == NULL) {
-            char hp[CONF_HOST_MAX + 8];
-            uri_hostport(hp, sizeof hp, cur->gateways[i].host,
-                         conf_gateway_port(&cur->gateways[i]));
-            log_info("SIGHUP: [gateway %s] removed (%s)",
-                     cur->gateways[i].name, hp);
-            changed++;
-        }
-    for (size_t i = 0; i < next->n_gateways; i++) {
-        const struct conf_gateway *n = &next->gateways[i];
-        const struct conf_gateway *o = gateway_named(cur, n->name);
-        if (o == NULL) {
-            char hp[CONF_HOST_MAX + 8];
-            uri_hostport(hp, sizeof hp, n->host, conf_gateway_port(n));
-            log_info("SIGHUP: [gateway %s] added (%s, max_calls %u)",
-                     n->name, hp, n->max_calls);
-            changed++;
-            continue;
-        }
-        changed += reload_gateway_keys(o, n);
-    }
-    if (conf_uses_tls(next) && !conf_uses_tls(cur))
-        log_warn("SIGHUP: the first tls gateway takes a restart: TLS is set "
-                 "up at start");
-    memcpy(cur->gateways, next->gateways, sizeof cur->gateways);
-    cur->n_gateways = next->n_gateways;
-    return changed;
-}
-
 /* Logs every key SIGHUP does not apply whose printed value differs (the
  * printed form hides secrets): it keeps its value until a restart. */
 static void log_restart_keys(const struct conf *cur, const struct conf *next)
@@ -606,7 +395,7 @@ unsigned conf_reload(struct conf *cur, const struct conf *next)
             reload_key(&conf_keys[i], cur, next);
             changed++;
         }
-    changed += reload_gateways(cur, next);
+    changed += conf_gateway_reload(cur, next);
     log_restart_keys(cur, next);
     return changed;
 }

@@ -1,7 +1,8 @@
 /* conf_key: one configuration value as a row of the key table describes
  * it (conf_key.h): the parsers of each value type with their error texts,
- * the printed form, and comparing and copying for SIGHUP. What the keys
- * are is conf.c's table; the checks of a few top-level keys (node_id,
+ * the printed form, comparing and copying for SIGHUP, and the walks over
+ * a table of rows (find, defaults, print). What the keys are is conf.c's
+ * and conf_gateway.c's tables; the checks of a few top-level keys (node_id,
  * cdr_format) live here to keep conf.c short. */
 #include "conf_key.h"
 
@@ -253,6 +254,40 @@ void conf_key_copy(const struct conf_key *k, void *dst, const void *src)
     if (k->type == CONF_HOSTPORT || k->type == CONF_PORTS)
         memcpy((char *)dst + k->off2, (const char *)src + k->off2,
                sizeof(uint16_t));
+}
+
+/* ---- walking a table of rows -------------------------------------------- */
+
+const struct conf_key *conf_keys_find(const struct conf_key *keys, size_t n,
+                                      const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* Every key's default, read by the parser itself; test_conf checks that
+ * each one parses. */
+void conf_keys_default(const struct conf_key *keys, size_t n, void *base)
+{
+    char why[256];
+    for (size_t i = 0; i < n; i++)
+        (void)conf_key_set(&keys[i], base, keys[i].def, why, sizeof why);
+}
+
+void conf_keys_print(const struct conf_key *keys, size_t n, const void *base,
+                     FILE *out)
+{
+    char value[PATH_MAX + 16];
+    for (size_t i = 0; i < n; i++) {
+        const struct conf_key *k = &keys[i];
+        if ((k->flags & CONF_OMIT_EMPTY) &&
+            ((const char *)base + k->off)[0] == '\0')
+            continue;
+        conf_key_format(k, base, value, sizeof value);
+        fprintf(out, "%s = %s\n", k->name, value);
+    }
 }
 
 int conf_check_node_id(const char *key, const char *value, char *err,

@@ -1,15 +1,18 @@
 /* conf_key: the shape of one row of the configuration key table (the
- * table itself, conf_keys and gateway_keys, is in conf.c) and the value
- * types it names: reading a value from its text, printing it as
- * --check-config does, comparing and copying it for SIGHUP. Private to
- * conf.c, conf_key.c and conf_trunk.c. A row is static const data; base is the struct
- * conf or struct conf_gateway the row's offsets point into, owned by the
- * caller. Main thread, or any one thread at a time. */
+ * tables themselves: conf_keys in conf.c, conf_gateway_keys in
+ * conf_gateway.c) and the value types it names: reading a value from its
+ * text, printing it as --check-config does, comparing and copying it for
+ * SIGHUP; and the walks over a whole table. Private to conf.c,
+ * conf_key.c, conf_gateway.c and conf_trunk.c. A row is static const
+ * data; base is the struct conf or struct conf_gateway the row's offsets
+ * point into, owned by the caller. Main thread, or any one thread at a
+ * time. */
 #ifndef CTID_CONF_KEY_H
 #define CTID_CONF_KEY_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum conf_type {
     CONF_UINT,     /* unsigned in [min, max] */
@@ -46,6 +49,11 @@ struct conf_key {
     /* Prints in place of the field (media_ip: the effective address). */
     const char *(*shown)(const void *base);
 };
+
+/* Writing a row: KEY("name", CONF_UINT), AT(struct conf, field), ... */
+#define KEY(n, t) .name = n, .type = t
+#define AT(s, f) .off = offsetof(s, f), .size = sizeof(((s *)0)->f)
+#define RANGE(lo, hi) .min = (lo), .max = (hi)
 
 /* Top-level keys' checks (conf_key.c). */
 int conf_check_node_id(const char *key, const char *value, char *err,
@@ -89,5 +97,14 @@ void conf_key_format(const struct conf_key *k, const void *base, char *buf,
 bool conf_key_same(const struct conf_key *k, const void *a, const void *b);
 /* Copies the key's value from src into dst. */
 void conf_key_copy(const struct conf_key *k, void *dst, const void *src);
+
+/* The n rows of a table (keys) at once. The row named name, or NULL. */
+const struct conf_key *conf_keys_find(const struct conf_key *keys, size_t n,
+                                      const char *name);
+/* Every row's default into base. */
+void conf_keys_default(const struct conf_key *keys, size_t n, void *base);
+/* "name = value" lines, as --check-config prints them. */
+void conf_keys_print(const struct conf_key *keys, size_t n, const void *base,
+                     FILE *out);
 
 #endif

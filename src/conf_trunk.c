@@ -3,9 +3,9 @@
  * proxy, caller_id, headers, tls_ca_file) and of the global
  * public_address and media_public_address, the values in effect (port
  * by transport, domain by host), and conf_route_gateway, the one answer
- * to "which gateway does this to_uri entry name". The key table that
- * names these checks is conf.c's. Main thread, or any one thread at a
- * time; nothing here keeps state. */
+ * to "which gateway does this to_uri entry name". The key tables that
+ * name these checks are conf.c's and conf_gateway.c's. Main thread, or
+ * any one thread at a time; nothing here keeps state. */
 #include "conf.h"
 
 #include <arpa/inet.h>
@@ -21,7 +21,7 @@
 #include "sipheaders.h"
 #include "uri.h"
 
-/* ---- checks of single values (conf.c's table calls them) --------------- */
+/* ---- checks of single values (the key tables call them) ---------------- */
 
 int conf_check_transport(const char *key, const char *value, char *err,
                          size_t errlen)

@@ -186,8 +186,7 @@ static unsigned conns_deliver(struct conns *set, uint64_t creator_conn,
         /* Synced this loop turn even when no connection receives it (its
          * creator gone, nobody subscribed): since-replay after a machine
          * crash must still find it. Before conns_listen (crash recovery's
-         * releases at start-up) there is no loop event yet: the server
-         * calls conns_sync itself right after them. */
+         * releases) there is no loop turn yet: recovery syncs itself. */
         if (set->sync_due != NULL)
             event_active(set->sync_due, EV_TIMEOUT, 0);
     }

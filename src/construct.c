@@ -18,6 +18,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "clock.h"
 #include "gateways.h"
 #include "journal.h"
 #include "log.h"
@@ -349,7 +350,7 @@ struct calls_start {
     struct calls_waiter waiter;
     bool reserved;             /* still holds its capacity slot */
     bool answered;             /* waiter.done called (shutdown) */
-    struct timespec t0;        /* for the log */
+    uint64_t t0_ns;            /* clock_mono_ns(), for the log */
     struct calls_start *prev, *next;
 };
 
@@ -385,14 +386,6 @@ static void calls_start_run(struct work_job *job)
     s->rc = prompt_plan_load(&s->plan, &job->cancelled, &s->err);
 }
 
-static double calls_ms_since(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /* Main thread, the job back from its worker: place the call, or say why
  * not. A construct whose connection has gone is not placed: no reply can
  * reach anyone, so nothing was promised. */
@@ -415,7 +408,8 @@ static void calls_start_done(struct work_job *job)
     } else if (!s->waiter.wanted(s->waiter.arg)) {
         log_info("connection %llu closed while its construct's prompts "
                  "loaded (%.0f ms): no call placed",
-                 (unsigned long long)s->creator_conn, calls_ms_since(&s->t0));
+                 (unsigned long long)s->creator_conn,
+                 clock_ms_since(s->t0_ns));
         rate_give_back(&t->rate);
         rpc_fail(&err, RPC_UNAVAILABLE, "connection closed");
     } else {
@@ -423,7 +417,7 @@ static void calls_start_done(struct work_job *job)
                         &s->plan, &s->waiter, &err);
         if (c != NULL)
             log_info("%s: prompts loaded off the main loop in %.0f ms",
-                     c->res_id, calls_ms_since(&s->t0));
+                     c->res_id, clock_ms_since(s->t0_ns));
     }
     s->waiter.done(s->waiter.arg, c, c ? NULL : &err);
     calls_start_free(s);
@@ -454,7 +448,7 @@ static void calls_start_defer(struct calls *t, uint64_t creator_conn,
     s->plan = *plan;
     s->waiter = *w;
     s->reserved = true;
-    clock_gettime(CLOCK_MONOTONIC, &s->t0);
+    s->t0_ns = clock_mono_ns();
     t->pending++;
     if (gateway >= 0)
         t->gateway_calls[gateway]++;

@@ -38,6 +38,23 @@ int crcfile_append(int fd, const char *path, uint64_t *bytes, json_t *rec)
     return -1;
 }
 
+int crcfile_sync(int fd, bool *unsynced)
+{
+    if (!*unsynced || fd < 0)
+        return 0;
+    *unsynced = false;
+    return fdatasync(fd);
+}
+
+void crcfile_close(int *fd, bool *unsynced)
+{
+    (void)crcfile_sync(*fd, unsynced);
+    *unsynced = false;
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
 int crcfile_rewrite_begin(struct crcfile_rewrite *rw, const char *path)
 {
     memset(rw, 0, sizeof *rw);

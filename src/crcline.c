@@ -49,3 +49,26 @@ json_t *crcline_parse(const char *line, size_t len)
     }
     return rec;
 }
+
+int crcline_each(const char *buf, size_t len, unsigned *bad,
+                 int (*fn)(json_t *rec, void *arg), void *arg)
+{
+    size_t pos = 0;
+    *bad = 0;
+    while (pos < len) {
+        const char *nl = memchr(buf + pos, '\n', len - pos);
+        if (nl == NULL) {
+            (*bad)++; /* torn last line */
+            break;
+        }
+        size_t line_len = (size_t)(nl - (buf + pos));
+        json_t *rec = crcline_parse(buf + pos, line_len);
+        int rc = rec ? fn(rec, arg) : 1;
+        json_decref(rec);
+        if (rc < 0)
+            return -1;
+        *bad += (unsigned)rc;
+        pos += line_len + 1;
+    }
+    return 0;
+}

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "clock.h"
 #include "ctictl_call.h"
 #include "ctictl_gateways.h"
 #include "ctictl_opts.h"
@@ -205,16 +206,12 @@ static int cmd_call(const struct ctictl_opts *o, struct client *c)
 
     /* This connection constructed the call, so its event comes here; others
      * cannot (we did not subscribe), but check the res_id all the same. */
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t t0 = clock_mono_ms();
     rc = -1;
     while (rc < 0) {
         int left = -1;
         if (o->wait_timeout_ms >= 0) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long long spent = (now.tv_sec - t0.tv_sec) * 1000LL
-                              + (now.tv_nsec - t0.tv_nsec) / 1000000;
+            long long spent = (long long)(clock_mono_ms() - t0);
             left = spent >= o->wait_timeout_ms ? 0
                                                 : (int)(o->wait_timeout_ms - spent);
         }

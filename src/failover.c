@@ -76,6 +76,22 @@ static int calls_route_note(const struct calls *t, struct call *c, int status)
     return 0;
 }
 
+/* Where an entry goes, for the failover log line: its gateway's address
+ * (host and the port in effect, as sys.gateways shows it) when it names
+ * one, by address or by section name ("13800000000@trunk1" would
+ * otherwise print as trunk1:5060, a host that does not exist); else
+ * the entry's own host:port (allow_unlisted_gateways). */
+static void route_entry_address(const struct calls *t, const struct uri *u,
+                                char *buf, size_t len)
+{
+    const struct conf_gateway *g =
+        conf_route_gateway(t->env.deps.conf, u);
+    if (g != NULL)
+        uri_hostport(buf, len, g->host, conf_gateway_port(g));
+    else
+        uri_hostport(buf, len, u->host, u->port);
+}
+
 int calls_route_next_target(void *table, struct call *c, int status,
                             bool local)
 {
@@ -87,8 +103,8 @@ int calls_route_next_target(void *table, struct call *c, int status,
     const struct uri *from = &c->route.dial->to[c->route.entry];
     const struct uri *to = &c->route.dial->to[next];
     char was[300], now[300];
-    uri_hostport(was, sizeof was, from->host, from->port);
-    uri_hostport(now, sizeof now, to->host, to->port);
+    route_entry_address(t, from, was, sizeof was);
+    route_entry_address(t, to, now, sizeof now);
     log_warn("%s: %d%s from %s (%s); trying to_uri[%d] %s", c->res_id,
              status, local ? " (our stack)" : "",
              c->gateway >= 0 ? calls_gateway_name(t, c->gateway) : "-", was,

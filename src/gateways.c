@@ -97,18 +97,20 @@ void gateways_on_sip_event(void *arg, const struct sip_event *ev)
         s->registered = 1;
         s->refused = false;
         s->reg_status = e->status;
+        s->reg_time = s->status_time;
         break;
     case SIP_GW_REFUSED:
     case SIP_GW_REG_FAILED:
         s->registered = 0;
         s->refused = e->what == SIP_GW_REFUSED;
         s->reg_status = e->status;
+        s->reg_time = s->status_time;
         break;
     case SIP_GW_UP:
-        s->up = 1;
-        break;
     case SIP_GW_DOWN:
-        s->up = 0;
+        s->up = e->what == SIP_GW_UP;
+        s->opt_status = e->status;
+        s->opt_time = s->status_time;
         break;
     }
 }
@@ -136,6 +138,28 @@ static json_t *gateways_tri(int v)
     return v < 0 ? json_null() : json_boolean(v);
 }
 
+/* A status code or a time: null for 0 (none yet, or not used). */
+static json_t *gateways_num(long long v)
+{
+    return v ? json_integer((json_int_t)v) : json_null();
+}
+
+/* Each concern's own status and time (sys.gateways, docs/protocol.md):
+ * null when the gateway does not register / is not probed. */
+static int gateways_json_concerns(json_t *o, const struct gateway_state *s,
+                                  const struct conf_gateway *c)
+{
+    bool reg = c->reg, opt = c->options_interval > 0;
+    return json_object_set_new(o, "register_status",
+                               gateways_num(reg ? s->reg_status : 0)) |
+           json_object_set_new(o, "register_time",
+                               gateways_num(reg ? s->reg_time : 0)) |
+           json_object_set_new(o, "options_status",
+                               gateways_num(opt ? s->opt_status : 0)) |
+           json_object_set_new(o, "options_time",
+                               gateways_num(opt ? s->opt_time : 0));
+}
+
 json_t *gateways_json(const struct gateways *g, const unsigned *calls,
                       const uint64_t *failovers)
 {
@@ -157,6 +181,10 @@ json_t *gateways_json(const struct gateways *g, const unsigned *calls,
             "active_calls", (json_int_t)calls[i], "max_calls",
             (json_int_t)c->max_calls, "failovers",
             (json_int_t)failovers[i]);
+        if (o != NULL && gateways_json_concerns(o, s, c) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
         if (o == NULL || json_array_append_new(arr, o) < 0) {
             json_decref(arr);
             return NULL;

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "journal_int.h"
 #include "log.h"
 
@@ -64,18 +64,14 @@ static void sync_dir(const struct journal *j)
  * sync hook (two clock reads per sync, none per record). */
 static int journal_fdatasync(struct journal *j)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t t0 = clock_mono_ns();
     int rc = fdatasync(j->fd);
     int saved = errno;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(clock_mono_ns() - t0) / 1e9;
     j->unsynced = false;
     j->unsynced_records = 0;
     if (j->on_sync != NULL)
-        j->on_sync(j->on_sync_arg,
-                   (double)(t1.tv_sec - t0.tv_sec) +
-                       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-                   rc < 0);
+        j->on_sync(j->on_sync_arg, took, rc < 0);
     errno = saved;
     return rc;
 }

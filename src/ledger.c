@@ -121,15 +121,15 @@ void ledger_calls_free(struct ledger_call *calls, size_t n)
     free(calls);
 }
 
-/* Applies one record to the open set (pid -> struct ledger_call *). */
-static int apply_record(json_t *rec, struct idmap *open, unsigned *bad)
+/* Applies one record to the open set (arg: pid -> struct ledger_call *):
+ * 0, 1 for a record it cannot use, -1 out of memory (crcline_each). */
+static int apply_record(json_t *rec, void *arg)
 {
+    struct idmap *open = arg;
     const char *op = json_string_value(json_object_get(rec, "op"));
     uint64_t pid = 0;
-    if (op == NULL || !get_u64(rec, "pid", &pid) || pid == 0) {
-        (*bad)++;
-        return 0;
-    }
+    if (op == NULL || !get_u64(rec, "pid", &pid) || pid == 0)
+        return 1;
     struct ledger_call *lc = idmap_get(open, pid);
     if (strcmp(op, "open") == 0) {
         struct ledger_call *n = malloc(sizeof *n);
@@ -138,8 +138,7 @@ static int apply_record(json_t *rec, struct idmap *open, unsigned *bad)
         if (!call_from_json(rec, n)) {
             free(n->user_data);
             free(n);
-            (*bad)++;
-            return 0;
+            return 1;
         }
         if (lc != NULL) { /* reopened: the later record wins */
             idmap_del(open, pid);
@@ -161,20 +160,17 @@ static int apply_record(json_t *rec, struct idmap *open, unsigned *bad)
         free(lc);
     } else if (strcmp(op, "answer") == 0) {
         uint64_t t = 0;
-        if (get_u64(rec, "t", &t) && t <= INT64_MAX)
-            lc->answer_time = (int64_t)t;
-        else
-            (*bad)++;
+        if (!get_u64(rec, "t", &t) || t > INT64_MAX)
+            return 1;
+        lc->answer_time = (int64_t)t;
     } else if (strcmp(op, "dialog") == 0) {
         struct sip_dialog d;
-        if (dialog_from_json(json_object_get(rec, "d"), &d)) {
-            lc->dialog = d;
-            lc->has_dialog = true;
-        } else {
-            (*bad)++;
-        }
+        if (!dialog_from_json(json_object_get(rec, "d"), &d))
+            return 1;
+        lc->dialog = d;
+        lc->has_dialog = true;
     } else {
-        (*bad)++;
+        return 1;
     }
     return 0;
 }
@@ -190,26 +186,9 @@ int ledger_parse(const char *buf, size_t len, struct ledger_call **calls,
 {
     struct idmap open;
     idmap_init(&open);
-    int rc = 0;
     *calls = NULL;
     *n = 0;
-    *bad = 0;
-    size_t pos = 0;
-    while (pos < len && rc == 0) {
-        const char *nl = memchr(buf + pos, '\n', len - pos);
-        if (nl == NULL) {
-            (*bad)++; /* torn last line */
-            break;
-        }
-        size_t line_len = (size_t)(nl - (buf + pos));
-        json_t *rec = crcline_parse(buf + pos, line_len);
-        if (rec == NULL)
-            (*bad)++;
-        else
-            rc = apply_record(rec, &open, bad);
-        json_decref(rec);
-        pos += line_len + 1;
-    }
+    int rc = crcline_each(buf, len, bad, apply_record, &open);
     size_t count = idmap_count(&open);
     struct ledger_call *out = count ? calloc(count, sizeof *out) : NULL;
     if (count && out == NULL)
@@ -310,12 +289,7 @@ int ledger_open(struct ledger *l, const char *state_dir,
 
 void ledger_close(struct ledger *l)
 {
-    if (l->unsynced && l->fd >= 0)
-        fdatasync(l->fd);
-    l->unsynced = false;
-    if (l->fd >= 0)
-        close(l->fd);
-    l->fd = -1;
+    crcfile_close(&l->fd, &l->unsynced);
 }
 
 static int append_line(struct ledger *l, json_t *rec)
@@ -333,10 +307,7 @@ int ledger_add(struct ledger *l, const struct ledger_call *lc)
 
 int ledger_sync(struct ledger *l)
 {
-    if (!l->unsynced || l->fd < 0)
-        return 0;
-    l->unsynced = false;
-    return fdatasync(l->fd);
+    return crcfile_sync(l->fd, &l->unsynced);
 }
 
 static int append_or_log(struct ledger *l, json_t *rec, uint64_t pid,

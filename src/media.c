@@ -35,6 +35,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dtmf_inband.h"
 #include "g711.h"
 #include "log.h"
@@ -46,7 +47,7 @@ static void media_random(void *buf, size_t len)
         return;
     /* Entropy pool not ready yet: RTP only needs values hard to guess
      * across calls, not cryptographic ones. */
-    uint64_t x = media_now() ^ (uintptr_t)buf;
+    uint64_t x = clock_mono_ns() ^ (uintptr_t)buf;
     for (size_t i = 0; i < len; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         ((uint8_t *)buf)[i] = (uint8_t)x;
@@ -99,7 +100,7 @@ static void media_on_return(struct media_stream *s, enum media_result result,
     struct media_figures f = {.played_ms = s->frames * 20,
                               .plays = s->play_idx};
     s->state = MEDIA_IDLE;
-    s->end_ns = media_now();
+    s->end_ns = clock_mono_ns();
     s->played_before = true;
     prompt_clips_release(s->clips, s->n_clips);
     s->clips = NULL;
@@ -292,7 +293,7 @@ int media_stream_play(struct media_stream *s, const struct sockaddr *dest,
     if (s->played_before) {
         /* Played before (keys' `then`): one stream for the callee, its
          * clock having run on between the plays (8 samples a ms). */
-        s->ts += (uint32_t)((media_now() - s->end_ns) / 125000u);
+        s->ts += (uint32_t)((clock_mono_ns() - s->end_ns) / 125000u);
     } else {
         media_random(&rnd, sizeof rnd);
         s->ssrc = rnd.ssrc;

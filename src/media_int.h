@@ -30,9 +30,14 @@
 #define MEDIA_LATE_NS 2000000ULL
 
 /* Received packets: one read is at most this (longer ones are malformed
- * for us), and a wake-up reads at most MEDIA_RX_BATCH of one stream. */
+ * for us), and a poll reads at most MEDIA_RX_BATCH of one stream. */
 #define MEDIA_RX_MAX 1500
 #define MEDIA_RX_BATCH 32
+/* Listening sockets are polled, not in epoll (media_worker.c says why):
+ * each about every MEDIA_KEYS_POLL_NS, a share of them every
+ * MEDIA_KEYS_STEP_NS so the reads are spread between the wheel's slots. */
+#define MEDIA_KEYS_POLL_NS 50000000ULL
+#define MEDIA_KEYS_STEP_NS 10000000ULL
 
 /* A listening stream's receive state (media_keys). Made by the main
  * thread, then its media thread's alone (LISTEN) until the stream's
@@ -85,6 +90,7 @@ struct media_stream {
     bool lost_logged;                 /* a lost packet was logged */
     bool paused;                      /* hold: frames pass, none is sent */
     struct media_rx *wrx;             /* the thread's once LISTEN came */
+    struct media_stream *lprev, *lnext; /* the thread's listening list */
     uint64_t play_id;                 /* names this play in an UPDATE */
     /* Written by the media thread while playing, read by the main thread
      * once the stream is back: the queue's hand-over orders the two. */
@@ -180,6 +186,10 @@ struct media_worker {
     int epfd;
     int timerfd;
     struct media_wheel wheel;
+    struct media_stream *listening; /* streams LISTENed to, until STOP */
+    struct media_stream *poll_next; /* the next to poll; NULL: the head */
+    unsigned n_listening;
+    uint64_t poll_due;      /* ns: the next share of them is polled */
 };
 
 struct media {
@@ -203,8 +213,6 @@ struct media {
 
 /* ---- media_worker.c ---------------------------------------------------- */
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t media_now(void);
 /* Starts media thread w of m; -1 (errno set) on failure, w's resources
  * then freed by media_worker_stop. */
 int media_worker_start(struct media *m, struct media_worker *w);

@@ -1,8 +1,8 @@
 /* media_worker: the media threads. Each owns its struct media_worker's
- * thread-side state (an epoll set, a timerfd, the slot wheel) and, while
- * they play, the streams main lent it (media.c hands them over and takes
- * them back); it reads its command queue and writes the shared return
- * queue.
+ * thread-side state (an epoll set, a timerfd, the slot wheel, the list of
+ * listening streams) and, while they play or listen, the streams main
+ * lent it (media.c hands them over and takes them back); it reads its
+ * command queue and writes the shared return queue.
  *
  * Why a thread: RTP must leave on time whatever the main loop is doing
  * (parsing requests, loading prompts, SIP events), and on a loaded machine
@@ -18,16 +18,31 @@
  * non-empty slot, so an idle daemon never wakes.
  *
  * Receiving (issue 14's keys): a stream given media_keys is LISTENed to
- * by the thread it is pinned to, its RTP socket in the thread's epoll
- * set until the stream's STOP. What the kernel filter lets through
- * (telephone-event of the negotiated type, or all for in-band DTMF) is
- * read here, checked as RTP (a malformed packet is dropped and counted),
- * fed to the stream's detectors, and each key posted to the main loop
- * (MEDIA_KEY) in order. */
+ * by the thread it is pinned to, on the thread's listening list until
+ * the stream's STOP. What the kernel filter lets through (telephone-event
+ * of the negotiated type, or all for in-band DTMF) is read here, checked
+ * as RTP (a malformed packet is dropped and counted), fed to the stream's
+ * detectors, and each key posted to the main loop (MEDIA_KEY) in order.
+ * The sockets are polled, not in the epoll set: a socket in an epoll set
+ * has a waiter on its queue, so each RTP packet we send on it wakes it
+ * when the packet is freed (sock_wfree -> ep_poll_callback), 50 times a
+ * second for an EPOLLOUT nobody asked for; that was most of what keys
+ * cost (docs/performance.md, "Keys"). Instead, while any stream listens,
+ * the timer also fires every MEDIA_KEYS_STEP_NS (10 ms), playing or not
+ * (keys are collected in wait_seconds and during `then`), and takes the
+ * next fifth of the list: one poll() with no timeout (it queues no
+ * waiter) says which sockets hold anything, and those are drained (recv,
+ * MSG_DONTWAIT, MEDIA_RX_BATCH at most). So each socket is looked at
+ * about every MEDIA_KEYS_POLL_NS (50 ms). Nothing is lost meanwhile:
+ * packets wait in the socket buffer (an RFC 4733 press lasts 40 ms or
+ * more and ends with three end packets; in-band audio is 3 packets per
+ * 50 ms, and the default 208 KiB buffer holds 256 of them, 5 s); a key
+ * is only handled up to one look (~60 ms) later. */
 
 #include "media_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -37,18 +52,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dtmf_inband.h"
 #include "g711.h"
 #include "log.h"
 #include "queue.h"
-
-uint64_t media_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 void media_rtp_header(uint8_t out[12], int marker, uint8_t payload_type,
                       uint16_t seq, uint32_t timestamp, uint32_t ssrc)
@@ -199,11 +207,12 @@ advance:
 static void media_turn(struct media_worker *mw)
 {
     struct media_wheel *w = &mw->wheel;
-    uint64_t now = media_now();
+    uint64_t now = clock_mono_ns();
 
     for (bool first = true; w->total > 0 && w->next_due <= now; first = false) {
         /* Lateness (metrics only): when the slot's sending starts. */
-        bool late = (first ? now : media_now()) - w->next_due > MEDIA_LATE_NS;
+        bool late =
+            (first ? now : clock_mono_ns()) - w->next_due > MEDIA_LATE_NS;
         struct media_stream *s = w->head[w->next_slot], *next;
         for (; s != NULL; s = next) {
             next = s->next; /* sending may take s off the wheel */
@@ -217,11 +226,13 @@ static void media_turn(struct media_worker *mw)
     }
 }
 
-/* Arms the timer for the next slot holding streams; disarms when none. */
+/* Arms the timer for the next slot holding streams or, if sooner, the
+ * next poll of the listening ones; disarms when there is neither. */
 static void media_arm(struct media_worker *mw)
 {
     struct media_wheel *w = &mw->wheel;
     struct itimerspec its = {0};
+    uint64_t due = UINT64_MAX;
 
     if (w->total > 0) {
         /* Skip empty slots: they have nothing to send. */
@@ -229,8 +240,13 @@ static void media_arm(struct media_worker *mw)
             w->next_slot = (w->next_slot + 1) % MEDIA_SLOTS;
             w->next_due += MEDIA_SLOT_NS;
         }
-        its.it_value.tv_sec = (time_t)(w->next_due / 1000000000ULL);
-        its.it_value.tv_nsec = (long)(w->next_due % 1000000000ULL);
+        due = w->next_due;
+    }
+    if (mw->n_listening > 0 && mw->poll_due < due)
+        due = mw->poll_due;
+    if (due != UINT64_MAX) {
+        its.it_value.tv_sec = (time_t)(due / 1000000000ULL);
+        its.it_value.tv_nsec = (long)(due % 1000000000ULL);
     }
     timerfd_settime(mw->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
@@ -241,7 +257,7 @@ static void media_start_stream(struct media_worker *mw,
     struct media_wheel *w = &mw->wheel;
     if (w->total == 0) {
         /* The wheel stood still: set it turning from now. */
-        w->next_due = media_now();
+        w->next_due = clock_mono_ns();
     }
     wheel_add(w, s);
     /* The stream's clock: its first packet is due when its slot next
@@ -284,21 +300,38 @@ static void media_apply_update(struct media_worker *w,
     s->paused = u->paused;
 }
 
-/* LISTEN: the stream's RTP socket joins the epoll set. */
+/* LISTEN: the stream joins the thread's listening list, polled from the
+ * next share on (media_poll_keys). */
 static void media_listen(struct media_worker *w, struct media_stream *s,
                          struct media_rx *rx)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    if (s->wrx != NULL)
+        return; /* media_keys sends one LISTEN per stream */
     s->wrx = rx;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0)
-        log_warn("media: RTP port %u: cannot listen for keys: %s", s->port,
-                 strerror(errno));
+    s->lprev = NULL;
+    s->lnext = w->listening;
+    if (w->listening != NULL)
+        w->listening->lprev = s;
+    w->listening = s;
+    if (w->n_listening++ == 0)
+        w->poll_due = clock_mono_ns() + MEDIA_KEYS_STEP_NS;
 }
 
+/* The stream leaves the list: from here on the thread never reads it. */
 static void media_unlisten(struct media_worker *w, struct media_stream *s)
 {
-    if (s->wrx != NULL)
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    if (s->wrx == NULL)
+        return;
+    if (w->poll_next == s)
+        w->poll_next = s->lnext;
+    if (s->lprev != NULL)
+        s->lprev->lnext = s->lnext;
+    else
+        w->listening = s->lnext;
+    if (s->lnext != NULL)
+        s->lnext->lprev = s->lprev;
+    s->lprev = s->lnext = NULL;
+    w->n_listening--;
     s->wrx = NULL;
 }
 
@@ -335,12 +368,12 @@ static void media_rx_packet(struct media_worker *w, struct media_stream *s,
 }
 
 /* Reads what a listening stream's socket holds, MEDIA_RX_BATCH at most
- * (epoll reports the rest again). */
+ * (the rest waits in the socket for the next poll). */
 static void media_receive(struct media_worker *w, struct media_stream *s)
 {
     uint8_t buf[MEDIA_RX_MAX];
     for (int i = 0; i < MEDIA_RX_BATCH && s->wrx != NULL; i++) {
-        ssize_t n = recv(s->fd, buf, sizeof buf, MSG_TRUNC);
+        ssize_t n = recv(s->fd, buf, sizeof buf, MSG_TRUNC | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (n < 0)
@@ -350,6 +383,41 @@ static void media_receive(struct media_worker *w, struct media_stream *s)
             atomic_fetch_add(&w->m->rx_bad, 1); /* no RTP of ours */
         else
             media_rx_packet(w, s, buf, (size_t)n);
+    }
+}
+
+/* Every MEDIA_KEYS_STEP_NS, polls the next 1/(POLL/STEP) of the listening
+ * streams, round the list, so each is looked at about every
+ * MEDIA_KEYS_POLL_NS and no wake-up takes them all at once (the wheel's
+ * next slot waits). One poll() with no timeout asks a chunk of sockets
+ * which hold anything (it puts nothing on their wait queues), and only
+ * those are read: a recv() per socket that holds nothing would cost more
+ * than it saves. A late wake-up polls one share, not the ones it missed. */
+static void media_poll_keys(struct media_worker *w)
+{
+    const unsigned shares = MEDIA_KEYS_POLL_NS / MEDIA_KEYS_STEP_NS;
+    struct pollfd pfd[64];
+    struct media_stream *ps[64];
+    uint64_t now = clock_mono_ns();
+
+    if (w->n_listening == 0 || now < w->poll_due)
+        return;
+    w->poll_due += MEDIA_KEYS_STEP_NS;
+    if (w->poll_due <= now)
+        w->poll_due = now + MEDIA_KEYS_STEP_NS;
+    unsigned left = (w->n_listening + shares - 1) / shares;
+    while (left > 0) {
+        nfds_t n = 0;
+        for (; left > 0 && n < 64; left--, n++) {
+            ps[n] = w->poll_next ? w->poll_next : w->listening;
+            w->poll_next = ps[n]->lnext;
+            pfd[n] = (struct pollfd){.fd = ps[n]->fd, .events = POLLIN};
+        }
+        if (poll(pfd, n, 0) <= 0)
+            continue; /* nothing waits (EINTR: at their next turn) */
+        for (nfds_t i = 0; i < n; i++)
+            if (pfd[i].revents != 0) /* POLLIN, or POLLERR: an ICMP */
+                media_receive(w, ps[i]);
     }
 }
 
@@ -404,7 +472,7 @@ static void media_try_realtime(void)
 static void *media_thread_main(void *arg)
 {
     struct media_worker *w = arg;
-    struct epoll_event evs[64];
+    struct epoll_event evs[2]; /* the timer and the commands */
     char name[16];
 
     snprintf(name, sizeof name, "ctid-media%u",
@@ -412,31 +480,28 @@ static void *media_thread_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     media_try_realtime();
     for (;;) {
-        int n = epoll_wait(w->epfd, evs, 64, -1);
+        int n = epoll_wait(w->epfd, evs, 2, -1);
         if (n < 0 && errno != EINTR) {
             log_error("media: epoll_wait: %s", strerror(errno));
             break;
         }
         bool quit = false;
-        /* Reads first: a stream named here is still in the set, so not
-         * yet STOPped and freed; a STOP among the commands below takes it
-         * out before the next wait. */
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == &w->timerfd) {
                 uint64_t expirations;
                 ssize_t ignored = read(w->timerfd, &expirations,
                                        sizeof expirations);
                 (void)ignored;
-            } else if (evs[i].data.ptr != w) {
-                media_receive(w, evs[i].data.ptr);
+            } else if (evs[i].data.ptr == w && !media_on_commands(w)) {
+                quit = true;
             }
         }
-        for (int i = 0; i < n; i++)
-            if (evs[i].data.ptr == w && !media_on_commands(w))
-                quit = true;
         if (quit)
             break;
         media_turn(w);
+        /* After the commands: a stream STOPped there has left the list,
+         * and is never read again. */
+        media_poll_keys(w);
         media_arm(w);
     }
     /* Give back whatever still plays: the main thread owns it again. */

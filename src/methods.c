@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
@@ -138,7 +139,7 @@ static void method_construct_done(void *arg, struct call *call,
 {
     struct construct_wait *w = arg;
     struct conn *c = conns_find(w->m->conns, w->conn_id);
-    metrics_on_construct(w->m->metrics, metrics_now() - w->t0,
+    metrics_on_construct(w->m->metrics, clock_mono_s() - w->t0,
                          call ? 0 : err->code);
     json_t *result = call ? method_construct_result(call, w->user_data)
                           : NULL;
@@ -250,7 +251,7 @@ static bool method_request_key(struct methods *m, struct conn *c,
 static void method_construct(struct methods *m, struct conn *c,
                              struct rpc_request *req)
 {
-    double t0 = metrics_now(); /* construct latency, for metrics */
+    double t0 = clock_mono_s(); /* construct latency, for metrics */
     struct api_construct a;
     struct rpc_error err;
     char key[API_REQUEST_KEY_MAX + 1];
@@ -259,7 +260,7 @@ static void method_construct(struct methods *m, struct conn *c,
         log_info("%s: construct refused: %s", c->peer, err.message);
         api_construct_free(&a);
         conn_reply_error(c, req->id, &err);
-        metrics_on_construct(m->metrics, metrics_now() - t0, err.code);
+        metrics_on_construct(m->metrics, clock_mono_s() - t0, err.code);
         return;
     }
     if (method_request_key(m, c, req, &a, key)) {

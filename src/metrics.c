@@ -23,8 +23,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "gateways.h"
 #include "log.h"
@@ -59,13 +59,6 @@ static const char *const metrics_errors[METRICS_N_ERRORS] = {
 /* Codes construct answers with (docs/protocol.md), then "other". */
 static const int metrics_codes[METRICS_N_CODES - 1] = {-32602, -32603, 404,
                                                        503};
-
-double metrics_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- hooks --------------------------------------------------------------- */
 
@@ -508,7 +501,7 @@ int metrics_http_start(struct metrics *m, struct event_base *base,
                        char *err, size_t errlen)
 {
 
-    m->started = metrics_now();
+    m->started = clock_mono_s();
     m->view = view;
     m->view_arg = arg;
     if (c->metrics_host[0] == '\0')

@@ -208,6 +208,65 @@ static bool prompt_inside(const char *real, const char *dir, size_t len)
            (len == 1 || real[len] == '/') && real[len] != '\0';
 }
 
+/* name (absolute) with ".", ".." and repeated slashes taken out by the
+ * text alone, into out (PATH_MAX); no file is looked at. */
+static void prompt_lexical(const char *name, char *out)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    while (*name) {
+        name += strspn(name, "/");
+        size_t len = strcspn(name, "/");
+        if (len == 2 && name[0] == '.' && name[1] == '.') {
+            while (n > 0 && out[n] != '/')
+                n--;            /* back to the parent's slash */
+            out[n] = '\0';
+        } else if (len > 0 && !(len == 1 && name[0] == '.') &&
+                   n + 1 + len < PATH_MAX) {
+            out[n++] = '/';
+            memcpy(out + n, name, len);
+            n += len;
+            out[n] = '\0';
+        }
+        name += len;
+    }
+    if (n == 0)
+        strcpy(out, "/");
+}
+
+/* Whether the absolute name lies inside one of the roots by its text
+ * (against each root as written and as resolved). Used for a name that
+ * does not exist: "not found" is said only inside the roots, so a client
+ * learns nothing of which files exist outside them. */
+static bool prompt_named_inside(const struct prompt_cache *pc,
+                                const char *name)
+{
+    char norm[PATH_MAX];
+
+    prompt_lexical(name, norm);
+    for (const char *p = pc->roots; *p;) {
+        char root[PATH_MAX], root_norm[PATH_MAX];
+        p += strspn(p, " ");
+        size_t len = strcspn(p, ",");
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        if (len > 0 && len < sizeof root) {
+            memcpy(root, p, len);
+            root[len] = '\0';
+            prompt_lexical(root, root_norm);
+            if (prompt_inside(norm, root_norm, strlen(root_norm)))
+                return true;
+            if (realpath(root, root_norm) &&
+                prompt_inside(norm, root_norm, strlen(root_norm)))
+                return true;
+        }
+        p += strcspn(p, ",");
+        p += *p == ',';
+    }
+    return false;
+}
+
 /* An absolute name: accepted when its real path is inside one of the
  * prompt_roots (".." is judged by where it leads, as in prompt_dir's
  * "sub/../a.wav") (each resolved now, so a root that is a symlink, or that
@@ -222,11 +281,17 @@ static int prompt_resolve_rooted(struct prompt_cache *pc, const char *name,
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: file name too long: %s", name);
     if (!realpath(name, real)) {
-        if (errno == ENOENT || errno == ENOTDIR)
+        bool missing = errno == ENOENT || errno == ENOTDIR;
+        int saved = errno;
+        if (!prompt_named_inside(pc, name))
+            return rpc_fail(err, RPC_INVALID_PARAMS,
+                            "play_content: %s is outside the prompt roots",
+                            name);
+        if (missing)
             return rpc_fail(err, RPC_NOT_FOUND, "prompt not found: %s", name);
         return rpc_fail(err, RPC_INVALID_PARAMS,
                         "play_content: cannot open %s: %s", name,
-                        strerror(errno));
+                        strerror(saved));
     }
     for (const char *p = pc->roots; *p;) {
         char root[PATH_MAX], root_real[PATH_MAX];

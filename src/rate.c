@@ -4,7 +4,6 @@
 #include "rate.h"
 
 #include <stdint.h>
-#include <time.h>
 
 void rate_init(struct rate *r, double per_second, uint64_t now_ns)
 {
@@ -52,11 +51,4 @@ void rate_give_back(struct rate *r)
     r->tokens += 1;
     if (r->tokens > r->burst)
         r->tokens = r->burst;
-}
-
-uint64_t rate_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }

@@ -256,26 +256,23 @@ static int reqkey_apply(struct reqkey *r, json_t *rec, int64_t now)
     return 0;
 }
 
+struct reqkey_loading {
+    struct reqkey *r;
+    int64_t now;
+};
+
+static int reqkey_apply_line(json_t *rec, void *arg)
+{
+    const struct reqkey_loading *l = arg;
+    return reqkey_apply(l->r, rec, l->now);
+}
+
 int reqkey_load(struct reqkey *r, const char *buf, size_t len, int64_t now,
                 unsigned *bad)
 {
-    size_t pos = 0;
-    *bad = 0;
-    while (pos < len) {
-        const char *nl = memchr(buf + pos, '\n', len - pos);
-        if (nl == NULL) {
-            (*bad)++; /* torn last line */
-            break;
-        }
-        size_t line_len = (size_t)(nl - (buf + pos));
-        json_t *rec = crcline_parse(buf + pos, line_len);
-        int rc = rec ? reqkey_apply(r, rec, now) : 1;
-        json_decref(rec);
-        if (rc < 0)
-            return -1;
-        *bad += (unsigned)rc;
-        pos += line_len + 1;
-    }
+    struct reqkey_loading l = {r, now};
+    if (crcline_each(buf, len, bad, reqkey_apply_line, &l) < 0)
+        return -1;
     reqkey_expire(r, now); /* puts out of time order */
     return 0;
 }
@@ -337,10 +334,7 @@ void reqkey_abandon(struct reqkey *r, const char *key)
 
 int reqkey_sync(struct reqkey *r)
 {
-    if (!r->unsynced || r->fd < 0)
-        return 0;
-    r->unsynced = false;
-    return fdatasync(r->fd);
+    return crcfile_sync(r->fd, &r->unsynced);
 }
 
 int reqkey_compact(struct reqkey *r)
@@ -420,12 +414,7 @@ int reqkey_open(struct reqkey *r, const char *state_dir, unsigned ttl,
 
 void reqkey_close(struct reqkey *r)
 {
-    if (r->unsynced && r->fd >= 0)
-        fdatasync(r->fd);
-    r->unsynced = false;
-    if (r->fd >= 0)
-        close(r->fd);
-    r->fd = -1;
+    crcfile_close(&r->fd, &r->unsynced);
     while (r->oldest != NULL)
         reqkey_remove(r, r->oldest);
     free(r->buckets);

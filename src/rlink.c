@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 
@@ -50,13 +50,6 @@ struct rlink_call {
 };
 
 static void rlink_connect(struct rlink *l);
-
-static uint64_t rlink_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 unsigned rlink_next_backoff(unsigned ms)
 {
@@ -146,7 +139,7 @@ static void rlink_on_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (reply != NULL) {
         if (l->outstanding > 0)
             l->outstanding--;
-        l->progress_ms = rlink_now_ms();
+        l->progress_ms = clock_mono_ms();
     }
     if (l->failing || l->freeing)
         reply = NULL;
@@ -176,7 +169,7 @@ static int rlink_queue(struct rlink *l, rlink_reply_fn fn, void *arg,
         return -1;
     }
     if (l->outstanding++ == 0)
-        l->progress_ms = rlink_now_ms();
+        l->progress_ms = clock_mono_ms();
     return 0;
 }
 
@@ -238,7 +231,7 @@ static void rlink_connect(struct rlink *l)
     ac->data = l;
     l->ac = ac;
     l->outstanding = 0;
-    l->progress_ms = rlink_now_ms();
+    l->progress_ms = clock_mono_ms();
     redisLibeventAttach(ac, l->base);
     redisAsyncSetConnectCallback(ac, rlink_on_connect);
     redisAsyncSetDisconnectCallback(ac, rlink_on_disconnect);
@@ -272,7 +265,7 @@ static void rlink_on_watch(evutil_socket_t fd, short what, void *arg)
     struct rlink *l = arg;
     if (l->ac == NULL || l->failing || (l->up && l->outstanding == 0))
         return;
-    if (rlink_now_ms() - l->progress_ms >= RLINK_STALL_MS)
+    if (clock_mono_ms() - l->progress_ms >= RLINK_STALL_MS)
         rlink_drop_stalled(l);
 }
 

@@ -34,6 +34,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define RTCP_PT_SR 200
@@ -164,10 +165,7 @@ static void rtcp_random(void *buf, size_t len)
 {
     if (getrandom(buf, len, GRND_NONBLOCK) == (ssize_t)len)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
-                 (uintptr_t)buf ^ (uint64_t)getpid();
+    uint64_t x = clock_mono_ns() ^ (uintptr_t)buf ^ (uint64_t)getpid();
     for (size_t i = 0; i < len; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         ((uint8_t *)buf)[i] = (uint8_t)x;
@@ -236,11 +234,6 @@ static uint32_t rtcp_next_random(struct rtcp_stream *r)
     return r->rnd = x;
 }
 
-static uint64_t ns_of(const struct timespec *ts)
-{
-    return (uint64_t)ts->tv_sec * 1000000000ULL + (uint64_t)ts->tv_nsec;
-}
-
 void rtcp_start(struct rtcp_stream *r, uint64_t t0, uint32_t ts0)
 {
     r->t0 = t0;
@@ -254,7 +247,7 @@ void rtcp_start(struct rtcp_stream *r, uint64_t t0, uint32_t ts0)
 void rtcp_send(struct rtcp_stream *r, uint32_t ssrc, uint64_t packets,
                bool bye)
 {
-    struct timespec mono, wall;
+    struct timespec wall;
     uint8_t pkt[RTCP_PACKET_MAX];
 
     if (r->peer_len == 0 || r->fd < 0) {
@@ -262,9 +255,8 @@ void rtcp_send(struct rtcp_stream *r, uint32_t ssrc, uint64_t packets,
         return;
     }
     /* The two clocks read back to back: one instant, two scales. */
-    clock_gettime(CLOCK_MONOTONIC, &mono);
+    uint64_t now = clock_mono_ns();
     clock_gettime(CLOCK_REALTIME, &wall);
-    uint64_t now = ns_of(&mono);
     uint64_t since = now > r->t0 ? now - r->t0 : 0;
     struct rtcp_sender_info sr = {
         .ssrc = ssrc,

@@ -24,6 +24,7 @@
 
 #include "bus.h"
 #include "busreq.h"
+#include "clock.h"
 #include "log.h"
 #include "media.h"
 #include "prompt.h"
@@ -238,7 +239,7 @@ static void server_metrics_view(void *arg, struct metrics_view *v)
     struct server *srv = arg;
     v->active_calls = calls_active(&srv->calls);
     v->connections = srv->conns.n;
-    v->uptime = metrics_now() - srv->metrics.started;
+    v->uptime = clock_mono_s() - srv->metrics.started;
     v->gateways = srv->conf.gateways;
     v->gateway_calls = calls_gateway_calls(&srv->calls);
     v->gateway_failovers = calls_gateway_failovers(&srv->calls);

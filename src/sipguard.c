@@ -24,8 +24,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #include <sofia-sip/nua.h>
@@ -157,16 +157,15 @@ void sipguard_log_stop(su_root_t *root)
 #define STRAY_FLOOD 100
 
 static struct {
-    struct timespec start;
+    uint64_t start_ns;
     unsigned long count;
 } stray_window;
 
 static void stray_count(const char *method, const char *host)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - stray_window.start.tv_sec >= STRAY_WINDOW_S) {
-        stray_window.start = now;
+    uint64_t now = clock_mono_ns();
+    if (now - stray_window.start_ns >= STRAY_WINDOW_S * 1000000000ULL) {
+        stray_window.start_ns = now;
         stray_window.count = 0;
     }
     if (++stray_window.count == STRAY_FLOOD)

@@ -17,9 +17,10 @@ failed.  --verbose prints every JSON line sent and received.  Every check
 prints one PASS/FAIL line; the last line is "N passed, M failed" and the exit
 status is 1 when M > 0.
 
-Pieces: Test (checks, temp dir, cleanup), Ctid (daemon process: wait_log,
-wait_exit, reload), Sipp (UAS process: received, responses), RpcClient (one
-JSON-RPC connection: replies matched by id, events collected separately,
+Pieces: Test (checks, temp dir, cleanup), Daemon (a program run in the
+foreground: start, ready, stop, log; Ctid's and kamailio.py's), Ctid
+(daemon process: wait_log, wait_exit, reload), Sipp (UAS process:
+received, responses), RpcClient (one JSON-RPC connection: replies matched by id, events collected separately,
 arrival order kept), request_half_closed (an nc-style client), RtpSink (UDP
 socket + thread recording RTP packets; check_one_stream), the metrics
 endpoint (http_get, scrape, wait_metric), prompt helpers (sox), G.711
@@ -373,7 +374,84 @@ def rtp_range(width=200):
 # the daemon
 
 
-class Ctid:
+class Daemon:
+    """A program a test runs in the foreground with its output in a log
+    file: what Ctid and kamailio.Kamailio share. start_proc writes a
+    "===== start #N" line into the log and starts the command; wait_ready
+    polls until the program answers, failing with the log's last lines
+    when it exits first or takes too long; stop sends SIGTERM and waits,
+    killing it when that hangs. A subclass sets t, name, dir, log_path,
+    proc (None) and starts (0), and has log_tail; process_group True
+    starts it in a session of its own, so a kill reaches its children."""
+
+    process_group = False
+
+    def start_proc(self, cmd, banner):
+        """Starts cmd (stdout and stderr to the log, cwd self.dir) after
+        the banner line."""
+        self.starts += 1
+        logf = open(self.log_path, "ab")
+        logf.write(("\n===== start #%d: %s\n" % (self.starts, banner)).encode())
+        logf.flush()
+        self.exit_code = None
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=subprocess.STDOUT, cwd=self.dir,
+                                     start_new_session=self.process_group)
+        logf.close()
+
+    def wait_ready(self, ready, deadline, what):
+        """Calls ready() every 50 ms until it is true; RuntimeError when the
+        program exits first, or "<name> <what>" when time.time() passes
+        deadline."""
+        while True:
+            if self.proc.poll() is not None:
+                self.exit_code = self.proc.returncode
+                raise RuntimeError("%s exited with %s during start-up:\n%s" % (
+                    self.name, self.proc.returncode, self.log_tail(30)))
+            if ready():
+                return
+            if time.time() >= deadline:
+                raise RuntimeError("%s %s:\n%s" % (self.name, what,
+                                                    self.log_tail(30)))
+            time.sleep(0.05)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        """SIGTERM and wait; returns the exit status (negative: signal), or
+        "hung after SIGTERM" when it had to be killed."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.t.log("%s did not exit %.0f s after SIGTERM; killing" % (
+                    self.name, timeout))
+                try:
+                    if self.process_group:
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    else:
+                        self.proc.kill()
+                except OSError:
+                    pass
+                self.proc.wait()
+                self.exit_code = "hung after SIGTERM"
+                return self.exit_code
+        self.exit_code = self.proc.returncode
+        return self.exit_code
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class Ctid(Daemon):
     """The daemon under test with a generated config.
 
     gateways: list of dicts with name, port, and optional host, max_calls,
@@ -435,56 +513,25 @@ class Ctid:
             f.write("\n".join(lines) + "\n")
 
     def start(self, ready_timeout=10.0):
-        self.starts += 1
-        logf = open(self.log_path, "ab")
-        logf.write(("\n===== start #%d: %s --config %s %s\n" % (
-            self.starts, self.t.ctid_bin, self.conf_path,
-            " ".join(self.extra_args))).encode())
-        logf.flush()
-        self.exit_code = None
-        self.proc = subprocess.Popen(
-            self.wrap + [self.t.ctid_bin, "--config", self.conf_path] +
-            self.extra_args,
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd=self.dir)
-        logf.close()
-        deadline = time.time() + ready_timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                self.exit_code = self.proc.returncode
-                raise RuntimeError("%s exited with %s during start-up:\n%s" % (
-                    self.name, self.proc.returncode, self.log_tail(30)))
+        cmd = (self.wrap + [self.t.ctid_bin, "--config", self.conf_path] +
+               self.extra_args)
+        self.start_proc(cmd, "%s --config %s %s" % (
+            self.t.ctid_bin, self.conf_path, " ".join(self.extra_args)))
+
+        def accepting():
             try:
-                s = socket.create_connection((HOST, self.listen_port), timeout=0.5)
-                s.close()
-                self.t.log("%s ready: rpc %d, sip %d, rtp %d-%d (pid %d)" % (
-                    self.name, self.listen_port, self.sip_port, self.rtp_lo,
-                    self.rtp_hi, self.proc.pid))
-                return self
+                socket.create_connection((HOST, self.listen_port),
+                                         timeout=0.5).close()
+                return True
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("%s not accepting on %d after %.0f s:\n%s" % (
-            self.name, self.listen_port, ready_timeout, self.log_tail(30)))
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=10.0):
-        """SIGTERM and wait; returns the exit status (negative: signal)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.t.log("%s did not exit %.0f s after SIGTERM; killing" % (
-                    self.name, timeout))
-                self.proc.kill()
-                self.proc.wait()
-                self.exit_code = "hung after SIGTERM"
-                return self.exit_code
-        self.exit_code = self.proc.returncode
-        return self.exit_code
+                return False
+        self.wait_ready(accepting, time.time() + ready_timeout,
+                        "not accepting on %d after %.0f s" % (
+                            self.listen_port, ready_timeout))
+        self.t.log("%s ready: rpc %d, sip %d, rtp %d-%d (pid %d)" % (
+            self.name, self.listen_port, self.sip_port, self.rtp_lo,
+            self.rtp_hi, self.proc.pid))
+        return self
 
     def wait_exit(self, timeout=10.0):
         """Waits for the daemon to exit by itself (after a signal sent with
@@ -497,13 +544,6 @@ class Ctid:
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
             self.stop()
-
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def wait_log(self, text, timeout=5.0, step=0.05):
         """Waits until text is in the log; whether it is."""

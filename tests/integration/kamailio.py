@@ -36,13 +36,12 @@ TCP, and a TLS handshake verified with the test CA on each TLS port.
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import time
 
-from ctidtest import HOST, free_port
+from ctidtest import HOST, Daemon, free_port
 
 CFG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kamailio",
                    "ctid-test.cfg")
@@ -110,8 +109,10 @@ def parse_fields(rest):
     return out
 
 
-class Kamailio:
+class Kamailio(Daemon):
     """Kamailio as registrar and proxy (see the module doc)."""
+
+    process_group = True    # a kill reaches its children too
 
     def __init__(self, t, name="kamailio", users=None, register_auth=True,
                  invite_auth=False, wrong_password=401, options_code=200,
@@ -236,32 +237,16 @@ class Kamailio:
     # -- process
     def start(self, ready_timeout=10.0):
         self._write_files()
-        self.starts += 1
         cmd = self.command()
-        logf = open(self.log_path, "ab")
-        logf.write(("\n===== start #%d: %s\n" % (self.starts, " ".join(cmd))).encode())
-        logf.flush()
-        # own process group: a kill reaches its children too
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=subprocess.STDOUT, cwd=self.dir,
-                                     start_new_session=True)
-        logf.close()
+        self.start_proc(cmd, " ".join(cmd))
         deadline = time.time() + ready_timeout
         probes = [("udp", self._probe_sip), ("tcp", self._probe_sip)]
         if self.tls:
             probes += [("tls", self._probe_tls), ("tls_wrong", self._probe_tls)]
         for transport, probe in probes:
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("%s exited with %s during start-up:\n%s" % (
-                        self.name, self.proc.returncode, self.log_tail(30)))
-                if probe(transport):
-                    break
-                if time.time() > deadline:
-                    raise RuntimeError("%s: %s port %d not ready after %.0f s:\n%s" % (
-                        self.name, transport, self.port(transport), ready_timeout,
-                        self.log_tail(30)))
-                time.sleep(0.05)
+            self.wait_ready(lambda p=probe, tp=transport: p(tp), deadline,
+                            "%s port %d not ready after %.0f s" % (
+                                transport, self.port(transport), ready_timeout))
         self.t.log("%s ready: udp/tcp %d, tls %s, wrong-name tls %s (pid %d)" % (
             self.name, self.udp, self.tls_port, self.tls_wrong_port, self.proc.pid))
         return self
@@ -316,27 +301,8 @@ class Kamailio:
         except (OSError, ssl.SSLError):
             return False
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=10.0):
-        """SIGTERM and wait (the main process takes its children down);
-        SIGKILL to the process group when that hangs. Returns the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.t.log("%s did not exit %.0f s after SIGTERM; killing" % (
-                    self.name, timeout))
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                self.proc.wait()
-        return self.proc.returncode
+    # stop (Daemon): SIGTERM, the main process takes its children down;
+    # SIGKILL to the process group when that hangs.
 
     def restart(self, ready_timeout=10.0):
         """Stops and starts again on the same ports with the current
@@ -352,14 +318,7 @@ class Kamailio:
             print(self.log_tail(60))
         self.stop()
 
-    # -- the log (stderr)
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
+    # -- the log (stderr; log_text is Daemon's)
     def log_tail(self, n=60):
         return "\n".join(self.log_text().splitlines()[-n:])
 

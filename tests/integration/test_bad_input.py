@@ -4,14 +4,16 @@
 One call is in flight (3 s prompt, play_repeat 2) and a second, idle client is
 connected (sys.subscribe'd, so it sees every event). On a third connection:
 malformed JSON (-32700, id null), a non-object (-32600), an unknown method
-(-32601; also one with a multi-byte character across the 200-byte cut of
-the error message), invalid construct params (-32602 naming the param; a missing prompt
-404), an oversize line (max_line = 4096: -32600, connection still usable), a
-line split across two sends, three requests in one send, blank lines and
-\\r\\n, a notification (no reply), "jsonrpc" omitted, and a positional-params
-construct that really plays. Afterwards the in-flight call still completes
-normally with its full payload, the idle client still answers, the daemon is
-alive, and no rejected construct produced an event or an INVITE.
+(-32601; also one with a multi-byte character across the 200-byte cut of the
+error message), invalid construct params (-32602 naming the param; a missing
+prompt 404), issue 14's keys / request_key / progress refused naming the field
+(keys.then naming a missing prompt: 404) with no INVITE and no event, an
+oversize line (max_line = 4096: -32600, connection still usable), a line split
+across two sends, three requests in one send, blank lines and \\r\\n, a
+notification (no reply), "jsonrpc" omitted, and a positional-params construct
+that really plays. Afterwards the in-flight call still completes normally with
+its full payload, the idle client still answers, the daemon is alive, and no
+rejected construct produced an event or an INVITE.
 """
 import json
 import os
@@ -68,10 +70,13 @@ with t:
         msgs = client.wait_count(n_before + 1, timeout)
         return msgs[n_before] if len(msgs) > n_before else None
 
-    def expect_error(what, data, code, param=None, id=None):
+    def expect_error(what, data, code, param=None, id=None, data_param=None,
+                     message=None):
         """Sends data (a dict -> JSON line, or raw str) on `bad` and checks the
         reply: the error code, the id (None: null), the param in the message,
-        and the error's data: ipsc_info.node_id always, param for -32602."""
+        and the error's data: ipsc_info.node_id always, param for -32602
+        (data_param when the message names a field of it: keys.max is
+        param keys). message: a text the message must contain."""
         n = len(bad.all_msgs())
         if isinstance(data, dict):
             data = json.dumps(data) + "\n"
@@ -96,8 +101,14 @@ with t:
         t.check(isinstance(info, dict) and info.get("node_id") == d.node_id,
                 "%s: data.ipsc_info.node_id %s" % (what, d.node_id), _short(r))
         if ok and param is not None and code == -32602:
-            t.check(data.get("param") == param,
-                    "%s: data.param %s" % (what, param), _short(r))
+            want = data_param or param
+            t.check(data.get("param") == want,
+                    "%s: data.param %s" % (what, want), _short(r))
+        if ok and message is not None:
+            msg = err.get("message", "")
+            t.check(isinstance(msg, str) and message in msg,
+                    "%s: message has %r" % (what, message),
+                    "message %r" % (msg,))
         return r
 
     def framing_errors():
@@ -172,6 +183,59 @@ with t:
                 t.check("4" in msg, "construct %s: message names the type (4)" % what,
                         "message %r" % (msg,))
     t.run("construct param errors", construct_errors)
+
+    def issue14_errors():
+        # issue 14's named params: each bad value is refused naming the
+        # field, and nothing else happens: no INVITE, no event, the
+        # connection stays open and the daemon answers
+        base = {"to_uri": to_uri, "play_content": "short.wav"}
+        invites = len(sp.received("INVITE"))
+        n_idle = len(idle.events())
+        cases = [
+            ("keys.max 0", dict(base, keys={"max": 0}), -32602, "keys.max",
+             "keys", "must be between 1 and 32"),
+            ("keys.max 33", dict(base, keys={"max": 33}), -32602, "keys.max",
+             "keys", "must be between 1 and 32"),
+            ("keys.wait_seconds 61", dict(base, keys={"wait_seconds": 61}),
+             -32602, "keys.wait_seconds", "keys", "must be between 0 and 60"),
+            ("keys with an unknown field", dict(base, keys={"max": 1,
+                                                            "digits": 4}),
+             -32602, "keys", "keys", 'unknown field "digits"'),
+            ("keys.end \"x\"", dict(base, keys={"end": "x"}), -32602,
+             "keys.end", "keys", "must be one key"),
+            ("keys.then naming a missing file",
+             dict(base, keys={"then": "no-such-thanks.wav"}), 404, None, None,
+             "keys.then: prompt not found"),
+            ("request_key of 129 bytes", dict(base, request_key="k" * 129),
+             -32602, "request_key", None, "longer than 128 bytes"),
+            ("request_key empty", dict(base, request_key=""), -32602,
+             "request_key", None, None),
+            ("progress \"yes\"", dict(base, progress="yes"), -32602,
+             "progress", None, "must be true or false"),
+        ]
+        for i, (what, params, code, param, data_param, message) in \
+                enumerate(cases):
+            rid = 2000 + i
+            expect_error("construct " + what,
+                         {"jsonrpc": "2.0", "id": rid,
+                          "method": "ext.notify_call.construct",
+                          "params": params}, code, param, id=rid,
+                         data_param=data_param, message=message)
+        t.check(not bad.closed, "the connection is still open")
+        # an explicit id: bad's automatic ids (1, 2, ...) would meet the
+        # raw requests' id 3 above
+        check_result(t, bad.call("sys.ping", None, id=2100), "pong",
+                     "the same connection still answers ping")
+        check_result(t, idle.call("sys.ping", None), "pong",
+                     "the idle client still answers ping")
+        time.sleep(1.0)  # an INVITE or an event would have come by now
+        t.check_eq(len(sp.received("INVITE")), invites,
+                   "the gateway saw no new INVITE (%d before)" % invites)
+        t.check_eq(len(idle.events()), n_idle,
+                   "the subscriber saw no new event")
+        t.check(d.alive(), "ctid is alive")
+    t.run("issue 14 param errors (keys, request_key, progress)",
+          issue14_errors)
 
     def oversize():
         pad = "x" * (10000 - 80)

@@ -7,7 +7,9 @@ to an answering callee (exit 0, the res_id and released lines; --json: the
 two raw lines are the contract's result and event; two --play files make a
 type-0 play list, checked on the RTP); call --wait to a busy callee (exit 1,
 "call rejected"); exists on a ringing call (0) and after its release (1);
-drop of a ringing call (its --wait'ing creator prints "canceled"); daemon
+drop of a ringing call (its --wait'ing creator prints "canceled"); call
+--keys 1 --progress --wait with no key (", no key") and with the callee
+pressing 1 by SIP INFO (a "progress ...: key 1" line, keys "1"); daemon
 errors (drop of an unknown id, a missing prompt, a bad param: exit 4, code
 on stderr); events following a call placed by another ctictl; events
 --since (ignored or refused by this daemon, both allowed); timeouts (reply,
@@ -107,7 +109,7 @@ with t:
     prompt = make_prompt(t.path("prompts", "notice.wav"), PROMPT_SECONDS)
 
     names = ["ok", "json", "list", "busy", "ring", "waitto", "events", "lost",
-             "keys"]
+             "keys", "key1"]
     port = {n: free_port("udp") for n in names}
     d = t.ctid(gateways=[gateway("gw_" + n, p) for n, p in port.items()],
                conf={"shutdown_grace": 0})
@@ -212,6 +214,38 @@ with t:
         t.check(rc == 2 and "--keys" in err, "--keys 33: usage error",
                 "exit %d err %r" % (rc, err))
     t.run("call --keys 1 --progress --wait", call_keys_progress)
+
+    def call_key_pressed():
+        # issue 14: the callee presses 1 (SIP INFO dtmf-relay) while the
+        # prompt plays: a progress line for the key, the keys in the
+        # released line, and ctictl's --json lines carry them too
+        sp = t.sipp("uas_answer_key1_info.xml", port=port["key1"]).start()
+        to_uri = d.uri(port["key1"])
+        rc, out, err = run(["call", "--to", to_uri, "--play", "notice.wav",
+                            "--repeat", "3", "--keys", "1", "--progress",
+                            "--wait"])
+        lines = out.splitlines()
+        t.check(rc == 0, "exit 0", "exit %d err %r" % (rc, err))
+        if not t.check(len(lines) == 5, "five lines: result, ringing, "
+                       "answered, key 1, released", repr(out)):
+            return
+        m = re.match(r"^res_id (%s) to " % RES_ID, lines[0])
+        res_id = m.group(1) if m else "?"
+        t.check_eq(lines[1:4], ["progress %s: ringing" % res_id,
+                                "progress %s: answered" % res_id,
+                                "progress %s: key 1" % res_id],
+                   "progress lines, the key last")
+        t.check(re.match(released_line(
+            res_id, r"ok \(dropped by sys, cause 200, answered "
+            r"\d\d:\d\d:\d\d, \d+ s, keys \"1\"\)"), lines[4]),
+            "released line has keys \"1\"", lines[4])
+        sp.check_exit(t, "sipp: INFO answered 200, got the BYE")
+        infos = [m_ for d_, m_ in sp.messages() if d_ == "recv" and
+                 m_.startswith("SIP/2.0 200") and
+                 re.search(r"^CSeq:\s*1 INFO", m_, re.M | re.I)]
+        t.check(len(infos) == 1, "ctid answered the INFO 200", repr(infos))
+    t.run("call --keys 1 --progress --wait, the callee presses 1",
+          call_key_pressed)
 
     def call_json():
         sp = t.sipp("uas_answer_wait_bye.xml", port=port["json"]).start()

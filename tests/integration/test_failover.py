@@ -16,6 +16,10 @@ D  486 from the first entry ends the call: "call rejected", no failover,
    nothing reaches the second, no `attempts` in the event.
 E  running out: 503 and then a dead port: the last failure is reported
    ("dial error"), with both attempts.
+F  408, 500, 502, 504 from the first entry (sipp: uas_service_unavailable.xml
+   with the code changed), each
+   in its own call: the call moves on and plays at the second entry, the
+   event's attempts [{first, code}, {second, 200}], the failover counted.
 """
 import csv
 import os
@@ -35,8 +39,12 @@ DIAL_TIMEOUT = 4   # Timer B = 3 s
 t = Test("failover")
 with t:
     make_prompt(t.path("prompts", "short.wav"), 0.5)
+    FAIL_CODES = {408: "Request Timeout", 500: "Server Internal Error",
+                  502: "Bad Gateway", 504: "Server Time-out"}
     names = ["a503", "a_ok", "b_silent", "b_ok", "c_dead", "c_ok",
              "d486", "d_second", "e503", "e_dead"]
+    for code in FAIL_CODES:
+        names += ["f%d" % code, "f%d_ok" % code]
     port = {n: free_port("udp") for n in names}
     # B's first entry: a socket that reads every INVITE and answers none
     silent = t.add_cleanup(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
@@ -185,4 +193,32 @@ with t:
         check_attempts(ev, [("e503", 503), ("e_dead", 503)], "E")
         sp.check_exit(t, "E: the 503 was ACKed")
     t.run("E: every entry fails: the last failure is reported", e_runs_out)
+
+    def f_codes():
+        for code, reason in sorted(FAIL_CODES.items()):
+            first, label = "f%d" % code, "F %d" % code
+            # sipp checks a response's code when it loads the scenario,
+            # so no -key: uas_service_unavailable.xml with the code put in
+            with open(os.path.join(t.sipp_dir,
+                                   "uas_service_unavailable.xml")) as f:
+                xml = f.read()
+            want = "SIP/2.0 503 Service Unavailable"
+            t.check(want in xml, "F: harness: the scenario's 503 line")
+            scen = t.path("uas_fail_%d.xml" % code)
+            with open(scen, "w") as f:
+                f.write(xml.replace(want, "SIP/2.0 %d %s" % (code, reason)))
+            sp1 = t.sipp(scen, port=port[first]).start()
+            answered_second(label, first, first + "_ok", code,
+                            "f%d" % code)
+            sp1.check_exit(t, "%s: the first entry's %d was ACKed"
+                           % (label, code))
+            t.check(re.search(r": %d from gw_%s \(127\.0\.0\.1:%d\); trying "
+                              r"to_uri\[1\] " % (code, first, port[first]),
+                              d.log_text()),
+                    "%s: the failover is logged" % label)
+            _, _, body = http_get(mport, "/metrics")
+            t.check('ctid_gateway_failovers_total{gateway="gw_%s"} 1'
+                    % first in body,
+                    "%s: ctid_gateway_failovers_total counts it" % label)
+    t.run("F: 408, 500, 502, 504 move the call on", f_codes)
     c.close()

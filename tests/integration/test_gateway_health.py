@@ -17,7 +17,9 @@ D  sipp stopped: down again after two missed pings, one line; no line
    per ping while it stays down or up.
 E  metrics: ctid_gateway_up{gateway="ping"}, no sample for "live";
    ctid_gateway_calls; ctid_gateway_failovers_total. ctictl gateways
-   prints both gateways.
+   prints both gateways, with the per-concern REGISTER and OPTIONS
+   columns (options_status/options_time of sys.gateways, also checked
+   in A and C).
 F  a gateway whose host is a DNS name ("localhost"): what it resolves to
    is logged once (looked up off the main loop).
 """
@@ -89,9 +91,22 @@ with t:
         t.check_eq(g and g.get("address"), "%s:%d" % (HOST, ping_port),
                    "sys.gateways: ping address")
         t.check_eq(g and g.get("transport"), "udp", "sys.gateways: transport")
+        t.check(g is not None and g.get("options_status") in (None, 408, 503)
+                and isinstance(g.get("options_time"), int)
+                and abs(g["options_time"] - time.time()) < 30,
+                "sys.gateways: ping options_status (none, or our stack's "
+                "408/503) and options_time now", repr(g))
+        t.check(g is not None and g.get("register_status") is None
+                and g.get("register_time") is None,
+                "sys.gateways: ping register_status/_time null", repr(g))
         live = gw_state(c, "live")
         t.check(live is not None and live.get("up") is None,
                 "sys.gateways: live up null (not probed)", live)
+        t.check(live is not None and all(
+            k in live and live[k] is None for k in (
+                "register_status", "register_time", "options_status",
+                "options_time")),
+            "sys.gateways: live register_*/options_* null", repr(live))
     t.run("A: down after two failed pings", down_first)
 
     def skipped():
@@ -128,6 +143,12 @@ with t:
         t.check(isinstance(g and g.get("status_time"), int)
                 and abs(g["status_time"] - time.time()) < 30,
                 "sys.gateways: status_time is now (epoch seconds)", g)
+        t.check_eq(g and g.get("options_status"), 200,
+                   "sys.gateways: options_status 200")
+        t.check(g is not None and g.get("options_time") == g.get("status_time"),
+                "sys.gateways: options_time is the change's time", repr(g))
+        t.check_eq(g and g.get("register_status"), None,
+                   "sys.gateways: register_status still null")
         time.sleep(3.5)   # a few more pings: no more lines
         t.check_eq(log_count("gateway ping: up"), 1,
                    "one up line, none per ping")
@@ -153,12 +174,20 @@ with t:
         t.check_eq(r.returncode, 0, "ctictl gateways: exit 0")
         t.check(re.search(r"^NAME +ADDRESS +TRANSPORT +UP +REGISTERED", out,
                           re.M) is not None, "ctictl gateways: header", out)
+        t.check(re.search(r"^NAME .* FAILOVERS +REGISTER +OPTIONS$", out,
+                          re.M) is not None,
+                "ctictl gateways: REGISTER and OPTIONS columns", out)
         t.check(re.search(r"^ping +127\.0\.0\.1:%d +udp +yes +- +200 " %
                           ping_port, out, re.M) is not None,
                 "ctictl gateways: ping up, status 200", out)
+        t.check(re.search(r"^ping .* +- +200@\d{4}-\d\d-\d\dT\d\d:\d\d:"
+                          r"\d\dZ$", out, re.M) is not None,
+                "ctictl gateways: ping REGISTER -, OPTIONS 200@time", out)
         t.check(re.search(r"^live +127\.0\.0\.1:%d +udp +- +- +- " %
                           live_port, out, re.M) is not None,
                 "ctictl gateways: live not probed", out)
+        t.check(re.search(r"^live .* +- +-$", out, re.M) is not None,
+                "ctictl gateways: live REGISTER -, OPTIONS -", out)
     t.run("E: metrics and ctictl gateways", metrics_and_ctictl)
 
     def down_again():

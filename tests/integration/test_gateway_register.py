@@ -79,6 +79,14 @@ with t:
         t.check(bool(g), "sys.gateways: registered true", g)
         t.check_eq(g and g.get("status"), 200, "sys.gateways: status 200")
         t.check_eq(g and g.get("up"), None, "sys.gateways: up null (no pings)")
+        t.check_eq(g and g.get("register_status"), 200,
+                   "sys.gateways: register_status 200")
+        t.check(g is not None and isinstance(g.get("register_time"), int)
+                and abs(g["register_time"] - time.time()) < 30,
+                "sys.gateways: register_time now", repr(g))
+        t.check(g is not None and g.get("options_status") is None
+                and g.get("options_time") is None,
+                "sys.gateways: options_status/_time null (no pings)", repr(g))
     t.run("A: registers with digest auth", registered)
 
     def refresh():
@@ -123,6 +131,8 @@ with t:
                      is False and gw_state(c, "trunk"), 5)
         t.check(bool(g), "sys.gateways: registered false", g)
         t.check_eq(g and g.get("status"), 401, "sys.gateways: status 401")
+        t.check_eq(g and g.get("register_status"), 401,
+                   "sys.gateways: register_status 401")
         reply = c.call("ext.notify_call.construct", {
             "to_uri": d.uri(kam.port("udp")), "play_content": "short.wav"})
         err = (reply or {}).get("error") or {}

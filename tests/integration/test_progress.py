@@ -9,7 +9,8 @@ A  construct progress:true, the callee rings 400 ms then answers: the
    on_released. on_released has played_ms == 2 plays of the prompt and
    plays 2, and no keys fields (no keys asked).
 B  a call without progress: no on_progress to anyone, even the progress
-   subscriber.
+   subscriber (docs/protocol.md "Who gets them": the construct decides,
+   so a call without the new params takes no more seqs than before).
 C  replay by since: {"since": 0, "progress": true} replays exactly the
    events the progress subscriber got live, in order; {"since": 0} the same
    without the on_progress ones.
@@ -19,6 +20,13 @@ E  keys {"wait_seconds": 1}, no key ever comes: after the prompt the call
    waits about 1 s, then hangs up; keys "", key_time null, then played_ms
    and plays; an unanswered (486) call has played_ms 0 and plays 0.
 F  sys.subscribe {"progress": "yes"}: -32602 naming progress.
+G  early media after ringing (uas_early_media.xml: 183 without SDP, 180,
+   183 with SDP, 180 and 183 with SDP again, 200): ringing, early_media,
+   answered, each once and in that order, then on_released, at the creator
+   and the progress subscriber (same seqs); a replay by since (with
+   progress) gives the same four lines.
+H  early media without ringing (uas_early_media_only.xml: 183 with SDP,
+   200): early_media, answered, on_released; no ringing.
 """
 import os
 import sys
@@ -37,7 +45,8 @@ with t:
     make_prompt(t.path("prompts", "half.wav"), 0.5)
     make_prompt(t.path("prompts", "long.wav"), 4.0)
     make_prompt(t.path("prompts", "short.wav"), 0.3)
-    ports = {k: free_port("udp") for k in ("A", "B", "D", "E", "E2")}
+    ports = {k: free_port("udp") for k in ("A", "B", "D", "E", "E2", "G",
+                                           "H")}
     d = t.ctid(gateways=[gateway("gw" + k, p) for k, p in ports.items()])
     d.start()
     creator = t.client(d.listen_port, "creator")
@@ -209,3 +218,51 @@ with t:
                 and "progress" in r["error"].get("message", ""),
                 "F: progress not a boolean: -32602 naming it", repr(r))
     t.run("F subscribe progress must be a boolean", sub_f)
+
+    def early_media(label, port, scenario, want):
+        """A progress:true call to a callee whose 200 follows a 183 with
+        SDP: the creator and the progress subscriber get want (the states,
+        then "released") in that order, with the same increasing seqs, and
+        a replay by since with progress gives the same lines."""
+        since = max([m["params"]["seq"] for m in prog.events()] or [0])
+        sp, res_id = construct(creator, port, {"progress": True},
+                               sipp=scenario, ring_ms=200)
+        if res_id is None:
+            return
+        ev = creator.wait_event(res_id, timeout=30)
+        check_released(t, ev, res_id, "u-%d" % port, None, "sys",
+                       cause=200, answered=True, label=label)
+        t.check_eq(names(creator, res_id), want,
+                   "%s: creator: %s in order" % (label, ", ".join(want)))
+        evs = creator.events(res_id=res_id)
+        seqs = [m["params"]["seq"] for m in evs]
+        t.check(seqs == sorted(seqs) and len(set(seqs)) == len(want),
+                "%s: seqs increase" % label, repr(seqs))
+        for m in evs[:-1]:
+            t.check_eq(list(m["params"].keys()),
+                       ["res_id", "state", "time", "user_data", "seq"],
+                       "%s: on_progress %s fields in order"
+                       % (label, m["params"].get("state")))
+        prog.wait_event(res_id, timeout=5)
+        t.check_eq([(m["method"], m["params"]["seq"])
+                    for m in prog.events(res_id=res_id)],
+                   [(m["method"], m["params"]["seq"]) for m in evs],
+                   "%s: the progress subscriber got the same events" % label)
+        r = t.client(d.listen_port, "replay-" + label)
+        check_result(t, r.call("sys.subscribe",
+                               {"since": since, "progress": True}),
+                     True, "%s: subscribe since %d with progress"
+                     % (label, since))
+        r.wait_event(res_id, timeout=10)
+        t.check_eq([m.raw for m in r.events(res_id=res_id)],
+                   [m.raw for m in evs],
+                   "%s: the replay by since gives the same lines" % label)
+        r.close()
+        t.check_eq(sp.wait(10), 0, "%s: sipp completed" % label)
+
+    t.run("G early media after ringing",
+          early_media, "G", ports["G"], "uas_early_media.xml",
+          ["ringing", "early_media", "answered", "released"])
+    t.run("H early media without ringing",
+          early_media, "H", ports["H"], "uas_early_media_only.xml",
+          ["early_media", "answered", "released"])

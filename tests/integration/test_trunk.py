@@ -17,11 +17,13 @@ D  an outbound proxy: Route: <sip:PROXY;transport=udp;lr> on the INVITE,
    trunk's host does not resolve.
 E  the allow-list by name: "user@carrier:5060" and "user@nosuch" are not
    configured gateways; a gateway's address without a port still matches.
-F  bad trunk keys: refused at start with FILE:LINE (ctid --check-config)
-   and at SIGHUP with the running configuration kept (the next call still
-   carries the old headers).
+F  bad trunk keys (transport, headers, proxy, tls_ca_file): each refused at
+   start with FILE:LINE (ctid --check-config) and at SIGHUP with FILE:LINE:
+   reason in the log and the running configuration kept (after each, the
+   next call through the gateway is the old one: same headers, no Route).
 """
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -175,15 +177,55 @@ def main(t):
             t.check(r.returncode != 0 and "%s:3: %s" % (path, why) in out,
                     "F: refused at start: %s" % line, out[-400:])
         good = d.conf_text()
-        bad = good.replace("X-Account: 42;", "X-Account: 43; Route: <sip:x>;")
-        t.check(bad != good, "F: harness: the bad config differs")
-        t.check(d.reload(bad, wait_for="configuration not reloaded"),
-                "F: SIGHUP refuses the bad headers", d.log_tail(10))
-        t.check("headers: 'Route' is a header ctid writes itself" in d.log_text(),
-                "F: ... and says why", d.log_tail(10))
-        inv = place(t, c, "13800000000@carrier", "F", port=p_udp)
-        t.check_eq(header(inv, "X-Account"), "42",
-                   "F: the running configuration was kept")
+        # The same four at SIGHUP: each bad line put into the running
+        # [gateway carrier] (after its caller_id line, or the headers
+        # line changed in place) must be refused with FILE:LINE: reason,
+        # and the next call through carrier must still be the old one
+        # (its X-Account 42; a bad transport/proxy/CA applied would move
+        # or break it).
+        lines = good.split("\n")
+        at = lines.index("caller_id = 4001")
+        for n, (line, why) in enumerate((
+                ("transport = sctp", "transport: expected udp, tcp or tls"),
+                ("headers = X-Account: 43; Route: <sip:x>",
+                 "headers: 'Route' is a header ctid writes itself"),
+                ("proxy = a b", "proxy: expected HOST[:PORT]"),
+                ("tls_ca_file = /nonexistent.pem",
+                 "tls_ca_file: /nonexistent.pem: No such file"))):
+            if line.startswith("headers ="):
+                hl = [i for i, ln in enumerate(lines)
+                      if ln.startswith("headers = ")]
+                bad_lines = list(lines)
+                bad_lines[hl[0]] = line
+                lineno = hl[0] + 1
+            else:
+                bad_lines = lines[:at + 1] + [line] + lines[at + 1:]
+                lineno = at + 2
+            bad = "\n".join(bad_lines)
+            t.check(bad != good, "F: harness: the bad config differs")
+            before = d.log_text().count("configuration not reloaded")
+            with open(d.conf_path, "w") as f:
+                f.write(bad)
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while (d.log_text().count("configuration not reloaded") == before
+                   and time.time() < deadline):
+                time.sleep(0.05)
+            t.check_eq(d.log_text().count("configuration not reloaded"),
+                       before + 1, "F: SIGHUP refuses %s" % line)
+            where = "%s:%d: %s" % (d.conf_path, lineno, why)
+            t.check(where in d.log_text(),
+                    "F: ... and says where and why (%s)" % where,
+                    d.log_tail(6))
+            t.check(d.alive(), "F: the daemon runs on after %s" % line)
+            inv = place(t, c, "13800000000@carrier", "F%d" % n, port=p_udp)
+            t.check_eq(header(inv, "X-Account"), "42",
+                       "F: after %s the running configuration was kept" % line)
+            t.check(header(inv, "Route") is None,
+                    "F: ... no Route (no proxy) after %s" % line)
+        # back to the good file (what is on disk must not stay bad)
+        with open(d.conf_path, "w") as f:
+            f.write(good)
         t.check(d.reload(good.replace("X-Account: 42", "X-Account: 44"),
                          wait_for="X-Account: 44"),
                 "F: a good SIGHUP logs the changed headers", d.log_tail(10))

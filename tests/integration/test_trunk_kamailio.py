@@ -22,8 +22,23 @@ D  Kamailio challenges ctid's INVITE with digest auth (407): with the
    completes; with a wrong password the second 407 ends the call
    ("dial failed", cause 407) after exactly two INVITEs, no loop, and
    leaves nothing behind (ctid stops without waiting for it).
+E  the whole hosted-trunk flow, over TLS and over TCP: a Kamailio that
+   challenges REGISTER (401) and INVITE (407); ctid's gateways have
+   register = yes, the transport, proxy = Kamailio's listener of that
+   transport (TLS verified against the test CA). ctid registers through
+   it (a challenged REGISTER, then one with credentials, saved), then a
+   call goes ctid -> Kamailio -> sipp (Kamailio's downstream): the INVITE
+   is challenged once and answered with credentials over the same
+   transport, the callee answers, the prompt arrives byte for byte at the
+   callee's RTP port, and ctid's BYE goes back through Kamailio over the
+   trunk's transport. sys.gateways shows registered, register_status 200.
+F  failover after a TLS failure: to_uri [kwrong (certificate for the
+   wrong name, tls_verify = yes), kudp]: the call plays at the second
+   entry (RTP at sipp's sink) and the event carries attempts
+   [{kwrong, 503}, {kudp, 200}].
 """
 import os
+import re
 import shutil
 import struct
 import sys
@@ -31,7 +46,8 @@ import sys
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctidtest import (Test, check_construct_result, check_released,  # noqa: E402
-                      make_prompt, gateway, header, free_port)
+                      check_one_stream, expected_payload, make_prompt,
+                      gateway, header, free_port)
 from baresip import Baresip  # noqa: E402
 from kamailio import Kamailio, tls_material  # noqa: E402
 
@@ -186,6 +202,144 @@ def case_d(t, uas_port):
             d.log_tail(5))
 
 
+def gw_state(c, name):
+    for g in c.result("sys.gateways") or []:
+        if g.get("name") == name:
+            return g
+    return None
+
+
+def case_e(t, uas_port):
+    """The hosted-trunk flow (module doc, E) over tls and tcp."""
+    users = {"tlsuser": "tls-pw", "tcpuser": "tcp-pw"}
+    kam = Kamailio(t, name="kamailio-hosted", users=users, tls=True,
+                   register_auth=True, invite_auth=True,
+                   downstream=uas_port).start()
+    gws = [gateway("hosted%s" % tr, None, host="hosted-%s.invalid" % tr,
+                   domain=DOMAIN, transport=tr, proxy=kam.address(tr),
+                   tls_ca_file=kam.ca_file, register="yes",
+                   username="%suser" % tr, password=users["%suser" % tr])
+           for tr in ("tls", "tcp")]
+    d = t.ctid(name="ctid-hosted", gateways=gws)
+    d.start()
+    c = t.client(d.listen_port)
+    # a first request now: a connection silent for handshake_timeout
+    # (10 s) is closed, and waiting for a registration may take that long
+    c.result("sys.gateways")
+    expected = expected_payload(t.path("prompts", "notice.wav"), 8, 0)
+    for tr in ("tls", "tcp"):
+        label, user = "E %s" % tr, "%suser" % tr
+        aor = "sip:%s@%s" % (user, DOMAIN)
+        t.check(d.wait_log("gateway hosted%s: registered as %s@%s (200"
+                           % (tr, user, DOMAIN), 10),
+                "%s: ctid logs registered" % label, d.log_tail(15))
+        t.check(kam.wait_log(r"KAM REG %s saved" % re.escape(aor), 5)
+                is not None, "%s: Kamailio saved the binding" % label,
+                kam.log_tail(15))
+        regs = [r for r in kam.requests("REGISTER")
+                if aor in (r.get("to") or "")]
+        t.check(len(regs) >= 2 and regs[0]["auth"] is None
+                and regs[1]["auth"] == user,
+                "%s: the REGISTER was challenged (401), then sent with "
+                "credentials" % label, "%s" % regs)
+        t.check(regs and all(r["proto"] == tr for r in regs),
+                "%s: every REGISTER came over %s" % (label, tr), "%s" % regs)
+        t.check(any(r["code"] == 401 and r["cseq"].endswith("REGISTER")
+                    for r in kam.replies(local=True)),
+                "%s: Kamailio sent the 401" % label)
+        g = gw_state(c, "hosted" + tr) or {}
+        t.check(g.get("registered") is True and g.get("register_status") == 200
+                and g.get("transport") == tr,
+                "%s: sys.gateways registered, register_status 200" % label,
+                "%s" % g)
+
+        mark = kam.mark()
+        sink = t.rtp_sink("hosted-" + tr)
+        uas = t.sipp("uas_proxied_wait_bye.xml", port=uas_port,
+                     rtp_sink_port=sink.port, codec=8).start()
+        res_id, ev = call(t, c, "13800000000@hosted" + tr, label)
+        if res_id is None:
+            continue
+        check_released(t, ev, res_id, None, None, "sys", cause=200,
+                       answered=True, label=label)
+        uas.check_exit(t, "%s: the callee got the INVITE and ctid's BYE"
+                       % label)
+        uas.close()   # a failed one must not hold uas_port for the next
+        invs = kam.requests("INVITE", since=mark)
+        t.check(len(invs) == 2 and invs[0]["auth"] is None
+                and invs[1]["auth"] == user
+                and all(i["proto"] == tr for i in invs),
+                "%s: the INVITE over %s was challenged, then sent with "
+                "credentials" % (label, tr), "%s" % invs)
+        t.check(any(r["code"] == 407 and r["cseq"].endswith("INVITE")
+                    for r in kam.replies(since=mark, local=True)),
+                "%s: Kamailio sent the 407" % label)
+        t.check(kam.wait_log(r"KAM AUTH INVITE ok user=%s" % user,
+                             since=mark, timeout=2),
+                "%s: Kamailio accepted the INVITE's credentials" % label)
+        got = uas.received("INVITE")
+        t.check(got and got[0].startswith(
+            "INVITE sip:13800000000@%s SIP/2.0" % DOMAIN)
+            and header(got[0], "Record-Route") is not None,
+            "%s: the callee got the INVITE at the domain, Record-Routed"
+            % label, got[0][:300] if got else "none")
+        sink.wait_quiet()
+        check_one_stream(t, sink, expected, 8,
+                         "%s: RTP at the callee" % label)
+        t.check(kam.wait_log(r"KAM REQ BYE ", since=mark, timeout=5),
+                "%s: the BYE went through Kamailio" % label)
+        bye = kam.requests("BYE", since=mark)
+        t.check(bye and bye[0]["proto"] == tr,
+                "%s: ctid's BYE went to Kamailio over %s" % (label, tr),
+                "%s" % bye)
+        t.check(200 in [r["code"] for r in kam.replies(since=mark)
+                        if r["cseq"].endswith("BYE")],
+                "%s: the callee's 200 to the BYE came back through Kamailio"
+                % label, "%s" % kam.replies(since=mark))
+    t.check_eq(d.stop(), 0, "E: ctid exits 0")
+
+
+def case_f(t, kam, d, c, uas_port):
+    """Failover after a TLS failure (module doc, F)."""
+    sink = t.rtp_sink("tls-failover")
+    uas = t.sipp("uas_proxied_wait_bye.xml", port=uas_port,
+                 rtp_sink_port=sink.port, codec=8).start()
+    mark = kam.mark()
+    uris = ["13800000000@kwrong", "13800000000@kudp"]
+    reply = c.call("ext.notify_call.construct", {
+        "to_uri": uris, "play_content": "notice.wav", "play_repeat": 0})
+    res_id, _ = check_construct_result(t, reply, "0.0.0", uris[0], None,
+                                       label="F")
+    ev = c.wait_event(res_id, timeout=30) if res_id else None
+    check_released(t, ev, res_id, None, None, "sys", cause=200,
+                   answered=True, label="F")
+    att = (ev or {}).get("params", {}).get("attempts")
+    t.check(isinstance(att, list) and len(att) == 2
+            and att[0].get("gateway") == "kwrong"
+            and att[0].get("status") == 503
+            and att[1].get("gateway") == "kudp"
+            and att[1].get("status") == 200,
+            "F: attempts [{kwrong, 503}, {kudp, 200}]", repr(att))
+    uas.check_exit(t, "F: the second entry's callee got the call")
+    uas.close()   # a failed one must not hold uas_port for D and E
+    sink.wait_quiet()
+    check_one_stream(t, sink, expected_payload(
+        t.path("prompts", "notice.wav"), 8, 0), 8, "F: RTP at the second entry")
+    invs = kam.requests("INVITE", since=mark)
+    t.check(len(invs) == 1 and invs[0]["proto"] == "udp",
+            "F: only the second entry's INVITE reached Kamailio (over udp)",
+            "%s" % invs)
+    # the gateways' addresses (host, port in effect), not the names
+    # written in to_uri as if they were hosts ("kwrong:5060")
+    t.check(re.search(r": 503 \(our stack\) from kwrong "
+                      r"\(kwrong\.invalid:5061\); "
+                      r"trying to_uri\[1\] kudp\.invalid:5060$",
+                      d.log_text(), re.M),
+            "F: the failover is logged with the gateways' addresses",
+            "\n".join(ln for ln in d.log_text().splitlines()
+                      if "trying to_uri" in ln))
+
+
 PROMPT_SECONDS = 2.0
 
 
@@ -226,7 +380,10 @@ def main(t):
     t.run("A: UDP, TCP, TLS through Kamailio", case_a, t, kam, d, c, uas_port)
     t.run("B: TLS certificate names", case_b, t, kam, d, c, uas_port)
     t.run("C: a registered phone behind Kamailio", case_c, t, kam, d, c)
+    t.run("F: failover after a TLS failure", case_f, t, kam, d, c, uas_port)
     t.run("D: Kamailio challenges the INVITE (407)", case_d, t, uas_port)
+    t.run("E: hosted trunk: register and call over TLS and TCP", case_e, t,
+          uas_port)
 
 
 t = Test("trunk_kamailio")

@@ -351,6 +351,40 @@ static void waiter_done(void *arg, struct call *call,
     f->refused = call ? 0 : err->code;
 }
 
+/* A construct of params text, placing the waiter's hook (NULL: none);
+ * the call it placed, or NULL with the refusal's code in f->refused. */
+static struct call *construct_hooked(
+    struct fixture *f, const char *text,
+    int (*placing)(void *arg, struct call *call, struct rpc_error *err))
+{
+    json_t *params = json_loads(text, 0, NULL);
+    assert_non_null(params);
+    struct api_construct a;
+    struct rpc_error err;
+    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
+    struct calls_waiter w = {waiter_wanted, waiter_done, f, placing};
+    f->placed = NULL;
+    f->refused = -1;
+    calls_construct(&f->calls, 7, &a, &w);
+    api_construct_free(&a);
+    json_decref(params);
+    return f->placed;
+}
+
+static struct call *construct_text(struct fixture *f, const char *text)
+{
+    return construct_hooked(f, text, NULL);
+}
+
+/* A construct of params text that must be placed; the call. */
+static struct call *construct_placed(struct fixture *f, const char *text)
+{
+    struct call *c = construct_text(f, text);
+    assert_int_equal(f->refused, 0);
+    assert_non_null(c);
+    return c;
+}
+
 /* A construct of to_uri (JSON) to the fixture's gateways; the call. */
 static struct call *construct_to(struct fixture *f, const char *to_uri,
                                  unsigned max_ring)
@@ -360,19 +394,7 @@ static struct call *construct_to(struct fixture *f, const char *to_uri,
              "{\"to_uri\":%s,\"play_content\":\"a.wav\","
              "\"max_ring_seconds\":%u}",
              to_uri, max_ring);
-    json_t *params = json_loads(text, 0, NULL);
-    struct api_construct a;
-    struct rpc_error err;
-    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
-    struct calls_waiter w = {waiter_wanted, waiter_done, f, NULL};
-    f->placed = NULL;
-    f->refused = -1;
-    calls_construct(&f->calls, 7, &a, &w);
-    api_construct_free(&a);
-    json_decref(params);
-    assert_int_equal(f->refused, 0);
-    assert_non_null(f->placed);
-    return f->placed;
+    return construct_placed(f, text);
 }
 
 /* A construct with more named params (extra: ",\"keys\":{...}"). */
@@ -382,26 +404,24 @@ static struct call *construct_with(struct fixture *f, const char *extra)
     snprintf(text, sizeof text,
              "{\"to_uri\":\"1000@127.0.0.1:5062\",\"play_content\":\"a.wav\""
              "%s}", extra);
-    json_t *params = json_loads(text, 0, NULL);
-    assert_non_null(params);
-    struct api_construct a;
-    struct rpc_error err;
-    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
-    struct calls_waiter w = {waiter_wanted, waiter_done, f, NULL};
-    f->placed = NULL;
-    f->refused = -1;
-    calls_construct(&f->calls, 7, &a, &w);
-    api_construct_free(&a);
-    json_decref(params);
-    assert_int_equal(f->refused, 0);
-    assert_non_null(f->placed);
-    return f->placed;
+    return construct_placed(f, text);
 }
 
 /* A construct to the fixture's gateway; the call it placed. */
 static struct call *construct(struct fixture *f, unsigned max_ring)
 {
     return construct_to(f, "\"1000@127.0.0.1:5062\"", max_ring);
+}
+
+/* The callee's RTP address in an answer: 127.0.0.1:30000; its length. */
+static socklen_t callee_rtp(struct sockaddr_storage *dest)
+{
+    memset(dest, 0, sizeof *dest);
+    struct sockaddr_in *sin = (struct sockaddr_in *)dest;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(30000);
+    sin->sin_addr.s_addr = htonl(0x7f000001);
+    return sizeof *sin;
 }
 
 /* The event the SIP thread would post, built by its own constructors;
@@ -412,17 +432,13 @@ static void sip_event(struct fixture *f, enum sip_event_type type,
     struct sip_event ev;
     memset(&ev, 0, sizeof ev);
     struct sockaddr_storage dest;
-    memset(&dest, 0, sizeof dest);
-    struct sockaddr_in *sin = (struct sockaddr_in *)&dest;
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(30000);
-    sin->sin_addr.s_addr = htonl(0x7f000001);
+    socklen_t dest_len = callee_rtp(&dest);
     switch (type) {
     case SIP_EV_PROGRESS:
         ev = sip_event_progress(id, status, false);
         break;
     case SIP_EV_ANSWERED:
-        ev = sip_event_answered(id, status, 8, &dest, sizeof *sin, 0);
+        ev = sip_event_answered(id, status, 8, &dest, dest_len, 0);
         break;
     case SIP_EV_FAILED:
         ev = sip_event_failed(id, status, false);
@@ -487,14 +503,10 @@ static void assert_released_once(struct fixture *f, uint64_t id,
 static void answered_te(struct fixture *f, struct call *c, int te)
 {
     struct sockaddr_storage dest;
-    memset(&dest, 0, sizeof dest);
-    struct sockaddr_in *sin = (struct sockaddr_in *)&dest;
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(30000);
-    sin->sin_addr.s_addr = htonl(0x7f000001);
+    socklen_t dest_len = callee_rtp(&dest);
     ringing(f, c);
     struct sip_event ev =
-        sip_event_answered(c->process_id, 200, 8, &dest, sizeof *sin, 0);
+        sip_event_answered(c->process_id, 200, 8, &dest, dest_len, 0);
     ev.answered.te_payload_type = te;
     calls_on_sip_event(&f->calls, &ev);
 }
@@ -606,20 +618,14 @@ static void test_shutdown(void **state)
     }
 }
 
+#define ONE_CALL \
+    "{\"to_uri\":\"1000@127.0.0.1:5062\",\"play_content\":\"a.wav\"}"
+
 static void test_shutdown_refuses_new_calls(void **state)
 {
     struct fixture *f = *state;
     calls_stop(&f->calls);
-    json_t *params = json_loads("{\"to_uri\":\"1000@127.0.0.1:5062\","
-                                "\"play_content\":\"a.wav\"}",
-                                0, NULL);
-    struct api_construct a;
-    struct rpc_error err;
-    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
-    struct calls_waiter w = {waiter_wanted, waiter_done, f, NULL};
-    calls_construct(&f->calls, 7, &a, &w);
-    api_construct_free(&a);
-    json_decref(params);
+    construct_text(f, ONE_CALL);
     assert_null(f->placed);
     assert_int_equal(f->refused, RPC_UNAVAILABLE);
     assert_int_equal(rec.invites, 0);
@@ -640,16 +646,7 @@ static int placing_refuse(void *arg, struct call *call, struct rpc_error *err)
 static void test_placing_hook_refuses(void **state)
 {
     struct fixture *f = *state;
-    json_t *params = json_loads("{\"to_uri\":\"1000@127.0.0.1:5062\","
-                                "\"play_content\":\"a.wav\"}",
-                                0, NULL);
-    struct api_construct a;
-    struct rpc_error err;
-    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
-    struct calls_waiter w = {waiter_wanted, waiter_done, f, placing_refuse};
-    calls_construct(&f->calls, 7, &a, &w);
-    api_construct_free(&a);
-    json_decref(params);
+    construct_hooked(f, ONE_CALL, placing_refuse);
     assert_null(f->placed);
     assert_int_equal(f->refused, RPC_INTERNAL_ERROR);
     assert_int_equal(rec.invites, 0);
@@ -791,6 +788,19 @@ static void assert_attempt(size_t i, const char *to_uri, const char *gateway,
                      status);
 }
 
+/* A call to TWO_GATEWAYS whose first INVITE failed with status: its
+ * process id; the call in *c unless c is NULL (for a failure that ends
+ * the call, which frees it). */
+static uint64_t first_failed(struct fixture *f, int status, struct call **c)
+{
+    struct call *call = construct_to(f, TWO_GATEWAYS, 30);
+    uint64_t id = call->process_id;
+    if (c != NULL)
+        *c = call;
+    sip_event(f, SIP_EV_FAILED, id, status);
+    return id;
+}
+
 /* The open call's ledger record, as a restart would read it. */
 static void ledger_record(struct fixture *f, uint64_t id,
                           struct ledger_call *out)
@@ -894,9 +904,7 @@ static void test_failover_runs_out(void **state)
 static void test_failover_not_on_486(void **state)
 {
     struct fixture *f = *state;
-    struct call *c = construct_to(f, TWO_GATEWAYS, 30);
-    uint64_t id = c->process_id;
-    sip_event(f, SIP_EV_FAILED, id, 486);
+    uint64_t id = first_failed(f, 486, NULL);
     assert_int_equal(rec.invites, 1);
     assert_released_once(f, id, "call rejected", "usr", 486);
     assert_null(rec.attempts);
@@ -908,9 +916,8 @@ static void test_failover_not_on_486(void **state)
 static void test_failover_then_drop(void **state)
 {
     struct fixture *f = *state;
-    struct call *c = construct_to(f, TWO_GATEWAYS, 30);
-    uint64_t id = c->process_id;
-    sip_event(f, SIP_EV_FAILED, id, 500);
+    struct call *c;
+    uint64_t id = first_failed(f, 500, &c);
     assert_int_equal(rec.invites, 2);
     call_input(c, CALL_IN_DROP, 0, true);
     assert_int_equal(rec.hangups, 1);
@@ -920,15 +927,11 @@ static void test_failover_then_drop(void **state)
     assert_attempt(1, "2000@127.0.0.2:5064", "gw2", 487);
 
     reset_rec();
-    c = construct_to(f, TWO_GATEWAYS, 30);
-    id = c->process_id;
-    sip_event(f, SIP_EV_FAILED, id, 502);
+    id = first_failed(f, 502, &c);
     expire(f, c->dial_timer); /* the budget of the first INVITE */
     assert_released_once(f, id, "call timeout", "sys", 408);
     reset_rec();
-    c = construct_to(f, TWO_GATEWAYS, 30);
-    id = c->process_id;
-    sip_event(f, SIP_EV_FAILED, id, 503);
+    id = first_failed(f, 503, NULL);
     calls_end_all(&f->calls);
     assert_released_once(f, id, "shutdown", "sys", 487);
 }
@@ -946,9 +949,7 @@ static void test_failover_needs_capacity(void **state)
     struct fixture *f = *state;
     f->conf.gateways[1].max_calls = 1;
     f->calls.gateway_calls[1] = 1; /* another call holds gw2's slot */
-    struct call *c = construct_to(f, TWO_GATEWAYS, 30);
-    uint64_t id = c->process_id;
-    sip_event(f, SIP_EV_FAILED, id, 503);
+    uint64_t id = first_failed(f, 503, NULL);
     assert_int_equal(rec.invites, 1);
     f->calls.gateway_calls[1] = 0;
     assert_released_once(f, id, "dial failed", "sys", 503);
@@ -956,9 +957,7 @@ static void test_failover_needs_capacity(void **state)
 
     reset_rec();
     f->calls.env.gateway_usable = usable_not_gw2;
-    c = construct_to(f, TWO_GATEWAYS, 30);
-    id = c->process_id;
-    sip_event(f, SIP_EV_FAILED, id, 503);
+    id = first_failed(f, 503, NULL);
     assert_int_equal(rec.invites, 1);
     assert_released_once(f, id, "dial failed", "sys", 503);
 }
@@ -977,23 +976,6 @@ static void test_failover_same_gateway(void **state)
     assert_int_equal(f->calls.gateway_calls[0], 1);
     call_input(c, CALL_IN_DROP, 0, true);
     assert_released_once(f, id, "canceled", "sys", 487);
-}
-
-/* A construct of params text; the call it placed, or NULL with the
- * refusal's code in f->refused. */
-static struct call *construct_text(struct fixture *f, const char *text)
-{
-    json_t *params = json_loads(text, 0, NULL);
-    struct api_construct a;
-    struct rpc_error err;
-    assert_int_equal(api_parse_construct(params, 60, &a, &err), 0);
-    struct calls_waiter w = {waiter_wanted, waiter_done, f, NULL};
-    f->placed = NULL;
-    f->refused = -1;
-    calls_construct(&f->calls, 7, &a, &w);
-    api_construct_free(&a);
-    json_decref(params);
-    return f->placed;
 }
 
 /* A to_uri naming the gateway: the INVITE the main thread asks for

@@ -37,6 +37,32 @@ static struct cdr_record answered_record(void)
     return r;
 }
 
+/* answered_record() refused by the callee with 486 after 4 s; null
+ * user_data. */
+static struct cdr_record failed_record(void)
+{
+    struct cdr_record r = answered_record();
+    r.answered = false;
+    r.answer_time = 0;
+    r.end_type = "usr";
+    r.error = "call rejected";
+    r.cause = 486;
+    r.end_time = r.begin_time + 4;
+    r.user_data = NULL;
+    return r;
+}
+
+/* The whole file at path as a string in buf; its length. */
+static size_t read_file(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return n;
+}
+
 static void test_answered_line(void **state)
 {
     (void)state;
@@ -55,14 +81,7 @@ static void test_answered_line(void **state)
 static void test_failed_line(void **state)
 {
     (void)state;
-    struct cdr_record r = answered_record();
-    r.answered = false;
-    r.answer_time = 0;
-    r.end_type = "usr";
-    r.error = "call rejected";
-    r.cause = 486;
-    r.end_time = r.begin_time + 4;
-    r.user_data = NULL;
+    struct cdr_record r = failed_record();
     char line[1024];
     cdr_format(&r, line, sizeof line);
     /* Not answered: answer_time empty, talk 0; failure cause names the
@@ -106,12 +125,8 @@ static void test_file_append_and_reopen(void **state)
     assert_int_equal(cdr_write(&c, &r), 0);
     cdr_close(&c);
     char buf[4096];
-    FILE *f = fopen(moved, "r");
-    size_t n1 = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    f = fopen(path, "r");
-    size_t n2 = fread(buf, 1, sizeof buf, f);
-    fclose(f);
+    size_t n1 = read_file(moved, buf, sizeof buf);
+    size_t n2 = read_file(path, buf, sizeof buf);
     assert_int_equal(n1, 2 * n2);
     assert_int_equal(tu_rmtree(dir), 0);
     /* Disabled: writes succeed and go nowhere. */
@@ -130,6 +145,19 @@ static void test_file_append_and_reopen(void **state)
  * callstatus, endtype, ipscreason, callfailcause, callbegintime,
  * connectbegintime, callendtime, talkduration, projectid, flowid,
  * additionalinfo1..5. Times in TZ=UTC (set in main). */
+
+/* answered_record()'s first columns, id to ani. */
+#define IPSC_HEAD                                                          \
+    ",1.2.3,6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f,1795617972000001,"        \
+    "6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f@ctid,,,10086,"
+/* answered_record()'s dnis to flowid: callee, answered, times, talk. */
+#define IPSC_ANSWERED                                                      \
+    "13800000000,,13800000000@10.0.0.5:5060,1,2,,1,1,,,"                   \
+    "2026-11-25 14:46:12,2026-11-25 14:46:15,"                             \
+    "2026-11-25 14:46:30,15,,,"
+/* additionalinfo1: the res_id. */
+#define IPSC_RES_ID "1.2.3-ext.notify_call-1795617972000001,"
+
 static void test_ipsc_answered_line(void **state)
 {
     (void)state;
@@ -137,36 +165,21 @@ static void test_ipsc_answered_line(void **state)
     char line[1024];
     int n = cdr_format_ipsc(&r, line, sizeof line);
     assert_string_equal(
-        line, ",1.2.3,6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f,1795617972000001,"
-              "6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f@ctid,,,10086,"
-              "13800000000,,13800000000@10.0.0.5:5060,1,2,,1,1,,,"
-              "2026-11-25 14:46:12,2026-11-25 14:46:15,"
-              "2026-11-25 14:46:30,15,,,"
-              "1.2.3-ext.notify_call-1795617972000001,order 42,,,\n");
+        line, IPSC_HEAD IPSC_ANSWERED IPSC_RES_ID "order 42,,,\n");
     assert_int_equal(n, (int)strlen(line));
 }
 
 static void test_ipsc_failed_line(void **state)
 {
     (void)state;
-    struct cdr_record r = answered_record();
-    r.answered = false;
-    r.answer_time = 0;
-    r.end_type = "usr";
-    r.error = "call rejected";
-    r.cause = 486;
-    r.end_time = r.begin_time + 4;
-    r.user_data = NULL;
+    struct cdr_record r = failed_record();
     r.callee = "sip:13900000000@gw.example.com";
     char line[1024];
     cdr_format_ipsc(&r, line, sizeof line);
     assert_string_equal(
-        line, ",1.2.3,6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f,1795617972000001,"
-              "6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f@ctid,,,10086,"
-              "13900000000,,sip:13900000000@gw.example.com,1,2,,0,2,"
-              "call rejected,486,2026-11-25 14:46:12,,"
-              "2026-11-25 14:46:16,0,,,"
-              "1.2.3-ext.notify_call-1795617972000001,,,,\n");
+        line, IPSC_HEAD "13900000000,,sip:13900000000@gw.example.com,1,2,,0,2,"
+                        "call rejected,486,2026-11-25 14:46:12,,"
+                        "2026-11-25 14:46:16,0,,," IPSC_RES_ID ",,,\n");
 }
 
 static void test_ipsc_quoting(void **state)
@@ -176,14 +189,8 @@ static void test_ipsc_quoting(void **state)
     r.user_data = "a,b \"c\"\nd";
     char line[1024];
     cdr_format_ipsc(&r, line, sizeof line);
-    assert_string_equal(
-        line, ",1.2.3,6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f,1795617972000001,"
-              "6f1c0b9e-1d2a-4c3b-9e8f-0a1b2c3d4e5f@ctid,,,10086,"
-              "13800000000,,13800000000@10.0.0.5:5060,1,2,,1,1,,,"
-              "2026-11-25 14:46:12,2026-11-25 14:46:15,"
-              "2026-11-25 14:46:30,15,,,"
-              "1.2.3-ext.notify_call-1795617972000001,"
-              "\"a,b \"\"c\"\"\nd\",,,\n");
+    assert_string_equal(line, IPSC_HEAD IPSC_ANSWERED IPSC_RES_ID
+                        "\"a,b \"\"c\"\"\nd\",,,\n");
 }
 
 /* The style chosen after cdr_open decides what cdr_write appends. */
@@ -204,10 +211,8 @@ static void test_ipsc_file(void **state)
     struct cdr_record r = answered_record();
     assert_int_equal(cdr_write(&c, &r), 0);
     cdr_close(&c);
-    char buf[4096] = "", want[1024];
-    FILE *f = fopen(path, "r");
-    buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
-    fclose(f);
+    char buf[4096], want[1024];
+    read_file(path, buf, sizeof buf);
     cdr_format_ipsc(&r, want, sizeof want);
     assert_string_equal(buf, want);
     assert_int_equal(tu_rmtree(dir), 0);

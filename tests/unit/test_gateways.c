@@ -138,7 +138,11 @@ static void test_json(void **state)
                            "\"transport\":\"udp\",\"up\":null,"
                            "\"registered\":null,\"status\":null,"
                            "\"status_time\":null,\"active_calls\":4,"
-                           "\"max_calls\":30,\"failovers\":2}]");
+                           "\"max_calls\":30,\"failovers\":2,"
+                           "\"register_status\":null,"
+                           "\"register_time\":null,"
+                           "\"options_status\":null,"
+                           "\"options_time\":null}]");
     free(s);
     json_decref(j);
     send_ev(&g, 0, "t1", SIP_GW_REGISTERED, 200, false);
@@ -147,6 +151,54 @@ static void test_json(void **state)
     assert_true(json_is_true(json_object_get(o, "registered")));
     assert_int_equal(json_integer_value(json_object_get(o, "status")), 200);
     assert_true(json_integer_value(json_object_get(o, "status_time")) > 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(o, "register_status")), 200);
+    assert_true(json_integer_value(json_object_get(o, "register_time")) > 0);
+    /* not probed: options null even after a (stray) OPTIONS change */
+    assert_true(json_is_null(json_object_get(o, "options_status")));
+    assert_true(json_is_null(json_object_get(o, "options_time")));
+    json_decref(j);
+}
+
+/* A gateway that registers and is probed: each concern keeps its own
+ * last status and time, while status / status_time are the last change
+ * of either kind (the fields issue 13 asks for beside them). */
+static void test_json_concerns(void **state)
+{
+    (void)state;
+    static struct conf c;
+    memset(&c, 0, sizeof c);
+    add_gw(&c, "both", "10.0.0.1", true, 5);
+    add_gw(&c, "ping", "10.0.0.2", false, 5);
+    struct gateways g;
+    gateways_init(&g, &c);
+    unsigned calls[CONF_MAX_GATEWAYS] = {0};
+    uint64_t failovers[CONF_MAX_GATEWAYS] = {0};
+    send_ev(&g, 0, "both", SIP_GW_REFUSED, 403, false);
+    g.gw[0].reg_time -= 100; /* earlier than the OPTIONS change below */
+    send_ev(&g, 0, "both", SIP_GW_UP, 200, false);
+    send_ev(&g, 1, "ping", SIP_GW_DOWN, 0, true); /* unanswered pings */
+    json_t *j = gateways_json(&g, calls, failovers);
+    json_t *o = json_array_get(j, 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "status")), 200);
+    assert_int_equal(
+        json_integer_value(json_object_get(o, "register_status")), 403);
+    assert_int_equal(
+        json_integer_value(json_object_get(o, "options_status")), 200);
+    json_int_t rt = json_integer_value(json_object_get(o, "register_time"));
+    json_int_t ot = json_integer_value(json_object_get(o, "options_time"));
+    assert_true(rt > 0 && ot > 0);
+    assert_int_equal(ot - rt, 100);
+    assert_int_equal(json_integer_value(json_object_get(o, "status_time")),
+                     ot);
+    assert_true(json_is_false(json_object_get(o, "registered")));
+    assert_true(json_is_true(json_object_get(o, "up")));
+    o = json_array_get(j, 1);
+    assert_true(json_is_null(json_object_get(o, "register_status")));
+    assert_true(json_is_null(json_object_get(o, "register_time")));
+    /* down with no answer at all: no status, but when it happened */
+    assert_true(json_is_null(json_object_get(o, "options_status")));
+    assert_true(json_integer_value(json_object_get(o, "options_time")) > 0);
     json_decref(j);
 }
 
@@ -171,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_state_changes),
         cmocka_unit_test(test_reload_by_name),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json_concerns),
         cmocka_unit_test(test_retry_delay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,8 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "g711.h"
 #include "media.h"
+#include "mediatest.h"
 
 /* Two media threads, so hand-over across several threads is exercised. */
 #define MEDIA_TEST_THREADS 2
@@ -41,31 +43,18 @@ struct fixture {
     struct media_figures figures; /* the last on_done's */
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* A clip built by hand, freeable by prompt_clip_unref. */
+/* A clip built by hand, its samples a pattern of seed; freeable by
+ * prompt_clip_unref. */
 static struct prompt_clip *make_clip(size_t n_frames, int seed)
 {
-    struct prompt_clip *c = calloc(1, sizeof *c);
+    struct prompt_clip *c = mt_clip(n_frames);
     size_t n = n_frames * PROMPT_FRAME_SAMPLES;
 
-    c->path = strdup("test");
-    c->n_frames = n_frames;
-    c->pcm = malloc(n * sizeof *c->pcm + 1);
-    c->alaw = malloc(n + 1);
-    c->ulaw = malloc(n + 1);
     for (size_t i = 0; i < n; i++) {
         c->pcm[i] = (int16_t)((i * 7919 + (size_t)seed * 104729) * 31);
         c->alaw[i] = g711_alaw_encode(c->pcm[i]);
         c->ulaw[i] = g711_ulaw_encode(c->pcm[i]);
     }
-    c->refs = 1;
     return c;
 }
 
@@ -82,54 +71,19 @@ static int udp_bound(uint16_t port)
     return rc != 0;
 }
 
-/* A port range free right now: 12 ports from a pid-dependent base. */
-static uint16_t free_range(void)
-{
-    for (unsigned k = 0; k < 200; k++) {
-        uint16_t base = (uint16_t)(20000 + ((unsigned)getpid() * 12 + k * 12) %
-                                               30000);
-        int ok = 1;
-
-        base &= (uint16_t)~1u;
-        for (uint16_t p = base; p < base + 12 && ok; p++) {
-            int fd = socket(AF_INET, SOCK_DGRAM, 0);
-            struct sockaddr_in a = {.sin_family = AF_INET,
-                                    .sin_port = htons(p)};
-
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-            close(fd);
-        }
-        if (ok)
-            return base;
-    }
-    fail_msg("no free port range");
-    return 0;
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
-    socklen_t len = sizeof fx->rx_addr;
     char err[128];
-    int buf = 1 << 20;
 
     fx->base = event_base_new();
     assert_non_null(fx->base);
-    fx->port_min = free_range();
+    fx->port_min = mt_free_range(20000, 30000, 12, 12);
     fx->m = media_new(fx->base, "127.0.0.1", fx->port_min,
                       (uint16_t)(fx->port_min + 11), MEDIA_TEST_THREADS, err,
                       sizeof err);
     assert_non_null(fx->m);
-    fx->rx = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    assert_true(fx->rx >= 0);
-    setsockopt(fx->rx, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    fx->rx_addr.sin_family = AF_INET;
-    fx->rx_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fx->rx, (struct sockaddr *)&fx->rx_addr,
-                          sizeof fx->rx_addr), 0);
-    assert_int_equal(getsockname(fx->rx, (struct sockaddr *)&fx->rx_addr,
-                                 &len), 0);
+    fx->rx = mt_udp_socket(&fx->rx_addr);
     *state = fx;
     return 0;
 }
@@ -204,22 +158,11 @@ static size_t receive_all(struct fixture *fx, uint8_t (*pkts)[512],
     return n;
 }
 
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Checks a played sequence against the frames expected in order. */
 static void check_packets(uint8_t (*pkts)[512], const ssize_t *lens,
                           size_t n, int pt, const uint8_t *const *frames)
 {
-    uint32_t ssrc = get32(pkts[0] + 8);
+    uint32_t ssrc = mt_get32(pkts[0] + 8);
 
     for (size_t k = 0; k < n; k++) {
         const uint8_t *p = pkts[k];
@@ -228,10 +171,10 @@ static void check_packets(uint8_t (*pkts)[512], const ssize_t *lens,
         assert_int_equal(p[0], 0x80);
         assert_int_equal(p[1] & 0x80, k == 0 ? 0x80 : 0);
         assert_int_equal(p[1] & 0x7F, pt);
-        assert_int_equal(get16(p + 2), (uint16_t)(get16(pkts[0] + 2) + k));
-        assert_int_equal(get32(p + 4),
-                         (uint32_t)(get32(pkts[0] + 4) + 160 * k));
-        assert_int_equal(get32(p + 8), ssrc);
+        assert_int_equal(mt_get16(p + 2), (uint16_t)(mt_get16(pkts[0] + 2) + k));
+        assert_int_equal(mt_get32(p + 4),
+                         (uint32_t)(mt_get32(pkts[0] + 4) + 160 * k));
+        assert_int_equal(mt_get32(p + 8), ssrc);
         assert_memory_equal(p + 12, frames[k], 160);
     }
 }
@@ -266,11 +209,11 @@ static void test_play_alaw_twice(void **state)
                                        (struct sockaddr *)&fx->rx_addr,
                                        sizeof fx->rx_addr, G711_PT_PCMA,
                                        &clip, 1, 2), 0);
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(clip->refs, 2); /* the stream holds one */
     run_until_done(fx);
     /* Six packets due at 0..100 ms: the last one 100 ms after the first. */
-    assert_in_range(now_ms() - t0, 95, 1000);
+    assert_in_range(clock_mono_ms() - t0, 95, 1000);
     assert_int_equal(fx->done_calls, 1);
     assert_int_equal(fx->done_error, 0);
     assert_ptr_equal(fx->done_owner, &owners[0]);
@@ -320,9 +263,9 @@ static void test_play_ulaw_list(void **state)
     /* The stream can play again (issue 14's `then`): the same stream for
      * the callee, SSRC and sequence going on, the timestamp at least one
      * frame on; a marker starts the new talkspurt. */
-    uint32_t ssrc = get32(pkts[0] + 8);
-    uint16_t seq = get16(pkts[4] + 2);
-    uint32_t ts = get32(pkts[4] + 4);
+    uint32_t ssrc = mt_get32(pkts[0] + 8);
+    uint16_t seq = mt_get16(pkts[4] + 2);
+    uint32_t ts = mt_get32(pkts[4] + 4);
     assert_int_equal(media_stream_play(fx->streams[1],
                                        (struct sockaddr *)&fx->rx_addr,
                                        sizeof fx->rx_addr, G711_PT_PCMU,
@@ -331,10 +274,10 @@ static void test_play_ulaw_list(void **state)
     assert_int_equal(fx->done_calls, 1);
     assert_int_equal(receive_all(fx, pkts, lens, 16), 1);
     assert_int_equal(pkts[0][1], 0x80 | G711_PT_PCMU);
-    assert_int_equal(get32(pkts[0] + 8), ssrc);
-    assert_int_equal(get16(pkts[0] + 2), (uint16_t)(seq + 1));
-    assert_true(get32(pkts[0] + 4) - ts >= 160);
-    assert_true(get32(pkts[0] + 4) - ts < 8000 * 5);
+    assert_int_equal(mt_get32(pkts[0] + 8), ssrc);
+    assert_int_equal(mt_get16(pkts[0] + 2), (uint16_t)(seq + 1));
+    assert_true(mt_get32(pkts[0] + 4) - ts >= 160);
+    assert_true(mt_get32(pkts[0] + 4) - ts < 8000 * 5);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(clips[i]->refs, 1);
         prompt_clip_unref(clips[i]);
@@ -351,7 +294,7 @@ static void test_pacing_catches_up(void **state)
     uint64_t t0;
 
     open_stream(fx, 0, &port);
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(media_stream_play(fx->streams[0],
                                        (struct sockaddr *)&fx->rx_addr,
                                        sizeof fx->rx_addr, G711_PT_PCMA,
@@ -360,7 +303,7 @@ static void test_pacing_catches_up(void **state)
      * the stream still ends on schedule (packet 9 due at 180 ms). */
     usleep(100 * 1000);
     run_until_done(fx);
-    assert_in_range(now_ms() - t0, 178, 400);
+    assert_in_range(clock_mono_ms() - t0, 178, 400);
     assert_int_equal(receive_all(fx, pkts, lens, 16), 10);
     prompt_clip_unref(clip);
 }
@@ -652,7 +595,7 @@ static void test_hold_resume(void **state)
     /* Before the play: the stream's clock starts there, so the ~400 ms
      * below are measured from the same instant (taken after the calls,
      * a slow machine made it look short). */
-    uint64_t t0 = now_ms();
+    uint64_t t0 = clock_mono_ms();
     assert_int_equal(media_stream_play(fx->streams[0],
                                        (struct sockaddr *)&fx->rx_addr,
                                        sizeof fx->rx_addr, G711_PT_PCMA,
@@ -663,7 +606,7 @@ static void test_hold_resume(void **state)
     evtimer_add(ev, &tv);
     run_until_done(fx);
     /* the clock ran through the hold: 400 ms in all, not 400 + hold */
-    assert_in_range(now_ms() - t0, 380, 1000);
+    assert_in_range(clock_mono_ms() - t0, 380, 1000);
     assert_int_equal(fx->done_calls, 1);
     assert_int_equal(fx->done_error, 0);
     size_t n = receive_all(fx, pkts, lens, 32);
@@ -677,13 +620,13 @@ static void test_hold_resume(void **state)
     assert_in_range(n - r, 5, 14); /* frames after ~200 ms, not all 20 */
     size_t first = 20 - (n - r);   /* the frame the clock had reached */
     if (r > 0) /* no sequence number spent during the hold */
-        assert_int_equal(get16(pkts[r] + 2),
-                         (uint16_t)(get16(pkts[r - 1] + 2) + 1));
+        assert_int_equal(mt_get16(pkts[r] + 2),
+                         (uint16_t)(mt_get16(pkts[r - 1] + 2) + 1));
     for (size_t k = r; k < n; k++) {
-        assert_int_equal(get16(pkts[k] + 2),
-                         (uint16_t)(get16(pkts[r] + 2) + (k - r)));
-        assert_int_equal(get32(pkts[k] + 4),
-                         (uint32_t)(get32(pkts[r] + 4) + 160 * (k - r)));
+        assert_int_equal(mt_get16(pkts[k] + 2),
+                         (uint16_t)(mt_get16(pkts[r] + 2) + (k - r)));
+        assert_int_equal(mt_get32(pkts[k] + 4),
+                         (uint32_t)(mt_get32(pkts[r] + 4) + 160 * (k - r)));
         assert_memory_equal(pkts[k] + 12, clip->alaw + (first + k - r) * 160,
                             160);
     }

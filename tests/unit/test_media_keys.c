@@ -5,7 +5,8 @@
  * type never reach user space (the read counter); hostile packets are
  * dropped and counted; in-band DTMF in PCMA audio gives keys;
  * media_stop_play ends a play early with its figures; playing again
- * continues the stream; closing a listening stream frees it. */
+ * continues the stream; closing a listening stream frees it, and the
+ * thread's other listening streams go on being read. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 
 #include "g711.h"
 #include "media.h"
+#include "mediatest.h"
 
 #define TE_PT 101
 
@@ -46,29 +48,6 @@ struct fixture {
 };
 
 static struct fixture *the_fx;
-
-/* A port range free right now, from a pid-dependent base. */
-static uint16_t free_range(void)
-{
-    for (unsigned k = 0; k < 200; k++) {
-        uint16_t base = (uint16_t)(30000 + ((unsigned)getpid() * 8 + k * 8) %
-                                               20000);
-        int ok = 1;
-        base &= (uint16_t)~1u;
-        for (uint16_t p = base; p < base + 4 && ok; p++) {
-            int fd = socket(AF_INET, SOCK_DGRAM, 0);
-            struct sockaddr_in a = {.sin_family = AF_INET,
-                                    .sin_port = htons(p)};
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-            close(fd);
-        }
-        if (ok)
-            return base;
-    }
-    fail_msg("no free port range");
-    return 0;
-}
 
 static void on_done(void *owner, int error, const struct media_figures *f)
 {
@@ -92,8 +71,7 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
     char err[128];
-    socklen_t len = sizeof fx->tx_addr;
-    uint16_t min = free_range();
+    uint16_t min = mt_free_range(30000, 20000, 8, 4);
 
     the_fx = fx;
     fx->base = event_base_new();
@@ -102,13 +80,7 @@ static int setup(void **state)
     assert_non_null(fx->m);
     fx->s = media_stream_open(fx->m, fx, on_done, &fx->port, err, sizeof err);
     assert_non_null(fx->s);
-    fx->tx = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    fx->tx_addr.sin_family = AF_INET;
-    fx->tx_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fx->tx, (struct sockaddr *)&fx->tx_addr,
-                          sizeof fx->tx_addr), 0);
-    assert_int_equal(getsockname(fx->tx, (struct sockaddr *)&fx->tx_addr,
-                                 &len), 0);
+    fx->tx = mt_udp_socket(&fx->tx_addr);
     fx->to.sin_family = AF_INET;
     fx->to.sin_port = htons(fx->port);
     fx->to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -258,19 +230,6 @@ static void test_inband(void **state)
     assert_memory_equal(fx->keys, "59", 2);
 }
 
-static struct prompt_clip *make_clip(size_t n_frames)
-{
-    struct prompt_clip *c = calloc(1, sizeof *c);
-    size_t n = n_frames * PROMPT_FRAME_SAMPLES;
-    c->path = strdup("test");
-    c->n_frames = n_frames;
-    c->pcm = calloc(n + 1, sizeof *c->pcm);
-    c->alaw = calloc(n + 1, 1);
-    c->ulaw = calloc(n + 1, 1);
-    c->refs = 1;
-    return c;
-}
-
 static void stop_later(evutil_socket_t fd, short what, void *arg)
 {
     struct fixture *fx = arg;
@@ -280,24 +239,13 @@ static void stop_later(evutil_socket_t fd, short what, void *arg)
     assert_int_equal(media_stop_play(fx->s), 0); /* once is enough */
 }
 
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Stop a 2 s prompt after ~200 ms: on_done at once with the figures so
  * far; a key while idle still comes; playing `then` continues the stream
  * and ends with its own figures. */
 static void test_stop_and_then(void **state)
 {
     struct fixture *fx = *state;
-    struct prompt_clip *longc = make_clip(100), *thenc = make_clip(3);
+    struct prompt_clip *longc = mt_clip(100), *thenc = mt_clip(3);
     uint8_t pkts[128][200];
     size_t n = 0;
     uint16_t seq = 1;
@@ -327,8 +275,8 @@ static void test_stop_and_then(void **state)
     while (n < 128 && (len = recv(fx->tx, pkts[n], sizeof pkts[n], 0)) > 0)
         n++;
     assert_true(n >= 5 && n < 60);
-    uint32_t ssrc = get32(pkts[n - 1] + 8), ts = get32(pkts[n - 1] + 4);
-    uint16_t last = get16(pkts[n - 1] + 2);
+    uint32_t ssrc = mt_get32(pkts[n - 1] + 8), ts = mt_get32(pkts[n - 1] + 4);
+    uint16_t last = mt_get16(pkts[n - 1] + 2);
     fx->done_calls = 0;
     assert_int_equal(media_stream_play(fx->s, (struct sockaddr *)&fx->tx_addr,
                                        sizeof fx->tx_addr, G711_PT_PCMA,
@@ -341,10 +289,10 @@ static void test_stop_and_then(void **state)
     while (n < 128 && (len = recv(fx->tx, pkts[n], sizeof pkts[n], 0)) > 0)
         n++;
     assert_int_equal(n, 3);
-    assert_int_equal(get32(pkts[0] + 8), ssrc);
-    assert_int_equal(get16(pkts[0] + 2), (uint16_t)(last + 1));
+    assert_int_equal(mt_get32(pkts[0] + 8), ssrc);
+    assert_int_equal(mt_get16(pkts[0] + 2), (uint16_t)(last + 1));
     assert_int_equal(pkts[0][1] & 0x80, 0x80);
-    assert_true(get32(pkts[0] + 4) - ts >= 160);
+    assert_true(mt_get32(pkts[0] + 4) - ts >= 160);
     prompt_clip_unref(longc);
     prompt_clip_unref(thenc);
 }
@@ -371,6 +319,49 @@ static void test_close_listening(void **state)
                      -1); /* nothing to listen for */
 }
 
+/* Two streams listening on one media thread, one of them closed, over
+ * and over at varying points of the thread's polling round: the other
+ * still hears its keys each time (the thread's list of listening streams
+ * and its place in it stay right when a stream leaves; ASan sees any read
+ * of a stream after its STOP let it be freed). */
+static void test_close_one_of_two(void **state)
+{
+    struct fixture *fx = *state;
+    char err[128];
+    uint16_t seq = 1, port2;
+
+    for (int i = 0; i < 12; i++) {
+        struct media_stream *s2 =
+            media_stream_open(fx->m, fx, on_done, &port2, err, sizeof err);
+        assert_non_null(s2);
+        assert_int_equal(media_keys(fx->s, TE_PT, false, G711_PT_PCMA,
+                                    on_key), 0);
+        assert_int_equal(media_keys(s2, TE_PT, false, G711_PT_PCMA, on_key),
+                         0);
+        run(fx, 99, 7 + 4 * i); /* somewhere in the round */
+        media_stream_close(fx->s);
+        fx->s = NULL;
+        run(fx, 99, 3 + 5 * (i % 3));
+        struct sockaddr_in to2 = fx->to;
+        to2.sin_port = htons(port2);
+        fx->to = to2;
+        fx->n_keys = 0;
+        press(fx, &seq, 800u * (unsigned)(i + 1), (uint8_t)(i % 10));
+        run(fx, 1, 2000);
+        assert_int_equal(fx->n_keys, 1);
+        assert_int_equal(fx->keys[0], '0' + i % 10);
+        /* s2 becomes the fixture's stream; the pair s1 held is free again */
+        fx->s = s2;
+        fx->port = port2;
+        media_stream_close(fx->s);
+        fx->s = media_stream_open(fx->m, fx, on_done, &fx->port, err,
+                                  sizeof err);
+        assert_non_null(fx->s);
+        fx->to.sin_port = htons(fx->port);
+        run(fx, 99, 5);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -379,6 +370,7 @@ int main(void)
         T(test_inband),
         T(test_stop_and_then),
         T(test_close_listening),
+        T(test_close_one_of_two),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -382,6 +382,16 @@ static void test_roots(void **state)
     expect_error(fx, r1, RPC_INVALID_PARAMS);
     tu_path(p, sizeof p, r1, "none.wav");
     expect_error(fx, p, RPC_NOT_FOUND);
+    /* A missing name outside every root is "outside", not "not found":
+     * which files exist there is not told. */
+    tu_path(p, sizeof p, fx->base, "none.wav");
+    expect_error(fx, p, RPC_INVALID_PARAMS);
+    snprintf(p, sizeof p, "%s/../none.wav", r1);
+    expect_error(fx, p, RPC_INVALID_PARAMS);
+    snprintf(p, sizeof p, "%s/./sub/../none.wav", r1);
+    expect_error(fx, p, RPC_NOT_FOUND);
+    snprintf(p, sizeof p, "%s//nodir/none.wav", r1);
+    expect_error(fx, p, RPC_NOT_FOUND);
     /* A symlink inside a root that leads out: refused on its real path. */
     tu_path(link, sizeof link, r1, "esc.wav");
     tu_path(target, sizeof target, fx->base, "x.wav");
