@@ -162,9 +162,6 @@ int calls_send_invite(struct call *c, const struct api_construct *a, int dest,
 
 /* ---- failover.c: moving a call along its to_uri list ------------------- */
 
-/* A new call keeps a's from and to_uri entries for failover, dest the
- * entry it dials (nothing kept with a single entry). 0 or -1 (memory). */
-int calls_route_keep(struct call *c, const struct api_construct *a, int dest);
 /* struct call_env's entry_left and next_target (table: the calls). */
 bool calls_route_entry_left(void *table, const struct call *c);
 int calls_route_next_target(void *table, struct call *c, int status,

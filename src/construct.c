@@ -257,6 +257,29 @@ int calls_send_invite(struct call *c, const struct api_construct *a, int dest,
     return rc;
 }
 
+/* A new call keeps a's from and to_uri entries for failover (failover.c
+ * reads them; call.c frees them with the call), dest the entry it dials
+ * (nothing kept with a single entry). 0 or -1 (memory). */
+static int calls_route_keep(struct call *c, const struct api_construct *a,
+                            int dest)
+{
+    c->route.entry = (size_t)dest;
+    if ((size_t)dest + 1 >= a->n_to)
+        return 0; /* nothing after it: no failover, nothing to keep */
+    struct api_construct *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return -1;
+    d->from_given = a->from_given;
+    d->from_anonymous = a->from_anonymous;
+    d->from = a->from;
+    memcpy(d->to, a->to, a->n_to * sizeof a->to[0]);
+    d->n_to = a->n_to;
+    d->play_repeat = a->play_repeat;
+    d->max_ring_seconds = a->max_ring_seconds;
+    c->route.dial = d;
+    return 0;
+}
+
 /* Places the checked construct with its prompts loaded (the plan's clips
  * move into the call): RTP port, timers, the table, the ledger, the
  * INVITE. NULL with err and nothing changed otherwise. */

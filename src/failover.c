@@ -1,6 +1,7 @@
 /* failover: moving a call along its to_uri list (part of the calls_
- * module; issue 13, "Routing"). Owns a call's kept to_uri list (struct
- * call_route: the construct's from and to entries, the entries tried),
+ * module; issue 13, "Routing"). Reads a call's kept to_uri list (struct
+ * call_route: the construct's from and to entries, kept by construct.c,
+ * freed with the call by call.c) and owns the entries tried,
  * the decision inputs the state machine reads (is an entry left?), and
  * the move itself: the per-gateway counts, the failover metric and log
  * line, a new SIP Call-ID, the ledger's record of the new attempt and the
@@ -14,25 +15,6 @@
 
 #include "log.h"
 #include "uri.h"
-
-int calls_route_keep(struct call *c, const struct api_construct *a, int dest)
-{
-    c->route.entry = (size_t)dest;
-    if ((size_t)dest + 1 >= a->n_to)
-        return 0; /* nothing after it: no failover, nothing to keep */
-    struct api_construct *d = calloc(1, sizeof *d);
-    if (d == NULL)
-        return -1;
-    d->from_given = a->from_given;
-    d->from_anonymous = a->from_anonymous;
-    d->from = a->from;
-    memcpy(d->to, a->to, a->n_to * sizeof a->to[0]);
-    d->n_to = a->n_to;
-    d->play_repeat = a->play_repeat;
-    d->max_ring_seconds = a->max_ring_seconds;
-    c->route.dial = d;
-    return 0;
-}
 
 /* The next entry for c with capacity and usable, its gateway in *gw; -1
  * none. c's own slot counts as free: it leaves its gateway either way. */
