@@ -235,6 +235,26 @@ static void prompt_lexical(const char *name, char *out)
         strcpy(out, "/");
 }
 
+/* The next entry of the comma-separated roots list at *p into root
+ * (PATH_MAX), spaces trimmed; false at the end. Empty and over-long
+ * entries are skipped. */
+static bool prompt_root_next(const char **p, char *root)
+{
+    while (**p) {
+        const char *q = *p + strspn(*p, " ");
+        size_t len = strcspn(q, ",");
+        *p = q + len + (q[len] == ',');
+        while (len > 0 && q[len - 1] == ' ')
+            len--;
+        if (len > 0 && len < PATH_MAX) {
+            memcpy(root, q, len);
+            root[len] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Whether the absolute name lies inside one of the roots by its text
  * (against each root as written and as resolved). Used for a name that
  * does not exist: "not found" is said only inside the roots, so a client
@@ -242,27 +262,16 @@ static void prompt_lexical(const char *name, char *out)
 static bool prompt_named_inside(const struct prompt_cache *pc,
                                 const char *name)
 {
-    char norm[PATH_MAX];
+    char norm[PATH_MAX], root[PATH_MAX], root_norm[PATH_MAX];
 
     prompt_lexical(name, norm);
-    for (const char *p = pc->roots; *p;) {
-        char root[PATH_MAX], root_norm[PATH_MAX];
-        p += strspn(p, " ");
-        size_t len = strcspn(p, ",");
-        while (len > 0 && p[len - 1] == ' ')
-            len--;
-        if (len > 0 && len < sizeof root) {
-            memcpy(root, p, len);
-            root[len] = '\0';
-            prompt_lexical(root, root_norm);
-            if (prompt_inside(norm, root_norm, strlen(root_norm)))
-                return true;
-            if (realpath(root, root_norm) &&
-                prompt_inside(norm, root_norm, strlen(root_norm)))
-                return true;
-        }
-        p += strcspn(p, ",");
-        p += *p == ',';
+    for (const char *p = pc->roots; prompt_root_next(&p, root);) {
+        prompt_lexical(root, root_norm);
+        if (prompt_inside(norm, root_norm, strlen(root_norm)))
+            return true;
+        if (realpath(root, root_norm) &&
+            prompt_inside(norm, root_norm, strlen(root_norm)))
+            return true;
     }
     return false;
 }
@@ -293,22 +302,11 @@ static int prompt_resolve_rooted(struct prompt_cache *pc, const char *name,
                         "play_content: cannot open %s: %s", name,
                         strerror(saved));
     }
-    for (const char *p = pc->roots; *p;) {
-        char root[PATH_MAX], root_real[PATH_MAX];
-        p += strspn(p, " ");
-        size_t len = strcspn(p, ",");
-        while (len > 0 && p[len - 1] == ' ')
-            len--;
-        if (len > 0 && len < sizeof root) {
-            memcpy(root, p, len);
-            root[len] = '\0';
-            if (realpath(root, root_real) &&
-                prompt_inside(real, root_real, strlen(root_real)))
-                return 0;
-        }
-        p += strcspn(p, ",");
-        p += *p == ',';
-    }
+    char root[PATH_MAX], root_real[PATH_MAX];
+    for (const char *p = pc->roots; prompt_root_next(&p, root);)
+        if (realpath(root, root_real) &&
+            prompt_inside(real, root_real, strlen(root_real)))
+            return 0;
     return rpc_fail(err, RPC_INVALID_PARAMS,
                     "play_content: %s is outside the prompt roots", name);
 }
