@@ -50,8 +50,8 @@ struct journal {
     uint64_t max_bytes;        /* retention: total size of all segments */
     uint64_t max_age;          /* retention: seconds since a segment's last append */
     uint64_t seg_max;          /* rotate once the newest segment reaches this */
-    bool unsynced;             /* records written since the last fdatasync */
-    uint64_t unsynced_records; /* ... how many (not on disk yet) */
+    uint64_t unsynced_records; /* written since the last fdatasync (not
+                                  on disk yet); 0: nothing to sync */
     journal_sync_fn on_sync;   /* journal_set_sync_hook; NULL: none */
     void *on_sync_arg;
     struct seqmark mark;       /* seq high-water mark file */
@@ -108,8 +108,8 @@ uint64_t journal_take_seq(struct journal *j);
 int journal_append(struct journal *j, int64_t now, uint64_t seq,
                    const char *data, size_t len);
 /* journal_append without the sync: the record is written (one write(2))
- * and j->unsynced set. The caller must journal_sync before anyone may see
- * the event (the server syncs once per loop iteration: group commit). */
+ * and counted in j->unsynced_records. The caller must journal_sync before
+ * anyone may see the event (the server syncs once per loop iteration: group commit). */
 int journal_write(struct journal *j, int64_t now, uint64_t seq,
                   const char *data, size_t len);
 /* fdatasync of what journal_write left unsynced; 0 if nothing was. */

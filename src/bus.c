@@ -280,7 +280,7 @@ static void bus_pump(struct bus *b)
     if (!b->ready || !rlink_up(b->link) || b->inflight > 0 ||
         b->cur.after >= b->j->last_seq || b->caught == b->j->last_seq)
         return;
-    if (b->j->unsynced && journal_sync(b->j) < 0)
+    if (b->j->unsynced_records > 0 && journal_sync(b->j) < 0)
         return; /* the server's group commit logs it */
     uint64_t lost, first = journal_first_seq(b->j);
     uint64_t after = bus_resume_after(b->cur.after, first, &lost);

@@ -56,14 +56,14 @@ static void conn_check_output(struct conn *c)
 
 bool conns_unsynced(const struct conns *set)
 {
-    return set->deps.journal->unsynced || set->deps.ledger->unsynced ||
+    return set->deps.journal->unsynced_records > 0 || set->deps.ledger->unsynced ||
            (set->deps.reqkeys != NULL && set->deps.reqkeys->unsynced);
 }
 
 /* Syncs the journal and the ledger, then releases every held line. */
 void conns_sync(struct conns *set)
 {
-    if (set->deps.journal->unsynced && journal_sync(set->deps.journal) < 0)
+    if (set->deps.journal->unsynced_records > 0 && journal_sync(set->deps.journal) < 0)
         log_error("journal: fdatasync: %s; events sent anyway",
                   strerror(errno));
     if (set->deps.ledger->unsynced && ledger_sync(set->deps.ledger) < 0)

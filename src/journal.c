@@ -68,7 +68,6 @@ static int journal_fdatasync(struct journal *j)
     int rc = fdatasync(j->fd);
     int saved = errno;
     double took = (double)(clock_mono_ns() - t0) / 1e9;
-    j->unsynced = false;
     j->unsynced_records = 0;
     if (j->on_sync != NULL)
         j->on_sync(j->on_sync_arg, took, rc < 0);
@@ -104,12 +103,11 @@ static int seg_open_append(struct journal *j, uint64_t first, bool create)
     if (j->fd >= 0) {
         /* Records written but not yet synced go to disk before their
          * descriptor does. */
-        if (j->unsynced && journal_fdatasync(j) < 0)
+        if (j->unsynced_records > 0 && journal_fdatasync(j) < 0)
             log_error("journal %s: fdatasync before rotation: %s", j->dir,
                       strerror(errno));
         close(j->fd);
     }
-    j->unsynced = false;
     j->unsynced_records = 0;
     j->fd = fd;
     return 0;
@@ -328,10 +326,9 @@ int journal_open(struct journal *j, const char *dir, uint64_t max_bytes,
 
 void journal_close(struct journal *j)
 {
-    if (j->unsynced && j->fd >= 0 && fdatasync(j->fd) < 0)
+    if (j->unsynced_records > 0 && j->fd >= 0 && fdatasync(j->fd) < 0)
         log_error("journal %s: fdatasync at close: %s", j->dir,
                   strerror(errno));
-    j->unsynced = false;
     j->unsynced_records = 0;
     /* Nothing above last_seq went out: a clean restart need skip none. */
     if (j->mark.fd >= 0 && j->reserved > j->last_seq &&
@@ -402,7 +399,7 @@ int journal_append(struct journal *j, int64_t now, uint64_t seq,
 
 int journal_sync(struct journal *j)
 {
-    if (!j->unsynced || j->fd < 0)
+    if (j->unsynced_records == 0 || j->fd < 0)
         return 0;
     return journal_fdatasync(j);
 }
@@ -459,7 +456,6 @@ int journal_write(struct journal *j, int64_t now, uint64_t seq,
     }
     s->bytes += n;
     s->newest = now;
-    j->unsynced = true;
     j->unsynced_records++;
     /* Cheap (stops at the first segment to keep), so every append
      * enforces age too, not just rotations. */
