@@ -361,9 +361,9 @@ static int add_journal(struct evbuffer *out, const struct metrics *m,
                   "Last event seq handed out.", v->journal_last_seq);
     rc |= add_u64(out, "ctid_journal_unsynced_events", "gauge",
                   "Events written to the journal and not yet fdatasync'ed. "
-                  "No one sees an event before its sync: 0 after every "
-                  "group commit, above 0 only while events wait for no "
-                  "receiver.", v->journal_unsynced);
+                  "Every journaled event is synced in the loop turn that "
+                  "wrote it, so this is 0 between turns; above 0 only "
+                  "while the syncs are stuck.", v->journal_unsynced);
     rc |= add_histogram(out, &(struct metrics_hist_view){
         .name = "ctid_journal_sync_seconds",
         .help = "Duration of each fdatasync of journaled events (the "
